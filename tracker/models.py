@@ -199,6 +199,9 @@ class Recommendation(models.Model):
     def __str__(self):
         return f"{self.code}: {self.title}"
 
+    def get_absolute_url(self):
+        return reverse("admin:tracker_recommendation_change", args=[self.pk])
+
     def clean(self):
         if self.parent_id is None:
             return
@@ -211,9 +214,6 @@ class Recommendation(models.Model):
             if ancestor.pk == self.pk:
                 raise ValidationError({"parent": "This would make a cycle of parents."})
             ancestor = ancestor.parent
-
-    def get_absolute_url(self):
-        return reverse("admin:tracker_recommendation_change", args=[self.pk])
 
     @property
     def progress_weight(self):
