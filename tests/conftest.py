@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from tests.factories import AgencyFactory, UserFactory
+
+# The shared seed documents sit beside the repository on developer machines and in CI.
+SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+
+
+@pytest.fixture
+def seeds_dir():
+    if not SEEDS_DIR.is_dir():
+        pytest.skip(f"seed documents not found at {SEEDS_DIR}")
+    return SEEDS_DIR
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="admin", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def editor(db):
+    """Staff who record status changes and evidence."""
+    user = UserFactory(username="editor", is_staff=True)
+    codenames = [
+        "view_recommendation",
+        "change_recommendation",
+        "view_statuschange",
+        "add_statuschange",
+        "view_evidence",
+        "add_evidence",
+        "change_evidence",
+    ]
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+@pytest.fixture
+def viewer(db):
+    """Staff who may look but not write."""
+    user = UserFactory(username="viewer", is_staff=True)
+    codenames = ["view_recommendation", "view_statuschange", "view_evidence"]
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+@pytest.fixture
+def uscis(db):
+    return AgencyFactory(name="U.S. Citizenship and Immigration Services", acronym="USCIS")
+
+
+@pytest.fixture
+def congress(db):
+    return AgencyFactory(name="Congress", acronym="Congress")

@@ -1,0 +1,148 @@
+"""Status as of any date, reconstructed from the history, and progress roll-ups."""
+
+import datetime
+
+import pytest
+
+from tests.factories import AgencyFactory, DocumentFactory, RecommendationFactory
+from tracker.models import Ownership, Recommendation
+from tracker.progress import (
+    progress_by_agency,
+    progress_by_document,
+    progress_of_recommendation,
+    rolled_up_progress,
+    status_as_of,
+)
+
+Status = Recommendation.Status
+pytestmark = pytest.mark.django_db
+
+
+def day(month, date=1, year=2024):
+    return datetime.date(year, month, date)
+
+
+@pytest.fixture
+def history():
+    """Two recommendations with a history that includes a backdated entry and a correction."""
+    first, second = RecommendationFactory(), RecommendationFactory()
+    first.record_status(Status.IN_PROGRESS, effective_on=day(2), rationale="Announced.")
+    first.record_status(Status.IMPLEMENTED, effective_on=day(5), rationale="Rule final.")
+    first.record_status(Status.PARTIAL, effective_on=day(5), rationale="Correction: partial.")
+    first.record_status(Status.REVERSED, effective_on=day(9), rationale="Rescinded.")
+    second.record_status(Status.STALLED, effective_on=day(4), rationale="Talks stalled.")
+    second.record_status(Status.IN_PROGRESS, effective_on=day(3), rationale="Backdated entry.")
+    return first, second
+
+
+def test_status_as_of_replays_the_history_day_by_day(history):
+    first, second = history
+    expected = {
+        day(1): ("not_started", "not_started"),
+        day(2): ("in_progress", "not_started"),
+        day(3): ("in_progress", "in_progress"),
+        day(4): ("in_progress", "stalled"),
+        day(5): ("partial", "stalled"),
+        day(8, 31): ("partial", "stalled"),
+        day(9): ("reversed", "stalled"),
+    }
+    for on, (first_status, second_status) in expected.items():
+        statuses = status_as_of(on)
+        assert (statuses[first.pk], statuses[second.pk]) == (first_status, second_status), on
+
+
+def test_status_as_of_today_agrees_with_the_current_status(history):
+    statuses = status_as_of(datetime.date.today())
+    for recommendation in Recommendation.objects.all():
+        assert statuses[recommendation.pk] == recommendation.status
+
+
+def test_status_as_of_is_one_query(history, django_assert_num_queries):
+    RecommendationFactory.create_batch(5)
+    with django_assert_num_queries(1):
+        statuses = status_as_of(day(6))
+    assert len(statuses) == 7
+
+
+def test_a_parent_progress_is_the_weighted_average_of_its_children():
+    rows = [
+        (1, None, 1, "not_started"),
+        (2, 1, 1, "implemented"),
+        (3, 1, 1, "partial"),
+        (4, 1, 2, "not_started"),
+        (5, None, 1, "in_progress"),
+    ]
+    progress = rolled_up_progress(rows)
+    assert progress[1] == pytest.approx((1 + 0.5 + 0) / 4)
+    assert progress[5] == 0.25
+
+
+def test_roll_up_goes_down_any_depth():
+    rows = [(1, None, 1, "implemented"), (2, 1, 1, "implemented"), (3, 2, 1, "partial")]
+    assert rolled_up_progress(rows)[1] == 0.5
+
+
+def test_recommendation_two_is_forty_percent_done_from_its_bullets():
+    document = DocumentFactory()
+    parent = RecommendationFactory(document=document)
+    statuses = [Status.IMPLEMENTED, Status.PARTIAL, Status.IN_PROGRESS, Status.IN_PROGRESS]
+    for status in statuses:
+        child = RecommendationFactory(document=document, parent=parent)
+        child.record_status(status, effective_on=day(6), rationale="Seen.")
+    RecommendationFactory(document=document, parent=parent)  # not started
+    assert progress_of_recommendation(parent) == pytest.approx(0.4)
+
+
+def test_document_progress_counts_every_status_and_averages_top_level():
+    document = DocumentFactory()
+    done = RecommendationFactory(document=document)
+    done.record_status(Status.IMPLEMENTED, effective_on=day(3), rationale="Done.")
+    parent = RecommendationFactory(document=document)
+    half = RecommendationFactory(document=document, parent=parent)
+    half.record_status(Status.PARTIAL, effective_on=day(4), rationale="Half.")
+    RecommendationFactory(document=document, parent=parent)
+    other_document = DocumentFactory()
+
+    summaries = progress_by_document([document.pk, other_document.pk])
+    summary = summaries[document.pk]
+    assert summary.counts["implemented"] == 1
+    assert summary.counts["partial"] == 1
+    assert summary.counts["not_started"] == 2
+    assert summary.total == 4
+    assert summary.progress == pytest.approx((1 + 0.25) / 2)
+    assert summary.percent == 62
+    assert summaries[other_document.pk].total == 0
+
+    earlier = progress_by_document([document.pk], on=day(3, 15))[document.pk]
+    assert earlier.counts["implemented"] == 1
+    assert earlier.progress == pytest.approx(0.5)
+
+
+def test_drafts_can_be_left_out_of_progress():
+    document = DocumentFactory()
+    RecommendationFactory(document=document, is_published=False)
+    published = RecommendationFactory(document=document)
+    published.record_status(Status.IMPLEMENTED, effective_on=day(3), rationale="Done.")
+    summary = progress_by_document([document.pk], published_only=True)[document.pk]
+    assert summary.total == 1
+    assert summary.progress == 1
+
+
+def test_agency_progress_covers_lead_and_supporting_roles():
+    agency = AgencyFactory()
+    led = RecommendationFactory(lead=agency)
+    led.record_status(Status.IMPLEMENTED, effective_on=day(3), rationale="Done.")
+    supported = RecommendationFactory()
+    Ownership.objects.create(recommendation=supported, agency=agency, role="supporting")
+    RecommendationFactory()  # someone else's
+    summary = progress_by_agency([agency.pk])[agency.pk]
+    assert summary.total == 2
+    assert summary.progress == 0.5
+
+
+def test_document_progress_queries_do_not_grow_with_documents(django_assert_num_queries):
+    documents = DocumentFactory.create_batch(6)
+    for document in documents:
+        RecommendationFactory.create_batch(3, document=document)
+    with django_assert_num_queries(2):
+        progress_by_document([d.pk for d in documents], on=day(6))

@@ -1,0 +1,386 @@
+"""The staff's workspace: documents, recommendations, owners, evidence and status history."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminDateWidget, FilteredSelectMultiple
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Prefetch
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+
+from .models import (
+    Agency,
+    Document,
+    Evidence,
+    Ownership,
+    Publisher,
+    Recommendation,
+    StatusChange,
+    Theme,
+)
+from .progress import progress_by_agency, progress_by_document, progress_of_recommendation
+
+
+def describe_counts(summary):
+    """'3 implemented · 2 in progress' for the statuses present, in vocabulary order."""
+    labels = dict(Recommendation.Status.choices)
+    parts = [f"{n} {labels[code].lower()}" for code, n in summary.counts.items() if n]
+    return " · ".join(parts) or "no recommendations"
+
+
+def csv_response(recommendations, filename):
+    from . import importing  # TEMPORARY until importing.py lands
+
+    response = HttpResponse(importing.export_csv(recommendations), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class ProgressColumnsMixin:
+    """Show counts by status and % progress on a changelist, computed for the page at once."""
+
+    progress_function = None
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        rows = list(changelist.result_list)  # evaluated once; the template reuses these rows
+        summaries = self.progress_function([row.pk for row in rows])
+        for row in rows:
+            row.progress_summary = summaries[row.pk]
+        return changelist
+
+    @admin.display(description="By status")
+    def counts_by_status(self, obj):
+        return describe_counts(obj.progress_summary)
+
+    @admin.display(description="Progress")
+    def progress_percent(self, obj):
+        return f"{obj.progress_summary.percent}%"
+
+
+@admin.register(Publisher)
+class PublisherAdmin(admin.ModelAdmin):
+    list_display = ["name", "acronym", "document_count"]
+    search_fields = ["name", "acronym"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(document_count=Count("documents"))
+
+    @admin.display(description="Documents", ordering="document_count")
+    def document_count(self, obj):
+        return obj.document_count
+
+
+@admin.register(Agency)
+class AgencyAdmin(ProgressColumnsMixin, admin.ModelAdmin):
+    progress_function = staticmethod(progress_by_agency)
+    list_display = ["name", "acronym", "kind", "parent", "counts_by_status", "progress_percent"]
+    list_filter = ["kind"]
+    list_select_related = ["parent"]
+    search_fields = ["name", "acronym", "aliases"]
+    autocomplete_fields = ["parent"]
+    prepopulated_fields = {"slug": ["acronym"]}
+
+
+@admin.register(Theme)
+class ThemeAdmin(admin.ModelAdmin):
+    list_display = ["name", "recommendation_count"]
+    search_fields = ["name"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(recommendation_count=Count("recommendations"))
+
+    @admin.display(description="Recommendations", ordering="recommendation_count")
+    def recommendation_count(self, obj):
+        return obj.recommendation_count
+
+
+@admin.register(Document)
+class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
+    progress_function = staticmethod(progress_by_document)
+    list_display = [
+        "title",
+        "code",
+        "publisher",
+        "kind",
+        "published_on",
+        "counts_by_status",
+        "progress_percent",
+    ]
+    list_filter = ["kind", "publisher"]
+    list_select_related = ["publisher"]
+    search_fields = ["title", "code", "author", "summary"]
+    autocomplete_fields = ["publisher", "addressee"]
+    date_hierarchy = "published_on"
+    actions = ["export_recommendations_csv"]
+
+    @admin.action(description="Export recommendations of selected documents as CSV")
+    def export_recommendations_csv(self, request, queryset):
+        recommendations = Recommendation.objects.filter(document__in=queryset)
+        return csv_response(recommendations, "recommendations.csv")
+
+
+class OwnershipInline(admin.TabularInline):
+    model = Ownership
+    extra = 0
+    autocomplete_fields = ["agency"]
+
+
+class EvidenceLinkInline(admin.TabularInline):
+    model = Evidence.recommendations.through
+    extra = 0
+    autocomplete_fields = ["evidence"]
+    verbose_name = "linked evidence"
+    verbose_name_plural = "linked evidence"
+
+
+class StatusHistoryInline(admin.TabularInline):
+    """The append-only history, newest first: read here, added through "Record status change"."""
+
+    model = StatusChange
+    extra = 0
+    fields = [
+        "effective_on",
+        "status",
+        "rationale",
+        "evidence_titles",
+        "recorded_by",
+        "recorded_at",
+    ]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = "status history (newest first)"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("recorded_by")
+            .prefetch_related("evidence")
+            .latest_first()
+        )
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Evidence")
+    def evidence_titles(self, change):
+        return "; ".join(str(item) for item in change.evidence.all()) or "—"
+
+
+class LeadAgencyFilter(admin.SimpleListFilter):
+    title = "owner agency"
+    parameter_name = "agency"
+
+    def lookups(self, request, model_admin):
+        return [(agency.pk, agency.display_name) for agency in Agency.objects.all()]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(owners=self.value()).distinct()
+        return queryset
+
+
+class StatusChangeForm(forms.Form):
+    status = forms.ChoiceField(choices=Recommendation.Status.choices)
+    effective_on = forms.DateField(
+        initial=timezone.localdate,
+        widget=AdminDateWidget,
+        help_text="When it happened in the world; may be in the past, never in the future.",
+    )
+    evidence = forms.ModelMultipleChoiceField(
+        queryset=Evidence.objects.all(),
+        required=False,
+        widget=FilteredSelectMultiple("evidence", is_stacked=False),
+        help_text="The evidence behind the change; it is linked to the recommendation too.",
+    )
+    rationale = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+        required=False,
+        help_text="Required when no evidence is cited.",
+    )
+
+
+@admin.register(Recommendation)
+class RecommendationAdmin(admin.ModelAdmin):
+    list_display = [
+        "code",
+        "title",
+        "status",
+        "document_code",
+        "lead_agency",
+        "status_changed_on",
+        "is_published",
+    ]
+    list_display_links = ["code", "title"]
+    list_filter = [
+        "status",
+        "document",
+        LeadAgencyFilter,
+        "themes",
+        "is_published",
+        "is_priority",
+        "addressed_to",
+    ]
+    list_select_related = ["document"]
+    search_fields = ["code", "title", "text", "note"]
+    autocomplete_fields = ["document", "parent"]
+    filter_horizontal = ["themes"]
+    readonly_fields = ["status", "status_changed_on", "progress", "review_due_on"]
+    fieldsets = [
+        (None, {"fields": ["document", "code", "parent", "position", "section_title"]}),
+        ("Text", {"fields": ["title", "text", "note"]}),
+        ("Addressed to", {"fields": ["addressed_to", "themes"]}),
+        (
+            "Status",
+            {"fields": ["status", "status_changed_on", "progress", "weight", "is_priority"]},
+        ),
+        ("Review", {"fields": ["review_interval_days", "last_reviewed_on", "review_due_on"]}),
+        ("Publication", {"fields": ["is_published"]}),
+    ]
+    inlines = [OwnershipInline, StatusHistoryInline, EvidenceLinkInline]
+    actions = ["export_csv", "publish", "unpublish", "mark_reviewed"]
+
+    def get_queryset(self, request):
+        leads = Ownership.objects.filter(role=Ownership.Role.LEAD).select_related("agency")
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(Prefetch("ownerships", queryset=leads, to_attr="lead_ownerships"))
+        )
+
+    def get_urls(self):
+        record_status = self.admin_site.admin_view(self.record_status_view)
+        return [
+            path(
+                "<path:object_id>/record-status/",
+                record_status,
+                name="tracker_recommendation_record_status",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="Document", ordering="document__code")
+    def document_code(self, obj):
+        return obj.document.code
+
+    @admin.display(description="Lead agency")
+    def lead_agency(self, obj):
+        leads = getattr(obj, "lead_ownerships", None)
+        if leads is None:
+            leads = obj.ownerships.filter(role=Ownership.Role.LEAD).select_related("agency")
+        return leads[0].agency.display_name if leads else "—"
+
+    @admin.display(description="Progress")
+    def progress(self, obj):
+        if obj.pk is None:
+            return "—"
+        return f"{round(progress_of_recommendation(obj) * 100)}%"
+
+    @admin.display(description="Next review due")
+    def review_due_on(self, obj):
+        return obj.review_due_on if obj.pk else "—"
+
+    @admin.action(description="Export selected recommendations as CSV")
+    def export_csv(self, request, queryset):
+        return csv_response(queryset, "recommendations.csv")
+
+    @admin.action(description="Publish selected recommendations")
+    def publish(self, request, queryset):
+        count = queryset.update(is_published=True)
+        self.message_user(request, f"{count} recommendation(s) published.", messages.SUCCESS)
+
+    @admin.action(description="Unpublish selected recommendations (back to draft)")
+    def unpublish(self, request, queryset):
+        count = queryset.update(is_published=False)
+        self.message_user(request, f"{count} recommendation(s) are drafts again.", messages.SUCCESS)
+
+    @admin.action(description="Mark selected as re-verified today")
+    def mark_reviewed(self, request, queryset):
+        count = queryset.update(last_reviewed_on=timezone.localdate())
+        self.message_user(request, f"{count} recommendation(s) marked re-verified.")
+
+    def record_status_view(self, request, object_id):
+        """Append a status change: the admin's one way to write history."""
+        recommendation = get_object_or_404(Recommendation, pk=object_id)
+        if not request.user.has_perm("tracker.add_statuschange"):
+            raise PermissionDenied
+        form = StatusChangeForm(request.POST or None, initial={"status": recommendation.status})
+        if request.method == "POST" and form.is_valid():
+            try:
+                change = recommendation.record_status(
+                    form.cleaned_data["status"],
+                    effective_on=form.cleaned_data["effective_on"],
+                    evidence=form.cleaned_data["evidence"],
+                    rationale=form.cleaned_data["rationale"],
+                    by=request.user,
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                self.log_change(request, recommendation, f"Recorded status change: {change}")
+                self.message_user(request, f"Recorded: {change}.", messages.SUCCESS)
+                return redirect(reverse("admin:tracker_recommendation_change", args=[object_id]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Record status change for {recommendation.code}",
+            "opts": self.opts,
+            "original": recommendation,
+            "form": form,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/tracker/recommendation/record_status.html", context)
+
+
+@admin.register(StatusChange)
+class StatusChangeAdmin(admin.ModelAdmin):
+    """Read-only: history is appended from a recommendation's "Record status change" page."""
+
+    list_display = ["recommendation", "status", "effective_on", "recorded_by", "recorded_at"]
+    list_filter = ["status", "recommendation__document"]
+    list_select_related = ["recommendation", "recorded_by"]
+    search_fields = ["recommendation__code", "rationale"]
+    date_hierarchy = "effective_on"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Evidence)
+class EvidenceAdmin(admin.ModelAdmin):
+    list_display = ["title", "outlet", "published_on", "kind", "effect", "link"]
+    list_filter = ["kind", "effect", "outlet"]
+    search_fields = ["title", "outlet", "excerpt", "url"]
+    autocomplete_fields = ["recommendations"]
+    date_hierarchy = "published_on"
+
+    @admin.display(description="URL")
+    def link(self, obj):
+        if not obj.url:
+            return "—"
+        return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', obj.url, "open")
+
+
+@admin.register(Ownership)
+class OwnershipAdmin(admin.ModelAdmin):
+    list_display = ["recommendation", "agency", "role"]
+    list_filter = ["role", "agency"]
+    list_select_related = ["recommendation", "agency"]
+    search_fields = ["recommendation__code", "agency__name", "agency__acronym"]
+    autocomplete_fields = ["recommendation", "agency"]
