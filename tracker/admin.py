@@ -12,7 +12,6 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-
 from .models import (
     Agency,
     Document,
