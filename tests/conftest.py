@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Permission
 
+from config.celery import app as celery_app
 from tests.factories import AgencyFactory, UserFactory
 
 # The shared seed documents sit beside the repository on developer machines and in CI.
@@ -55,3 +56,12 @@ def uscis(db):
 @pytest.fixture
 def congress(db):
     return AgencyFactory(name="Congress", acronym="Congress")
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run Celery tasks in-process for tests about their callers, not about the queue."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous

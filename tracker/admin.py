@@ -1,28 +1,38 @@
 """The staff's workspace: documents, recommendations, owners, evidence and status history."""
 
+from functools import partial
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminDateWidget, FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Count, Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from .models import (
+    BROKEN_AFTER_FAILURES,
     Agency,
+    ChangeAlert,
     Document,
     Evidence,
+    FeedEntry,
     Ownership,
     Publisher,
     Recommendation,
+    Source,
+    SourceVersion,
     StatusChange,
     Theme,
 )
+from .monitoring import accept_alert, accept_feed_entry, added_lines, watch_evidence_urls
 from .progress import progress_by_agency, progress_by_document, progress_of_recommendation
+from .tasks import check_source_task
 
 
 def describe_counts(summary):
@@ -368,6 +378,12 @@ class EvidenceAdmin(admin.ModelAdmin):
     search_fields = ["title", "outlet", "excerpt", "url"]
     autocomplete_fields = ["recommendations"]
     date_hierarchy = "published_on"
+    actions = ["watch_urls"]
+
+    @admin.action(description="Watch the URLs of selected evidence as sources")
+    def watch_urls(self, request, queryset):
+        created = watch_evidence_urls(queryset.prefetch_related("recommendations"))
+        self.message_user(request, f"{created} new source(s) watched.", messages.SUCCESS)
 
     @admin.display(description="URL")
     def link(self, obj):
@@ -383,3 +399,344 @@ class OwnershipAdmin(admin.ModelAdmin):
     list_select_related = ["recommendation", "agency"]
     search_fields = ["recommendation__code", "agency__name", "agency__acronym"]
     autocomplete_fields = ["recommendation", "agency"]
+
+
+def render_diff(diff):
+    """The diff as HTML lines, additions and removals marked for the eye and for screen readers."""
+    rows = []
+    for line in diff.splitlines():
+        if line.startswith(("+++", "---", "@@")):
+            rows.append(format_html('<span class="diff-meta">{}</span>', line))
+        elif line.startswith("+"):
+            rows.append(format_html('<ins class="diff-add">{}</ins>', line))
+        elif line.startswith("-"):
+            rows.append(format_html('<del class="diff-del">{}</del>', line))
+        else:
+            rows.append(format_html("<span>{}</span>", line))
+    return format_html(
+        '<pre class="tracker-diff">{}</pre>', format_html_join("\n", "{}", ((r,) for r in rows))
+    )
+
+
+class BrokenSourceFilter(admin.SimpleListFilter):
+    title = "health"
+    parameter_name = "health"
+
+    def lookups(self, request, model_admin):
+        return [("broken", "Broken"), ("failing", "Failing"), ("ok", "OK")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "broken":
+            return queryset.filter(consecutive_failures__gte=BROKEN_AFTER_FAILURES)
+        if self.value() == "failing":
+            return queryset.filter(consecutive_failures__gt=0)
+        if self.value() == "ok":
+            return queryset.filter(consecutive_failures=0)
+        return queryset
+
+
+class SourceVersionInline(admin.TabularInline):
+    model = SourceVersion
+    extra = 0
+    fields = ["fetched_at", "title", "http_status", "content_hash"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "kind",
+        "is_active",
+        "healthy",
+        "last_checked_at",
+        "last_changed_at",
+        "next_check_at",
+    ]
+    list_filter = ["kind", "is_active", BrokenSourceFilter]
+    search_fields = ["url", "title"]
+    autocomplete_fields = ["recommendations", "evidence"]
+    readonly_fields = [
+        "last_checked_at",
+        "last_changed_at",
+        "etag",
+        "last_modified",
+        "content_hash",
+        "consecutive_failures",
+        "last_error",
+    ]
+    inlines = [SourceVersionInline]
+    actions = ["check_now"]
+
+    @admin.display(description="Healthy", boolean=True)
+    def healthy(self, source):
+        return not source.is_broken
+
+    @admin.action(description="Check selected sources now")
+    def check_now(self, request, queryset):
+        source_ids = list(queryset.filter(is_active=True).values_list("pk", flat=True))
+        for source_id in source_ids:
+            transaction.on_commit(partial(check_source_task.delay, source_id))
+        self.message_user(
+            request,
+            f"Checking {len(source_ids)} source(s); changes appear in the change alerts.",
+            messages.SUCCESS,
+        )
+
+
+@admin.register(SourceVersion)
+class SourceVersionAdmin(admin.ModelAdmin):
+    """The kept copies: read-only."""
+
+    list_display = ["source", "fetched_at", "title", "http_status"]
+    list_filter = ["source"]
+    list_select_related = ["source"]
+    search_fields = ["title", "text", "source__url"]
+    date_hierarchy = "fetched_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ReviewedFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "reviewed"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Unreviewed"), ("yes", "Reviewed")]
+
+    def queryset(self, request, queryset):
+        if self.value() in {"no", "yes"}:
+            return queryset.filter(reviewed_at__isnull=self.value() == "no")
+        return queryset
+
+
+class AcceptAlertForm(forms.Form):
+    title = forms.CharField(max_length=300)
+    url = forms.URLField(label="URL", max_length=500, assume_scheme="https")
+    outlet = forms.CharField(max_length=200, required=False)
+    published_on = forms.DateField(widget=AdminDateWidget, initial=timezone.localdate)
+    kind = forms.ChoiceField(choices=Evidence.Kind.choices)
+    effect = forms.ChoiceField(choices=Evidence.Effect.choices)
+    excerpt = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "cols": 80}), required=False)
+    recommendations = forms.ModelMultipleChoiceField(
+        queryset=Recommendation.objects.all(),
+        widget=FilteredSelectMultiple("recommendations", is_stacked=False),
+    )
+    status = forms.ChoiceField(
+        choices=[("", "— leave status as it is —"), *Recommendation.Status.choices],
+        required=False,
+        help_text="Records this status on each chosen recommendation, citing the evidence.",
+    )
+    rationale = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), required=False
+    )
+
+
+@admin.register(ChangeAlert)
+class ChangeAlertAdmin(admin.ModelAdmin):
+    """The staff inbox: one alert per change seen on a source, unreviewed first."""
+
+    list_display = ["__str__", "source", "linked_recommendations", "is_reviewed_flag", "created_at"]
+    list_filter = [ReviewedFilter, "source"]
+    list_select_related = ["source"]
+    search_fields = ["source__url", "source__title", "diff"]
+    readonly_fields = [
+        "source",
+        "version",
+        "previous_version",
+        "diff_html",
+        "created_at",
+        "reviewed_at",
+        "reviewed_by",
+        "evidence",
+    ]
+    fields = readonly_fields
+    actions = ["mark_reviewed"]
+
+    def get_queryset(self, request):
+        codes = Recommendation.objects.only("pk", "code")
+        return (
+            super()
+            .get_queryset(request)
+            .inbox_order()
+            .prefetch_related(Prefetch("source__recommendations", queryset=codes))
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_urls(self):
+        accept = self.admin_site.admin_view(self.accept_view)
+        return [
+            path("<path:object_id>/accept/", accept, name="tracker_changealert_accept"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="Recommendations")
+    def linked_recommendations(self, alert):
+        return ", ".join(r.code for r in alert.source.recommendations.all()) or "—"
+
+    @admin.display(description="Reviewed", boolean=True, ordering="reviewed_at")
+    def is_reviewed_flag(self, alert):
+        return alert.is_reviewed
+
+    @admin.display(description="What changed")
+    def diff_html(self, alert):
+        return render_diff(alert.diff)
+
+    @admin.action(description="Mark selected alerts reviewed")
+    def mark_reviewed(self, request, queryset):
+        count = queryset.unreviewed().update(reviewed_at=timezone.now(), reviewed_by=request.user)
+        self.message_user(request, f"{count} alert(s) marked reviewed.", messages.SUCCESS)
+
+    def accept_view(self, request, object_id):
+        """Turn an alert into evidence (and a status change) in one form."""
+        alert = get_object_or_404(
+            ChangeAlert.objects.select_related("source", "version"), pk=object_id
+        )
+        if not request.user.has_perm("tracker.add_evidence"):
+            raise PermissionDenied
+        initial = {
+            "title": alert.version.title or alert.source.title or alert.source.url,
+            "url": alert.version.url,
+            "outlet": alert.source.title,
+            "published_on": timezone.localdate(),
+            "kind": Evidence.Kind.OFFICIAL_ANNOUNCEMENT,
+            "effect": Evidence.Effect.ADVANCES,
+            "excerpt": added_lines(alert.diff),
+            "recommendations": list(alert.source.recommendations.all()),
+        }
+        form = AcceptAlertForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            if data["status"] and not request.user.has_perm("tracker.add_statuschange"):
+                raise PermissionDenied
+            fields = {
+                name: data[name]
+                for name in ["title", "url", "outlet", "published_on", "kind", "effect", "excerpt"]
+            }
+            try:
+                evidence = accept_alert(
+                    alert,
+                    evidence_fields=fields,
+                    recommendations=list(data["recommendations"]),
+                    status=data["status"],
+                    rationale=data["rationale"],
+                    by=request.user,
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                self.message_user(request, f"Recorded evidence: {evidence}.", messages.SUCCESS)
+                return redirect(reverse("admin:tracker_changealert_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Turn this change into evidence: {alert.source}",
+            "opts": self.opts,
+            "original": alert,
+            "diff": render_diff(alert.diff),
+            "form": form,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/tracker/changealert/accept.html", context)
+
+
+class AcceptEntryForm(forms.Form):
+    recommendations = forms.ModelMultipleChoiceField(
+        queryset=Recommendation.objects.all(),
+        widget=FilteredSelectMultiple("recommendations", is_stacked=False),
+    )
+    kind = forms.ChoiceField(choices=Evidence.Kind.choices, initial=Evidence.Kind.NEWS_REPORT)
+    effect = forms.ChoiceField(choices=Evidence.Effect.choices, initial=Evidence.Effect.CONTEXT)
+
+
+@admin.register(FeedEntry)
+class FeedEntryAdmin(admin.ModelAdmin):
+    """Candidate evidence from watched feeds, with suggested recommendations."""
+
+    list_display = ["title", "source", "published_at", "state", "suggested_codes"]
+    list_filter = ["state", "source"]
+    list_select_related = ["source"]
+    search_fields = ["title", "summary", "link"]
+    readonly_fields = [
+        "source",
+        "guid",
+        "link",
+        "title",
+        "summary",
+        "published_at",
+        "seen_at",
+        "state",
+        "suggested_codes",
+        "evidence",
+    ]
+    fields = readonly_fields
+    actions = ["dismiss"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        rows = list(changelist.result_list)
+        wanted = {item["id"] for row in rows for item in row.suggestions}
+        codes = dict(Recommendation.objects.filter(pk__in=wanted).values_list("pk", "code"))
+        for row in rows:
+            row.suggested = [codes[item["id"]] for item in row.suggestions if item["id"] in codes]
+        return changelist
+
+    def get_urls(self):
+        accept = self.admin_site.admin_view(self.accept_view)
+        return [
+            path("<path:object_id>/accept/", accept, name="tracker_feedentry_accept"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="Suggested recommendations")
+    def suggested_codes(self, entry):
+        codes = getattr(entry, "suggested", None)
+        if codes is None:
+            ids = [item["id"] for item in entry.suggestions]
+            found = dict(Recommendation.objects.filter(pk__in=ids).values_list("pk", "code"))
+            codes = [found[pk] for pk in ids if pk in found]
+        return ", ".join(codes) or "—"
+
+    @admin.action(description="Dismiss selected entries")
+    def dismiss(self, request, queryset):
+        count = queryset.filter(state=FeedEntry.State.NEW).update(state=FeedEntry.State.DISMISSED)
+        self.message_user(request, f"{count} entr(y/ies) dismissed.", messages.SUCCESS)
+
+    def accept_view(self, request, object_id):
+        entry = get_object_or_404(FeedEntry.objects.select_related("source"), pk=object_id)
+        if not request.user.has_perm("tracker.add_evidence"):
+            raise PermissionDenied
+        suggested = [item["id"] for item in entry.suggestions]
+        form = AcceptEntryForm(request.POST or None, initial={"recommendations": suggested})
+        if request.method == "POST" and form.is_valid():
+            evidence = accept_feed_entry(
+                entry,
+                recommendations=list(form.cleaned_data["recommendations"]),
+                kind=form.cleaned_data["kind"],
+                effect=form.cleaned_data["effect"],
+                by=request.user,
+            )
+            self.message_user(request, f"Recorded evidence: {evidence}.", messages.SUCCESS)
+            return redirect(reverse("admin:tracker_feedentry_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Accept as evidence: {entry}",
+            "opts": self.opts,
+            "original": entry,
+            "form": form,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/tracker/feedentry/accept.html", context)

@@ -386,3 +386,154 @@ class StatusChange(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError("Status history is append-only: record a correcting change instead.")
+
+
+# A source failing this many checks in a row is flagged as broken in the admin.
+BROKEN_AFTER_FAILURES = 3
+
+
+class Source(models.Model):
+    """A web page or feed watched for changes that may bear on recommendations."""
+
+    class Kind(models.TextChoices):
+        PAGE = "page", "Web page"
+        FEED = "feed", "RSS/Atom feed"
+
+    url = models.URLField("URL", max_length=1000, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PAGE)
+    title = models.CharField(max_length=300, blank=True)
+    recommendations = models.ManyToManyField(Recommendation, blank=True, related_name="sources")
+    evidence = models.ManyToManyField(Evidence, blank=True, related_name="sources")
+    check_interval = models.DurationField(default=datetime.timedelta(hours=24))
+    is_active = models.BooleanField("active", default=True)
+    # State of the last checks, kept by tracker.monitoring.
+    last_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    etag = models.CharField("ETag", max_length=300, blank=True, editable=False)
+    last_modified = models.CharField(max_length=100, blank=True, editable=False)
+    content_hash = models.CharField(max_length=64, blank=True, editable=False)
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    next_check_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["url"]
+        indexes = [
+            # The dispatcher's claim: active sources whose next check is due.
+            models.Index(fields=["is_active", "next_check_at"], name="source_due_idx"),
+        ]
+
+    def __str__(self):
+        return self.title or self.url
+
+    @property
+    def is_broken(self):
+        return self.consecutive_failures >= BROKEN_AFTER_FAILURES
+
+
+class SourceVersion(models.Model):
+    """A distinct text a source has shown: the kept copy, since pages get rewritten."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="versions")
+    content_hash = models.CharField(max_length=64)
+    title = models.CharField(max_length=500, blank=True)
+    text = models.TextField()
+    url = models.URLField("final URL", max_length=1000)
+    http_status = models.PositiveSmallIntegerField()
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-fetched_at"]
+        get_latest_by = "fetched_at"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "content_hash"], name="unique_version_per_source"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.source} at {self.fetched_at:%Y-%m-%d %H:%M}"
+
+
+class ChangeAlertQuerySet(models.QuerySet):
+    def unreviewed(self):
+        return self.filter(reviewed_at__isnull=True)
+
+    def inbox_order(self):
+        return self.order_by(models.F("reviewed_at").asc(nulls_first=True), "-created_at")
+
+
+class ChangeAlert(models.Model):
+    """A change seen on a source, waiting for staff to review it."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="alerts")
+    version = models.ForeignKey(SourceVersion, on_delete=models.CASCADE, related_name="alerts")
+    previous_version = models.ForeignKey(
+        SourceVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    diff = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    evidence = models.ForeignKey(
+        Evidence, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+
+    objects = ChangeAlertQuerySet.as_manager()
+
+    class Meta:
+        ordering = [models.F("reviewed_at").asc(nulls_first=True), "-created_at"]
+        indexes = [
+            # The inbox: unreviewed first, newest first.
+            models.Index(fields=["reviewed_at", "-created_at"], name="alert_inbox_idx"),
+        ]
+
+    def __str__(self):
+        return f"Change on {self.source} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_reviewed(self):
+        return self.reviewed_at is not None
+
+    def mark_reviewed(self, *, by, evidence=None):
+        self.reviewed_at = timezone.now()
+        self.reviewed_by = by
+        if evidence is not None:
+            self.evidence = evidence
+        self.save(update_fields=["reviewed_at", "reviewed_by", "evidence"])
+
+
+class FeedEntry(models.Model):
+    """An entry seen in a watched feed: candidate evidence for staff to accept or dismiss."""
+
+    class State(models.TextChoices):
+        NEW = "new", "New"
+        ACCEPTED = "accepted", "Accepted as evidence"
+        DISMISSED = "dismissed", "Dismissed"
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="entries")
+    guid = models.CharField(max_length=1000, help_text="The entry's id, else its link.")
+    link = models.URLField(max_length=1000, blank=True)
+    title = models.CharField(max_length=500, blank=True)
+    summary = models.TextField(blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    seen_at = models.DateTimeField(default=timezone.now)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.NEW)
+    # Ranked [{"id": recommendation id, "score": float}], best first.
+    suggestions = models.JSONField(default=list, blank=True)
+    evidence = models.ForeignKey(
+        Evidence, null=True, blank=True, on_delete=models.SET_NULL, related_name="feed_entries"
+    )
+
+    class Meta:
+        ordering = ["state", "-seen_at"]
+        verbose_name_plural = "feed entries"
+        constraints = [
+            models.UniqueConstraint(fields=["source", "guid"], name="unique_entry_per_feed"),
+        ]
+
+    def __str__(self):
+        return self.title or self.link or self.guid

@@ -1,0 +1,257 @@
+"""Benchmark source checks against N pages served on 127.0.0.1.
+
+Passes, each over the same N sources with Tracker's in-process checker (`check_sources`):
+  first      every page fetched, extracted, hashed and kept as a first version
+  changed    a tenth of the pages changed (new versions and alerts), the rest answer 304
+  not-mod    every page answers 304
+  slow       a second site that delays every response by 200 ms (concurrency must hide it)
+and, as the ceiling, a bare concurrent httpx GET loop over the same URLs.
+
+Usage: .venv/bin/python bench/check_sources.py [--n 1000] [--concurrency 32]
+Uses a scratch database: `<name>_bench` next to a PostgreSQL DATABASE_URL, else a temporary
+SQLite file. The last line printed is one JSON object of the figures.
+"""
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SLOW_DELAY = 0.2
+# A realistic small article page: menu, main text, footer.
+PAGE = """<!doctype html><html><head><title>Release {i}</title></head><body>
+<nav><a href="/">Home</a> <a href="/news">News</a> <a href="/about">About</a></nav>
+<main><article><h1>Press release {i}</h1>
+<p>The department announced today, in release number {i}, revision {rev}, that it will expand
+processing for people seeking protection in the region, with new offices and staff.</p>
+<p>Officials said applications will open next month and that partners including UNHCR and IOM
+will help identify people in need of protection and refer them for processing.</p>
+</article></main><footer>Copyright. Privacy. Contact.</footer></body></html>"""
+
+
+# -- the page server: asyncio, keep-alive, ETag + 304, in its own process -------------------
+
+
+def serve(port, ready, revisions, delay):
+    async def handle(reader, writer):
+        try:
+            while True:
+                request = await reader.readuntil(b"\r\n\r\n")
+                lines = request.decode("latin-1").split("\r\n")
+                path = lines[0].split(" ")[1]
+                headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+                index = int(path.rsplit("/", 1)[1]) if path.startswith("/p/") else -1
+                if delay:
+                    await asyncio.sleep(delay)
+                if index < 0:
+                    body, status, etag = b"not found", "404 Not Found", ""
+                else:
+                    rev = revisions[index]
+                    etag = f'"{index}-{rev}"'
+                    if headers.get("If-None-Match") == etag:
+                        writer.write(
+                            f"HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\n"
+                            "Content-Length: 0\r\n\r\n".encode()
+                        )
+                        await writer.drain()
+                        continue
+                    body = PAGE.format(i=index, rev=rev).encode()
+                    status = "200 OK"
+                writer.write(
+                    f"HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n"
+                    f"ETag: {etag}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main():
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(n, *, delay=0.0):
+    port = free_port()
+    revisions = multiprocessing.Array("i", n, lock=False)
+    ready = multiprocessing.Event()
+    process = multiprocessing.Process(
+        target=serve, args=(port, ready, revisions, delay), daemon=True
+    )
+    process.start()
+    if not ready.wait(10):
+        raise SystemExit("the page server did not start")
+    return port, revisions, process
+
+
+# -- the database -------------------------------------------------------------------------
+
+
+def scratch_database():
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        import psycopg
+
+        base, _, name = url.rpartition("/")
+        bench_name = f"{name or 'tracker'}_bench"
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{bench_name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{bench_name}"')
+        return f"{base}/{bench_name}"
+    return f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
+
+
+def setup_django(allow):
+    os.environ["TRACKER_FETCH_ALLOW"] = allow
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+# -- passes -------------------------------------------------------------------------------
+
+
+def timed(label, function):
+    started = time.perf_counter()
+    result = function()
+    elapsed = time.perf_counter() - started
+    print(f"{label}: {elapsed:.2f} s", flush=True)
+    return elapsed, result
+
+
+def bare_loop(urls, concurrency):
+    import httpx
+
+    with httpx.Client(limits=httpx.Limits(max_connections=concurrency)) as client:
+
+        def get(url):
+            return client.get(url).status_code
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            statuses = list(pool.map(get, urls))
+    assert all(status == 200 for status in statuses), "the bare loop saw errors"
+
+
+def run(n, concurrency):
+    port, revisions, _server = start_server(n)
+    slow_port, _slow_revisions, _slow = start_server(n, delay=SLOW_DELAY)
+    os.environ["DATABASE_URL"] = scratch_database()
+    setup_django(f"127.0.0.1:{port},127.0.0.1:{slow_port}")
+
+    from tracker.models import ChangeAlert, Source
+    from tracker.monitoring import check_sources
+
+    urls = [f"http://127.0.0.1:{port}/p/{i}" for i in range(n)]
+    Source.objects.bulk_create(Source(url=url) for url in urls)
+
+    def tracker_pass():
+        return check_sources(list(Source.objects.all()), concurrency=concurrency)
+
+    first_s, first = timed("first pass", tracker_pass)
+    for index in range(0, n, 10):
+        revisions[index] += 1
+    changed_s, changed = timed("changed pass", tracker_pass)
+    not_modified_s, not_modified = timed("all-304 pass", tracker_pass)
+    bare_s, _ = timed("bare httpx loop", lambda: bare_loop(urls, concurrency))
+    alerts = ChangeAlert.objects.count()
+
+    slow_n = min(n, 200)
+    Source.objects.all().delete()
+    Source.objects.bulk_create(
+        Source(url=f"http://127.0.0.1:{slow_port}/p/{i}") for i in range(slow_n)
+    )
+    slow_s, _ = timed(f"slow pass ({slow_n} pages, 200 ms each)", tracker_pass)
+
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"outcomes: first {dict(first)}, changed {dict(changed)}, 304 {dict(not_modified)}")
+    print(f"alerts raised by the changed pass: {alerts} (expected {len(range(0, n, 10))})")
+    print(
+        f"slow pass: {slow_n / slow_s:.0f} checks/s; one at a time it would take "
+        f"{slow_n * SLOW_DELAY:.0f} s, it took {slow_s:.1f} s"
+    )
+    return {
+        "n": n,
+        "concurrency": concurrency,
+        "first_pass_per_s": round(n / first_s, 1),
+        "changed_pass_per_s": round(n / changed_s, 1),
+        "not_modified_pass_per_s": round(n / not_modified_s, 1),
+        "not_modified_pass_s": round(not_modified_s, 2),
+        "bare_loop_per_s": round(n / bare_s, 1),
+        "ratio": round((n / first_s) / (n / bare_s), 2),
+        "slow_pass_per_s": round(slow_n / slow_s, 1),
+        "alerts": alerts,
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        "database": os.environ["DATABASE_URL"].split(":", 1)[0],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--child", action="store_true", help=argparse.SUPPRESS
+    )  # one measured run, in a fresh process so its peak memory is its own
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run(args.n, args.concurrency)))
+        return
+
+    figures = {}
+    for n in (args.n // 4, args.n):
+        print(f"== {n} pages ==", flush=True)
+        output = subprocess_run(n, args.concurrency)
+        figures[n] = output
+    result = dict(figures[args.n])
+    result["peak_rss_mb_at_quarter_n"] = figures[args.n // 4]["peak_rss_mb"]
+    print(json.dumps(result))
+
+
+def subprocess_run(n, concurrency):
+    import subprocess
+
+    process = subprocess.run(
+        [sys.executable, __file__, "--child", "--n", str(n), "--concurrency", str(concurrency)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = process.stdout.strip().splitlines()
+    for line in lines[:-1]:
+        print(f"  {line}", flush=True)
+    if process.returncode or not lines:
+        sys.stderr.write(process.stderr)
+        raise SystemExit(f"the {n}-page run failed")
+    return json.loads(lines[-1])
+
+
+if __name__ == "__main__":
+    main()

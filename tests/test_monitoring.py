@@ -1,0 +1,412 @@
+"""Watching sources: real fetches from a local server, kept versions, alerts and feeds."""
+
+import datetime
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+from werkzeug import Response
+
+from tests.factories import RecommendationFactory
+from tracker.models import (
+    ChangeAlert,
+    Evidence,
+    FeedEntry,
+    Recommendation,
+    Source,
+    SourceVersion,
+)
+from tracker.monitoring import (
+    Outcome,
+    check_source,
+    check_sources,
+    claim_due_sources,
+    normalise_text,
+    watch_evidence_urls,
+)
+
+pytestmark = pytest.mark.django_db
+
+ARTICLE = (
+    "USCIS announced that the final dates for irregular crossings in the parole processes for "
+    "Cubans, Haitians, Nicaraguans and Venezuelans are {state}. Eligible people who crossed "
+    "before the new date may now apply through a supporter in the United States, the agency "
+    "said, adding that guidance for supporters will follow in the coming weeks."
+)
+
+
+def page(state="unchanged", *, menu=("Home", "News"), stamp="Last updated: 2024-08-01 10:32"):
+    items = "".join(f'<li><a href="/{item.lower()}">{item}</a></li>' for item in menu)
+    return f"""<!doctype html><html><head><title>CHNV parole update</title></head><body>
+    <nav><ul>{items}</ul></nav>
+    <main><article><h1>CHNV parole update</h1><p>{ARTICLE.format(state=state)}</p>
+    <p>A second paragraph explains who is eligible and how supporters file the form, with
+    enough words that an extractor takes this article for the main content.</p>
+    <p>{stamp}</p></article></main>
+    <footer>Copyright 2024. Privacy policy. Contact us.</footer></body></html>"""
+
+
+class Site:
+    """A page whose content tests change, served with ETag and conditional GET."""
+
+    def __init__(self, body):
+        self.body = body
+        self.requests = []
+
+    def handler(self, request):
+        self.requests.append(request)
+        etag = f'"{hash(self.body) & 0xFFFFFFFF:x}"'
+        if request.headers.get("If-None-Match") == etag:
+            return Response(status=304, headers={"ETag": etag})
+        return Response(self.body, content_type="text/html; charset=utf-8", headers={"ETag": etag})
+
+
+def local_url(server, path):
+    """The server's URL by address: the fetch guard allows exact 127.0.0.1:port pairs."""
+    return f"http://127.0.0.1:{server.port}{path}"
+
+
+@pytest.fixture
+def allow_local(httpserver, monkeypatch):
+    monkeypatch.setenv("TRACKER_FETCH_ALLOW", f"127.0.0.1:{httpserver.port}")
+    return httpserver
+
+
+@pytest.fixture
+def site(allow_local):
+    served = Site(page())
+    allow_local.expect_request("/chnv").respond_with_handler(served.handler)
+    return served
+
+
+@pytest.fixture
+def source(allow_local, site):
+    watched = Source.objects.create(url=local_url(allow_local, "/chnv"), title="USCIS news")
+    watched.recommendations.add(RecommendationFactory(code="WRC-2024-1.4"))
+    return watched
+
+
+def recheck(source):
+    source.refresh_from_db()
+    return check_source(source)
+
+
+def test_the_first_check_keeps_a_baseline_version_without_an_alert(source):
+    result = check_source(source)
+    assert result.outcome == Outcome.FIRST_VERSION
+    version = source.versions.get()
+    assert "final dates for irregular crossings" in version.text
+    assert "Privacy policy" not in version.text
+    assert version.http_status == 200
+    assert version.title == "CHNV parole update"
+    source.refresh_from_db()
+    assert source.content_hash == version.content_hash
+    assert source.last_checked_at is not None
+    assert not ChangeAlert.objects.exists()
+
+
+def test_a_changed_page_keeps_a_version_and_raises_an_alert_with_a_diff(source, site):
+    check_source(source)
+    site.body = page("updated to 1 August 2024")
+    result = recheck(source)
+    assert result.outcome == Outcome.CHANGED
+    assert source.versions.count() == 2
+    alert = ChangeAlert.objects.get()
+    assert alert.version.text != alert.previous_version.text
+    assert "+" in alert.diff and "updated to 1 August 2024" in alert.diff
+    assert "-" in alert.diff and "are unchanged" in alert.diff
+    assert not alert.is_reviewed
+
+
+def test_menus_and_timestamps_do_not_count_as_changes(source, site):
+    check_source(source)
+    site.body = page(menu=("Home", "News", "Careers"), stamp="Last updated: 2024-09-30 08:00")
+    assert recheck(source).outcome == Outcome.UNCHANGED
+    assert source.versions.count() == 1
+    assert not ChangeAlert.objects.exists()
+
+
+def test_a_not_modified_answer_only_updates_the_state(source, site):
+    check_source(source)
+    result = recheck(source)
+    assert result.outcome == Outcome.NOT_MODIFIED
+    assert site.requests[-1].headers["If-None-Match"]
+    assert source.versions.count() == 1
+    source.refresh_from_db()
+    assert source.next_check_at > timezone.now() + datetime.timedelta(hours=23)
+
+
+def test_a_page_going_back_to_an_earlier_text_is_a_change(source, site):
+    check_source(source)
+    site.body = page("rescinded")
+    recheck(source)
+    site.body = page()
+    result = recheck(source)
+    assert result.outcome == Outcome.CHANGED
+    assert source.versions.count() == 2  # the earlier text is kept once
+    reversal = ChangeAlert.objects.inbox_order().first()
+    assert reversal.version.content_hash == source.versions.earliest("fetched_at").content_hash
+    assert "rescinded" in reversal.diff
+
+
+def test_checking_the_same_change_twice_records_it_once(source, site):
+    check_source(source)
+    site.body = page("updated")
+    stale = Source.objects.get(pk=source.pk)  # a second delivery holding the old state
+    assert recheck(source).outcome == Outcome.CHANGED
+    assert check_source(stale).outcome in {Outcome.UNCHANGED, Outcome.NOT_MODIFIED}
+    assert source.versions.count() == 2
+    assert ChangeAlert.objects.count() == 1
+
+
+def test_failures_are_recorded_back_off_and_flag_the_source_broken(allow_local):
+    allow_local.expect_request("/gone").respond_with_data("Not here", status=404)
+    source = Source.objects.create(url=local_url(allow_local, "/gone"))
+    waits = []
+    for _ in range(3):
+        result = check_source(source)
+        source.refresh_from_db()
+        waits.append(source.next_check_at - source.last_checked_at)
+    assert result.outcome == Outcome.FAILED
+    assert not result.retryable
+    assert "404" in source.last_error
+    assert source.consecutive_failures == 3
+    assert source.is_broken
+    assert waits[0] < waits[1] < waits[2]
+
+
+def test_a_redirect_to_another_local_port_is_refused_and_recorded(allow_local):
+    allow_local.expect_request("/moved").respond_with_data(
+        "", status=302, headers={"Location": "http://127.0.0.1:9/admin"}
+    )
+    source = Source.objects.create(url=local_url(allow_local, "/moved"))
+    result = check_source(source)
+    assert result.outcome == Outcome.FAILED
+    source.refresh_from_db()
+    assert "127.0.0.1" in source.last_error
+    assert not source.versions.exists()
+
+
+def test_a_source_on_a_private_address_is_refused_with_a_reason():
+    source = Source.objects.create(url="http://10.0.0.7/internal")
+    result = check_source(source)
+    assert result.outcome == Outcome.FAILED
+    source.refresh_from_db()
+    assert "private" in source.last_error
+
+
+FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>DHS press releases</title><link>https://www.dhs.gov/</link>
+<description>News</description>
+{items}
+</channel></rss>"""
+ITEM = """<item><title>{title}</title><link>https://www.dhs.gov/news/{slug}</link>
+<guid>{slug}</guid><pubDate>Tue, 26 Jul 2016 12:00:00 GMT</pubDate>
+<description>{summary}</description></item>"""
+
+
+def feed(*items):
+    return FEED.format(items="".join(ITEM.format(title=t, slug=s, summary=d) for t, s, d in items))
+
+
+def test_new_feed_entries_become_candidate_evidence_with_suggestions(allow_local):
+    minors = RecommendationFactory(
+        code="WRC-2024-1.6",
+        title="Expand family reunification and the Central American Minors program",
+        text="Expand family reunification pathways and the Central American Minors program.",
+    )
+    RecommendationFactory(code="WRC-2024-4.2", text="Fund shelters for migrants in Mexico.")
+    served = Site(feed(("Old release", "old", "Budget hearing testimony.")))
+    allow_local.expect_request("/feed").respond_with_handler(
+        lambda request: Response(served.body, content_type="application/rss+xml")
+    )
+    source = Source.objects.create(url=local_url(allow_local, "/feed"), kind=Source.Kind.FEED)
+    check_source(source)
+    assert FeedEntry.objects.count() == 1
+
+    served.body = feed(
+        ("Old release", "old", "Budget hearing testimony."),
+        (
+            "DHS expands Central American Minors program",
+            "cam-expansion",
+            "The Central American Minors program now covers more family members.",
+        ),
+    )
+    result = recheck(source)
+    assert result.new_entries == 1
+    entry = FeedEntry.objects.get(guid="cam-expansion")
+    assert entry.link == "https://www.dhs.gov/news/cam-expansion"
+    assert entry.published_at == datetime.datetime(2016, 7, 26, 12, tzinfo=datetime.UTC)
+    assert entry.suggestions[0]["id"] == minors.pk
+    assert recheck(source).new_entries == 0
+    assert FeedEntry.objects.count() == 2
+
+
+def test_a_feed_that_is_not_a_feed_fails_clearly(allow_local):
+    allow_local.expect_request("/notfeed").respond_with_data(
+        "<html><body><p>Just a page <b>unclosed", content_type="application/xml"
+    )
+    source = Source.objects.create(url=local_url(allow_local, "/notfeed"), kind=Source.Kind.FEED)
+    assert check_source(source).outcome == Outcome.FAILED
+    source.refresh_from_db()
+    assert "not a valid RSS or Atom feed" in source.last_error
+
+
+def test_the_dispatcher_claims_each_due_source_once():
+    now = timezone.now()
+    due = Source.objects.create(url="https://a.example.org/", next_check_at=now)
+    Source.objects.create(url="https://b.example.org/", next_check_at=now + datetime.timedelta(1))
+    Source.objects.create(url="https://c.example.org/", next_check_at=now, is_active=False)
+    assert claim_due_sources(now=now) == [due.pk]
+    assert claim_due_sources(now=now) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_checking_many_sources_reports_each_and_stays_within_host_limits(allow_local):
+    for index in range(12):
+        allow_local.expect_request(f"/p{index}").respond_with_data(
+            page(f"page {index}"), content_type="text/html"
+        )
+        Source.objects.create(url=local_url(allow_local, f"/p{index}"))
+    seen = []
+    outcomes = check_sources(
+        Source.objects.all(), concurrency=4, progress=lambda s, r: seen.append(s.pk)
+    )
+    assert outcomes == {Outcome.FIRST_VERSION: 12}
+    assert sorted(seen) == sorted(Source.objects.values_list("pk", flat=True))
+    assert SourceVersion.objects.count() == 12
+
+
+@pytest.mark.django_db(transaction=True)
+def test_check_sources_command_prints_progress(allow_local, capsys):
+    allow_local.expect_request("/one").respond_with_data(page(), content_type="text/html")
+    Source.objects.create(url=local_url(allow_local, "/one"))
+    Source.objects.create(
+        url=local_url(allow_local, "/two"), next_check_at=timezone.now() + datetime.timedelta(1)
+    )
+    call_command("check_sources", "--due")
+    out = capsys.readouterr().out
+    assert "Checking 1 source(s)" in out
+    assert "[1/1]" in out and "first version" in out
+    call_command("check_sources", "--all")
+    out = capsys.readouterr().out
+    assert "Checking 2 source(s)" in out
+    assert "failed" in out
+
+
+def test_normalising_keeps_words_and_drops_noise():
+    text = (
+        "  CHNV   dates\u00a0updated \n\n Updated: July 1, 2024 \n10:32 AM EDT\nPublished guidance"
+    )
+    assert normalise_text(text) == "CHNV dates updated\nPublished rule"
+
+
+def test_evidence_urls_can_become_watched_sources():
+    recommendation = RecommendationFactory()
+    evidence = Evidence.objects.create(title="CAM expanded", url="https://www.dhs.gov/news/cam")
+    evidence.recommendations.add(recommendation)
+    Evidence.objects.create(title="No link")
+    assert watch_evidence_urls(Evidence.objects.all()) == 1
+    assert watch_evidence_urls(Evidence.objects.all()) == 0
+    source = Source.objects.get()
+    assert list(source.recommendations.all()) == [recommendation]
+    assert list(source.evidence.all()) == [evidence]
+
+
+def test_staff_turn_an_alert_into_evidence_and_a_status_change(client, editor, source, site):
+    check_source(source)
+    site.body = page("updated to 1 August 2024")
+    recheck(source)
+    alert = ChangeAlert.objects.get()
+    recommendation = source.recommendations.get()
+    client.force_login(editor)
+    url = reverse("admin:tracker_changealert_accept", args=[alert.pk])
+    form = client.get(url)
+    assert form.status_code == 200
+    assert "updated to 1 August 2024" in form.content.decode()
+    response = client.post(
+        url,
+        {
+            "title": "USCIS updates CHNV dates",
+            "url": "https://www.uscis.gov/chnv",
+            "outlet": "USCIS",
+            "published_on": "2024-08-01",
+            "kind": Evidence.Kind.OFFICIAL_ANNOUNCEMENT,
+            "effect": Evidence.Effect.ADVANCES,
+            "excerpt": "final dates updated",
+            "recommendations": [recommendation.pk],
+            "status": Recommendation.Status.IMPLEMENTED,
+            "rationale": "",
+        },
+    )
+    assert response.status_code == 302
+    alert.refresh_from_db()
+    recommendation.refresh_from_db()
+    assert alert.is_reviewed and alert.reviewed_by == editor
+    assert alert.evidence.title == "USCIS updates CHNV dates"
+    assert recommendation.status == Recommendation.Status.IMPLEMENTED
+    assert recommendation.status_changed_on == datetime.date(2024, 8, 1)
+    assert list(recommendation.evidence.all()) == [alert.evidence]
+
+
+def test_the_inbox_lists_unreviewed_alerts_first(client, admin_user, source, site):
+    check_source(source)
+    for state in ("first change", "second change"):
+        site.body = page(state)
+        recheck(source)
+    older, newer = ChangeAlert.objects.order_by("created_at")
+    older.mark_reviewed(by=admin_user)
+    assert list(ChangeAlert.objects.inbox_order()) == [newer, older]
+    client.force_login(admin_user)
+    content = client.get(reverse("admin:tracker_changealert_changelist")).content.decode()
+    assert content.index(f"/changealert/{newer.pk}/") < content.index(f"/changealert/{older.pk}/")
+    assert "WRC-2024-1.4" in content
+    detail = client.get(reverse("admin:tracker_changealert_change", args=[newer.pk]))
+    assert '<ins class="diff-add">' in detail.content.decode()
+
+
+def test_staff_accept_or_dismiss_feed_entries(client, editor, admin_user):
+    source = Source.objects.create(url="https://www.dhs.gov/rss", kind=Source.Kind.FEED)
+    recommendation = RecommendationFactory(code="WRC-2024-1.6")
+    keep = FeedEntry.objects.create(
+        source=source,
+        guid="cam",
+        link="https://www.dhs.gov/news/cam",
+        title="CAM expanded",
+        suggestions=[{"id": recommendation.pk, "score": 0.4}],
+    )
+    drop = FeedEntry.objects.create(source=source, guid="other", title="Unrelated")
+    client.force_login(admin_user)
+    listing = client.get(reverse("admin:tracker_feedentry_changelist")).content.decode()
+    assert "WRC-2024-1.6" in listing
+    client.post(
+        reverse("admin:tracker_feedentry_changelist"),
+        {"action": "dismiss", "_selected_action": [drop.pk]},
+    )
+    client.force_login(editor)
+    response = client.post(
+        reverse("admin:tracker_feedentry_accept", args=[keep.pk]),
+        {"recommendations": [recommendation.pk], "kind": "news_report", "effect": "advances"},
+    )
+    assert response.status_code == 302
+    keep.refresh_from_db()
+    drop.refresh_from_db()
+    assert drop.state == FeedEntry.State.DISMISSED
+    assert keep.state == FeedEntry.State.ACCEPTED
+    assert list(keep.evidence.recommendations.all()) == [recommendation]
+    assert keep.evidence.url == "https://www.dhs.gov/news/cam"
+
+
+def test_check_now_from_the_admin_checks_the_source(
+    client, admin_user, source, eager_tasks, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:tracker_source_changelist"),
+            {"action": "check_now", "_selected_action": [source.pk]},
+            follow=True,
+        )
+    assert "Checking 1 source(s)" in response.content.decode()
+    assert source.versions.count() == 1

@@ -1,0 +1,102 @@
+"""Celery end to end: a real worker on the real Redis broker and PostgreSQL database."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from config.celery import app as celery_app
+from tests.test_monitoring import Site, local_url, page
+from tracker.models import ChangeAlert, Source
+from tracker.tasks import check_source_task
+
+ROOT = Path(__file__).resolve().parents[1]
+BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not BROKER_URL or not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+        reason="needs CELERY_BROKER_URL and a PostgreSQL DATABASE_URL (as .ci/run sets)",
+    ),
+]
+
+
+def database_url():
+    """The URL of the test database this session created, for the worker to share it."""
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def wait_until(condition, *, timeout=30.0, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+@pytest.fixture
+def worker(transactional_db, httpserver, tmp_path):
+    """A Celery worker process on its own queue, sharing this test's database."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "worker.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "TRACKER_FETCH_ALLOW": f"127.0.0.1:{httpserver.port}",
+    }
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker",
+        "--queues", queue, "--pool", "threads", "--concurrency", "2",
+        "--without-mingle", "--without-gossip", "--loglevel", "INFO",
+        "--hostname", f"{queue}@{os.uname().nodename}",
+    ]  # fmt: skip
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
+    try:
+        wait_until(
+            lambda: celery_app.control.ping(
+                destination=[f"{queue}@{os.uname().nodename}"], timeout=0.5
+            ),
+            timeout=60,
+            message="the worker to answer a ping",
+        )
+        yield queue, log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def succeeded(log):
+    return log.read_text().count("succeeded in")
+
+
+def test_a_real_worker_records_a_change_alert_once_even_if_delivered_twice(worker, httpserver):
+    queue, log = worker
+    site = Site(page())
+    httpserver.expect_request("/chnv").respond_with_handler(site.handler)
+    source = Source.objects.create(url=local_url(httpserver, "/chnv"))
+
+    check_source_task.apply_async((source.pk,), queue=queue)
+    wait_until(lambda: succeeded(log) == 1, message="the baseline check")
+    assert source.versions.count() == 1
+
+    site.body = page("updated to 1 August 2024")
+    for _ in range(2):  # the same message delivered twice
+        check_source_task.apply_async((source.pk,), queue=queue)
+    wait_until(lambda: succeeded(log) == 3, message="both deliveries")
+
+    assert source.versions.count() == 2
+    alert = ChangeAlert.objects.get()
+    assert "updated to 1 August 2024" in alert.diff

@@ -1,0 +1,480 @@
+"""Watch sources: fetch, extract the main text, compare, keep every version, raise alerts.
+
+No request or Celery imports: tasks, the admin and `check_sources` all call `check_source`.
+"""
+
+import contextlib
+import datetime
+import difflib
+import hashlib
+import logging
+import queue
+import re
+import threading
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import feedparser
+import trafilatura
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from . import fetching
+from .models import ChangeAlert, Evidence, FeedEntry, Recommendation, Source, SourceVersion
+
+logger = logging.getLogger(__name__)
+
+# Longest a failing source waits before its next check.
+MAX_BACKOFF = datetime.timedelta(days=7)
+# How many recommendations a feed entry suggests.
+SUGGESTION_LIMIT = 5
+# Lines of context around each change in an alert's diff.
+DIFF_CONTEXT_LINES = 2
+
+# Lines that only say when a page was updated or printed: they change without news.
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DATE = rf"""(?:
+    \d{{4}}-\d{{1,2}}-\d{{1,2}}
+    | \d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}
+    | {_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}
+    | \d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH},?\s+\d{{4}}
+)"""
+_TIME = r"\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?(?:\s*[a-z]{2,5})?"
+TIMESTAMP_LINE = re.compile(
+    rf"""^
+    (?:(?:page\s+)?(?:last\s+)?
+       (?:updated|modified|reviewed|published|posted|retrieved|printed|accessed)
+       (?:\s+on)?\s*:?\s*)?
+    (?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?
+    (?:{_DATE}(?:,?\s*(?:at\s+)?{_TIME})?|{_TIME})
+    \.?$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+WHITESPACE = re.compile(r"\s+")
+# Words worth matching between a feed entry and a recommendation.
+WORD = re.compile(r"[^\W\d_]{4,}")
+STOPWORDS = frozenset(
+    """that this with from have will would should their there they them which what when where
+    also about into more than been were other such these those some could must under over
+    after before while said says year years people including""".split()
+)
+
+
+# SQLite takes one writer at a time: threads of one process queue here instead of failing.
+_sqlite_writes = threading.Lock()
+
+
+def writing():
+    """Return a context for a unit of writes: serialised on SQLite, free elsewhere."""
+    return _sqlite_writes if connection.vendor == "sqlite" else contextlib.nullcontext()
+
+
+class Outcome:
+    NOT_MODIFIED = "not_modified"
+    UNCHANGED = "unchanged"
+    CHANGED = "changed"
+    FIRST_VERSION = "first_version"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    outcome: str
+    alert: ChangeAlert | None = None
+    new_entries: int = 0
+    error: str = ""
+    retryable: bool = False
+
+
+def normalise_text(text):
+    """Return `text` in a canonical form: Unicode NFKC, one space between words, no blank or
+    timestamp-only lines, so that only real wording changes alter the hash."""
+    lines = []
+    for line in unicodedata.normalize("NFKC", text or "").splitlines():
+        line = WHITESPACE.sub(" ", line).strip()
+        if line and not TIMESTAMP_LINE.match(line):
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def hash_text(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def extract_page(html, *, url=""):
+    """Return (title, main text) of an HTML page, without menus, ads and footers."""
+    document = trafilatura.bare_extraction(
+        html,
+        url=url or None,
+        with_metadata=True,
+        include_comments=False,
+        include_tables=True,
+        favor_precision=True,
+    )
+    text = document.text if document else ""
+    if not text:
+        # Short or unusual pages defeat the extractor: fall back to all visible text.
+        text = trafilatura.html2txt(html) or ""
+    title = (document.title if document and document.title else "")[:500]
+    return title, normalise_text(text)
+
+
+def extract_feed(text):
+    """Return (title, entries, canonical text) of an RSS/Atom feed."""
+    parsed = feedparser.parse(text)
+    if parsed.bozo and not parsed.entries:
+        raise fetching.FetchError(f"not a valid RSS or Atom feed ({parsed.bozo_exception})")
+    entries = [feed_entry_fields(entry) for entry in parsed.entries]
+    entries = [entry for entry in entries if entry["guid"]]
+    canonical = "\n".join(f"{entry['title']} <{entry['link']}>" for entry in entries)
+    return parsed.feed.get("title", "")[:500], entries, normalise_text(canonical)
+
+
+def feed_entry_fields(entry):
+    published = entry.get("published_parsed") or entry.get("updated_parsed")
+    published_at = datetime.datetime(*published[:6], tzinfo=datetime.UTC) if published else None
+    link = entry.get("link", "")
+    return {
+        "guid": (entry.get("id") or link)[:1000],
+        "link": link[:1000],
+        "title": normalise_text(entry.get("title", ""))[:500],
+        "summary": normalise_text(trafilatura.html2txt(entry.get("summary", "")) or ""),
+        "published_at": published_at,
+    }
+
+
+def diff_versions(previous, current):
+    """Return a unified diff of two versions' texts, line by line."""
+    return "\n".join(
+        difflib.unified_diff(
+            previous.splitlines() if previous else [],
+            current.splitlines(),
+            fromfile="previous version",
+            tofile="this version",
+            n=DIFF_CONTEXT_LINES,
+            lineterm="",
+        )
+    )
+
+
+def next_check_after_failure(source, now):
+    backoff = source.check_interval * (2 ** min(source.consecutive_failures, 10))
+    return now + min(backoff, MAX_BACKOFF)
+
+
+def check_source(source, *, now=None):
+    """Fetch `source` once and record what it shows.
+
+    1. Fetch conditionally (ETag, Last-Modified); a 304 only updates the source's state.
+    2. Extract and normalise the text, hash it; the same hash as now is no change.
+    3. A new hash keeps a version (one per distinct text) and raises an alert, also when the
+       page goes back to an earlier text; a feed's new entries become candidate evidence.
+    4. Steps 2-3 run under a row lock on the source, so the same check delivered twice
+       records the change once.
+    A failure is recorded on the source, which backs off; the result says whether it is worth
+    retrying soon (network trouble) or not (a refused address, a 404).
+    """
+    now = now or timezone.now()
+    try:
+        result = fetching.fetch(source.url, etag=source.etag, last_modified=source.last_modified)
+        if result.not_modified:
+            record_not_modified(source, now=now)
+            return CheckResult(Outcome.NOT_MODIFIED)
+        if source.kind == Source.Kind.FEED:
+            title, entries, text = extract_feed(result.text)
+        else:
+            (title, text), entries = extract_page(result.text, url=result.url), []
+    except fetching.FetchError as error:
+        record_failure(source, error.reason, now=now)
+        return CheckResult(Outcome.FAILED, error=error.reason, retryable=error.retryable)
+    return record_fetch(source, result, title=title, text=text, entries=entries, now=now)
+
+
+def record_not_modified(source, *, now):
+    with writing():
+        Source.objects.filter(pk=source.pk).update(
+            last_checked_at=now,
+            next_check_at=now + source.check_interval,
+            consecutive_failures=0,
+            last_error="",
+        )
+
+
+def record_failure(source, reason, *, now):
+    source.consecutive_failures += 1
+    with writing():
+        Source.objects.filter(pk=source.pk).update(
+            last_checked_at=now,
+            last_error=reason,
+            consecutive_failures=source.consecutive_failures,
+            next_check_at=next_check_after_failure(source, now),
+        )
+    logger.info("check of %s failed: %s", source.url, reason)
+
+
+def record_fetch(source, result, *, title, text, entries, now):
+    content_hash = hash_text(text)
+    with writing(), transaction.atomic():
+        locked = Source.objects.select_for_update().get(pk=source.pk)
+        state = {
+            "last_checked_at": now,
+            "next_check_at": now + locked.check_interval,
+            "etag": result.etag[:300],
+            "last_modified": result.last_modified[:100],
+            "consecutive_failures": 0,
+            "last_error": "",
+        }
+        if locked.content_hash == content_hash:
+            Source.objects.filter(pk=locked.pk).update(**state)
+            return CheckResult(Outcome.UNCHANGED)
+
+        previous = locked.versions.filter(content_hash=locked.content_hash).first()
+        version, _ = SourceVersion.objects.get_or_create(
+            source=locked,
+            content_hash=content_hash,
+            defaults={
+                "title": title,
+                "text": text,
+                "url": result.url,
+                "http_status": result.status_code,
+                "fetched_at": now,
+            },
+        )
+        Source.objects.filter(pk=locked.pk).update(
+            content_hash=content_hash, last_changed_at=now, **state
+        )
+        new_entries = record_feed_entries(locked, entries, now=now) if entries else 0
+        if previous is None:
+            # The first look at a source is its baseline, not news.
+            return CheckResult(Outcome.FIRST_VERSION, new_entries=new_entries)
+        alert = None
+        if locked.kind == Source.Kind.PAGE:
+            alert = ChangeAlert.objects.create(
+                source=locked,
+                version=version,
+                previous_version=previous,
+                diff=diff_versions(previous.text, version.text),
+                created_at=now,
+            )
+        return CheckResult(Outcome.CHANGED, alert=alert, new_entries=new_entries)
+
+
+def record_feed_entries(source, entries, *, now):
+    """Store the entries not seen before, each with suggested recommendations."""
+    known = set(
+        FeedEntry.objects.filter(
+            source=source, guid__in=[entry["guid"] for entry in entries]
+        ).values_list("guid", flat=True)
+    )
+    fresh = [entry for entry in entries if entry["guid"] not in known]
+    candidates = list(source.recommendations.values_list("pk", flat=True))
+    FeedEntry.objects.bulk_create(
+        [
+            FeedEntry(
+                source=source,
+                seen_at=now,
+                suggestions=suggest_recommendations(
+                    f"{entry['title']}\n{entry['summary']}", prefer=candidates
+                ),
+                **entry,
+            )
+            for entry in fresh
+        ],
+        ignore_conflicts=True,
+    )
+    return len(fresh)
+
+
+def search_words(text):
+    return {word for word in WORD.findall(text.lower()) if word not in STOPWORDS}
+
+
+def suggest_recommendations(text, *, prefer=(), limit=SUGGESTION_LIMIT):
+    """Return [{"id", "score"}] of the recommendations most like `text`, best first.
+
+    PostgreSQL ranks with full-text search over code, title and text; elsewhere a word
+    overlap score stands in. Recommendations already linked to the source rank first.
+    """
+    words = sorted(search_words(text))
+    if not words:
+        return []
+    if connection.vendor == "postgresql":
+        scored = _rank_with_postgres(words, limit=limit * 2)
+    else:
+        scored = _rank_by_overlap(set(words), limit=limit * 2)
+    preferred = set(prefer)
+    scored.sort(key=lambda item: (item[0] not in preferred, -item[1]))
+    return [{"id": pk, "score": round(score, 4)} for pk, score in scored[:limit] if score > 0]
+
+
+def _rank_with_postgres(words, *, limit):
+    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+    query = SearchQuery(" | ".join(words), search_type="raw", config="english")
+    vector = SearchVector("title", "text", "note", config="english")
+    rows = (
+        Recommendation.objects.annotate(rank=SearchRank(vector, query))
+        .filter(rank__gt=0)
+        .order_by("-rank", "pk")
+        .values_list("pk", "rank")[:limit]
+    )
+    return [(pk, float(rank)) for pk, rank in rows]
+
+
+def _rank_by_overlap(words, *, limit):
+    scored = []
+    for pk, title, text, note in Recommendation.objects.values_list("pk", "title", "text", "note"):
+        shared = words & search_words(f"{title} {text} {note}")
+        if shared:
+            scored.append((pk, len(shared) / len(words)))
+    scored.sort(key=lambda item: -item[1])
+    return scored[:limit]
+
+
+# How long a claimed source stays claimed: a check lost with its worker is retried after this.
+CLAIM_LEASE = datetime.timedelta(minutes=15)
+# How many due sources one dispatcher run claims.
+DISPATCH_BATCH = 500
+# Concurrent requests to one host, so that watching many pages of a site stays polite.
+MAX_REQUESTS_PER_HOST = 4
+
+
+def claim_due_sources(*, now=None, limit=DISPATCH_BATCH):
+    """Return the ids of up to `limit` due sources, claimed for one check each.
+
+    The claim moves each source's next check a lease ahead, in the same transaction as a
+    `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL, so two dispatchers never claim the
+    same source; a check that never reports back is claimed again when its lease runs out.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = list(
+            Source.objects.filter(is_active=True, next_check_at__lte=now)
+            .order_by("next_check_at")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        Source.objects.filter(pk__in=due).update(next_check_at=now + CLAIM_LEASE)
+    return due
+
+
+def host_of(url):
+    return (urlsplit(url).hostname or "").lower()
+
+
+def defer_check(source, *, delay, now=None):
+    now = now or timezone.now()
+    Source.objects.filter(pk=source.pk).update(next_check_at=now + delay)
+
+
+def check_sources(sources, *, concurrency=16, per_host=MAX_REQUESTS_PER_HOST, progress=None):
+    """Check `sources` in this process, `concurrency` at a time and at most `per_host` per
+    host; call `progress(source, result)` after each. Return a Counter of outcomes."""
+    work = queue.SimpleQueue()
+    for source in sources:
+        work.put(source)
+    host_limits = defaultdict(lambda: threading.BoundedSemaphore(per_host))
+    limits_lock = threading.Lock()
+    outcomes = Counter()
+    report_lock = threading.Lock()
+
+    def worker():
+        try:
+            while True:
+                try:
+                    source = work.get_nowait()
+                except queue.Empty:
+                    return
+                with limits_lock:
+                    slot = host_limits[host_of(source.url)]
+                with slot:
+                    result = check_source(source)
+                with report_lock:
+                    outcomes[result.outcome] += 1
+                    if progress:
+                        progress(source, result)
+        finally:
+            connections.close_all()  # this thread's connections, not the caller's
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, concurrency))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def added_lines(diff, *, limit=1000):
+    """The lines a diff adds, as a starting excerpt for evidence."""
+    lines = [
+        line[1:].strip()
+        for line in diff.splitlines()
+        if line.startswith("+") and not line.startswith("+++")
+    ]
+    return "\n".join(lines)[:limit]
+
+
+def accept_alert(alert, *, evidence_fields, recommendations, status="", rationale="", by):
+    """Turn a change alert into evidence, and optionally a status change, in one step.
+
+    1. Create the evidence from `evidence_fields`, linked to `recommendations` and to the
+       alert's source.
+    2. With a `status`, record it on each recommendation, citing the evidence, effective on
+       the evidence's publication date (else today).
+    3. Mark the alert reviewed by `by`. All or nothing.
+    """
+    with transaction.atomic():
+        evidence = Evidence.objects.create(**evidence_fields)
+        evidence.recommendations.set(recommendations)
+        alert.source.evidence.add(evidence)
+        if status:
+            effective_on = evidence.published_on or timezone.localdate()
+            for recommendation in recommendations:
+                recommendation.record_status(
+                    status,
+                    effective_on=effective_on,
+                    evidence=[evidence],
+                    rationale=rationale,
+                    by=by,
+                )
+        alert.mark_reviewed(by=by, evidence=evidence)
+    return evidence
+
+
+def accept_feed_entry(entry, *, recommendations, kind, effect, by):
+    """Create evidence from a feed entry, linked to the chosen recommendations."""
+    with transaction.atomic():
+        evidence = Evidence.objects.create(
+            url=entry.link,
+            title=entry.title[:300] or entry.link[:300],
+            outlet=entry.source.title[:200],
+            published_on=entry.published_at.date() if entry.published_at else None,
+            kind=kind,
+            effect=effect,
+            excerpt=entry.summary[:2000],
+        )
+        evidence.recommendations.set(recommendations)
+        entry.source.evidence.add(evidence)
+        FeedEntry.objects.filter(pk=entry.pk).update(
+            state=FeedEntry.State.ACCEPTED, evidence=evidence
+        )
+    return evidence
+
+
+def watch_evidence_urls(evidence_items):
+    """Make each evidence URL a watched page, linked to the evidence and its recommendations.
+    Return the number of new sources."""
+    created = 0
+    with transaction.atomic():
+        for evidence in evidence_items:
+            if not evidence.url:
+                continue
+            source, is_new = Source.objects.get_or_create(
+                url=evidence.url, defaults={"title": evidence.title[:300]}
+            )
+            source.evidence.add(evidence)
+            source.recommendations.add(*evidence.recommendations.all())
+            created += is_new
+    return created
