@@ -204,3 +204,23 @@ def test_publishing_actions_switch_drafts(client, admin_user, tracked):
     )
     draft.refresh_from_db()
     assert draft.is_published
+
+
+def test_staff_export_recommendations_as_the_importer_csv(client, admin_user, tracked):
+    client.force_login(admin_user)
+    response = client.post(
+        admin_url(Document, "changelist"),
+        {"action": "export_recommendations_csv", "_selected_action": [tracked.document.pk]},
+    )
+    assert response["Content-Type"] == "text/csv"
+    lines = response.content.decode().splitlines()
+    assert lines[0].startswith("code,parent_code,section,title,text")
+    assert len(lines) == 3
+    child_row = next(line for line in lines if line.startswith("WRC-2024-1.1,"))
+    assert "WRC-2024-1," in child_row and "USCIS" in child_row and "Legal pathways" in child_row
+
+    from_list = client.post(
+        admin_url(Recommendation, "changelist"),
+        {"action": "export_csv", "_selected_action": [tracked.pk]},
+    )
+    assert from_list.content.decode().splitlines()[1] == child_row

@@ -299,7 +299,7 @@ def test_normalising_keeps_words_and_drops_noise():
     text = (
         "  CHNV   dates\u00a0updated \n\n Updated: July 1, 2024 \n10:32 AM EDT\nPublished guidance"
     )
-    assert normalise_text(text) == "CHNV dates updated\nPublished rule"
+    assert normalise_text(text) == "CHNV dates updated\nPublished guidance"
 
 
 def test_evidence_urls_can_become_watched_sources():

@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from . import importing
 from .models import (
     BROKEN_AFTER_FAILURES,
     Agency,
@@ -43,8 +44,6 @@ def describe_counts(summary):
 
 
 def csv_response(recommendations, filename):
-    from . import importing  # TEMPORARY until importing.py lands
-
     response = HttpResponse(importing.export_csv(recommendations), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from ..directory import WHITE_HOUSE, ensure_agency_directory
 from ..importing import import_document
-from ..models import Agency, Evidence, Publisher, Recommendation
+from ..models import Agency, Document, Evidence, Publisher, Recommendation
 
 DEMO_DIR = Path(__file__).resolve().parent
 
@@ -58,12 +58,12 @@ def load_demo(*, progress=lambda message: None):
                 published_on=datetime.date.fromisoformat(entry["published_on"]),
                 author=entry["author"],
                 url=entry.get("url", ""),
-                summary=entry["summary"],
                 addressee=administration,
             )
+            Document.objects.filter(pk=result.document.pk).update(summary=entry["summary"])
             summary.documents += 1
             summary.recommendations += result.document.recommendations.count()
-            progress(f"{entry['code']}: {result.describe()}")
+            progress(f"{entry['code']}: {result.summary()}")
 
         for item in data["evidence"]:
             evidence = record_demo_evidence(item)

@@ -1,0 +1,996 @@
+"""Import a document's recommendations from a Markdown report, an op-ed's text or CSV.
+
+Parsing is pure: text in, `ParsedDocument` out. `import_document()` then finds owners and
+themes against the agency directory and saves everything in one transaction, so a failed or
+dry-run import leaves the database as it was. `export_csv()` writes the CSV format back out.
+"""
+
+import csv
+import datetime
+import html
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import prefetch_related_objects
+
+from .directory import CONGRESS, WHITE_HOUSE, ensure_agency_directory
+from .models import Agency, Document, Ownership, Publisher, Recommendation, Theme
+
+MARKDOWN = "markdown"
+OP_ED = "op-ed"
+CSV = "csv"
+FORMATS = (MARKDOWN, OP_ED, CSV)
+FORMAT_BY_SUFFIX = {".md": MARKDOWN, ".markdown": MARKDOWN, ".csv": CSV}
+
+CSV_COLUMNS = (
+    "code",
+    "parent_code",
+    "section",
+    "title",
+    "text",
+    "note",
+    "lead_agency",
+    "supporting_agencies",
+    "themes",
+    "addressed_to",
+    "priority",
+)
+REQUIRED_CSV_COLUMNS = ("code", "text")
+# Separates the agencies and the themes listed in one CSV cell.
+CSV_LIST_SEPARATOR = ";"
+CSV_PRIORITY_VALUES = {
+    **dict.fromkeys(("", "no", "false", "0"), False),
+    **dict.fromkeys(("yes", "true", "1", "x"), True),
+}
+
+# Short titles are the first sentence of the text, cut to this many characters.
+TITLE_MAX_LENGTH = 90
+# A bold span in running text needs this many words to be a recommendation, not a fact.
+MIN_RECOMMENDATION_WORDS = 8
+# After the last step of an op-ed come its closing paragraphs: keep this many as the note.
+MAX_CLOSING_NOTE_PARAGRAPHS = 2
+
+# Themes and the keywords that suggest them, matched at word starts with common endings.
+THEME_KEYWORDS = {
+    "Legal pathways": (
+        "pathway",
+        "parole",
+        "visa",
+        "CHNV",
+        "Central American Minors",
+        "family reunification",
+    ),
+    "Asylum": ("asylum", "refugee"),
+    "Children": ("child", "minor"),
+    "Mexico": ("Mexico", "Mexican"),
+    "Humanitarian aid": ("food", "humanitarian", "shelter", "vaccine", "disaster"),
+    "Funding": ("fund",),
+    "Regional cooperation": ("declaration", "negotiate", "host countries", "regional"),
+}
+THEME_PATTERNS = {
+    theme: re.compile(
+        rf"\b(?:{'|'.join(map(re.escape, keywords))})(?:s|es|d|ed|ing|ren)?\b", re.IGNORECASE
+    )
+    for theme, keywords in THEME_KEYWORDS.items()
+}
+
+# --- Markdown ------------------------------------------------------------------------------
+
+# The kinds of block a Markdown text is split into.
+HEADING = "heading"
+BULLET = "bullet"
+PARAGRAPH = "paragraph"
+RULE = "rule"
+
+# A horizontal rule: it closes the numbered part of a report.
+RULE_RE = re.compile(r"^(?:-{3,}|\*{3,}|_{3,})$")
+# An ATX heading, "### Title", with optional closing hashes.
+HEADING_RE = re.compile(r"^(?P<hashes>#{1,6})\s+(?P<text>.*?)(?:\s+#+)?$")
+# A line bold from end to end, which some reports use as a heading: "**3. Title**".
+BOLD_LINE_RE = re.compile(r"^(\*\*|__)(?P<text>(?:(?!\1).)+)\1$")
+# List markers in any combination ("- » ", "* ", "•"); "*" needs a space so bold is not eaten.
+BULLET_RE = re.compile(r"^(?:[-*+]\s+|[•»·]\s*)+")
+# The number opening a section heading: "1. Title", "2) Title", "Recommendation 3: Title".
+SECTION_NUMBER_RE = re.compile(
+    r"^(?:recommendation\s+)?(?P<number>\d+)[.):]\s+(?P<text>\S.*)$", re.IGNORECASE
+)
+# A bold span; the closing marker may be missing when a page break split the span.
+BOLD_RE = re.compile(r"(\*\*|__)(?P<text>.+?)(?:\1|\Z)", re.DOTALL)
+# Words that make a bold span a recommendation rather than a highlighted fact or name.
+RECOMMENDING_RE = re.compile(r"\b(?:should|must|recommends?|urges?|calls? on)\b", re.IGNORECASE)
+# Markdown links and images: keep the text, drop the target.
+LINK_RE = re.compile(r"!?\[(?P<text>[^\]]*)\]\([^)]*\)")
+# Backslash escapes of Markdown punctuation: "\(COMAR\)".
+ESCAPE_RE = re.compile(r"\\(?P<char>[\\`*_{}\[\]()#+\-.!|>])")
+# Emphasis markers; underscores only at word edges, so snake_case survives.
+EMPHASIS_RE = re.compile(r"\*+|(?<!\w)_+|_+(?!\w)")
+WHITESPACE_RE = re.compile(r"\s+")
+# A sentence ends at . ! or ? before a capital, but not after initials such as "U.S.".
+SENTENCE_END_RE = re.compile(r"(?<![\s.][A-Z]\.)(?<=[.!?])\s+(?=[\"\u201c\u2018(]?[A-Z0-9])")
+
+# --- Op-eds --------------------------------------------------------------------------------
+
+# Site furniture around an op-ed: disclaimer, tag list, copyright, "more news" widgets.
+BOILERPLATE_RE = re.compile(
+    r"^(?:The views expressed by contributors\b.*|Tags\s.*|Copyright\b.*|©.*|More\s.*\sNews"
+    r"|See [Aa]ll\b.*|Most [Pp]opular|Load [Mm]ore)$"
+)
+# A photo credit closes a caption; the whole caption paragraph goes with it.
+PHOTO_CREDIT_RE = re.compile(r"(?:Getty Images|AP Photo|Reuters|iStock|Shutterstock)$")
+# An op-ed's steps: "First, ...", "Secondly, ...", "Finally, ...".
+STEP_RE = re.compile(
+    r"^(?P<ordinal>First|Second|Third|Fourth|Fifth|Sixth|Seventh|Eighth|Ninth|Tenth|Finally"
+    r"|Lastly)(?:ly)?,\s+(?P<text>\S.*)$",
+    re.DOTALL,
+)
+LAST_STEP_ORDINALS = {"Finally", "Lastly"}
+# A person's name: two to four capitalised words.
+NAME = r"(?P<name>[A-Z][\w.'\u2019-]+(?:\s+[A-Z][\w.'\u2019-]+){1,3})"
+# The closing bio, whose subject is the author: "Dan Restrepo served as ...".
+BIO_RE = re.compile(
+    rf"^{NAME},?\s+(?:is|was|served|serves|has|had|works|worked|leads|led|directs|teaches)\b"
+)
+BYLINE_RE = re.compile(rf"^By\s+{NAME}$")
+# Paragraphs are separated by blank lines.
+PARAGRAPH_BREAK_RE = re.compile(r"\n\s*\n")
+
+# --- Owners --------------------------------------------------------------------------------
+
+# Names that contain an agency's acronym but do not mean the agency: the CBP One app.
+NOT_AGENCY_TERMS = ("CBP One",)
+
+# The verb after a recommendation's grammatical subject: "USCIS and the State Department should".
+SUBJECT_VERB_RE = re.compile(r"\b(?:should|must|shall|ought to|needs? to)\b", re.IGNORECASE)
+
+
+class DocumentImportError(ValueError):
+    """The input cannot be imported; the message says why, for the person importing it."""
+
+
+@dataclass(frozen=True)
+class ParsedRecommendation:
+    code: str
+    text: str
+    parent_code: str = ""
+    section_title: str = ""
+    title: str = ""
+    note: str = ""
+    # The sentence introducing a list of imperatives, naming whom they address.
+    lead_in: str = ""
+    # Given by a CSV only: agencies by acronym or name, themes by name.
+    lead_agency: str = ""
+    supporting_agencies: tuple[str, ...] = ()
+    themes: tuple[str, ...] = ()
+    addressed_to: str = ""
+    is_priority: bool = False
+    # The CSV row, for error messages.
+    row: int = 0
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    format: str
+    recommendations: list[ParsedRecommendation]
+    title: str = ""
+    author: str = ""
+
+    @property
+    def lists_owners(self):
+        """Whether the source lists owners and themes, which then replace the stored ones."""
+        return self.format == CSV
+
+
+@dataclass(frozen=True)
+class Owners:
+    lead: Agency
+    supporting: tuple[Agency, ...] = ()
+
+
+@dataclass
+class ImportResult:
+    document: Document
+    format: str
+    document_created: bool = False
+    dry_run: bool = False
+    created: list[Recommendation] = field(default_factory=list)
+    updated: list[Recommendation] = field(default_factory=list)
+    unchanged: list[Recommendation] = field(default_factory=list)
+    # In the database but absent from this import; kept, since they carry history.
+    missing: list[Recommendation] = field(default_factory=list)
+    # Each imported recommendation's lead agency after the import, by code.
+    leads: dict[str, Agency | None] = field(default_factory=dict)
+
+    def record(self, recommendation, outcome, *, lead):
+        getattr(self, outcome).append(recommendation)
+        self.leads[recommendation.code] = lead
+
+    def summary(self):
+        return (
+            f"{len(self.created)} created, {len(self.updated)} updated, "
+            f"{len(self.unchanged)} unchanged, {len(self.missing)} missing."
+        )
+
+
+# --- Reading -------------------------------------------------------------------------------
+
+
+def read_source(path):
+    path = Path(path)
+    if not path.is_file():
+        raise DocumentImportError("No such file.")
+    return decode_source(path.read_bytes())
+
+
+def decode_source(source: str | bytes) -> str:
+    """Return the document as text; refuse binary, non-UTF-8 and empty input."""
+    if isinstance(source, bytes):
+        if b"\x00" in source:
+            raise DocumentImportError("This is a binary file, not a text document.")
+        try:
+            source = source.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise DocumentImportError(
+                f"This file is not UTF-8 text (undecodable byte at position {error.start})."
+            ) from None
+    text = source.removeprefix("\ufeff")
+    if not text.strip():
+        raise DocumentImportError("The document is empty.")
+    return text
+
+
+def detect_format(text, *, filename=""):
+    """Return the format named by the file's extension, else the one the content looks like."""
+    by_suffix = FORMAT_BY_SUFFIX.get(Path(filename).suffix.lower())
+    if by_suffix:
+        return by_suffix
+    if looks_like_csv(text):
+        return CSV
+    if numbered_sections(split_blocks(text)):
+        return MARKDOWN
+    if any(map(is_first_step, split_op_ed(text)[2])):
+        return OP_ED
+    raise DocumentImportError(
+        "Unrecognised document: expected Markdown with numbered section headings, an op-ed "
+        'whose steps open with "First,", "Second,", ... or a CSV with code and text columns.'
+    )
+
+
+def looks_like_csv(text):
+    header = next(csv.reader(io.StringIO(text)), [])
+    return set(REQUIRED_CSV_COLUMNS) <= {normalise_column(name) for name in header}
+
+
+def parse_document(text, *, fmt, document_code):
+    if fmt == MARKDOWN:
+        return parse_markdown(text, document_code=document_code)
+    if fmt == OP_ED:
+        return parse_op_ed(text, document_code=document_code)
+    if fmt == CSV:
+        return parse_csv(text)
+    raise DocumentImportError(f"Unknown format {fmt!r}: use one of {', '.join(FORMATS)}.")
+
+
+# --- Text helpers --------------------------------------------------------------------------
+
+
+def clean_whitespace(text):
+    return WHITESPACE_RE.sub(" ", text).strip()
+
+
+def clean_markdown(text):
+    """Return Markdown as plain text: links to their text, no emphasis or escapes."""
+    text = LINK_RE.sub(r"\g<text>", text)
+    text = EMPHASIS_RE.sub("", text)
+    text = ESCAPE_RE.sub(r"\g<char>", text)
+    return clean_whitespace(html.unescape(text))
+
+
+def split_sentences(text):
+    return SENTENCE_END_RE.split(text.strip())
+
+
+def short_title(text, *, limit=TITLE_MAX_LENGTH):
+    """Return the text's first sentence, cut at a word boundary to at most `limit` chars."""
+    sentence = split_sentences(text)[0].rstrip(". ")
+    if len(sentence) <= limit:
+        return sentence
+    cut = sentence[: limit - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:-\u2013 ") + "…"
+
+
+def capitalise(text):
+    return text[:1].upper() + text[1:]
+
+
+def is_recommendation(text):
+    return bool(RECOMMENDING_RE.search(text)) and len(text.split()) >= MIN_RECOMMENDATION_WORDS
+
+
+def detect_themes(text):
+    return [theme for theme, pattern in THEME_PATTERNS.items() if pattern.search(text)]
+
+
+# --- Markdown ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: str
+    text: str = ""
+    level: int = 0  # a heading's: 1 to 6, or 0 for a bold line used as a heading
+
+
+@dataclass(frozen=True)
+class Section:
+    number: str
+    heading: str
+    blocks: list[Block]
+
+
+def parse_markdown(text, *, document_code):
+    """Parse a report whose numbered sections hold its recommendations.
+
+    1. Each numbered heading is a recommendation; the bold list items under it, and bold
+       sentences that recommend something, are its sub-recommendations.
+    2. The numbered part ends at a horizontal rule or at a later heading without a number.
+    3. Text after an item's bold span is the item's note.
+    """
+    blocks = split_blocks(text)
+    sections = numbered_sections(blocks)
+    if not sections:
+        raise DocumentImportError(
+            'No numbered section headings (such as "## 1. Title") were found in this Markdown.'
+        )
+    numbers = [section.number for section in sections]
+    if repeated := sorted({number for number in numbers if numbers.count(number) > 1}):
+        raise DocumentImportError(f"Section number(s) {', '.join(repeated)} appear twice.")
+    recommendations = []
+    for section in sections:
+        recommendations += section_recommendations(
+            section, code=f"{document_code}-{section.number}"
+        )
+    title = next((clean_markdown(b.text) for b in blocks if b.kind == HEADING and b.level == 1), "")
+    return ParsedDocument(format=MARKDOWN, recommendations=recommendations, title=title)
+
+
+def split_blocks(text):
+    """Split Markdown into headings, list items, paragraphs and rules."""
+    blocks = []
+    open_block = None  # the paragraph or list item that a following line continues
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not line:
+            open_block = None
+            continue
+        block = line_block(line)
+        if block is None and open_block is not None:
+            open_block = blocks[-1] = replace(open_block, text=f"{open_block.text} {line}")
+            continue
+        block = block or Block(PARAGRAPH, line)
+        blocks.append(block)
+        open_block = block if block.kind in (PARAGRAPH, BULLET) else None
+    return join_continuations(blocks)
+
+
+def line_block(line):
+    """Return the block a line opens, or None for a plain line of text."""
+    if RULE_RE.match(line):
+        return Block(RULE)
+    if match := HEADING_RE.match(line):
+        return Block(HEADING, match["text"], level=len(match["hashes"]))
+    if (match := BOLD_LINE_RE.match(line)) and SECTION_NUMBER_RE.match(
+        clean_markdown(match["text"])
+    ):
+        return Block(HEADING, match["text"])
+    if match := BULLET_RE.match(line):
+        return Block(BULLET, line[match.end() :])
+    return None
+
+
+def join_continuations(blocks):
+    """Join the paragraphs a page break split off: those opening in lowercase or continuing
+    an unclosed bold span."""
+    joined = []
+    for block in blocks:
+        previous = joined[-1] if joined else None
+        if (
+            block.kind == PARAGRAPH
+            and previous is not None
+            and previous.kind in (PARAGRAPH, BULLET)
+            and (block.text[0].islower() or has_unclosed_bold(previous.text))
+        ):
+            joined[-1] = replace(previous, text=f"{previous.text} {block.text}")
+        else:
+            joined.append(block)
+    return joined
+
+
+def has_unclosed_bold(text):
+    return text.count("**") % 2 == 1 or text.count("__") % 2 == 1
+
+
+def numbered_sections(blocks):
+    sections = []
+    for block in blocks:
+        heading = block.kind == HEADING and SECTION_NUMBER_RE.match(clean_markdown(block.text))
+        if heading:
+            sections.append(Section(heading["number"], heading["text"], []))
+        elif sections and block.kind in (HEADING, RULE):
+            break
+        elif sections:
+            sections[-1].blocks.append(block)
+    return sections
+
+
+def section_recommendations(section, *, code):
+    """Return the section's recommendation followed by its sub-recommendations."""
+    top = ParsedRecommendation(code=code, text=section.heading, section_title=section.heading)
+    children = []
+    lead_in = ""
+    for block in section.blocks:
+        for text, note in block_recommendations(block):
+            children.append(
+                ParsedRecommendation(
+                    code=f"{code}.{len(children) + 1}",
+                    parent_code=code,
+                    section_title=section.heading,
+                    text=text,
+                    note=note,
+                    lead_in=lead_in if block.kind == BULLET else "",
+                )
+            )
+        if block.kind == PARAGRAPH:
+            lead_in = lead_in_sentence(block.text)
+    return [top, *children]
+
+
+def block_recommendations(block):
+    """Return (text, note) for each recommendation a block makes."""
+    if block.kind == BULLET and (match := BOLD_RE.match(block.text)):
+        text = clean_markdown(match["text"])
+        return [(text, clean_note(block.text[match.end() :]))] if text else []
+    spans = [
+        m for m in BOLD_RE.finditer(block.text) if is_recommendation(clean_markdown(m["text"]))
+    ]
+    if not spans:
+        return []
+    ends = [span.start() for span in spans[1:]] + [len(block.text)]
+    return [
+        (capitalise(clean_markdown(span["text"])), clean_note(block.text[span.end() : end]))
+        for span, end in zip(spans, ends, strict=True)
+    ]
+
+
+def clean_note(markdown):
+    """Return the text after a bold span as a note, without the punctuation closing the span."""
+    return clean_markdown(markdown).lstrip(".,;: ")
+
+
+def lead_in_sentence(paragraph):
+    """Return the paragraph's last sentence if it introduces a list ("... should:")."""
+    text = clean_markdown(paragraph)
+    return split_sentences(text)[-1] if text.endswith(":") else ""
+
+
+# --- Op-eds --------------------------------------------------------------------------------
+
+
+def parse_op_ed(text, *, document_code):
+    """Parse an op-ed whose recommendations are steps opening "First,", "Second,", ...
+
+    Paragraphs after a step, up to the next, are its note; the last step keeps at most two,
+    since an op-ed closes with a summary and the author's bio, which names the author.
+    """
+    title, bylines, paragraphs = split_op_ed(text)
+    first = next((i for i, p in enumerate(paragraphs) if is_first_step(p)), None)
+    if first is None:
+        raise DocumentImportError(
+            'No ordinal steps were found: an op-ed\'s first step must open with "First,".'
+        )
+    body = paragraphs[first:]
+    bio_at = next((i for i, p in enumerate(body) if BIO_RE.match(p)), len(body))
+    steps = group_steps(body[:bio_at])
+    if len(steps) < 2:
+        raise DocumentImportError('Only a "First," step was found; an op-ed needs two or more.')
+    bio_author = BIO_RE.match(body[bio_at])["name"] if bio_at < len(body) else ""
+    recommendations = [
+        ParsedRecommendation(code=f"{document_code}-{number}", text=text, note="\n\n".join(notes))
+        for number, (text, notes) in enumerate(steps, start=1)
+    ]
+    return ParsedDocument(
+        format=OP_ED,
+        recommendations=recommendations,
+        title=title,
+        author=bylines[0] if bylines else bio_author,
+    )
+
+
+def split_op_ed(text):
+    """Return an op-ed's title (its first line), byline names and body paragraphs, leaving
+    out site boilerplate and photo captions."""
+    title, bylines, paragraphs = "", [], []
+    for chunk in PARAGRAPH_BREAK_RE.split(text):
+        lines = [line.strip() for line in chunk.splitlines()]
+        lines = [line for line in lines if line and not BOILERPLATE_RE.match(line)]
+        if any(PHOTO_CREDIT_RE.search(line) for line in lines):
+            continue
+        if lines and not title:
+            title, *lines = lines
+        bylines += [match["name"] for line in lines if (match := BYLINE_RE.match(line))]
+        paragraph = " ".join(line for line in lines if not BYLINE_RE.match(line))
+        if paragraph:
+            paragraphs.append(clean_whitespace(paragraph))
+    return title, bylines, paragraphs
+
+
+def is_first_step(paragraph):
+    match = STEP_RE.match(paragraph)
+    return match is not None and match["ordinal"] == "First"
+
+
+def group_steps(paragraphs):
+    """Return (step text, note paragraphs) for each step, from the first paragraph on."""
+    steps = []
+    closed = False
+    for paragraph in paragraphs:
+        match = STEP_RE.match(paragraph)
+        if match and not closed:
+            steps.append((capitalise(match["text"]), []))
+            closed = match["ordinal"] in LAST_STEP_ORDINALS
+        else:
+            steps[-1][1].append(paragraph)
+    del steps[-1][1][MAX_CLOSING_NOTE_PARAGRAPHS:]
+    return steps
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+def normalise_column(name):
+    return "_".join(name.lower().split())
+
+
+def split_list(cell):
+    return tuple(item.strip() for item in cell.split(CSV_LIST_SEPARATOR) if item.strip())
+
+
+def parse_csv(text):
+    """Parse a CSV of recommendations with full codes, one row each, parents first."""
+    try:
+        header, *rows = csv.reader(io.StringIO(text))
+    except csv.Error as error:
+        raise DocumentImportError(f"Unreadable CSV: {error}.") from None
+    columns = [normalise_column(name) for name in header]
+    if missing := [name for name in REQUIRED_CSV_COLUMNS if name not in columns]:
+        raise DocumentImportError(f"The CSV lacks the required column(s): {', '.join(missing)}.")
+    if unknown := [name for name in columns if name not in CSV_COLUMNS]:
+        raise DocumentImportError(
+            f"Unknown CSV column(s): {', '.join(unknown)}. Known: {', '.join(CSV_COLUMNS)}."
+        )
+    recommendations = [
+        csv_recommendation(dict(zip(columns, cells, strict=False)), row=number)
+        for number, cells in enumerate(rows, start=2)
+        if any(cell.strip() for cell in cells)
+    ]
+    check_csv_codes(recommendations)
+    return ParsedDocument(format=CSV, recommendations=recommendations)
+
+
+def csv_recommendation(cells, *, row):
+    values = {column: (cells.get(column) or "").strip() for column in CSV_COLUMNS}
+    if not values["code"] or not values["text"]:
+        raise DocumentImportError(f"Row {row}: code and text are required.")
+    if values["addressed_to"] not in ("", *Recommendation.AddressedTo.values):
+        raise DocumentImportError(
+            f"Row {row}: addressed_to must be one of "
+            f"{', '.join(Recommendation.AddressedTo.values)}, not {values['addressed_to']!r}."
+        )
+    priority = CSV_PRIORITY_VALUES.get(values["priority"].lower())
+    if priority is None:
+        raise DocumentImportError(
+            f"Row {row}: priority must be yes or no, not {values['priority']!r}."
+        )
+    return ParsedRecommendation(
+        code=values["code"],
+        parent_code=values["parent_code"],
+        section_title=values["section"],
+        title=values["title"],
+        text=values["text"],
+        note=values["note"],
+        lead_agency=values["lead_agency"],
+        supporting_agencies=split_list(values["supporting_agencies"]),
+        themes=split_list(values["themes"]),
+        addressed_to=values["addressed_to"],
+        is_priority=priority,
+        row=row,
+    )
+
+
+def check_csv_codes(recommendations):
+    """Refuse repeated codes and parents that are unknown or listed after their children."""
+    rows_by_code = {}
+    all_codes = {recommendation.code for recommendation in recommendations}
+    for recommendation in recommendations:
+        code, parent_code, row = recommendation.code, recommendation.parent_code, recommendation.row
+        if code in rows_by_code:
+            raise DocumentImportError(f"Row {row}: code {code} repeats row {rows_by_code[code]}.")
+        if parent_code and parent_code not in all_codes:
+            raise DocumentImportError(f"Row {row}: unknown parent code {parent_code}.")
+        if parent_code and parent_code not in rows_by_code:
+            raise DocumentImportError(
+                f"Row {row}: parent {parent_code} must come before its children."
+            )
+        rows_by_code[code] = row
+
+
+def export_csv(recommendations: Iterable[Recommendation]) -> str:
+    """Return the recommendations as CSV in the format `import_document()` reads back."""
+    recommendations = list(recommendations)
+    prefetch_related_objects(recommendations, "parent", "ownerships__agency", "themes")
+    output = io.StringIO()
+    writer = csv.writer(output)
+    writer.writerow(CSV_COLUMNS)
+    for recommendation in recommendations:
+        ownerships = recommendation.ownerships.all()
+        lead = [o.agency for o in ownerships if o.role == Ownership.Role.LEAD]
+        supporting = [o.agency for o in ownerships if o.role == Ownership.Role.SUPPORTING]
+        writer.writerow(
+            [
+                recommendation.code,
+                recommendation.parent.code if recommendation.parent else "",
+                recommendation.section_title,
+                recommendation.title,
+                recommendation.text,
+                recommendation.note,
+                "".join(agency_label(agency) for agency in lead),
+                f"{CSV_LIST_SEPARATOR} ".join(map(agency_label, supporting)),
+                f"{CSV_LIST_SEPARATOR} ".join(theme.name for theme in recommendation.themes.all()),
+                recommendation.addressed_to,
+                "yes" if recommendation.is_priority else "",
+            ]
+        )
+    return output.getvalue()
+
+
+def agency_label(agency):
+    return agency.acronym or agency.name
+
+
+# --- Owners --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mention:
+    start: int
+    agency: Agency
+
+
+class AgencyIndex:
+    """The agency directory, compiled once per import to find agencies in text or by name.
+
+    Acronyms match case-sensitively, names and aliases in any case, longest first.
+    """
+
+    def __init__(self, agencies):
+        self.by_pk = {agency.pk: agency for agency in agencies}
+        self.by_acronym = {a.acronym: a for a in self.by_pk.values() if a.acronym}
+        terms = [
+            (term, agency)
+            for agency in self.by_pk.values()
+            for term in {agency.name, agency.acronym, *agency.alias_list} - {""}
+        ]
+        self.by_name = {term.casefold(): agency for term, agency in terms}
+        terms += [(term, None) for term in NOT_AGENCY_TERMS]
+        terms.sort(key=lambda item: -len(item[0]))
+        self.term_agencies = [agency for _, agency in terms]
+        self.pattern = re.compile(
+            "|".join(
+                f"(?P<t{i}>{term_pattern(term, case_sensitive=term in self.by_acronym)})"
+                for i, (term, _) in enumerate(terms)
+            )
+            or "(?!)"
+        )
+
+    def find(self, name):
+        """Return the agency with this acronym, or this name or alias in any case."""
+        return self.by_acronym.get(name) or self.by_name.get(name.casefold())
+
+    def mentions(self, text):
+        matches = self.pattern.finditer(text)
+        found = [(match.start(), self.term_agencies[int(match.lastgroup[1:])]) for match in matches]
+        return [Mention(start, agency) for start, agency in found if agency is not None]
+
+    def agencies_in(self, text):
+        """Return the agencies the text names, in order, without those whose descendant it
+        also names ("the Department of State Bureau of ... (PRM)" is PRM alone)."""
+        named = list(dict.fromkeys(mention.agency for mention in self.mentions(text)))
+        ancestors = {ancestor for agency in named for ancestor in self.ancestors(agency)}
+        return [agency for agency in named if agency not in ancestors]
+
+    def ancestors(self, agency):
+        while agency.parent_id is not None and agency.parent_id in self.by_pk:
+            agency = self.by_pk[agency.parent_id]
+            yield agency
+
+
+def term_pattern(term, *, case_sensitive):
+    words = (re.escape(word).replace("'", "['\u2019]") for word in term.split())
+    body = r"\s+".join(words)
+    return rf"(?<!\w){body if case_sensitive else f'(?i:{body})'}(?!\w)"
+
+
+def detect_owners(parsed, *, index, default_lead):
+    """Return who leads a recommendation and who supports it, from its own text.
+
+    1. An agency that is the subject of the first sentence leads ("USCIS should ...").
+    2. Otherwise the recommendation is an imperative addressed by its lead-in ("The
+       administration should request that Congress:"): the last agency named there leads.
+    3. Otherwise the document's addressee leads.
+    Every other agency the text names supports.
+    """
+    text = parsed.text
+    lead = (
+        subject_agency(text, index=index)
+        or last_agency(parsed.lead_in, index=index)
+        or default_lead
+    )
+    return Owners(lead, tuple(agency for agency in index.agencies_in(text) if agency != lead))
+
+
+def subject_agency(text, *, index):
+    sentence = split_sentences(text)[0]
+    verb = SUBJECT_VERB_RE.search(sentence)
+    if verb is None:
+        return None
+    subject = sentence[: verb.start()]
+    mentions = index.mentions(subject)
+    if mentions and subject[: mentions[0].start].strip().lower() in ("", "the"):
+        return mentions[0].agency
+    return None
+
+
+def last_agency(text, *, index):
+    mentions = index.mentions(text)
+    return mentions[-1].agency if mentions else None
+
+
+def listed_owners(parsed, *, index, default_lead):
+    """Return the owners a CSV row lists; an agency missing from the directory is an error."""
+
+    def find(name):
+        agency = index.find(name)
+        if agency is None:
+            raise DocumentImportError(
+                f"Row {parsed.row} ({parsed.code}): unknown agency {name!r}; "
+                "add it to the agency directory first."
+            )
+        return agency
+
+    lead = find(parsed.lead_agency) if parsed.lead_agency else default_lead
+    supporting = dict.fromkeys(map(find, parsed.supporting_agencies))
+    return Owners(lead, tuple(agency for agency in supporting if agency != lead))
+
+
+def addressed_to_for(lead):
+    if lead.acronym == WHITE_HOUSE:
+        return Recommendation.AddressedTo.ADMINISTRATION
+    if lead.acronym == CONGRESS:
+        return Recommendation.AddressedTo.CONGRESS
+    if lead.kind == Agency.Kind.PARTNER:
+        return Recommendation.AddressedTo.PARTNER
+    return Recommendation.AddressedTo.AGENCY
+
+
+# --- Saving --------------------------------------------------------------------------------
+
+
+def default_document_code(*, publisher="", publisher_acronym="", published_on=None):
+    """Return e.g. "WRC-2024" from the publisher's acronym (or initials) and the year."""
+    prefix = publisher_acronym or "".join(
+        word[0] for word in publisher.split() if word[0].isupper() and word != "The"
+    )
+    if not prefix or published_on is None:
+        raise DocumentImportError(
+            "Give a document code, or a publisher and a publication date to make one from."
+        )
+    return f"{prefix}-{published_on.year}"
+
+
+def import_document(
+    source: str | bytes,
+    *,
+    code: str,
+    publisher: Publisher | str | None = None,
+    publisher_acronym: str = "",
+    fmt: str | None = None,
+    filename: str = "",
+    title: str | None = None,
+    kind: str | None = None,
+    published_on: datetime.date | None = None,
+    author: str = "",
+    url: str = "",
+    addressee: Agency | None = None,
+    is_published: bool = True,
+    dry_run: bool = False,
+) -> ImportResult:
+    """Import a document and its recommendations; return what was created or changed.
+
+    1. The text is parsed first: input that cannot be imported raises DocumentImportError
+       before anything is written.
+    2. The document is found by code, or created; the metadata given replaces its own, and
+       the title and author found in the text fill only blanks.
+    3. Recommendations are found by code and updated in place, or created with
+       `is_published`. Owners and themes found in Markdown or an op-ed are applied only where
+       staff have set none; those a CSV lists replace them.
+    4. All of it happens in one transaction; a dry run rolls it back after the same work, so
+       its report is exact.
+    """
+    text = decode_source(source)
+    fmt = fmt or detect_format(text, filename=filename)
+    parsed = parse_document(text, fmt=fmt, document_code=code)
+    with transaction.atomic():
+        ensure_agency_directory()
+        index = AgencyIndex(Agency.objects.all())
+        document, document_created = save_document(
+            parsed,
+            code=code,
+            publisher=publisher,
+            publisher_acronym=publisher_acronym,
+            addressee=addressee,
+            default_addressee=index.by_acronym[WHITE_HOUSE],
+            title=title,
+            kind=kind,
+            published_on=published_on,
+            author=author,
+            url=url,
+        )
+        result = ImportResult(
+            document=document, format=fmt, document_created=document_created, dry_run=dry_run
+        )
+        saved = {}
+        for position, item in enumerate(parsed.recommendations, start=1):
+            recommendation, outcome, lead = save_recommendation(
+                document,
+                item,
+                parent=saved.get(item.parent_code),
+                position=position,
+                index=index,
+                lists_owners=parsed.lists_owners,
+                is_published=is_published,
+            )
+            saved[item.code] = recommendation
+            result.record(recommendation, outcome, lead=lead)
+        result.missing = list(document.recommendations.exclude(code__in=saved))
+        if dry_run:
+            transaction.set_rollback(True)
+    return result
+
+
+def save_document(
+    parsed, *, code, publisher, publisher_acronym, addressee, default_addressee, **metadata
+):
+    """Return the document with this code, created or with its metadata brought up to date."""
+    document = Document.objects.filter(code=code).first() or Document(code=code)
+    created = document._state.adding
+    values = {name: value for name, value in metadata.items() if value}
+    for name in ("title", "author"):
+        if name not in values and not getattr(document, name) and getattr(parsed, name):
+            values[name] = getattr(parsed, name)
+    if created and "kind" not in values:
+        values["kind"] = Document.Kind.OP_ED if parsed.format == OP_ED else Document.Kind.REPORT
+    if publisher:
+        values["publisher_id"] = get_publisher(publisher, acronym=publisher_acronym).pk
+    if addressee or document.addressee_id is None:
+        values["addressee_id"] = (addressee or default_addressee).pk
+    if document.publisher_id is None and "publisher_id" not in values:
+        raise DocumentImportError(f"Document {code} is new: give its publisher.")
+    if not (document.title or values.get("title")):
+        raise DocumentImportError(f"Document {code} has no title to detect: give one.")
+    if assign(document, values) or created:
+        validate(document, label=f"Document {code}")
+        document.save()
+    return document, created
+
+
+def get_publisher(publisher, *, acronym):
+    if isinstance(publisher, Publisher):
+        return publisher
+    found, _ = Publisher.objects.get_or_create(name=publisher, defaults={"acronym": acronym})
+    return found
+
+
+def save_recommendation(document, parsed, *, parent, position, index, lists_owners, is_published):
+    """Create or update one recommendation; return it, its outcome and its lead.
+
+    The outcome names the ImportResult list it belongs in. Owners and themes the source lists
+    (`lists_owners`) replace the stored ones; detected ones only fill a blank.
+    """
+    recommendation = document.recommendations.filter(code=parsed.code).first()
+    created = recommendation is None
+    if created:
+        recommendation = Recommendation(
+            document=document, code=parsed.code, is_published=is_published
+        )
+    fields = {
+        "parent_id": parent.pk if parent else None,
+        "position": position,
+        "section_title": parsed.section_title,
+        "title": parsed.title or short_title(parsed.text),
+        "text": parsed.text,
+        "note": parsed.note,
+    }
+    apply_owners = lists_owners or created or not recommendation.ownerships.exists()
+    if apply_owners:
+        find_owners = listed_owners if lists_owners else detect_owners
+        owners = find_owners(parsed, index=index, default_lead=document.addressee)
+        fields["addressed_to"] = parsed.addressed_to or addressed_to_for(owners.lead)
+    if lists_owners:
+        fields["is_priority"] = parsed.is_priority
+    changed = bool(assign(recommendation, fields))
+    if created or changed:
+        validate(recommendation, label=parsed.code)
+        recommendation.save()
+    if apply_owners:
+        changed |= set_owners(recommendation, owners)
+    if lists_owners or created or not recommendation.themes.exists():
+        names = parsed.themes if lists_owners else detect_themes(parsed.text)
+        changed |= set_themes(recommendation, names)
+    lead = owners.lead if apply_owners else current_lead(recommendation)
+    outcome = "created" if created else "updated" if changed else "unchanged"
+    return recommendation, outcome, lead
+
+
+def current_lead(recommendation):
+    ownership = recommendation.ownerships.filter(role=Ownership.Role.LEAD).first()
+    return ownership.agency if ownership else None
+
+
+def set_owners(recommendation, owners):
+    """Make these the recommendation's owners; return whether that changed them."""
+    roles = {owners.lead.pk: Ownership.Role.LEAD}
+    roles |= {agency.pk: Ownership.Role.SUPPORTING for agency in owners.supporting}
+    current = dict(recommendation.ownerships.values_list("agency_id", "role"))
+    if current == roles:
+        return False
+    recommendation.ownerships.all().delete()
+    Ownership.objects.bulk_create(
+        Ownership(recommendation=recommendation, agency_id=agency_id, role=role)
+        for agency_id, role in roles.items()
+    )
+    return True
+
+
+def set_themes(recommendation, names):
+    """Make these the recommendation's themes, creating missing ones; return whether that
+    changed them."""
+    themes = [
+        Theme.objects.filter(name__iexact=name).first() or Theme.objects.create(name=name)
+        for name in names
+    ]
+    if {theme.pk for theme in themes} == set(recommendation.themes.values_list("pk", flat=True)):
+        return False
+    recommendation.themes.set(themes)
+    return True
+
+
+def assign(instance, values):
+    """Set the attributes whose value differs; return their names."""
+    changed = [name for name, value in values.items() if getattr(instance, name) != value]
+    for name in changed:
+        setattr(instance, name, values[name])
+    return changed
+
+
+def validate(instance, *, label):
+    try:
+        instance.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{name}: {' '.join(messages)}" for name, messages in error.message_dict.items()
+        )
+        raise DocumentImportError(f"{label}: {problems}") from None

@@ -1,0 +1,96 @@
+import argparse
+import datetime
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tracker.importing import (
+    FORMATS,
+    DocumentImportError,
+    default_document_code,
+    import_document,
+    read_source,
+)
+from tracker.models import Document
+
+
+def iso_date(value):
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {value!r}") from None
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a document's recommendations from a Markdown report, an op-ed's text or a CSV "
+        "file. Importing again updates them in place."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", type=Path)
+        parser.add_argument(
+            "--format", dest="fmt", choices=FORMATS, help="Default: from the extension or content."
+        )
+        parser.add_argument(
+            "--code", help="Document code, e.g. WRC-2024. Default: publisher acronym and year."
+        )
+        parser.add_argument("--title", help="Default: the document's first heading or line.")
+        parser.add_argument("--publisher", help="Publisher's name; needed for a new document.")
+        parser.add_argument("--publisher-acronym", default="")
+        parser.add_argument("--kind", choices=Document.Kind.values)
+        parser.add_argument("--published-on", type=iso_date, metavar="YYYY-MM-DD")
+        parser.add_argument("--author", default="")
+        parser.add_argument("--url", default="")
+        parser.add_argument(
+            "--draft", action="store_true", help="Leave new recommendations unpublished."
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Report what would change; write nothing."
+        )
+
+    def handle(self, *args, **options):
+        path = options["path"]
+        try:
+            source = read_source(path)
+            code = options["code"] or default_document_code(
+                publisher=options["publisher"] or "",
+                publisher_acronym=options["publisher_acronym"],
+                published_on=options["published_on"],
+            )
+            self.stdout.write(f"Importing {path} as {code}…")
+            result = import_document(
+                source,
+                filename=path.name,
+                fmt=options["fmt"],
+                code=code,
+                title=options["title"],
+                publisher=options["publisher"],
+                publisher_acronym=options["publisher_acronym"],
+                kind=options["kind"],
+                published_on=options["published_on"],
+                author=options["author"],
+                url=options["url"],
+                is_published=not options["draft"],
+                dry_run=options["dry_run"],
+            )
+        except DocumentImportError as error:
+            raise CommandError(f"{path}: {error}") from error
+        self.report(result, verbosity=options["verbosity"])
+
+    def report(self, result, *, verbosity):
+        document = result.document
+        age = "new" if result.document_created else "existing"
+        self.stdout.write(f"Read as {result.format}: {age} document {document.code}, {document}.")
+        if verbosity >= 2:
+            for recommendation in result.created:
+                lead = result.leads[recommendation.code]
+                self.stdout.write(
+                    f"  + {recommendation.code}  lead {lead.display_name}  {recommendation.title}"
+                )
+        if result.missing:
+            codes = ", ".join(recommendation.code for recommendation in result.missing)
+            self.stdout.write(self.style.WARNING(f"Not in this import (kept): {codes}"))
+        self.stdout.write(self.style.SUCCESS(result.summary()))
+        if result.dry_run:
+            self.stdout.write("Dry run: nothing was written.")
