@@ -1,6 +1,7 @@
 """Benchmark source checks against N pages served on 127.0.0.1.
 
-Passes, each over the same N sources with Tracker's in-process checker (`check_sources`):
+Pages are spread over 8 origins (ports of 127.0.0.1). Passes, each over the same N sources
+with Tracker's in-process checker (`check_sources`):
   first      every page fetched, extracted, hashed and kept as a first version
   changed    a tenth of the pages changed (new versions and alerts), the rest answer 304
   not-mod    every page answers 304
@@ -28,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SLOW_DELAY = 0.2
+# Pages are spread over this many origins (ports), as a real watch list spans many sites;
+# Tracker allows at most monitoring.MAX_REQUESTS_PER_HOST requests at once per origin.
+ORIGINS = 8
 # A realistic small article page: menu, main text, footer.
 PAGE = """<!doctype html><html><head><title>Release {i}</title></head><body>
 <nav><a href="/">Home</a> <a href="/news">News</a> <a href="/about">About</a></nav>
@@ -42,7 +46,7 @@ will help identify people in need of protection and refer them for processing.</
 # -- the page server: asyncio, keep-alive, ETag + 304, in its own process -------------------
 
 
-def serve(port, ready, revisions, delay):
+def serve(ports, ready, revisions, delay):
     async def handle(reader, writer):
         try:
             while True:
@@ -79,10 +83,11 @@ def serve(port, ready, revisions, delay):
             writer.close()
 
     async def main():
-        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+        servers = [
+            await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024) for port in ports
+        ]
         ready.set()
-        async with server:
-            await server.serve_forever()
+        await asyncio.gather(*(server.serve_forever() for server in servers))
 
     asyncio.run(main())
 
@@ -96,16 +101,18 @@ def free_port():
 
 
 def start_server(n, *, delay=0.0):
-    port = free_port()
+    """Serve pages /p/0 … /p/n-1 on ORIGINS ports; return (page URLs, revisions, process)."""
+    ports = [free_port() for _ in range(ORIGINS)]
     revisions = multiprocessing.Array("i", n, lock=False)
     ready = multiprocessing.Event()
     process = multiprocessing.Process(
-        target=serve, args=(port, ready, revisions, delay), daemon=True
+        target=serve, args=(ports, ready, revisions, delay), daemon=True
     )
     process.start()
     if not ready.wait(10):
         raise SystemExit("the page server did not start")
-    return port, revisions, process
+    urls = [f"http://127.0.0.1:{ports[i % ORIGINS]}/p/{i}" for i in range(n)]
+    return urls, revisions, ports
 
 
 # -- the database -------------------------------------------------------------------------
@@ -161,15 +168,15 @@ def bare_loop(urls, concurrency):
 
 
 def run(n, concurrency):
-    port, revisions, _server = start_server(n)
-    slow_port, _slow_revisions, _slow = start_server(n, delay=SLOW_DELAY)
+    urls, revisions, ports = start_server(n)
+    slow_n = min(n, 200)
+    slow_urls, _revisions, slow_ports = start_server(slow_n, delay=SLOW_DELAY)
     os.environ["DATABASE_URL"] = scratch_database()
-    setup_django(f"127.0.0.1:{port},127.0.0.1:{slow_port}")
+    setup_django(",".join(f"127.0.0.1:{port}" for port in ports + slow_ports))
 
     from tracker.models import ChangeAlert, Source
     from tracker.monitoring import check_sources
 
-    urls = [f"http://127.0.0.1:{port}/p/{i}" for i in range(n)]
     Source.objects.bulk_create(Source(url=url) for url in urls)
 
     def tracker_pass():
@@ -183,11 +190,8 @@ def run(n, concurrency):
     bare_s, _ = timed("bare httpx loop", lambda: bare_loop(urls, concurrency))
     alerts = ChangeAlert.objects.count()
 
-    slow_n = min(n, 200)
     Source.objects.all().delete()
-    Source.objects.bulk_create(
-        Source(url=f"http://127.0.0.1:{slow_port}/p/{i}") for i in range(slow_n)
-    )
+    Source.objects.bulk_create(Source(url=url) for url in slow_urls)
     slow_s, _ = timed(f"slow pass ({slow_n} pages, 200 ms each)", tracker_pass)
 
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

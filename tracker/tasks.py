@@ -58,7 +58,7 @@ def check_source_task(self, source_id):
     source = Source.objects.filter(pk=source_id, is_active=True).first()
     if source is None:
         return "gone"
-    host = monitoring.host_of(source.url)
+    host = monitoring.origin_of(source.url)
     try:
         acquire_host_slot(host)
     except HostBusy:
