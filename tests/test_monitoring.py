@@ -3,7 +3,7 @@
 import datetime
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 from werkzeug import Response
@@ -410,3 +410,35 @@ def test_check_now_from_the_admin_checks_the_source(
         )
     assert "Checking 1 source(s)" in response.content.decode()
     assert source.versions.count() == 1
+
+
+def test_every_monitoring_admin_page_renders(client, admin_user, source, site):
+    check_source(source)
+    site.body = page("changed")
+    recheck(source)
+    FeedEntry.objects.create(source=source, guid="g", title="Entry")
+    client.force_login(admin_user)
+    for model in (Source, SourceVersion, ChangeAlert, FeedEntry):
+        name = model._meta.model_name
+        assert client.get(reverse(f"admin:tracker_{name}_changelist")).status_code == 200
+        detail = reverse(f"admin:tracker_{name}_change", args=[model.objects.first().pk])
+        assert client.get(detail).status_code == 200
+    assert client.get(reverse("admin:tracker_source_add")).status_code == 200
+
+
+def test_broken_sources_are_flagged_and_filtered_in_the_admin(client, admin_user):
+    Source.objects.create(url="https://ok.example.org/")
+    broken = Source.objects.create(url="https://broken.example.org/")
+    Source.objects.filter(pk=broken.pk).update(consecutive_failures=3, last_error="HTTP 500")
+    client.force_login(admin_user)
+    url = reverse("admin:tracker_source_changelist")
+    content = client.get(url, {"health": "broken"}).content.decode()
+    assert "broken.example.org" in content and "ok.example.org" not in content
+    assert 'alt="False"' in content  # the Healthy column's red icon
+
+
+def test_check_sources_refuses_bad_options():
+    with pytest.raises(CommandError, match="concurrency"):
+        call_command("check_sources", "--concurrency", "0")
+    with pytest.raises(CommandError, match="--watch"):
+        call_command("check_sources", "--watch", "0")

@@ -6,14 +6,12 @@ from django.utils import timezone
 from tracker.models import Source
 from tracker.monitoring import Outcome, check_sources
 
-OUTCOME_STYLE = {
-    Outcome.CHANGED: "WARNING",
-    Outcome.FAILED: "ERROR",
-}
-
 
 class Command(BaseCommand):
-    help = "Check watched sources now, in this process (what the Celery dispatcher does)."
+    help = (
+        "Check watched sources now, in this process: what the Celery dispatcher does every "
+        "minute. With --watch, keep checking due sources (for setups without Celery)."
+    )
 
     def add_arguments(self, parser):
         which = parser.add_mutually_exclusive_group()
@@ -22,37 +20,63 @@ class Command(BaseCommand):
         )
         which.add_argument("--all", action="store_true", help="Every active source.")
         parser.add_argument("--concurrency", type=int, default=16, help="Checks at once.")
+        parser.add_argument(
+            "--watch",
+            type=int,
+            metavar="SECONDS",
+            help="Check due sources again every SECONDS until interrupted.",
+        )
 
-    def handle(self, *args, all, concurrency, **options):
+    def handle(self, *args, all, concurrency, watch, **options):
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1.")
+        if watch is not None and (watch < 1 or all):
+            raise CommandError("--watch takes a positive number of seconds, and not --all.")
+        self.verbosity = options["verbosity"]
+        if watch is None:
+            self.check_once(all=all, concurrency=concurrency, quiet_when_idle=False)
+            return
+        self.stdout.write(f"Checking due sources every {watch} s; Ctrl-C stops.")
+        try:
+            while True:
+                self.check_once(all=False, concurrency=concurrency, quiet_when_idle=True)
+                time.sleep(watch)
+        except KeyboardInterrupt:
+            self.stdout.write("Stopped watching.")
+
+    def check_once(self, *, all, concurrency, quiet_when_idle):
         sources = Source.objects.filter(is_active=True)
         if not all:
             sources = sources.filter(next_check_at__lte=timezone.now())
         sources = list(sources)
         if not sources:
-            self.stdout.write("No sources to check.")
+            if not quiet_when_idle:
+                self.stdout.write("No sources to check.")
             return
         total = len(sources)
         self.stdout.write(f"Checking {total} source(s), {concurrency} at a time…")
-        done = 0
         started = time.monotonic()
+        done = 0
 
         def report(source, result):
             nonlocal done
             done += 1
+            if self.verbosity < 1:
+                return
             line = f"[{done}/{total}] {source.url}: {result.outcome.replace('_', ' ')}"
             if result.error:
                 line += f" ({result.error})"
             if result.new_entries:
                 line += f", {result.new_entries} new feed entries"
-            style = getattr(self.style, OUTCOME_STYLE.get(result.outcome, "NOTICE"))
-            if options["verbosity"] >= 1:
-                self.stdout.write(style(line) if result.outcome in OUTCOME_STYLE else line)
+            if result.outcome == Outcome.FAILED:
+                line = self.style.ERROR(line)
+            elif result.outcome == Outcome.CHANGED:
+                line = self.style.WARNING(line + " (see Change alerts)")
+            self.stdout.write(line)
 
         outcomes = check_sources(sources, concurrency=concurrency, progress=report)
         elapsed = time.monotonic() - started
-        summary = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in outcomes.items())
+        summary = ", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in outcomes.items())
         self.stdout.write(
             self.style.SUCCESS(f"Checked {total} source(s) in {elapsed:.1f} s: {summary}.")
         )
