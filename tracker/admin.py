@@ -544,6 +544,9 @@ class AcceptAlertForm(forms.Form):
 class ChangeAlertAdmin(admin.ModelAdmin):
     """The staff inbox: one alert per change seen on a source, unreviewed first."""
 
+    class Media:
+        css = {"all": ["tracker/admin.css"]}
+
     list_display = ["__str__", "source", "linked_recommendations", "is_reviewed_flag", "created_at"]
     list_filter = [ReviewedFilter, "source"]
     list_select_related = ["source"]
