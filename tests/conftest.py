@@ -1,3 +1,4 @@
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,10 +59,19 @@ def congress(db):
     return AgencyFactory(name="Congress", acronym="Congress")
 
 
+@contextmanager
+def celery_settings(**values):
+    """Set Celery configuration values for the duration of a block."""
+    previous = {name: getattr(celery_app.conf, name) for name in values}
+    celery_app.conf.update(values)
+    try:
+        yield
+    finally:
+        celery_app.conf.update(previous)
+
+
 @pytest.fixture
 def eager_tasks():
     """Run Celery tasks in-process for tests about their callers, not about the queue."""
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
+    with celery_settings(task_always_eager=True):
+        yield

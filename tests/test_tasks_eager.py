@@ -5,7 +5,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from config.celery import app as celery_app
+from tests.conftest import celery_settings
 from tests.test_monitoring import Site, local_url, page
 from tracker import tasks
 from tracker.models import Source
@@ -30,10 +30,8 @@ def test_a_check_of_a_deleted_or_paused_source_does_nothing():
 @pytest.fixture
 def eager_retries():
     """In-process retries run one after another only when errors do not propagate."""
-    previous = celery_app.conf.task_eager_propagates
-    celery_app.conf.task_eager_propagates = False
-    yield
-    celery_app.conf.task_eager_propagates = previous
+    with celery_settings(task_eager_propagates=False):
+        yield
 
 
 def test_network_failures_are_retried_then_recorded(allow_local, eager_retries):
