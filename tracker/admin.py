@@ -555,6 +555,7 @@ class ChangeAlertAdmin(admin.ModelAdmin):
         "source",
         "version",
         "previous_version",
+        "linked_recommendations",
         "diff_html",
         "created_at",
         "reviewed_at",
