@@ -136,6 +136,9 @@ CACHES = {
     )
 }
 
+# Seconds before the first retry of a check that failed on network trouble (then doubling).
+TRACKER_CHECK_RETRY_SECONDS = int(os.environ.get("TRACKER_CHECK_RETRY_SECONDS", "30"))
+
 # Mail: SMTP when EMAIL_HOST is set, else printed to the console.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))

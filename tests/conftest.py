@@ -35,6 +35,11 @@ def editor(db):
         "view_evidence",
         "add_evidence",
         "change_evidence",
+        "view_source",
+        "view_changealert",
+        "change_changealert",
+        "view_feedentry",
+        "change_feedentry",
     ]
     user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
     return user
@@ -44,7 +49,14 @@ def editor(db):
 def viewer(db):
     """Staff who may look but not write."""
     user = UserFactory(username="viewer", is_staff=True)
-    codenames = ["view_recommendation", "view_statuschange", "view_evidence"]
+    codenames = [
+        "view_recommendation",
+        "view_statuschange",
+        "view_evidence",
+        "view_changealert",
+        "view_feedentry",
+        "view_source",
+    ]
     user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
     return user
 
@@ -75,3 +87,15 @@ def eager_tasks():
     """Run Celery tasks in-process for tests about their callers, not about the queue."""
     with celery_settings(task_always_eager=True):
         yield
+
+
+def local_url(server, path):
+    """The server's URL by address: the fetch guard allows exact 127.0.0.1:port pairs."""
+    return f"http://127.0.0.1:{server.port}{path}"
+
+
+@pytest.fixture
+def allow_local(httpserver, monkeypatch):
+    """The local test HTTP server, let through the fetch guard (and nothing else)."""
+    monkeypatch.setenv("TRACKER_FETCH_ALLOW", f"127.0.0.1:{httpserver.port}")
+    return httpserver

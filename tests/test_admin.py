@@ -4,6 +4,7 @@ import datetime
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.db.models import ProtectedError
 from django.urls import reverse
 
 from tests.factories import (
@@ -20,6 +21,7 @@ from tracker.models import (
     Ownership,
     Publisher,
     Recommendation,
+    Source,
     StatusChange,
     Theme,
 )
@@ -224,3 +226,116 @@ def test_staff_export_recommendations_as_the_importer_csv(client, admin_user, tr
         {"action": "export_csv", "_selected_action": [tracked.pk]},
     )
     assert from_list.content.decode().splitlines()[1] == child_row
+
+
+def test_a_viewer_cannot_run_actions_that_change_data(client, viewer, tracked):
+    draft = RecommendationFactory(document=tracked.document, is_published=False)
+    client.force_login(viewer)
+    response = client.post(
+        admin_url(Recommendation, "changelist"),
+        {"action": "publish", "_selected_action": [draft.pk]},
+    )
+    assert response.status_code in {200, 302}
+    draft.refresh_from_db()
+    assert not draft.is_published
+
+
+def test_staff_without_source_rights_cannot_watch_evidence_urls(client, editor, tracked):
+    evidence = tracked.evidence.get()
+    client.force_login(editor)
+    client.post(
+        admin_url(Evidence, "changelist"),
+        {"action": "watch_urls", "_selected_action": [evidence.pk]},
+    )
+    assert not Source.objects.exists()
+
+
+def owner_formset(recommendation, rows):
+    data = {
+        "ownerships-TOTAL_FORMS": str(len(rows)),
+        "ownerships-INITIAL_FORMS": str(sum(1 for pk, _a, _r in rows if pk)),
+        "ownerships-MIN_NUM_FORMS": "0",
+        "ownerships-MAX_NUM_FORMS": "1000",
+    }
+    for index, (pk, agency, role) in enumerate(rows):
+        prefix = f"ownerships-{index}-"
+        data |= {
+            f"{prefix}id": pk or "",
+            f"{prefix}recommendation": recommendation.pk,
+            f"{prefix}agency": agency.pk,
+            f"{prefix}role": role,
+        }
+    return data
+
+
+def change_form_data(recommendation, owners):
+    empty_inline = {
+        f"{name}-{field}": value
+        for name in ["status_changes", "Evidence_recommendations"]
+        for field, value in [
+            ("TOTAL_FORMS", "0"),
+            ("INITIAL_FORMS", "0"),
+            ("MIN_NUM_FORMS", "0"),
+            ("MAX_NUM_FORMS", "1000"),
+        ]
+    }
+    return {
+        "document": recommendation.document.pk,
+        "code": recommendation.code,
+        "position": 0,
+        "title": recommendation.title,
+        "text": recommendation.text,
+        "addressed_to": recommendation.addressed_to,
+        "weight": 1,
+        "review_interval_days": 90,
+        "is_published": "on",
+        **empty_inline,
+        **owner_formset(recommendation, owners),
+    }
+
+
+def test_two_leads_in_the_owner_inline_are_refused_clearly(client, admin_user, uscis, congress):
+    recommendation = RecommendationFactory(lead=uscis)
+    lead = recommendation.ownerships.get()
+    client.force_login(admin_user)
+    response = client.post(
+        admin_url(Recommendation, "change", recommendation.pk),
+        change_form_data(recommendation, [(lead.pk, uscis, "lead"), (None, congress, "lead")]),
+    )
+    assert response.status_code == 200
+    assert "one lead agency" in response.content.decode()
+    assert recommendation.ownerships.count() == 1
+
+
+def test_the_lead_can_be_swapped_in_one_save(client, admin_user, uscis, congress):
+    recommendation = RecommendationFactory(lead=uscis)
+    lead = recommendation.ownerships.get()
+    other = Ownership.objects.create(
+        recommendation=recommendation, agency=congress, role="supporting"
+    )
+    client.force_login(admin_user)
+    response = client.post(
+        admin_url(Recommendation, "change", recommendation.pk),
+        change_form_data(
+            recommendation, [(lead.pk, uscis, "supporting"), (other.pk, congress, "lead")]
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    assert recommendation.ownerships.get(role="lead").agency == congress
+
+
+def test_evidence_cited_by_history_cannot_be_deleted(tracked):
+    evidence = tracked.evidence.get()
+    with pytest.raises(ProtectedError):
+        evidence.delete()
+    with pytest.raises(ProtectedError):
+        tracked.delete()
+    assert tracked.status_changes.get().evidence.get() == evidence
+
+
+def test_a_javascript_url_is_never_rendered_as_a_link(client, admin_user):
+    Evidence.objects.create(title="Hostile", url="javascript:alert(document.domain)")
+    client.force_login(admin_user)
+    content = client.get(admin_url(Evidence, "changelist")).content.decode()
+    assert "Hostile" in content
+    assert 'href="javascript:' not in content

@@ -738,3 +738,18 @@ def test_tls_checks_the_host_name_while_connecting_to_the_checked_address(
     # The same server under its IP address does not match the certificate's name.
     error = refusal(lambda: fetch(f"https://127.0.0.1:{tls_server.port}/", client=trusting_client))
     assert "CERTIFICATE_VERIFY_FAILED" in error.reason
+
+
+@pytest.mark.parametrize("label", ["undefined", "idna", "punycode", "unicode_escape"])
+def test_a_page_naming_a_codec_that_is_no_charset_is_still_read(httpserver, label):
+    page = "<html><body><p>Caf\xe9 ouvert</p></body></html>".encode("latin-1")
+    meta = f'<html><head><meta charset="{label}"></head><body>ouvert</body></html>'.encode()
+    for body, header in [(page, f"text/html; charset={label}"), (meta, "text/html")]:
+        httpserver.clear()
+        result = serve(httpserver, body, header)
+        assert "ouvert" in result.text
+
+
+def test_an_ipvfuture_literal_is_refused_not_crashed_on():
+    with pytest.raises(BlockedURLError, match="not an IP address literal"):
+        check_url("http://[v1.fe80::a]/")

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 
 from tests.factories import EvidenceFactory, RecommendationFactory, UserFactory
-from tracker.models import Ownership, Recommendation, StatusChange
+from tracker.models import STATUS_WEIGHTS, Ownership, Recommendation, StatusChange
 
 Status = Recommendation.Status
 pytestmark = pytest.mark.django_db
@@ -16,11 +16,11 @@ pytestmark = pytest.mark.django_db
 def test_a_new_recommendation_has_not_started():
     recommendation = RecommendationFactory()
     assert recommendation.status == Status.NOT_STARTED
-    assert recommendation.progress_weight == 0
+    assert recommendation.status_changed_on is None
 
 
 def test_every_status_has_its_progress_weight():
-    weights = {status.value: status.weight for status in Status}
+    weights = {status.value: STATUS_WEIGHTS[status] for status in Status}
     assert weights == {
         "not_started": 0,
         "in_progress": 0.25,

@@ -687,3 +687,27 @@ def test_command_refuses_a_missing_file(tmp_path):
     with pytest.raises(CommandError, match="No such file"):
         run_command(tmp_path / "nowhere.md", "--code", "X", "--publisher", "Example Institute")
     assert not Document.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_csv_with_a_header_and_no_rows_is_refused_and_writes_nothing(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("code,text\n", encoding="utf-8")
+    with pytest.raises(CommandError, match="no recommendations"):
+        call_command("import_document", str(path), "--code", "ORG-1", "--publisher", "Org")
+    assert not Document.objects.exists()
+
+
+def test_an_op_ed_sentence_about_a_person_between_steps_does_not_end_the_steps():
+    text = (
+        "Three steps for the region\n\n"
+        "First, the United States must fund shelters along the route.\n\n"
+        "Vice President Kamala Harris has been asked to lead this work.\n\n"
+        "Second, Congress should fund legal aid for people seeking asylum.\n\n"
+        "Finally, the administration must expand family reunification parole.\n\n"
+        "Jane Doe is a policy analyst."
+    )
+    parsed = parse_op_ed(text, document_code="X-2025")
+    assert [r.code for r in parsed.recommendations] == ["X-2025-1", "X-2025-2", "X-2025-3"]
+    assert "Kamala Harris" in parsed.recommendations[0].note
+    assert parsed.author == "Jane Doe"

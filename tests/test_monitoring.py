@@ -1,13 +1,19 @@
 """Watching sources: real fetches from a local server, kept versions, alerts and feeds."""
 
 import datetime
+import os
+import threading
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
+from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
+from tests.conftest import local_url
 from tests.factories import RecommendationFactory
 from tracker.models import (
     ChangeAlert,
@@ -62,17 +68,6 @@ class Site:
         return Response(self.body, content_type="text/html; charset=utf-8", headers={"ETag": etag})
 
 
-def local_url(server, path):
-    """The server's URL by address: the fetch guard allows exact 127.0.0.1:port pairs."""
-    return f"http://127.0.0.1:{server.port}{path}"
-
-
-@pytest.fixture
-def allow_local(httpserver, monkeypatch):
-    monkeypatch.setenv("TRACKER_FETCH_ALLOW", f"127.0.0.1:{httpserver.port}")
-    return httpserver
-
-
 @pytest.fixture
 def site(allow_local):
     served = Site(page())
@@ -114,8 +109,9 @@ def test_a_changed_page_keeps_a_version_and_raises_an_alert_with_a_diff(source, 
     assert source.versions.count() == 2
     alert = ChangeAlert.objects.get()
     assert alert.version.text != alert.previous_version.text
-    assert "+" in alert.diff and "updated to 1 August 2024" in alert.diff
-    assert "-" in alert.diff and "are unchanged" in alert.diff
+    lines = alert.diff.splitlines()
+    assert any(line.startswith("+USCIS") and "updated to 1 August 2024" in line for line in lines)
+    assert any(line.startswith("-USCIS") and "are unchanged" in line for line in lines)
     assert not alert.is_reviewed
 
 
@@ -184,7 +180,7 @@ def test_a_redirect_to_another_local_port_is_refused_and_recorded(allow_local):
     result = check_source(source)
     assert result.outcome == Outcome.FAILED
     source.refresh_from_db()
-    assert "127.0.0.1" in source.last_error
+    assert "127.0.0.1 is a loopback address" in source.last_error
     assert not source.versions.exists()
 
 
@@ -262,20 +258,47 @@ def test_the_dispatcher_claims_each_due_source_once():
     assert claim_due_sources(now=now) == []
 
 
+class ConcurrencyProbe:
+    """Serves pages slowly and counts how many requests it handles at once."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.current = self.peak = 0
+
+    def handler(self, request):
+        with self.lock:
+            self.current += 1
+            self.peak = max(self.peak, self.current)
+        time.sleep(0.05)
+        with self.lock:
+            self.current -= 1
+        return Response(page(request.path), content_type="text/html")
+
+
+@pytest.fixture
+def threaded_server(monkeypatch):
+    """A local server that answers requests in parallel, let through the fetch guard."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    monkeypatch.setenv("TRACKER_FETCH_ALLOW", f"127.0.0.1:{server.port}")
+    yield server
+    server.stop()
+
+
 @pytest.mark.django_db(transaction=True)
-def test_checking_many_sources_reports_each_and_stays_within_host_limits(allow_local):
+def test_checking_many_sources_reports_each_and_stays_within_host_limits(threaded_server):
+    probe = ConcurrencyProbe()
     for index in range(12):
-        allow_local.expect_request(f"/p{index}").respond_with_data(
-            page(f"page {index}"), content_type="text/html"
-        )
-        Source.objects.create(url=local_url(allow_local, f"/p{index}"))
+        threaded_server.expect_request(f"/p{index}").respond_with_handler(probe.handler)
+        Source.objects.create(url=local_url(threaded_server, f"/p{index}"))
     seen = []
     outcomes = check_sources(
-        Source.objects.all(), concurrency=4, progress=lambda s, r: seen.append(s.pk)
+        Source.objects.all(), concurrency=8, per_host=2, progress=lambda s, r: seen.append(s.pk)
     )
     assert outcomes == {Outcome.FIRST_VERSION: 12}
     assert sorted(seen) == sorted(Source.objects.values_list("pk", flat=True))
     assert SourceVersion.objects.count() == 12
+    assert probe.peak == 2  # eight threads, but never more than two requests to one host
 
 
 @pytest.mark.django_db(transaction=True)
@@ -442,3 +465,89 @@ def test_check_sources_refuses_bad_options():
         call_command("check_sources", "--concurrency", "0")
     with pytest.raises(CommandError, match="--watch"):
         call_command("check_sources", "--watch", "0")
+
+
+def test_an_alert_sent_twice_is_accepted_once(client, editor, source, site):
+    check_source(source)
+    site.body = page("updated")
+    recheck(source)
+    alert = ChangeAlert.objects.get()
+    client.force_login(editor)
+    url = reverse("admin:tracker_changealert_accept", args=[alert.pk])
+    form = {
+        "title": "USCIS updates CHNV dates",
+        "url": "https://www.uscis.gov/chnv",
+        "published_on": "2024-08-01",
+        "kind": Evidence.Kind.OFFICIAL_ANNOUNCEMENT,
+        "effect": Evidence.Effect.ADVANCES,
+        "recommendations": [source.recommendations.get().pk],
+        "status": Recommendation.Status.IMPLEMENTED,
+    }
+    assert client.post(url, form).status_code == 302
+    again = client.post(url, form)
+    assert "already been reviewed" in again.content.decode()
+    assert Evidence.objects.count() == 1
+    assert source.recommendations.get().status_changes.count() == 1
+
+
+def test_viewers_cannot_accept_alerts_or_feed_entries(client, viewer, source, site):
+    check_source(source)
+    site.body = page("updated")
+    recheck(source)
+    entry = FeedEntry.objects.create(source=source, guid="g", link="https://x.example.org/")
+    client.force_login(viewer)
+    for name, pk in [("changealert", ChangeAlert.objects.get().pk), ("feedentry", entry.pk)]:
+        url = reverse(f"admin:tracker_{name}_accept", args=[pk])
+        assert client.get(url).status_code == 403
+        assert client.post(url, {"recommendations": []}).status_code == 403
+    assert not Evidence.objects.exists()
+    assert not ChangeAlert.objects.get().is_reviewed
+
+
+def test_feed_links_that_are_not_web_links_are_dropped(allow_local):
+    hostile = FEED.format(
+        items=ITEM.format(title="Click", slug="x", summary="s").replace(
+            "https://www.dhs.gov/news/x", "javascript:alert(document.domain)"
+        )
+        + ITEM.format(title="Relative", slug="y", summary="s").replace(
+            "https://www.dhs.gov/news/y", "/news/y"
+        )
+    )
+    allow_local.expect_request("/feed").respond_with_data(
+        hostile, content_type="application/rss+xml"
+    )
+    source = Source.objects.create(url=local_url(allow_local, "/feed"), kind=Source.Kind.FEED)
+    check_source(source)
+    links = dict(FeedEntry.objects.values_list("title", "link"))
+    assert links["Click"] == ""
+    assert links["Relative"] == local_url(allow_local, "/news/y")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="row locks with SKIP LOCKED need PostgreSQL",
+)
+def test_two_dispatchers_at_once_never_claim_the_same_source():
+    now = timezone.now()
+    Source.objects.bulk_create(
+        Source(url=f"https://site{i}.example.org/", next_check_at=now) for i in range(40)
+    )
+    claims = []
+    barrier = threading.Barrier(2)
+
+    def dispatcher():
+        try:
+            barrier.wait()
+            claims.append(claim_due_sources(now=now, limit=25))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=dispatcher) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    first, second = claims
+    assert not set(first) & set(second)
+    assert len(first) + len(second) == 40

@@ -11,9 +11,10 @@ import pytest
 from django.db import connection
 
 from config.celery import app as celery_app
-from tests.test_monitoring import Site, local_url, page
+from tests.conftest import local_url
+from tests.test_monitoring import Site, page
 from tracker.models import ChangeAlert, Source
-from tracker.tasks import check_source_task
+from tracker.tasks import CHECK_RETRIES, check_source_task
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
@@ -52,6 +53,7 @@ def worker(transactional_db, httpserver, tmp_path):
         **os.environ,
         "DATABASE_URL": database_url(),
         "TRACKER_FETCH_ALLOW": f"127.0.0.1:{httpserver.port}",
+        "TRACKER_CHECK_RETRY_SECONDS": "0",
     }
     command = [
         sys.executable, "-m", "celery", "-A", "config", "worker",
@@ -100,3 +102,15 @@ def test_a_real_worker_records_a_change_alert_once_even_if_delivered_twice(worke
     assert source.versions.count() == 2
     alert = ChangeAlert.objects.get()
     assert "updated to 1 August 2024" in alert.diff
+
+
+def test_a_real_worker_retries_network_failures_and_counts_them_once(worker, httpserver):
+    queue, log = worker
+    httpserver.expect_request("/flaky").respond_with_data("down", status=503)
+    source = Source.objects.create(url=local_url(httpserver, "/flaky"))
+    check_source_task.apply_async((source.pk,), queue=queue)
+    wait_until(lambda: succeeded(log) == 1, message="the check and its retries")
+    assert len(httpserver.log) == 1 + CHECK_RETRIES
+    source.refresh_from_db()
+    assert source.consecutive_failures == 1
+    assert "503" in source.last_error

@@ -5,18 +5,13 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from tests.conftest import celery_settings
-from tests.test_monitoring import Site, local_url, page
+from tests.conftest import local_url
+from tests.test_monitoring import Site, page
 from tracker import tasks
 from tracker.models import Source
+from tracker.monitoring import MAX_REQUESTS_PER_HOST, check_source
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
-
-
-@pytest.fixture
-def allow_local(httpserver, monkeypatch):
-    monkeypatch.setenv("TRACKER_FETCH_ALLOW", f"127.0.0.1:{httpserver.port}")
-    return httpserver
 
 
 def test_a_check_of_a_deleted_or_paused_source_does_nothing():
@@ -27,21 +22,28 @@ def test_a_check_of_a_deleted_or_paused_source_does_nothing():
     assert paused.last_checked_at is None
 
 
-@pytest.fixture
-def eager_retries():
-    """In-process retries run one after another only when errors do not propagate."""
-    with celery_settings(task_eager_propagates=False):
-        yield
-
-
-def test_network_failures_are_retried_then_recorded(allow_local, eager_retries):
+def test_attempts_before_the_last_leave_a_network_failure_to_the_retry(allow_local):
     allow_local.expect_request("/flaky").respond_with_data("down", status=503)
     source = Source.objects.create(url=local_url(allow_local, "/flaky"))
-    tasks.check_source_task.apply(args=(source.pk,))
-    assert len(allow_local.log) == 1 + tasks.CHECK_RETRIES
+    result = check_source(source, final_attempt=False)
+    assert result.retryable
     source.refresh_from_db()
-    assert source.consecutive_failures == 1 + tasks.CHECK_RETRIES
+    assert (source.consecutive_failures, source.last_error) == (0, "")
+    assert check_source(source, final_attempt=True).outcome == "failed"
+    source.refresh_from_db()
+    assert source.consecutive_failures == 1
     assert "503" in source.last_error
+    assert not source.is_broken
+    assert source.next_check_at - source.last_checked_at == source.check_interval
+
+
+def test_an_in_process_check_tries_once_and_records_the_failure(allow_local):
+    allow_local.expect_request("/flaky").respond_with_data("down", status=503)
+    source = Source.objects.create(url=local_url(allow_local, "/flaky"))
+    assert tasks.check_source_task.delay(source.pk).get() == "failed"
+    assert len(allow_local.log) == 1
+    source.refresh_from_db()
+    assert source.consecutive_failures == 1
 
 
 def test_a_permanent_failure_is_not_retried(allow_local):
@@ -55,32 +57,33 @@ def test_a_busy_host_defers_the_check_instead_of_fetching(allow_local):
     allow_local.expect_request("/p").respond_with_data(page(), content_type="text/html")
     source = Source.objects.create(url=local_url(allow_local, "/p"))
     origin = f"127.0.0.1:{allow_local.port}"
-    for _ in range(tasks.monitoring.MAX_REQUESTS_PER_HOST):
-        tasks.acquire_host_slot(origin)
+    held = [tasks.acquire_host_slot(origin) for _ in range(MAX_REQUESTS_PER_HOST)]
     try:
         assert tasks.check_source_task.delay(source.pk).get() == "deferred"
         assert not allow_local.log
         source.refresh_from_db()
         assert source.next_check_at > timezone.now()
     finally:
-        for _ in range(tasks.monitoring.MAX_REQUESTS_PER_HOST):
-            tasks.release_host_slot(origin)
+        for slot in held:
+            tasks.release_host_slot(slot)
     assert tasks.check_source_task.delay(source.pk).get() == "first_version"
 
 
 def test_host_slots_are_limited_and_given_back():
     origin = "slots.example.org:443"
-    for _ in range(tasks.monitoring.MAX_REQUESTS_PER_HOST):
-        tasks.acquire_host_slot(origin)
+    held = [tasks.acquire_host_slot(origin) for _ in range(MAX_REQUESTS_PER_HOST)]
+    assert len(set(held)) == MAX_REQUESTS_PER_HOST
     with pytest.raises(tasks.HostBusy):
         tasks.acquire_host_slot(origin)
-    tasks.release_host_slot(origin)
-    tasks.acquire_host_slot(origin)  # one came free
-    for _ in range(tasks.monitoring.MAX_REQUESTS_PER_HOST):
-        tasks.release_host_slot(origin)
+    tasks.release_host_slot(held.pop())
+    held.append(tasks.acquire_host_slot(origin))  # the freed slot is taken again
+    with pytest.raises(tasks.HostBusy):
+        tasks.acquire_host_slot(origin)
+    for slot in held:
+        tasks.release_host_slot(slot)
 
 
-def test_the_dispatcher_checks_due_sources(allow_local, django_capture_on_commit_callbacks):
+def test_the_dispatcher_checks_due_sources(allow_local):
     site = Site(page())
     allow_local.expect_request("/due").respond_with_handler(site.handler)
     due = Source.objects.create(url=local_url(allow_local, "/due"))

@@ -1,15 +1,18 @@
 """The staff's workspace: documents, recommendations, owners, evidence and status history."""
 
 from functools import partial
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminDateWidget, FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, Prefetch
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.forms.models import BaseInlineFormSet
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -41,6 +44,17 @@ def describe_counts(summary):
     labels = dict(Recommendation.Status.choices)
     parts = [f"{n} {labels[code].lower()}" for code, n in summary.counts.items() if n]
     return " · ".join(parts) or "no recommendations"
+
+
+def object_for_action(model_admin, request, object_id, *, permission):
+    """Return the object of a one-object staff action; 404 if missing, 403 unless the user
+    may change it and also holds `permission`."""
+    obj = model_admin.get_object(request, unquote(object_id))
+    if obj is None:
+        raise Http404(f"No such {model_admin.opts.verbose_name}.")
+    if not model_admin.has_change_permission(request, obj) or not request.user.has_perm(permission):
+        raise PermissionDenied
+    return obj
 
 
 def csv_response(recommendations, filename):
@@ -134,8 +148,34 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
         return csv_response(recommendations, "recommendations.csv")
 
 
+class OwnershipFormSet(BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        leads = [
+            form
+            for form in self.forms
+            if form.cleaned_data
+            and not form.cleaned_data.get("DELETE")
+            and form.cleaned_data.get("role") == Ownership.Role.LEAD
+        ]
+        if len(leads) > 1:
+            raise ValidationError(
+                "A recommendation has one lead agency: make the others supporting."
+            )
+
+    def save_existing_objects(self, commit=True):
+        # Save demotions before promotions, so that swapping the lead never holds two at once.
+        count = self.initial_form_count()
+        self.forms[:count] = sorted(
+            self.forms[:count],
+            key=lambda form: (form.cleaned_data or {}).get("role") == Ownership.Role.LEAD,
+        )
+        return super().save_existing_objects(commit)
+
+
 class OwnershipInline(admin.TabularInline):
     model = Ownership
+    formset = OwnershipFormSet
     extra = 0
     autocomplete_fields = ["agency"]
 
@@ -186,7 +226,7 @@ class StatusHistoryInline(admin.TabularInline):
         return "; ".join(str(item) for item in change.evidence.all()) or "—"
 
 
-class LeadAgencyFilter(admin.SimpleListFilter):
+class OwnerAgencyFilter(admin.SimpleListFilter):
     title = "owner agency"
     parameter_name = "agency"
 
@@ -234,7 +274,7 @@ class RecommendationAdmin(admin.ModelAdmin):
     list_filter = [
         "status",
         "document",
-        LeadAgencyFilter,
+        OwnerAgencyFilter,
         "themes",
         "is_published",
         "is_priority",
@@ -303,26 +343,28 @@ class RecommendationAdmin(admin.ModelAdmin):
     def export_csv(self, request, queryset):
         return csv_response(queryset, "recommendations.csv")
 
-    @admin.action(description="Publish selected recommendations")
+    @admin.action(description="Publish selected recommendations", permissions=["change"])
     def publish(self, request, queryset):
         count = queryset.update(is_published=True)
         self.message_user(request, f"{count} recommendation(s) published.", messages.SUCCESS)
 
-    @admin.action(description="Unpublish selected recommendations (back to draft)")
+    @admin.action(
+        description="Unpublish selected recommendations (back to draft)", permissions=["change"]
+    )
     def unpublish(self, request, queryset):
         count = queryset.update(is_published=False)
         self.message_user(request, f"{count} recommendation(s) are drafts again.", messages.SUCCESS)
 
-    @admin.action(description="Mark selected as re-verified today")
+    @admin.action(description="Mark selected as re-verified today", permissions=["change"])
     def mark_reviewed(self, request, queryset):
         count = queryset.update(last_reviewed_on=timezone.localdate())
         self.message_user(request, f"{count} recommendation(s) marked re-verified.")
 
     def record_status_view(self, request, object_id):
         """Append a status change: the admin's one way to write history."""
-        recommendation = get_object_or_404(Recommendation, pk=object_id)
-        if not request.user.has_perm("tracker.add_statuschange"):
-            raise PermissionDenied
+        recommendation = object_for_action(
+            self, request, object_id, permission="tracker.add_statuschange"
+        )
         form = StatusChangeForm(request.POST or None, initial={"status": recommendation.status})
         if request.method == "POST" and form.is_valid():
             try:
@@ -379,14 +421,19 @@ class EvidenceAdmin(admin.ModelAdmin):
     date_hierarchy = "published_on"
     actions = ["watch_urls"]
 
-    @admin.action(description="Watch the URLs of selected evidence as sources")
+    def has_watch_permission(self, request):
+        return request.user.has_perm("tracker.add_source")
+
+    @admin.action(
+        description="Watch the URLs of selected evidence as sources", permissions=["watch"]
+    )
     def watch_urls(self, request, queryset):
         created = watch_evidence_urls(queryset.prefetch_related("recommendations"))
         self.message_user(request, f"{created} new source(s) watched.", messages.SUCCESS)
 
     @admin.display(description="URL")
     def link(self, obj):
-        if not obj.url:
+        if urlsplit(obj.url).scheme not in {"http", "https"}:
             return "—"
         return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', obj.url, "open")
 
@@ -476,7 +523,7 @@ class SourceAdmin(admin.ModelAdmin):
     def healthy(self, source):
         return not source.is_broken
 
-    @admin.action(description="Check selected sources now")
+    @admin.action(description="Check selected sources now", permissions=["change"])
     def check_now(self, request, queryset):
         source_ids = list(queryset.filter(is_active=True).values_list("pk", flat=True))
         for source_id in source_ids:
@@ -596,18 +643,14 @@ class ChangeAlertAdmin(admin.ModelAdmin):
     def diff_html(self, alert):
         return render_diff(alert.diff)
 
-    @admin.action(description="Mark selected alerts reviewed")
+    @admin.action(description="Mark selected alerts reviewed", permissions=["change"])
     def mark_reviewed(self, request, queryset):
         count = queryset.unreviewed().update(reviewed_at=timezone.now(), reviewed_by=request.user)
         self.message_user(request, f"{count} alert(s) marked reviewed.", messages.SUCCESS)
 
     def accept_view(self, request, object_id):
         """Turn an alert into evidence (and a status change) in one form."""
-        alert = get_object_or_404(
-            ChangeAlert.objects.select_related("source", "version"), pk=object_id
-        )
-        if not request.user.has_perm("tracker.add_evidence"):
-            raise PermissionDenied
+        alert = object_for_action(self, request, object_id, permission="tracker.add_evidence")
         initial = {
             "title": alert.version.title or alert.source.title or alert.source.url,
             "url": alert.version.url,
@@ -662,6 +705,14 @@ class AcceptEntryForm(forms.Form):
     effect = forms.ChoiceField(choices=Evidence.Effect.choices, initial=Evidence.Effect.CONTEXT)
 
 
+def attach_suggested_codes(entries):
+    """Give each feed entry `suggested_codes`, the codes of its suggestions, in one query."""
+    wanted = {item["id"] for entry in entries for item in entry.suggestions}
+    codes = dict(Recommendation.objects.filter(pk__in=wanted).values_list("pk", "code"))
+    for entry in entries:
+        entry.suggested_codes = [codes[i["id"]] for i in entry.suggestions if i["id"] in codes]
+
+
 @admin.register(FeedEntry)
 class FeedEntryAdmin(admin.ModelAdmin):
     """Candidate evidence from watched feeds, with suggested recommendations."""
@@ -690,11 +741,7 @@ class FeedEntryAdmin(admin.ModelAdmin):
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
-        rows = list(changelist.result_list)
-        wanted = {item["id"] for row in rows for item in row.suggestions}
-        codes = dict(Recommendation.objects.filter(pk__in=wanted).values_list("pk", "code"))
-        for row in rows:
-            row.suggested = [codes[item["id"]] for item in row.suggestions if item["id"] in codes]
+        attach_suggested_codes(list(changelist.result_list))  # one query for the page
         return changelist
 
     def get_urls(self):
@@ -706,34 +753,33 @@ class FeedEntryAdmin(admin.ModelAdmin):
 
     @admin.display(description="Suggested recommendations")
     def suggested_codes(self, entry):
-        codes = getattr(entry, "suggested", None)
-        if codes is None:
-            ids = [item["id"] for item in entry.suggestions]
-            found = dict(Recommendation.objects.filter(pk__in=ids).values_list("pk", "code"))
-            codes = [found[pk] for pk in ids if pk in found]
-        return ", ".join(codes) or "—"
+        if not hasattr(entry, "suggested_codes"):
+            attach_suggested_codes([entry])
+        return ", ".join(entry.suggested_codes) or "—"
 
-    @admin.action(description="Dismiss selected entries")
+    @admin.action(description="Dismiss selected entries", permissions=["change"])
     def dismiss(self, request, queryset):
         count = queryset.filter(state=FeedEntry.State.NEW).update(state=FeedEntry.State.DISMISSED)
         self.message_user(request, f"{count} entr(y/ies) dismissed.", messages.SUCCESS)
 
     def accept_view(self, request, object_id):
-        entry = get_object_or_404(FeedEntry.objects.select_related("source"), pk=object_id)
-        if not request.user.has_perm("tracker.add_evidence"):
-            raise PermissionDenied
+        entry = object_for_action(self, request, object_id, permission="tracker.add_evidence")
         suggested = [item["id"] for item in entry.suggestions]
         form = AcceptEntryForm(request.POST or None, initial={"recommendations": suggested})
         if request.method == "POST" and form.is_valid():
-            evidence = accept_feed_entry(
-                entry,
-                recommendations=list(form.cleaned_data["recommendations"]),
-                kind=form.cleaned_data["kind"],
-                effect=form.cleaned_data["effect"],
-                by=request.user,
-            )
-            self.message_user(request, f"Recorded evidence: {evidence}.", messages.SUCCESS)
-            return redirect(reverse("admin:tracker_feedentry_changelist"))
+            try:
+                evidence = accept_feed_entry(
+                    entry,
+                    recommendations=list(form.cleaned_data["recommendations"]),
+                    kind=form.cleaned_data["kind"],
+                    effect=form.cleaned_data["effect"],
+                    by=request.user,
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                self.message_user(request, f"Recorded evidence: {evidence}.", messages.SUCCESS)
+                return redirect(reverse("admin:tracker_feedentry_changelist"))
         context = {
             **self.admin_site.each_context(request),
             "title": f"Accept as evidence: {entry}",

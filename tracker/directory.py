@@ -7,6 +7,7 @@ imported; `ensure_agency_directory()` creates or completes it and leaves staff e
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Q
 
 from .models import Agency
 
@@ -127,15 +128,20 @@ AGENCY_DIRECTORY = (
 def ensure_agency_directory():
     """Create the directory's agencies that are missing; return how many were created.
 
-    Agencies are matched by acronym, else by name, so renamed or re-parented agencies and
-    added aliases made by staff are kept.
+    Agencies are matched by acronym or name, so staff edits (a new name, acronym, parent or
+    aliases) are kept; an agency staff renamed *and* re-abbreviated is created again.
     """
     created = 0
     by_key = {}
     with transaction.atomic():
         for entry in AGENCY_DIRECTORY:
-            lookup = {"acronym": entry.acronym} if entry.acronym else {"name": entry.name}
-            agency = Agency.objects.filter(**lookup).first()
+            # By acronym or name, so an agency staff renamed or re-abbreviated is still found.
+            match = (
+                Q(name=entry.name) | Q(acronym=entry.acronym)
+                if entry.acronym
+                else Q(name=entry.name)
+            )
+            agency = Agency.objects.filter(match).first()
             if agency is None:
                 agency = Agency.objects.create(
                     name=entry.name,

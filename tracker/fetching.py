@@ -323,7 +323,10 @@ def _parse_target(url: str) -> _Target:
         raise BlockedURLError("the URL has no host")
     if parts.netloc.startswith("["):
         host = parts.hostname
-        address = ipaddress.ip_address(host)  # urlsplit has already checked the literal
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:  # urlsplit lets through forms such as IPvFuture ([v1.x])
+            raise BlockedURLError(f"[{host}] is not an IP address literal") from None
     else:
         host = _ascii_host(parts.hostname)
         address = _ipv4_literal(host)
@@ -439,7 +442,7 @@ def _send(
 ) -> httpx.Response:
     """Send the GET to each checked address in turn until one takes the connection."""
     for address in addresses[:-1]:
-        with suppress(httpx.ConnectError):
+        with suppress(httpx.ConnectError, httpx.ConnectTimeout):
             return _send_to(http, target, address, headers=headers, timer=timer)
     return _send_to(http, target, addresses[-1], headers=headers, timer=timer)
 
@@ -593,6 +596,12 @@ def _decode(body: bytes, *, media_type: str, header_charset: str) -> tuple[str, 
     return body.decode(codec, errors="replace"), codec
 
 
+# Python codecs that decode bytes to text but are no web charset: a page naming one lies.
+_NOT_CHARSETS = frozenset(
+    {"idna", "punycode", "undefined", "unicode_escape", "raw_unicode_escape", "rot_13"}
+)
+
+
 def _codec(label: str) -> str | None:
     """Return Python's name for a charset label, None if unknown or not a text encoding."""
     if not label:
@@ -601,7 +610,9 @@ def _codec(label: str) -> str | None:
         name = codecs.lookup(label).name
         # Refuses bytes-to-bytes codecs such as base64 (an empty probe would skip the check).
         b"a".decode(name, errors="replace")
-    except LookupError:
+    except (LookupError, UnicodeError):
+        return None
+    if name in _NOT_CHARSETS:
         return None
     return _BROWSER_CODECS.get(name, name)
 

@@ -261,7 +261,10 @@ def detect_format(text, *, filename=""):
 
 
 def looks_like_csv(text):
-    header = next(csv.reader(io.StringIO(text)), [])
+    try:
+        header = next(csv.reader(io.StringIO(text)), [])
+    except csv.Error:  # e.g. a first line longer than the csv module's field limit
+        return False
     return set(REQUIRED_CSV_COLUMNS) <= {normalise_column(name) for name in header}
 
 
@@ -493,7 +496,10 @@ def parse_op_ed(text, *, document_code):
             'No ordinal steps were found: an op-ed\'s first step must open with "First,".'
         )
     body = paragraphs[first:]
-    bio_at = next((i for i, p in enumerate(body) if BIO_RE.match(p)), len(body))
+    # The bio closes the article: look for it only after the last step opens, so that a
+    # sentence like "Kamala Harris has been asked..." between steps does not end them.
+    last_step = max(i for i, p in enumerate(body) if STEP_RE.match(p))
+    bio_at = next((i for i, p in enumerate(body) if i > last_step and BIO_RE.match(p)), len(body))
     steps = group_steps(body[:bio_at])
     if len(steps) < 2:
         raise DocumentImportError('Only a "First," step was found; an op-ed needs two or more.')
@@ -577,6 +583,8 @@ def parse_csv(text):
         for number, cells in enumerate(rows, start=2)
         if any(cell.strip() for cell in cells)
     ]
+    if not recommendations:
+        raise DocumentImportError("The CSV has a header but no recommendations.")
     check_csv_codes(recommendations)
     return ParsedDocument(format=CSV, recommendations=recommendations)
 

@@ -141,10 +141,6 @@ class Recommendation(models.Model):
         STALLED = "stalled", "Stalled"
         REVERSED = "reversed", "Reversed"
 
-        @property
-        def weight(self):
-            return STATUS_WEIGHTS[self]
-
     class AddressedTo(models.TextChoices):
         ADMINISTRATION = "administration", "The administration"
         CONGRESS = "congress", "Congress"
@@ -216,10 +212,6 @@ class Recommendation(models.Model):
             ancestor = ancestor.parent
 
     @property
-    def progress_weight(self):
-        return STATUS_WEIGHTS[self.status]
-
-    @property
     def review_due_on(self):
         reviewed = self.last_reviewed_on or self.status_changed_on or self.created_at.date()
         return reviewed + datetime.timedelta(days=self.review_interval_days)
@@ -240,6 +232,8 @@ class Recommendation(models.Model):
         if effective_on > timezone.localdate():
             raise ValidationError("A status change cannot take effect in the future.")
         with transaction.atomic():
+            # Serialise recordings on this recommendation, so the status follows all of them.
+            Recommendation.objects.select_for_update().values_list("pk").get(pk=self.pk)
             change = StatusChange.objects.create(
                 recommendation=self,
                 status=status,
@@ -338,22 +332,29 @@ class Evidence(models.Model):
         return f"{self.title} ({self.outlet})" if self.outlet else self.title
 
 
+# A correction is a new entry with the same effective date: the later record wins.
+LATEST_CHANGE_FIRST = ["-effective_on", "-recorded_at", "-pk"]
+
+
 class StatusChangeQuerySet(models.QuerySet):
     def latest_first(self):
-        # A correction is a new entry with the same effective date: the later record wins.
-        return self.order_by("-effective_on", "-recorded_at", "-pk")
+        return self.order_by(*LATEST_CHANGE_FIRST)
 
 
 class StatusChange(models.Model):
     """One entry of a recommendation's append-only status history."""
 
+    # PROTECT: a recommendation (or document) with a history cannot be deleted, and neither
+    # can evidence a change cites; history is never lost.
     recommendation = models.ForeignKey(
-        Recommendation, on_delete=models.CASCADE, related_name="status_changes"
+        Recommendation, on_delete=models.PROTECT, related_name="status_changes"
     )
     status = models.CharField(max_length=20, choices=Recommendation.Status.choices)
     effective_on = models.DateField(help_text="When it happened in the world.")
     rationale = models.TextField(blank=True)
-    evidence = models.ManyToManyField(Evidence, blank=True, related_name="status_changes")
+    evidence = models.ManyToManyField(
+        Evidence, blank=True, through="CitedEvidence", related_name="status_changes"
+    )
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -366,8 +367,7 @@ class StatusChange(models.Model):
     objects = StatusChangeQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-effective_on", "-recorded_at", "-pk"]
-        get_latest_by = "effective_on"
+        ordering = LATEST_CHANGE_FIRST
         indexes = [
             # status_as_of(): the latest change on or before a date, per recommendation.
             models.Index(
@@ -386,6 +386,23 @@ class StatusChange(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError("Status history is append-only: record a correcting change instead.")
+
+
+class CitedEvidence(models.Model):
+    """Evidence cited by a status change; the evidence cannot be deleted while cited."""
+
+    status_change = models.ForeignKey(StatusChange, on_delete=models.CASCADE)
+    evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status_change", "evidence"], name="unique_evidence_per_change"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.status_change} cites {self.evidence}"
 
 
 # A source failing this many checks in a row is flagged as broken in the admin.
@@ -456,12 +473,16 @@ class SourceVersion(models.Model):
         return f"{self.source} at {self.fetched_at:%Y-%m-%d %H:%M}"
 
 
+# The staff inbox: unreviewed alerts first, newest first within each group.
+INBOX_ORDER = [models.F("reviewed_at").asc(nulls_first=True), "-created_at", "-pk"]
+
+
 class ChangeAlertQuerySet(models.QuerySet):
     def unreviewed(self):
         return self.filter(reviewed_at__isnull=True)
 
     def inbox_order(self):
-        return self.order_by(models.F("reviewed_at").asc(nulls_first=True), "-created_at")
+        return self.order_by(*INBOX_ORDER)
 
 
 class ChangeAlert(models.Model):
@@ -485,7 +506,7 @@ class ChangeAlert(models.Model):
     objects = ChangeAlertQuerySet.as_manager()
 
     class Meta:
-        ordering = [models.F("reviewed_at").asc(nulls_first=True), "-created_at"]
+        ordering = INBOX_ORDER
         indexes = [
             # The inbox: unreviewed first, newest first.
             models.Index(fields=["reviewed_at", "-created_at"], name="alert_inbox_idx"),

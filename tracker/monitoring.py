@@ -16,10 +16,11 @@ import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from html import unescape
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 import trafilatura
+from django.core.exceptions import ValidationError
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
@@ -85,7 +86,6 @@ class Outcome:
 @dataclass(frozen=True)
 class CheckResult:
     outcome: str
-    alert: ChangeAlert | None = None
     new_entries: int = 0
     error: str = ""
     retryable: bool = False
@@ -124,21 +124,28 @@ def page_title(html):
     return WHITESPACE.sub(" ", unescape(match.group(1))).strip()[:500] if match else ""
 
 
-def extract_feed(text):
+def extract_feed(text, *, base_url=""):
     """Return (title, entries, canonical text) of an RSS/Atom feed."""
     parsed = feedparser.parse(text)
     if parsed.bozo and not parsed.entries:
         raise fetching.FetchError(f"not a valid RSS or Atom feed ({parsed.bozo_exception})")
-    entries = [feed_entry_fields(entry) for entry in parsed.entries]
+    entries = [feed_entry_fields(entry, base_url=base_url) for entry in parsed.entries]
     entries = [entry for entry in entries if entry["guid"]]
     canonical = "\n".join(f"{entry['title']} <{entry['link']}>" for entry in entries)
     return parsed.feed.get("title", "")[:500], entries, normalise_text(canonical)
 
 
-def feed_entry_fields(entry):
+def web_link(href, *, base_url=""):
+    """Return `href` made absolute if it is an http(s) link, else "": a feed may offer
+    javascript: or data: links, which must never reach a page as an href."""
+    url = urljoin(base_url, (href or "").strip())
+    return url if urlsplit(url).scheme in {"http", "https"} else ""
+
+
+def feed_entry_fields(entry, *, base_url=""):
     published = entry.get("published_parsed") or entry.get("updated_parsed")
     published_at = datetime.datetime(*published[:6], tzinfo=datetime.UTC) if published else None
-    link = entry.get("link", "")
+    link = web_link(entry.get("link", ""), base_url=base_url)
     return {
         "guid": (entry.get("id") or link)[:1000],
         "link": link[:1000],
@@ -163,11 +170,12 @@ def diff_versions(previous, current):
 
 
 def next_check_after_failure(source, now):
-    backoff = source.check_interval * (2 ** min(source.consecutive_failures, 10))
+    """The first failure waits one interval, then each doubles it, up to MAX_BACKOFF."""
+    backoff = source.check_interval * (2 ** min(source.consecutive_failures - 1, 10))
     return now + min(backoff, MAX_BACKOFF)
 
 
-def check_source(source, *, now=None):
+def check_source(source, *, now=None, final_attempt=True):
     """Fetch `source` once and record what it shows.
 
     1. Fetch conditionally (ETag, Last-Modified); a 304 only updates the source's state.
@@ -176,8 +184,8 @@ def check_source(source, *, now=None):
        page goes back to an earlier text; a feed's new entries become candidate evidence.
     4. Steps 2-3 run under a row lock on the source, so the same check delivered twice
        records the change once.
-    A failure is recorded on the source, which backs off; the result says whether it is worth
-    retrying soon (network trouble) or not (a refused address, a 404).
+    A failure is recorded on the source, which counts it and backs off, unless it is worth
+    retrying soon (network trouble) and this is not the `final_attempt`: the result says which.
     """
     now = now or timezone.now()
     try:
@@ -186,12 +194,19 @@ def check_source(source, *, now=None):
             record_not_modified(source, now=now)
             return CheckResult(Outcome.NOT_MODIFIED)
         if source.kind == Source.Kind.FEED:
-            title, entries, text = extract_feed(result.text)
+            title, entries, text = extract_feed(result.text, base_url=result.url)
         else:
             (title, text), entries = extract_page(result.text, url=result.url), []
     except fetching.FetchError as error:
-        record_failure(source, error.reason, now=now)
+        if not (error.retryable and not final_attempt):
+            record_failure(source, error.reason, now=now)
         return CheckResult(Outcome.FAILED, error=error.reason, retryable=error.retryable)
+    except Exception as error:
+        # Whatever a hostile page does to a parser must not wedge its source: record it.
+        logger.exception("unexpected error checking %s", source.url)
+        reason = f"unexpected error: {type(error).__name__}: {error}"[:1000]
+        record_failure(source, reason, now=now)
+        return CheckResult(Outcome.FAILED, error=reason)
     return record_fetch(source, result, title=title, text=text, entries=entries, now=now)
 
 
@@ -206,13 +221,16 @@ def record_not_modified(source, *, now):
 
 
 def record_failure(source, reason, *, now):
-    source.consecutive_failures += 1
-    with writing():
-        Source.objects.filter(pk=source.pk).update(
+    with writing(), transaction.atomic():
+        locked = Source.objects.select_for_update().filter(pk=source.pk).first()
+        if locked is None:  # deleted while it was being checked
+            return
+        locked.consecutive_failures += 1
+        Source.objects.filter(pk=locked.pk).update(
             last_checked_at=now,
             last_error=reason,
-            consecutive_failures=source.consecutive_failures,
-            next_check_at=next_check_after_failure(source, now),
+            consecutive_failures=locked.consecutive_failures,
+            next_check_at=next_check_after_failure(locked, now),
         )
     logger.info("check of %s failed: %s", source.url, reason)
 
@@ -220,7 +238,9 @@ def record_failure(source, reason, *, now):
 def record_fetch(source, result, *, title, text, entries, now):
     content_hash = hash_text(text)
     with writing(), transaction.atomic():
-        locked = Source.objects.select_for_update().get(pk=source.pk)
+        locked = Source.objects.select_for_update().filter(pk=source.pk).first()
+        if locked is None:
+            return CheckResult(Outcome.FAILED, error="the source was deleted during the check")
         state = {
             "last_checked_at": now,
             "next_check_at": now + locked.check_interval,
@@ -257,16 +277,15 @@ def record_fetch(source, result, *, title, text, entries, now):
         if previous is None:
             # The first look at a source is its baseline, not news.
             return CheckResult(Outcome.FIRST_VERSION, new_entries=new_entries)
-        alert = None
         if locked.kind == Source.Kind.PAGE:
-            alert = ChangeAlert.objects.create(
+            ChangeAlert.objects.create(
                 source=locked,
                 version=version,
                 previous_version=previous,
                 diff=diff_versions(previous.text, version.text),
                 created_at=now,
             )
-        return CheckResult(Outcome.CHANGED, alert=alert, new_entries=new_entries)
+        return CheckResult(Outcome.CHANGED, new_entries=new_entries)
 
 
 def record_feed_entries(source, entries, *, now):
@@ -371,7 +390,10 @@ def claim_due_sources(*, now=None, limit=DISPATCH_BATCH):
 def origin_of(url):
     """Return "host:port" of `url`: the unit the per-host request limit counts."""
     parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    except ValueError:  # an impossible port: the fetch guard refuses the URL with a reason
+        port = 0
     return f"{(parts.hostname or '').lower()}:{port}"
 
 
@@ -440,13 +462,22 @@ def added_lines(diff, *, limit=1000):
 def accept_alert(alert, *, evidence_fields, recommendations, status="", rationale="", by):
     """Turn a change alert into evidence, and optionally a status change, in one step.
 
-    1. Create the evidence from `evidence_fields`, linked to `recommendations` and to the
-       alert's source.
-    2. With a `status`, record it on each recommendation, citing the evidence, effective on
-       the evidence's publication date (else today).
-    3. Mark the alert reviewed by `by`. All or nothing.
+    1. Mark the alert reviewed by `by`; an alert already reviewed is refused, so a form
+       sent twice records nothing twice.
+    2. Create the evidence from `evidence_fields`, linked to `recommendations` and to the
+       alert's source (and to the alert).
+    3. With a `status`, record it on each recommendation, citing the evidence, effective on
+       the evidence's publication date (else today). All or nothing.
     """
     with transaction.atomic():
+        # Claim the alert first: a second submission of the same form finds it reviewed.
+        claimed = (
+            ChangeAlert.objects.unreviewed()
+            .filter(pk=alert.pk)
+            .update(reviewed_at=timezone.now(), reviewed_by=by)
+        )
+        if not claimed:
+            raise ValidationError("This alert has already been reviewed.")
         evidence = Evidence.objects.create(**evidence_fields)
         evidence.recommendations.set(recommendations)
         alert.source.evidence.add(evidence)
@@ -460,13 +491,18 @@ def accept_alert(alert, *, evidence_fields, recommendations, status="", rational
                     rationale=rationale,
                     by=by,
                 )
-        alert.mark_reviewed(by=by, evidence=evidence)
+        ChangeAlert.objects.filter(pk=alert.pk).update(evidence=evidence)
     return evidence
 
 
 def accept_feed_entry(entry, *, recommendations, kind, effect, by):
     """Create evidence from a feed entry, linked to the chosen recommendations."""
     with transaction.atomic():
+        claimed = FeedEntry.objects.filter(pk=entry.pk, state=FeedEntry.State.NEW).update(
+            state=FeedEntry.State.ACCEPTED
+        )
+        if not claimed:
+            raise ValidationError("This entry has already been accepted or dismissed.")
         evidence = Evidence.objects.create(
             url=entry.link,
             title=entry.title[:300] or entry.link[:300],
@@ -478,9 +514,7 @@ def accept_feed_entry(entry, *, recommendations, kind, effect, by):
         )
         evidence.recommendations.set(recommendations)
         entry.source.evidence.add(evidence)
-        FeedEntry.objects.filter(pk=entry.pk).update(
-            state=FeedEntry.State.ACCEPTED, evidence=evidence
-        )
+        FeedEntry.objects.filter(pk=entry.pk).update(evidence=evidence)
     return evidence
 
 

@@ -1,10 +1,11 @@
 """Celery tasks: thin wrappers that re-fetch rows by id and call one domain function."""
 
-import contextlib
 import datetime
 import logging
+import uuid
 
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 
 from . import monitoring
@@ -12,34 +13,37 @@ from .models import Source
 
 logger = logging.getLogger(__name__)
 
-# Retries of a check that failed on network trouble, with exponential backoff from this delay.
+# Retries of a check that failed on network trouble, with exponential backoff from
+# settings.TRACKER_CHECK_RETRY_SECONDS.
 CHECK_RETRIES = 3
-CHECK_RETRY_BASE_SECONDS = 30
 # A check put off because its host is busy waits this long for the next dispatch.
 HOST_BUSY_DELAY = datetime.timedelta(minutes=1)
+# How long a host slot outlives a check that never gives it back (longer than the time limit).
+CHECK_TIME_LIMIT = 150
+HOST_SLOT_LEASE = CHECK_TIME_LIMIT + 30
 
 
 class HostBusy(Exception):
     """Too many checks of the same host are running right now."""
 
 
-def acquire_host_slot(host, *, limit=monitoring.MAX_REQUESTS_PER_HOST, lease=300):
-    """Take one of the `limit` slots of `host`, shared by all workers through the cache."""
-    key = f"tracker:host-slots:{host}"
-    cache.add(key, 0, timeout=lease)
-    try:
-        taken = cache.incr(key)
-    except ValueError:  # the key expired in between
-        cache.add(key, 1, timeout=lease)
-        taken = 1
-    if taken > limit:
-        release_host_slot(host)
-        raise HostBusy(host)
+def acquire_host_slot(origin, *, limit=monitoring.MAX_REQUESTS_PER_HOST):
+    """Take one of the `limit` request slots of `origin`, shared by all workers through the
+    cache, and return its key; raise HostBusy when all are taken.
+
+    Each slot is its own key, taken with an atomic add, so counts cannot drift; a slot whose
+    worker died is free again when its lease runs out.
+    """
+    token = uuid.uuid4().hex
+    for index in range(limit):
+        key = f"tracker:host-slot:{origin}:{index}"
+        if cache.add(key, token, timeout=HOST_SLOT_LEASE):
+            return key
+    raise HostBusy(origin)
 
 
-def release_host_slot(host):
-    with contextlib.suppress(ValueError):  # expired: nothing left to release
-        cache.decr(f"tracker:host-slots:{host}")
+def release_host_slot(key):
+    cache.delete(key)
 
 
 @shared_task(acks_late=True)
@@ -52,23 +56,28 @@ def dispatch_due_sources():
 
 
 @shared_task(
-    bind=True, acks_late=True, max_retries=CHECK_RETRIES, soft_time_limit=120, time_limit=150
+    bind=True,
+    acks_late=True,
+    max_retries=CHECK_RETRIES,
+    soft_time_limit=CHECK_TIME_LIMIT - 30,
+    time_limit=CHECK_TIME_LIMIT,
 )
 def check_source_task(self, source_id):
     source = Source.objects.filter(pk=source_id, is_active=True).first()
     if source is None:
         return "gone"
-    host = monitoring.origin_of(source.url)
     try:
-        acquire_host_slot(host)
+        slot = acquire_host_slot(monitoring.origin_of(source.url))
     except HostBusy:
         monitoring.defer_check(source, delay=HOST_BUSY_DELAY)
         return "deferred"
+    # In-process (eager) runs, such as the admin's "check now" in the demo, do not retry.
+    final_attempt = self.request.is_eager or self.request.retries >= CHECK_RETRIES
     try:
-        result = monitoring.check_source(source)
+        result = monitoring.check_source(source, final_attempt=final_attempt)
     finally:
-        release_host_slot(host)
-    if result.retryable and self.request.retries < CHECK_RETRIES:
-        countdown = CHECK_RETRY_BASE_SECONDS * 2**self.request.retries
-        raise self.retry(countdown=countdown)
+        release_host_slot(slot)
+    if result.retryable and not final_attempt:
+        delay = settings.TRACKER_CHECK_RETRY_SECONDS * 2**self.request.retries
+        raise self.retry(countdown=delay)
     return result.outcome

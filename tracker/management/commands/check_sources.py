@@ -1,10 +1,9 @@
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from tracker.models import Source
-from tracker.monitoring import Outcome, check_sources
+from tracker.monitoring import Outcome, check_sources, claim_due_sources
 
 
 class Command(BaseCommand):
@@ -45,10 +44,11 @@ class Command(BaseCommand):
             self.stdout.write("Stopped watching.")
 
     def check_once(self, *, all, concurrency, quiet_when_idle):
-        sources = Source.objects.filter(is_active=True)
-        if not all:
-            sources = sources.filter(next_check_at__lte=timezone.now())
-        sources = list(sources)
+        if all:
+            sources = list(Source.objects.filter(is_active=True))
+        else:
+            # Claimed as the dispatcher claims them, so a running beat never checks them too.
+            sources = list(Source.objects.filter(pk__in=claim_due_sources()))
         if not sources:
             if not quiet_when_idle:
                 self.stdout.write("No sources to check.")

@@ -24,7 +24,7 @@ def unschedule_dispatcher(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tracker", "0002_monitoring"),
+        ("tracker", "0001_initial"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
