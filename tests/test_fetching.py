@@ -753,3 +753,8 @@ def test_a_page_naming_a_codec_that_is_no_charset_is_still_read(httpserver, labe
 def test_an_ipvfuture_literal_is_refused_not_crashed_on():
     with pytest.raises(BlockedURLError, match="not an IP address literal"):
         check_url("http://[v1.fe80::a]/")
+
+
+def test_the_newer_ipv6_documentation_range_is_refused():
+    with pytest.raises(BlockedURLError, match="3fff::1 is not a public address"):
+        check_url("http://[3fff::1]/")

@@ -63,6 +63,8 @@ _PRIVATE_NETWORKS = tuple(
     for cidr in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 )
 _SHARED_NETWORK = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT
+# Non-global ranges newer than this Python's `ipaddress` tables (RFC 9637 documentation).
+_NOT_GLOBAL_TOO = (ipaddress.ip_network("3fff::/20"),)
 _NAT64_NETWORK = ipaddress.ip_network("64:ff9b::/96")
 _IPV4_COMPATIBLE_NETWORK = ipaddress.ip_network("::/96")
 
@@ -398,7 +400,7 @@ def _address_problem(address: IPAddress) -> str | None:
         return "is a carrier-grade NAT address"
     if address.is_reserved:
         return "is a reserved address"
-    if not address.is_global:
+    if not address.is_global or any(address in network for network in _NOT_GLOBAL_TOO):
         return "is not a public address"
     return None
 

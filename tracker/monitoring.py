@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 import trafilatura
 from django.core.exceptions import ValidationError
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from . import fetching
@@ -207,7 +207,12 @@ def check_source(source, *, now=None, final_attempt=True):
         reason = f"unexpected error: {type(error).__name__}: {error}"[:1000]
         record_failure(source, reason, now=now)
         return CheckResult(Outcome.FAILED, error=reason)
-    return record_fetch(source, result, title=title, text=text, entries=entries, now=now)
+    try:
+        return record_fetch(source, result, title=title, text=text, entries=entries, now=now)
+    except IntegrityError:
+        # Another process recorded this very version at the same moment (SQLite has no row
+        # locks to make it wait): the change is recorded once, by the other check.
+        return CheckResult(Outcome.UNCHANGED)
 
 
 def record_not_modified(source, *, now):
