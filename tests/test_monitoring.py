@@ -551,3 +551,21 @@ def test_two_dispatchers_at_once_never_claim_the_same_source():
     first, second = claims
     assert not set(first) & set(second)
     assert len(first) + len(second) == 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_check_records_every_not_modified_answer(allow_local):
+    sites = [Site(page(f"page {index}")) for index in range(5)]
+    for index, served in enumerate(sites):
+        allow_local.expect_request(f"/s{index}").respond_with_handler(served.handler)
+        Source.objects.create(
+            url=local_url(allow_local, f"/s{index}"), check_interval=datetime.timedelta(hours=6)
+        )
+    check_sources(Source.objects.all(), concurrency=2)
+    Source.objects.update(next_check_at=timezone.now(), consecutive_failures=2)
+    before = timezone.now()
+    assert check_sources(Source.objects.all(), concurrency=2) == {Outcome.NOT_MODIFIED: 5}
+    for source in Source.objects.all():
+        assert source.last_checked_at >= before
+        assert source.consecutive_failures == 0
+        assert source.next_check_at == source.last_checked_at + datetime.timedelta(hours=6)

@@ -21,7 +21,8 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 import trafilatura
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, connections, models, transaction
+from django.db.models import ExpressionWrapper, F, Value
 from django.utils import timezone
 
 from . import fetching
@@ -175,7 +176,7 @@ def next_check_after_failure(source, now):
     return now + min(backoff, MAX_BACKOFF)
 
 
-def check_source(source, *, now=None, final_attempt=True):
+def check_source(source, *, now=None, final_attempt=True, not_modified_batch=None):
     """Fetch `source` once and record what it shows.
 
     1. Fetch conditionally (ETag, Last-Modified); a 304 only updates the source's state.
@@ -191,7 +192,10 @@ def check_source(source, *, now=None, final_attempt=True):
     try:
         result = fetching.fetch(source.url, etag=source.etag, last_modified=source.last_modified)
         if result.not_modified:
-            record_not_modified(source, now=now)
+            if not_modified_batch is None:
+                record_not_modified([source.pk], now=now)
+            else:
+                not_modified_batch.add(source.pk)
             return CheckResult(Outcome.NOT_MODIFIED)
         if source.kind == Source.Kind.FEED:
             title, entries, text = extract_feed(result.text, base_url=result.url)
@@ -215,14 +219,41 @@ def check_source(source, *, now=None, final_attempt=True):
         return CheckResult(Outcome.UNCHANGED)
 
 
-def record_not_modified(source, *, now):
+def record_not_modified(source_ids, *, now):
+    """Record that these sources answered 304: one query, however many they are."""
     with writing():
-        Source.objects.filter(pk=source.pk).update(
+        Source.objects.filter(pk__in=source_ids).update(
             last_checked_at=now,
-            next_check_at=now + source.check_interval,
+            next_check_at=ExpressionWrapper(
+                Value(now) + F("check_interval"), output_field=models.DateTimeField()
+            ),
             consecutive_failures=0,
             last_error="",
         )
+
+
+class NotModifiedBatch:
+    """Collects the sources that answered 304 during a bulk check, to record them `size` at a
+    time: on a large watch list most checks are 304s, and one write each would dominate."""
+
+    def __init__(self, *, size=200):
+        self.size = size
+        self.source_ids = []
+        self.lock = threading.Lock()
+
+    def add(self, source_id):
+        with self.lock:
+            self.source_ids.append(source_id)
+            if len(self.source_ids) < self.size:
+                return
+            batch, self.source_ids = self.source_ids, []
+        record_not_modified(batch, now=timezone.now())
+
+    def flush(self):
+        with self.lock:
+            batch, self.source_ids = self.source_ids, []
+        if batch:
+            record_not_modified(batch, now=timezone.now())
 
 
 def record_failure(source, reason, *, now):
@@ -425,6 +456,7 @@ def check_sources(sources, *, concurrency=16, per_host=MAX_REQUESTS_PER_HOST, pr
         work.put(source)
     host_limits = defaultdict(lambda: threading.BoundedSemaphore(per_host))
     limits_lock = threading.Lock()
+    not_modified = NotModifiedBatch()
     outcomes = Counter()
     report_lock = threading.Lock()
 
@@ -438,7 +470,7 @@ def check_sources(sources, *, concurrency=16, per_host=MAX_REQUESTS_PER_HOST, pr
                 with limits_lock:
                     slot = host_limits[origin_of(source.url)]
                 with slot:
-                    result = check_source(source)
+                    result = check_source(source, not_modified_batch=not_modified)
                 with report_lock:
                     outcomes[result.outcome] += 1
                     if progress:
@@ -451,6 +483,7 @@ def check_sources(sources, *, concurrency=16, per_host=MAX_REQUESTS_PER_HOST, pr
         thread.start()
     for thread in threads:
         thread.join()
+    not_modified.flush()
     return outcomes
 
 
