@@ -146,3 +146,97 @@ def test_document_progress_queries_do_not_grow_with_documents(django_assert_num_
         RecommendationFactory.create_batch(3, document=document)
     with django_assert_num_queries(2):
         progress_by_document([d.pk for d in documents], on=day(6))
+
+
+def test_period_ends_cover_the_range_by_interval():
+    from tracker.progress import period_ends
+
+    assert period_ends("month", day(1, 15), day(3, 2)) == [day(1, 31), day(2, 29), day(3, 31)]
+    assert period_ends("week", day(1, 3), day(1, 15)) == [day(1, 7), day(1, 14), day(1, 21)]
+    assert period_ends("year", day(6), datetime.date(2025, 1, 1)) == [
+        datetime.date(2024, 12, 31),
+        datetime.date(2025, 12, 31),
+    ]
+    assert period_ends("day", day(2, 28), day(3, 1)) == [day(2, 28), day(2, 29), day(3, 1)]
+    with pytest.raises(ValueError, match="interval"):
+        period_ends("fortnight", day(1), day(2))
+
+
+def test_the_progress_series_replays_a_hand_built_history():
+    from tracker.progress import progress_series
+
+    document = DocumentFactory()
+    parent = RecommendationFactory(document=document)
+    first = RecommendationFactory(document=document, parent=parent)
+    second = RecommendationFactory(document=document, parent=parent, weight=3)
+    single = RecommendationFactory(document=document)
+    first.record_status(Status.IMPLEMENTED, effective_on=day(1, 10), rationale="Done.")
+    second.record_status(Status.PARTIAL, effective_on=day(2, 5), rationale="Half.")
+    second.record_status(Status.IMPLEMENTED, effective_on=day(2, 5), rationale="Correction.")
+    single.record_status(Status.IN_PROGRESS, effective_on=day(3, 1), rationale="Started.")
+    single.record_status(Status.REVERSED, effective_on=day(3, 20), rationale="Rescinded.")
+
+    series = progress_series(
+        Recommendation.objects.filter(document=document),
+        interval="month",
+        start=day(1),
+        end=day(4, 30),
+    )
+    assert [point["period_end"] for point in series] == [
+        day(1, 31),
+        day(2, 29),
+        day(3, 31),
+        day(4, 30),
+    ]
+    # January: the parent is 1/4 done (weights 1 and 3), the single one not started.
+    assert series[0]["counts"] == {
+        "not_started": 3,
+        "in_progress": 0,
+        "partial": 0,
+        "implemented": 1,
+        "stalled": 0,
+        "reversed": 0,
+    }
+    assert series[0]["progress"] == pytest.approx((0.25 + 0) / 2)
+    # February: the correction makes the second child implemented, so the parent is done.
+    assert series[1]["counts"]["implemented"] == 2
+    assert series[1]["counts"]["partial"] == 0
+    assert series[1]["progress"] == pytest.approx(0.5)
+    # March ends reversed; April carries March on.
+    assert series[2]["counts"]["reversed"] == 1
+    assert series[3] == {**series[2], "period_end": day(4, 30)}
+
+
+def test_the_progress_series_agrees_with_status_as_of_on_every_period_end():
+    from tracker.progress import progress_series
+
+    document = DocumentFactory()
+    recommendations = RecommendationFactory.create_batch(6, document=document)
+    statuses = list(Status)
+    for index, recommendation in enumerate(recommendations):
+        for step in range(index % 4):
+            recommendation.record_status(
+                statuses[(index + step) % len(statuses)],
+                effective_on=day(1 + (index + 3 * step) % 12, 1 + step),
+                rationale="Seen.",
+            )
+    queryset = Recommendation.objects.filter(document=document)
+    for point in progress_series(queryset, interval="month", start=day(1), end=day(12, 31)):
+        expected = progress_by_document([document.pk], on=point["period_end"])[document.pk]
+        assert point["counts"] == expected.counts, point["period_end"]
+        assert point["progress"] == pytest.approx(expected.progress, abs=1e-4)
+
+
+def test_the_progress_series_takes_three_queries_whatever_its_length(
+    django_assert_num_queries,
+):
+    from tracker.progress import progress_series
+
+    document = DocumentFactory()
+    for recommendation in RecommendationFactory.create_batch(5, document=document):
+        recommendation.record_status(Status.PARTIAL, effective_on=day(2), rationale="Seen.")
+    queryset = Recommendation.objects.filter(document=document)
+    with django_assert_num_queries(3):
+        series = progress_series(queryset, interval="day", start=day(1), end=day(12, 31))
+    assert len(series) == 366
+    assert series[-1]["counts"]["partial"] == 5
