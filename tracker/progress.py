@@ -190,9 +190,9 @@ def progress_series(recommendations, *, interval, start, end):
 
     `progress` averages the set's roots (members whose parent is not a member), each rolled
     up from all its sub-recommendations. Three queries: the members, their families and the
-    status changes. The history is then replayed once, oldest first (a later record wins a tie, as in `status_as_of`), keeping
-    the counts and each root's rolled-up progress current, so the cost grows with the
-    number of changes, not with changes times periods.
+    status changes. The history is then replayed once, oldest first (a later record wins a
+    tie, as in `status_as_of`), keeping the counts and each root's rolled-up progress
+    current, so the cost grows with the number of changes, not changes times periods.
     """
     members = set(recommendations.values_list("pk", flat=True))
     family = Recommendation.objects.filter(
