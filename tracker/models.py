@@ -132,6 +132,14 @@ class Document(models.Model):
         return self.title
 
 
+class RecommendationQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Drafts are for staff: everyone else sees published recommendations only."""
+        if user is not None and user.is_authenticated and user.is_staff:
+            return self
+        return self.filter(is_published=True)
+
+
 class Recommendation(models.Model):
     class Status(models.TextChoices):
         NOT_STARTED = "not_started", "Not started"
@@ -181,6 +189,8 @@ class Recommendation(models.Model):
     status_changed_on = models.DateField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RecommendationQuerySet.as_manager()
 
     class Meta:
         ordering = ["document", "position", "code"]

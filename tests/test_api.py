@@ -1,0 +1,283 @@
+"""The REST API: its contract, who may read and write what, and progress over time."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import (
+    AgencyFactory,
+    DocumentFactory,
+    EvidenceFactory,
+    RecommendationFactory,
+    ThemeFactory,
+)
+from tracker.models import Ownership, Recommendation, Source, StatusChange
+
+Status = Recommendation.Status
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def world(uscis, congress):
+    """A document with a published parent and child, a draft, evidence and some history."""
+    dhs = AgencyFactory(name="Department of Homeland Security", acronym="DHS")
+    uscis.parent = dhs
+    uscis.save()
+    document = DocumentFactory(code="WRC-2024", published_on=datetime.date(2024, 7, 1))
+    parent = RecommendationFactory(document=document, code="WRC-2024-1", lead=congress)
+    child = RecommendationFactory(document=document, code="WRC-2024-1.1", parent=parent)
+    Ownership.objects.create(recommendation=child, agency=uscis, role="lead")
+    Ownership.objects.create(recommendation=child, agency=congress, role="supporting")
+    child.themes.add(ThemeFactory(name="Legal pathways"))
+    draft = RecommendationFactory(
+        document=document, code="WRC-2024-9", is_published=False, text="Secret draft text."
+    )
+    Ownership.objects.create(recommendation=draft, agency=uscis, role="lead")
+    draft.record_status(
+        Status.IMPLEMENTED, effective_on=datetime.date(2024, 9, 1), rationale="Draft news."
+    )
+    public_news = EvidenceFactory(title="USCIS updates its dates")
+    child.record_status(
+        Status.PARTIAL, effective_on=datetime.date(2024, 8, 15), evidence=[public_news]
+    )
+    EvidenceFactory(title="Draft-only evidence").recommendations.add(draft)
+    return {"document": document, "parent": parent, "child": child, "draft": draft}
+
+
+def url(name, *args):
+    return reverse(f"api:{name}", args=args)
+
+
+def test_lists_are_paginated_with_the_contract_shape(api, world):
+    body = api.get(url("recommendation-list")).json()
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert body["count"] == 2
+
+
+def test_a_recommendation_has_the_contract_fields(api, world):
+    child = world["child"]
+    body = api.get(url("recommendation-detail", child.pk)).json()
+    assert body["id"] == child.pk
+    assert body["code"] == "WRC-2024-1.1"
+    assert body["document"] == world["document"].pk
+    assert body["parent"] == world["parent"].pk
+    assert body["title"] == child.title
+    assert body["text"] == child.text
+    assert body["status"] == "partial"
+    assert body["progress_weight"] == 0.5
+    assert body["latest_change"] == {"status": "partial", "effective_on": "2024-08-15"}
+    assert body["themes"] == ["Legal pathways"]
+    assert {(o["agency"]["acronym"], o["role"]) for o in body["owners"]} == {
+        ("USCIS", "lead"),
+        ("Congress", "supporting"),
+    }
+    assert set(body["owners"][0]["agency"]) == {"id", "name", "acronym"}
+    assert "updated_at" in body
+    parent = api.get(url("recommendation-detail", world["parent"].pk)).json()
+    assert parent["parent"] is None and parent["latest_change"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "codes"),
+    [
+        ({"status": "partial"}, {"WRC-2024-1.1"}),
+        ({"status": ["partial", "not_started"]}, {"WRC-2024-1", "WRC-2024-1.1"}),
+        ({"agency": "USCIS"}, {"WRC-2024-1.1"}),
+        ({"agency": "DHS"}, {"WRC-2024-1.1"}),  # an agency includes its sub-agencies
+        ({"agency": "Congress", "role": "lead"}, {"WRC-2024-1"}),
+        ({"agency": "Congress", "role": "supporting"}, {"WRC-2024-1.1"}),
+        ({"theme": "legal-pathways"}, {"WRC-2024-1.1"}),
+        ({"search": "1.1"}, {"WRC-2024-1.1"}),
+        ({"changed_since": "2999-01-01T00:00:00Z"}, set()),
+    ],
+)
+def test_recommendations_filter_by_the_contract_parameters(api, world, query, codes):
+    body = api.get(url("recommendation-list"), query).json()
+    assert {item["code"] for item in body["results"]} == codes
+
+
+def test_the_agency_filter_takes_an_id_too(api, world, uscis):
+    body = api.get(url("recommendation-list"), {"agency": uscis.pk}).json()
+    assert [item["code"] for item in body["results"]] == ["WRC-2024-1.1"]
+
+
+def test_a_malformed_filter_is_a_clear_400(api, world):
+    response = api.get(url("recommendation-list"), {"status": "done"})
+    assert response.status_code == 400
+    assert "status" in response.json()
+
+
+def test_drafts_never_reach_anonymous_clients(api, world):
+    draft = world["draft"]
+    assert api.get(url("recommendation-detail", draft.pk)).status_code == 404
+    listed = api.get(url("recommendation-list"), {"page_size": 200}).json()
+    assert draft.code not in {item["code"] for item in listed["results"]}
+    changes = api.get(url("statuschange-list")).json()
+    assert {item["recommendation"] for item in changes["results"]} == {world["child"].pk}
+    evidence = api.get(url("evidence-list")).json()
+    assert [item["title"] for item in evidence["results"]] == ["USCIS updates its dates"]
+    documents = api.get(url("document-list")).json()["results"]
+    assert documents[0]["counts"]["implemented"] == 0
+    assert sum(documents[0]["counts"].values()) == 2
+    progress = api.get(url("progress"), {"interval": "month", "from": "2024-07-01"}).json()
+    assert all(point["counts"]["implemented"] == 0 for point in progress["series"])
+
+
+def test_staff_see_drafts(api, world, admin_user):
+    api.force_authenticate(admin_user)
+    body = api.get(url("recommendation-list")).json()
+    assert body["count"] == 3
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [("anonymous", 403), ("viewer", 403), ("editor", 201), ("admin_user", 201)],
+)
+def test_who_may_record_a_status_change(api, world, request, who, expected):
+    if who != "anonymous":
+        api.force_authenticate(request.getfixturevalue(who))
+    child = world["child"]
+    response = api.post(
+        url("recommendation-record-status", child.pk),
+        {"status": "implemented", "effective_on": "2024-10-01", "rationale": "Rule final."},
+        format="json",
+    )
+    assert response.status_code == expected
+    child.refresh_from_db()
+    assert child.status == ("implemented" if expected == 201 else "partial")
+
+
+def test_the_api_keeps_the_evidence_or_rationale_rule(api, world, editor):
+    api.force_authenticate(editor)
+    response = api.post(
+        url("recommendation-record-status", world["child"].pk),
+        {"status": "implemented", "effective_on": "2024-10-01"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "evidence or a rationale" in str(response.json())
+    assert world["child"].status_changes.count() == 1
+
+
+def test_history_cannot_be_written_directly(api, world, admin_user):
+    api.force_authenticate(admin_user)
+    change = world["child"].status_changes.get()
+    assert api.post(url("statuschange-list"), {}).status_code == 405
+    assert api.delete(url("statuschange-detail", change.pk)).status_code == 405
+    assert StatusChange.objects.filter(pk=change.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    # The same model permissions as in the admin: the editor may change recommendations.
+    [("anonymous", 403), ("viewer", 403), ("editor", 200), ("admin_user", 200)],
+)
+def test_writes_need_staff_with_model_permissions(api, world, request, who, expected):
+    if who != "anonymous":
+        api.force_authenticate(request.getfixturevalue(who))
+    response = api.patch(
+        url("recommendation-detail", world["child"].pk), {"title": "Renamed"}, format="json"
+    )
+    assert response.status_code == expected
+    world["child"].refresh_from_db()
+    assert (world["child"].title == "Renamed") == (expected == 200)
+
+
+def test_token_authentication_works(api, world, admin_user):
+    token = Token.objects.create(user=admin_user)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert api.get(url("recommendation-list")).json()["count"] == 3
+
+
+@pytest.mark.parametrize("name", ["source-list", "sourceversion-list", "changealert-list"])
+def test_monitoring_data_is_for_staff_only(api, world, viewer, admin_user, name):
+    Source.objects.create(url="https://www.uscis.gov/news")
+    assert api.get(url(name)).status_code == 403
+    api.force_authenticate(admin_user)
+    assert api.get(url(name)).status_code == 200
+
+
+def test_list_queries_do_not_grow_with_the_page(api, world, django_assert_max_num_queries):
+    path = url("recommendation-list")
+    api.get(path, {"page_size": 2})
+    with django_assert_max_num_queries(10) as small:
+        api.get(path, {"page_size": 2})
+    document = world["document"]
+    for index in range(40):
+        rec = RecommendationFactory(document=document, code=f"WRC-2024-5.{index}")
+        Ownership.objects.create(recommendation=rec, agency=AgencyFactory(), role="lead")
+        rec.themes.add(ThemeFactory(name=f"Theme {index}"))
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        body = api.get(path, {"page_size": 40}).json()
+    assert len(body["results"]) == 40
+
+
+def test_agencies_report_counts_by_status(api, world, uscis):
+    body = api.get(url("agency-detail", uscis.pk)).json()
+    assert body["acronym"] == "USCIS"
+    assert body["counts"]["partial"] == 1
+    assert body["counts"]["implemented"] == 0  # the draft is not counted for the public
+
+
+def test_the_progress_series_is_reconstructed_from_history(api, world):
+    response = api.get(
+        url("progress"),
+        {
+            "interval": "month",
+            "from": "2024-07-01",
+            "to": "2024-10-31",
+            "document": world["document"].pk,
+        },
+    )
+    assert response.status_code == 200
+    series = response.json()["series"]
+    assert [point["period_end"] for point in series] == [
+        "2024-07-31",
+        "2024-08-31",
+        "2024-09-30",
+        "2024-10-31",
+    ]
+    assert series[0]["counts"]["partial"] == 0 and series[0]["progress"] == 0
+    assert series[1]["counts"] == {
+        "not_started": 1,
+        "in_progress": 0,
+        "partial": 1,
+        "implemented": 0,
+        "stalled": 0,
+        "reversed": 0,
+    }
+    assert series[1]["progress"] == 0.5  # the parent is as far as its only child
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"interval": "fortnight"},
+        {"from": "2024-13-01"},
+        {"from": "2024-10-01", "to": "2024-01-01"},
+        {"interval": "day", "from": "1900-01-01", "to": "2024-01-01"},
+    ],
+)
+def test_a_malformed_progress_query_is_a_400(api, world, query):
+    response = api.get(url("progress"), query)
+    assert response.status_code == 400
+    assert response.json()
+
+
+def test_the_schema_and_its_docs_are_served(api):
+    schema = api.get(reverse("schema"), HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert "/api/v1/progress/" in paths
+    assert "/api/v1/recommendations/{id}/record_status/" in paths
+    parameters = {p["name"] for p in paths["/api/v1/recommendations/"]["get"]["parameters"]}
+    assert {"status", "document", "agency", "theme", "changed_since", "search"} <= parameters
+    assert api.get(reverse("api-docs")).status_code == 200

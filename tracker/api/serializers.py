@@ -1,0 +1,255 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import (
+    STATUS_WEIGHTS,
+    Agency,
+    ChangeAlert,
+    Document,
+    Evidence,
+    Ownership,
+    Recommendation,
+    Source,
+    SourceVersion,
+    StatusChange,
+)
+from ..progress import INTERVALS
+
+
+class AgencyRefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Agency
+        fields = ["id", "name", "acronym"]
+
+
+class OwnerSerializer(serializers.ModelSerializer):
+    agency = AgencyRefSerializer()
+
+    class Meta:
+        model = Ownership
+        fields = ["agency", "role"]
+
+
+class StatusCountsField(serializers.DictField):
+    """Counts of recommendations by status code."""
+
+    child = serializers.IntegerField()
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    publisher = serializers.CharField(source="publisher.name", read_only=True)
+    counts = StatusCountsField(source="progress_summary.counts", read_only=True)
+    progress = serializers.FloatField(source="progress_summary.progress", read_only=True)
+
+    class Meta:
+        model = Document
+        fields = [
+            "id",
+            "code",
+            "title",
+            "publisher",
+            "author",
+            "kind",
+            "published_on",
+            "url",
+            "summary",
+            "counts",
+            "progress",
+        ]
+
+
+class AgencySerializer(serializers.ModelSerializer):
+    aliases = serializers.ListField(source="alias_list", child=serializers.CharField())
+    counts = StatusCountsField(source="progress_summary.counts", read_only=True)
+    progress = serializers.FloatField(source="progress_summary.progress", read_only=True)
+
+    class Meta:
+        model = Agency
+        fields = [
+            "id",
+            "name",
+            "acronym",
+            "slug",
+            "kind",
+            "parent",
+            "aliases",
+            "counts",
+            "progress",
+        ]
+
+
+class LatestChangeSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    effective_on = serializers.DateField()
+
+
+class RecommendationSerializer(serializers.ModelSerializer):
+    owners = OwnerSerializer(source="ownerships", many=True, read_only=True)
+    themes = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    status = serializers.CharField(read_only=True)
+    progress_weight = serializers.SerializerMethodField()
+    latest_change = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Recommendation
+        fields = [
+            "id",
+            "code",
+            "document",
+            "parent",
+            "position",
+            "section_title",
+            "title",
+            "text",
+            "note",
+            "addressed_to",
+            "owners",
+            "themes",
+            "status",
+            "progress_weight",
+            "latest_change",
+            "is_priority",
+            "is_published",
+            "updated_at",
+        ]
+
+    def get_progress_weight(self, recommendation) -> float:
+        return STATUS_WEIGHTS[recommendation.status]
+
+    @extend_schema_field(LatestChangeSerializer(allow_null=True))
+    def get_latest_change(self, recommendation):
+        if recommendation.status_changed_on is None:
+            return None
+        return {"status": recommendation.status, "effective_on": recommendation.status_changed_on}
+
+    def validate(self, attrs):
+        document = attrs.get("document") or getattr(self.instance, "document", None)
+        parent = attrs.get("parent")
+        if parent is not None and document is not None and parent.document_id != document.pk:
+            raise serializers.ValidationError(
+                {"parent": "The parent must be in the same document."}
+            )
+        return attrs
+
+
+class StatusChangeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StatusChange
+        fields = [
+            "id",
+            "recommendation",
+            "status",
+            "effective_on",
+            "rationale",
+            "evidence",
+            "recorded_at",
+        ]
+
+
+class RecordStatusSerializer(serializers.Serializer):
+    """A new entry of a recommendation's history: evidence or a rationale is required."""
+
+    status = serializers.ChoiceField(choices=Recommendation.Status.choices)
+    effective_on = serializers.DateField()
+    evidence = serializers.PrimaryKeyRelatedField(
+        queryset=Evidence.objects.all(), many=True, required=False
+    )
+    rationale = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class EvidenceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Evidence
+        fields = [
+            "id",
+            "url",
+            "title",
+            "outlet",
+            "published_on",
+            "kind",
+            "excerpt",
+            "effect",
+            "recommendations",
+        ]
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    is_broken = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Source
+        fields = [
+            "id",
+            "url",
+            "kind",
+            "title",
+            "recommendations",
+            "evidence",
+            "check_interval",
+            "is_active",
+            "last_checked_at",
+            "last_changed_at",
+            "consecutive_failures",
+            "last_error",
+            "next_check_at",
+            "is_broken",
+        ]
+
+
+class SourceVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SourceVersion
+        fields = [
+            "id",
+            "source",
+            "content_hash",
+            "title",
+            "text",
+            "url",
+            "http_status",
+            "fetched_at",
+        ]
+
+
+class ChangeAlertSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ChangeAlert
+        fields = [
+            "id",
+            "source",
+            "version",
+            "previous_version",
+            "diff",
+            "created_at",
+            "reviewed_at",
+            "evidence",
+        ]
+
+
+class ProgressQuerySerializer(serializers.Serializer):
+    interval = serializers.ChoiceField(choices=INTERVALS, default="month")
+    from_ = serializers.DateField(required=False)
+    to = serializers.DateField(required=False)
+    document = serializers.IntegerField(required=False)
+    agency = serializers.CharField(required=False)
+    theme = serializers.CharField(required=False)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")  # the query parameter is a Python keyword
+        return fields
+
+    def validate(self, attrs):
+        if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
+            raise serializers.ValidationError({"from": "from must not be after to."})
+        return attrs
+
+
+class ProgressPointSerializer(serializers.Serializer):
+    period_end = serializers.DateField()
+    counts = StatusCountsField()
+    progress = serializers.FloatField(min_value=0, max_value=1)
+
+
+class ProgressSeriesSerializer(serializers.Serializer):
+    series = ProgressPointSerializer(many=True)

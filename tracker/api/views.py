@@ -1,0 +1,227 @@
+"""The REST API: thin viewsets over the domain; visibility rules live on the models."""
+
+import datetime
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Min, Prefetch
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import filters, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..models import (
+    Agency,
+    ChangeAlert,
+    Document,
+    Evidence,
+    Ownership,
+    Recommendation,
+    Source,
+    SourceVersion,
+    StatusChange,
+)
+from ..progress import period_ends, progress_by_agency, progress_by_document, progress_series
+from . import serializers as api
+from .filters import (
+    EvidenceFilter,
+    RecommendationFilter,
+    StatusChangeFilter,
+    agency_and_descendants,
+    filter_by_theme,
+)
+from .permissions import CanRecordStatus, StaffWithViewPermission, StaffWritesWithModelPermissions
+
+# The longest progress series one request may ask for (ten years of days).
+MAX_PERIODS = 3660
+
+
+def is_staff(user):
+    return bool(user and user.is_authenticated and user.is_staff)
+
+
+class ProgressSummaryMixin:
+    """Attach each listed or retrieved object's counts by status and progress, per page."""
+
+    summarise = None
+
+    def summaries_for(self, objects):
+        ids = [obj.pk for obj in objects]
+        summaries = self.summarise(ids, published_only=not is_staff(self.request.user))
+        for obj in objects:
+            obj.progress_summary = summaries[obj.pk]
+        return objects
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return self.summaries_for(list(page if page is not None else queryset))
+
+    def get_object(self):
+        return self.summaries_for([super().get_object()])[0]
+
+
+class DocumentViewSet(ProgressSummaryMixin, viewsets.ModelViewSet):
+    """Tracked documents, with counts of their recommendations by status and % progress."""
+
+    serializer_class = api.DocumentSerializer
+    permission_classes = [StaffWritesWithModelPermissions]
+    summarise = staticmethod(progress_by_document)
+    filter_backends = [filters.SearchFilter, filters.OrderingFilter]
+    search_fields = ["title", "code", "author", "summary"]
+    ordering_fields = ["published_on", "code", "title"]
+    ordering = ["-published_on", "pk"]
+
+    def get_queryset(self):
+        return Document.objects.select_related("publisher")
+
+
+class AgencyViewSet(ProgressSummaryMixin, viewsets.ModelViewSet):
+    """Agencies (US agencies and partners), with counts of what they own by status."""
+
+    serializer_class = api.AgencySerializer
+    permission_classes = [StaffWritesWithModelPermissions]
+    summarise = staticmethod(progress_by_agency)
+    filter_backends = [filters.SearchFilter, filters.OrderingFilter]
+    search_fields = ["name", "acronym", "aliases"]
+    ordering_fields = ["name", "acronym"]
+    ordering = ["name", "pk"]
+
+    def get_queryset(self):
+        return Agency.objects.all()
+
+
+class RecommendationViewSet(viewsets.ModelViewSet):
+    """Recommendations with their owners, status and latest change; drafts for staff only."""
+
+    serializer_class = api.RecommendationSerializer
+    permission_classes = [StaffWritesWithModelPermissions]
+    filterset_class = RecommendationFilter
+    search_fields = ["code", "title", "text", "note"]
+    ordering_fields = ["code", "updated_at", "status", "status_changed_on", "position"]
+    ordering = ["document_id", "position", "code", "pk"]
+
+    def get_queryset(self):
+        owners = Ownership.objects.select_related("agency").order_by("role", "agency__name")
+        return (
+            Recommendation.objects.visible_to(self.request.user)
+            .select_related("document")
+            .prefetch_related(Prefetch("ownerships", queryset=owners), "themes")
+        )
+
+    @extend_schema(request=api.RecordStatusSerializer, responses={201: api.StatusChangeSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[CanRecordStatus])
+    def record_status(self, request, pk=None):
+        """Append a status change; it needs evidence or a rationale (history is append-only)."""
+        recommendation = self.get_object()
+        entry = api.RecordStatusSerializer(data=request.data)
+        entry.is_valid(raise_exception=True)
+        try:
+            change = recommendation.record_status(**entry.validated_data, by=request.user)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError({"detail": error.messages}) from None
+        return Response(api.StatusChangeSerializer(change).data, status=status.HTTP_201_CREATED)
+
+
+class StatusChangeViewSet(viewsets.ReadOnlyModelViewSet):
+    """The append-only status history; new entries go through a recommendation's
+    record_status action."""
+
+    serializer_class = api.StatusChangeSerializer
+    filterset_class = StatusChangeFilter
+    ordering_fields = ["effective_on", "recorded_at"]
+    ordering = ["-effective_on", "-recorded_at", "-pk"]
+
+    def get_queryset(self):
+        visible = Recommendation.objects.visible_to(self.request.user)
+        return StatusChange.objects.filter(recommendation__in=visible).prefetch_related("evidence")
+
+
+class EvidenceViewSet(viewsets.ModelViewSet):
+    """Evidence behind status changes; the public sees evidence of published work only."""
+
+    serializer_class = api.EvidenceSerializer
+    permission_classes = [StaffWritesWithModelPermissions]
+    filterset_class = EvidenceFilter
+    search_fields = ["title", "outlet", "excerpt"]
+    ordering_fields = ["published_on", "title"]
+    ordering = ["-published_on", "pk"]
+
+    def get_queryset(self):
+        visible = Recommendation.objects.visible_to(self.request.user).only("pk")
+        evidence = Evidence.objects.prefetch_related(Prefetch("recommendations", queryset=visible))
+        if not is_staff(self.request.user):
+            evidence = evidence.filter(recommendations__in=visible).distinct()
+        return evidence
+
+
+class SourceViewSet(viewsets.ModelViewSet):
+    """Watched sources (staff only)."""
+
+    serializer_class = api.SourceSerializer
+    permission_classes = [StaffWithViewPermission]
+    search_fields = ["url", "title"]
+    ordering = ["url", "pk"]
+    queryset = Source.objects.prefetch_related("recommendations", "evidence")
+
+
+class SourceVersionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Kept copies of sources (staff only)."""
+
+    serializer_class = api.SourceVersionSerializer
+    permission_classes = [StaffWithViewPermission]
+    filterset_fields = ["source"]
+    ordering = ["-fetched_at", "pk"]
+    queryset = SourceVersion.objects.all()
+
+
+class ChangeAlertViewSet(viewsets.ReadOnlyModelViewSet):
+    """Changes seen on sources, unreviewed first (staff only)."""
+
+    serializer_class = api.ChangeAlertSerializer
+    permission_classes = [StaffWithViewPermission]
+    filterset_fields = ["source"]
+    queryset = ChangeAlert.objects.inbox_order()
+
+
+class ProgressView(APIView):
+    """Progress over time: at the end of each period, the count in each status and the
+    weighted progress, replayed exactly from the status history."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("interval", enum=["day", "week", "month", "year"], default="month"),
+            OpenApiParameter("from", OpenApiTypes.DATE, description="Default: first publication"),
+            OpenApiParameter("to", OpenApiTypes.DATE, description="Default: today"),
+            OpenApiParameter("document", OpenApiTypes.INT),
+            OpenApiParameter("agency", OpenApiTypes.STR, description="Id or acronym"),
+            OpenApiParameter("theme", OpenApiTypes.STR, description="Slug or name"),
+        ],
+        responses=api.ProgressSeriesSerializer,
+    )
+    def get(self, request):
+        query = api.ProgressQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        recommendations = Recommendation.objects.visible_to(request.user)
+        if "document" in params:
+            recommendations = recommendations.filter(document_id=params["document"])
+        if "agency" in params:
+            owned = Ownership.objects.filter(agency__in=agency_and_descendants(params["agency"]))
+            recommendations = recommendations.filter(pk__in=owned.values("recommendation"))
+        if "theme" in params:
+            recommendations = filter_by_theme(recommendations, params["theme"])
+        end = params.get("to") or timezone.localdate()
+        start = params.get("from") or self.first_publication(recommendations, end)
+        if len(period_ends(params["interval"], start, end)) > MAX_PERIODS:
+            raise serializers.ValidationError(
+                {"interval": f"at most {MAX_PERIODS} periods; choose a longer interval"}
+            )
+        series = progress_series(recommendations, interval=params["interval"], start=start, end=end)
+        return Response(api.ProgressSeriesSerializer({"series": series}).data)
+
+    @staticmethod
+    def first_publication(recommendations, end):
+        first = recommendations.aggregate(first=Min("document__published_on"))["first"]
+        return min(first or end - datetime.timedelta(days=365), end)
