@@ -63,6 +63,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # ETags on GET responses, and 304 Not Modified for clients that already have them.
+    "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -127,7 +129,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "tracker.api.pagination.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["tracker.api.throttling.AnonymousThrottle"],
 }
+# Requests per period an anonymous client may make to the API, e.g. "600/minute".
+TRACKER_API_ANON_RATE = os.environ.get("TRACKER_API_ANON_RATE", "600/minute")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tracker API",
     "DESCRIPTION": "Recommendations, their owners, status history and evidence, and progress "
@@ -152,10 +157,19 @@ CELERY_TIMEZONE = TIME_ZONE
 # Schedules live in the database, editable in the admin (django-celery-beat).
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+
 # The cache also counts each host's running checks, so workers must share it: Redis when
 # CACHE_URL (or a Redis broker) is given, else memory, which suits one process.
+def redis_database(url, number):
+    """The same Redis server as `url`, database `number`: the cache keeps off the queue's."""
+    base = url.split("?", 1)[0].rstrip("/")
+    if base.rsplit("/", 1)[-1].isdigit():
+        base = base.rsplit("/", 1)[0]
+    return f"{base}/{number}"
+
+
 CACHE_URL = os.environ.get("CACHE_URL") or (
-    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""
+    redis_database(CELERY_BROKER_URL, 1) if CELERY_BROKER_URL.startswith("redis") else ""
 )
 CACHES = {
     "default": (

@@ -3,12 +3,19 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 
 from config.celery import app as celery_app
 from tests.factories import AgencyFactory, UserFactory
 
 # The shared seed documents sit beside the repository on developer machines and in CI.
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts with an empty cache: throttling counts and host slots are per test."""
+    cache.clear()
 
 
 @pytest.fixture

@@ -281,3 +281,64 @@ def test_the_schema_and_its_docs_are_served(api):
     parameters = {p["name"] for p in paths["/api/v1/recommendations/"]["get"]["parameters"]}
     assert {"status", "document", "agency", "theme", "changed_since", "search"} <= parameters
     assert api.get(reverse("api-docs")).status_code == 200
+
+
+def test_a_conditional_get_costs_no_body(api, world):
+    path = url("recommendation-detail", world["child"].pk)
+    first = api.get(path)
+    assert first["ETag"]
+    again = api.get(path, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 304
+    assert not again.content
+
+
+def test_anonymous_clients_are_throttled(api, world, settings):
+    settings.TRACKER_API_ANON_RATE = "3/minute"
+    statuses = [api.get(url("document-list")).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_the_export_is_the_importer_csv_of_the_filtered_list(api, world):
+    response = api.get(url("recommendation-export"), {"status": "partial"})
+    assert response["Content-Type"] == "text/csv"
+    lines = response.content.decode().splitlines()
+    assert lines[0].startswith("code,parent_code,section,title,text")
+    assert [line.split(",")[0] for line in lines[1:]] == ["WRC-2024-1.1"]
+    everything = api.get(url("recommendation-export")).content.decode()
+    assert "WRC-2024-9" not in everything  # drafts stay private
+
+
+def test_an_agency_scorecard_counts_roles_and_time_to_implementation(api, world, uscis):
+    child = world["child"]
+    child.record_status(
+        Status.IMPLEMENTED, effective_on=datetime.date(2024, 10, 1), rationale="Rule final."
+    )
+    card = api.get(url("agency-scorecard", uscis.pk)).json()
+    assert card["agency"]["acronym"] == "USCIS"
+    assert card["lead"]["implemented"] == 1
+    assert sum(card["lead"].values()) == 1  # the draft it leads is not public
+    assert card["implemented_count"] == 1
+    assert (
+        card["median_days_to_implementation"]
+        == (datetime.date(2024, 10, 1) - datetime.date(2024, 7, 1)).days
+    )
+    cards = api.get(url("agency-scorecards")).json()
+    assert {card["agency"]["acronym"] for card in cards} == {"USCIS", "Congress"}
+    congress = next(card for card in cards if card["agency"]["acronym"] == "Congress")
+    assert congress["lead"]["not_started"] == 1 and congress["supporting"]["implemented"] == 1
+
+
+def test_the_implementation_curve_compares_documents_by_age(api, world):
+    world["child"].record_status(
+        Status.IMPLEMENTED, effective_on=datetime.date(2024, 9, 10), rationale="Rule final."
+    )
+    older = DocumentFactory(code="HILL-2021", published_on=datetime.date(2021, 3, 24))
+    RecommendationFactory(document=older, code="HILL-2021-1").record_status(
+        Status.IMPLEMENTED, effective_on=datetime.date(2021, 4, 1), rationale="Done."
+    )
+    curve = api.get(url("implementation-curve"), {"months": 3}).json()["curve"]
+    assert [point["months"] for point in curve] == [0, 1, 2, 3]
+    assert curve[0] == {"months": 0, "eligible": 3, "implemented": 0, "share": 0.0}
+    assert curve[1]["implemented"] == 1  # the op-ed's step, a week after publication
+    assert curve[3]["implemented"] == 2 and curve[3]["share"] == pytest.approx(2 / 3, abs=1e-4)
+    assert api.get(url("implementation-curve"), {"months": -1}).status_code == 400

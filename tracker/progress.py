@@ -1,12 +1,14 @@
 """Status as of any date, and progress rolled up from recommendations to documents and agencies."""
 
 import datetime
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from .models import STATUS_WEIGHTS, Ownership, Recommendation, StatusChange
 
@@ -221,8 +223,9 @@ def progress_series(recommendations, *, interval, start, end):
     up from all its sub-recommendations. Each status a recommendation held, from its change
     to the next one (a later record wins a same-day tie, as in `status_as_of`), adds to the
     period it starts in and leaves in the period it ends in; summing those changes period by
-    period gives the series. On PostgreSQL the database sums them in one query, so the
-    work grows with the number of periods, not of changes; the number of queries is fixed.
+    period gives the series. On PostgreSQL the database sums them in one query and returns
+    one row per period and status; elsewhere the history is replayed here. The number of
+    queries is fixed.
     """
     members = set(recommendations.values_list("pk", flat=True))
     factors = leaf_factors(recommendations, members) if members else {}
@@ -336,3 +339,108 @@ def _accumulate(ends, deltas, *, member_count):
             }
         )
     return series
+
+
+def months_later(day, months):
+    """The same day `months` later, or that month's last day when it is shorter."""
+    month_index = day.month - 1 + months
+    first = datetime.date(day.year + month_index // 12, month_index % 12 + 1, 1)
+    return first.replace(day=min(day.day, period_end_of("month", first).day))
+
+
+def _histories(recommendations):
+    """Return {recommendation id: [(effective_on, status), ...] oldest first}, one query."""
+    histories = defaultdict(list)
+    changes = (
+        StatusChange.objects.filter(recommendation__in=recommendations)
+        .order_by("effective_on", "recorded_at", "pk")
+        .values_list("recommendation_id", "effective_on", "status")
+    )
+    for pk, effective_on, status in changes:
+        histories[pk].append((effective_on, status))
+    return histories
+
+
+def _status_on(history, day):
+    status = Status.NOT_STARTED.value
+    for effective_on, new_status in history:
+        if effective_on > day:
+            break
+        status = new_status
+    return status
+
+
+def implementation_curve(recommendations, *, months):
+    """Return [{"months", "implemented", "share"}]: how many of the recommendations were
+    implemented that many months after their document's publication, for months 0..`months`.
+
+    Documents of different ages compare on the same scale; a recommendation counts at month
+    m only if its document is at least m months old. Two queries.
+    """
+    published = dict(
+        recommendations.filter(document__published_on__isnull=False).values_list(
+            "pk", "document__published_on"
+        )
+    )
+    histories = _histories(recommendations.filter(pk__in=published))
+    today = timezone.localdate()
+    curve = []
+    for month in range(months + 1):
+        eligible = implemented = 0
+        for pk, published_on in published.items():
+            day = months_later(published_on, month)
+            if day > today:
+                continue
+            eligible += 1
+            implemented += _status_on(histories[pk], day) == Status.IMPLEMENTED
+        share = round(implemented / eligible, 4) if eligible else None
+        curve.append(
+            {"months": month, "eligible": eligible, "implemented": implemented, "share": share}
+        )
+    return curve
+
+
+def agency_scorecards(agencies, *, published_only):
+    """Return {agency id: scorecard}: counts by status as lead and as supporting, progress,
+    and the median days from publication to first implementation of what it leads.
+    Three queries, whatever the number of agencies."""
+    ownerships = Ownership.objects.filter(agency__in=agencies)
+    if published_only:
+        ownerships = ownerships.filter(recommendation__is_published=True)
+    rows = list(
+        ownerships.values_list(
+            "agency_id",
+            "role",
+            "recommendation_id",
+            "recommendation__status",
+            "recommendation__document__published_on",
+        )
+    )
+    led = {pk for _a, role, pk, _s, _p in rows if role == Ownership.Role.LEAD}
+    histories = _histories(Recommendation.objects.filter(pk__in=led))
+    progress = progress_by_agency([agency.pk for agency in agencies], published_only=published_only)
+    cards = {
+        agency.pk: {
+            "agency": agency,
+            "lead": {status.value: 0 for status in Status},
+            "supporting": {status.value: 0 for status in Status},
+            "progress": progress[agency.pk].progress,
+            "days": [],
+        }
+        for agency in agencies
+    }
+    for agency_id, role, pk, status, published_on in rows:
+        card = cards[agency_id]
+        card[role][status] += 1
+        if role != Ownership.Role.LEAD or published_on is None:
+            continue
+        implemented_on = next(
+            (day for day, new in histories[pk] if new == Status.IMPLEMENTED), None
+        )
+        if implemented_on is not None and implemented_on >= published_on:
+            card["days"].append((implemented_on - published_on).days)
+    for card in cards.values():
+        days = card.pop("days")
+        card["implemented_count"] = len(days)
+        card["median_days_to_implementation"] = statistics.median(days) if days else None
+    return cards

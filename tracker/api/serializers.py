@@ -253,3 +253,34 @@ class ProgressPointSerializer(serializers.Serializer):
 
 class ProgressSeriesSerializer(serializers.Serializer):
     series = ProgressPointSerializer(many=True)
+
+
+class ScorecardSerializer(serializers.Serializer):
+    agency = AgencyRefSerializer()
+    lead = StatusCountsField(help_text="Recommendations it leads, by status.")
+    supporting = StatusCountsField(help_text="Recommendations it supports, by status.")
+    progress = serializers.FloatField(min_value=0, max_value=1)
+    implemented_count = serializers.IntegerField(
+        help_text="Recommendations it leads that were implemented after publication."
+    )
+    median_days_to_implementation = serializers.FloatField(
+        allow_null=True, help_text="Median days from publication to first implementation."
+    )
+
+
+class CurveQuerySerializer(serializers.Serializer):
+    months = serializers.IntegerField(min_value=0, max_value=240, default=36)
+    document = serializers.IntegerField(required=False)
+    agency = serializers.CharField(required=False)
+    theme = serializers.CharField(required=False)
+
+
+class CurvePointSerializer(serializers.Serializer):
+    months = serializers.IntegerField(help_text="Months since each document's publication.")
+    eligible = serializers.IntegerField(help_text="Recommendations whose document is that old.")
+    implemented = serializers.IntegerField()
+    share = serializers.FloatField(allow_null=True, min_value=0, max_value=1)
+
+
+class CurveSerializer(serializers.Serializer):
+    curve = CurvePointSerializer(many=True)

@@ -15,5 +15,10 @@ router.register("alerts", views.ChangeAlertViewSet, basename="changealert")
 
 urlpatterns = [
     path("progress/", views.ProgressView.as_view(), name="progress"),
+    path(
+        "analytics/implementation-curve/",
+        views.ImplementationCurveView.as_view(),
+        name="implementation-curve",
+    ),
     *router.urls,
 ]

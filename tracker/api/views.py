@@ -4,6 +4,7 @@ import datetime
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Min, Prefetch
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -12,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ..importing import export_csv
 from ..models import (
     Agency,
     ChangeAlert,
@@ -23,7 +25,14 @@ from ..models import (
     SourceVersion,
     StatusChange,
 )
-from ..progress import period_ends, progress_by_agency, progress_by_document, progress_series
+from ..progress import (
+    agency_scorecards,
+    implementation_curve,
+    period_ends,
+    progress_by_agency,
+    progress_by_document,
+    progress_series,
+)
 from . import serializers as api
 from .filters import (
     EvidenceFilter,
@@ -91,6 +100,24 @@ class AgencyViewSet(ProgressSummaryMixin, viewsets.ModelViewSet):
     def get_queryset(self):
         return Agency.objects.all()
 
+    @extend_schema(responses=api.ScorecardSerializer)
+    @action(detail=True, filter_backends=[], pagination_class=None)
+    def scorecard(self, request, pk=None):
+        """Counts by status as lead and as supporting, progress, and the median days from
+        publication to implementation of what the agency leads."""
+        agency = super().get_object()
+        card = agency_scorecards([agency], published_only=not is_staff(request.user))
+        return Response(api.ScorecardSerializer(card[agency.pk]).data)
+
+    @extend_schema(responses=api.ScorecardSerializer(many=True))
+    @action(detail=False, filter_backends=[], pagination_class=None)
+    def scorecards(self, request):
+        """Every agency that owns a recommendation, with its scorecard."""
+        agencies = list(Agency.objects.filter(ownerships__isnull=False).distinct())
+        cards = agency_scorecards(agencies, published_only=not is_staff(request.user))
+        ranked = sorted(cards.values(), key=lambda card: (-card["progress"], card["agency"].name))
+        return Response(api.ScorecardSerializer(ranked, many=True).data)
+
 
 class RecommendationViewSet(viewsets.ModelViewSet):
     """Recommendations with their owners, status and latest change; drafts for staff only."""
@@ -109,6 +136,15 @@ class RecommendationViewSet(viewsets.ModelViewSet):
             .select_related("document")
             .prefetch_related(Prefetch("ownerships", queryset=owners), "themes")
         )
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    @action(detail=False, pagination_class=None)
+    def export(self, request):
+        """The filtered recommendations as CSV, in the format the importer reads."""
+        recommendations = self.filter_queryset(self.get_queryset())
+        response = HttpResponse(export_csv(recommendations), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="recommendations.csv"'
+        return response
 
     @extend_schema(request=api.RecordStatusSerializer, responses={201: api.StatusChangeSerializer})
     @action(detail=True, methods=["post"], permission_classes=[CanRecordStatus])
@@ -204,14 +240,7 @@ class ProgressView(APIView):
         query = api.ProgressQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        recommendations = Recommendation.objects.visible_to(request.user)
-        if "document" in params:
-            recommendations = recommendations.filter(document_id=params["document"])
-        if "agency" in params:
-            owned = Ownership.objects.filter(agency__in=agency_and_descendants(params["agency"]))
-            recommendations = recommendations.filter(pk__in=owned.values("recommendation"))
-        if "theme" in params:
-            recommendations = filter_by_theme(recommendations, params["theme"])
+        recommendations = filtered_recommendations(request, params)
         end = params.get("to") or timezone.localdate()
         start = params.get("from") or self.first_publication(recommendations, end)
         if len(period_ends(params["interval"], start, end)) > MAX_PERIODS:
@@ -225,3 +254,29 @@ class ProgressView(APIView):
     def first_publication(recommendations, end):
         first = recommendations.aggregate(first=Min("document__published_on"))["first"]
         return min(first or end - datetime.timedelta(days=365), end)
+
+
+def filtered_recommendations(request, params):
+    """The recommendations the user may see, narrowed by document, agency and theme."""
+    recommendations = Recommendation.objects.visible_to(request.user)
+    if "document" in params:
+        recommendations = recommendations.filter(document_id=params["document"])
+    if "agency" in params:
+        owned = Ownership.objects.filter(agency__in=agency_and_descendants(params["agency"]))
+        recommendations = recommendations.filter(pk__in=owned.values("recommendation"))
+    if "theme" in params:
+        recommendations = filter_by_theme(recommendations, params["theme"])
+    return recommendations
+
+
+class ImplementationCurveView(APIView):
+    """The share of recommendations implemented N months after their document's
+    publication, for comparing documents of different ages."""
+
+    @extend_schema(parameters=[api.CurveQuerySerializer], responses=api.CurveSerializer)
+    def get(self, request):
+        query = api.CurveQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        recommendations = filtered_recommendations(request, query.validated_data)
+        curve = implementation_curve(recommendations, months=query.validated_data["months"])
+        return Response(api.CurveSerializer({"curve": curve}).data)
