@@ -342,3 +342,20 @@ def test_the_implementation_curve_compares_documents_by_age(api, world):
     assert curve[1]["implemented"] == 1  # the op-ed's step, a week after publication
     assert curve[3]["implemented"] == 2 and curve[3]["share"] == pytest.approx(2 / 3, abs=1e-4)
     assert api.get(url("implementation-curve"), {"months": -1}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("name", "query"),
+    [
+        ("recommendation-list", {"document": "9" * 30}),
+        ("evidence-list", {"recommendations": "9" * 30}),
+        ("progress", {"document": "9" * 30}),
+    ],
+)
+def test_numbers_beyond_the_database_range_are_a_400(api, world, name, query):
+    response = api.get(url(name), query)
+    assert response.status_code == 400
+
+
+def test_an_id_beyond_the_database_range_is_not_a_server_error(api, world):
+    assert api.get(url("recommendation-detail", "9" * 30)).status_code in {400, 404}

@@ -15,6 +15,9 @@ from ..models import (
 )
 from ..progress import INTERVALS
 
+# The largest id the database can hold (a 64-bit signed integer).
+MAX_ID = 2**63 - 1
+
 
 class AgencyRefSerializer(serializers.ModelSerializer):
     class Meta:
@@ -230,7 +233,7 @@ class ProgressQuerySerializer(serializers.Serializer):
     interval = serializers.ChoiceField(choices=INTERVALS, default="month")
     from_ = serializers.DateField(required=False)
     to = serializers.DateField(required=False)
-    document = serializers.IntegerField(required=False)
+    document = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     agency = serializers.CharField(required=False)
     theme = serializers.CharField(required=False)
 
@@ -270,7 +273,7 @@ class ScorecardSerializer(serializers.Serializer):
 
 class CurveQuerySerializer(serializers.Serializer):
     months = serializers.IntegerField(min_value=0, max_value=240, default=36)
-    document = serializers.IntegerField(required=False)
+    document = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     agency = serializers.CharField(required=False)
     theme = serializers.CharField(required=False)
 
