@@ -33,10 +33,13 @@ from .models import (
     SourceVersion,
     StatusChange,
     Theme,
+    Webhook,
+    WebhookDelivery,
 )
 from .monitoring import accept_alert, accept_feed_entry, added_lines, watch_evidence_urls
 from .progress import progress_by_agency, progress_by_document, progress_of_recommendation
-from .tasks import check_source_task
+from .tasks import check_source_task, deliver_webhook_task
+from .webhooks import announce_evidence
 
 
 def describe_counts(summary):
@@ -421,6 +424,11 @@ class EvidenceAdmin(admin.ModelAdmin):
     date_hierarchy = "published_on"
     actions = ["watch_urls"]
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change:  # announced once its recommendations are linked
+            announce_evidence(form.instance)
+
     def has_watch_permission(self, request):
         return request.user.has_perm("tracker.add_source")
 
@@ -789,3 +797,59 @@ class FeedEntryAdmin(admin.ModelAdmin):
             "media": self.media + form.media,
         }
         return TemplateResponse(request, "admin/tracker/feedentry/accept.html", context)
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    extra = 0
+    fields = ["created_at", "event", "state", "attempts", "last_status_code", "last_error"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+    max_num = 0
+    verbose_name_plural = "recent deliveries"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by("-created_at", "-pk")
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "url", "is_active", "sends_status_changes", "sends_evidence"]
+    list_filter = ["is_active"]
+    search_fields = ["url", "description"]
+    inlines = [WebhookDeliveryInline]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """The delivery log: read-only, with a retry for failures."""
+
+    list_display = ["created_at", "webhook", "event", "state", "attempts", "last_status_code"]
+    list_filter = ["state", "event", "webhook"]
+    list_select_related = ["webhook"]
+    readonly_fields = [
+        "webhook",
+        "event",
+        "payload",
+        "state",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "created_at",
+        "delivered_at",
+    ]
+    actions = ["retry"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Send selected failed deliveries again", permissions=["change"])
+    def retry(self, request, queryset):
+        retried = list(
+            queryset.filter(state=WebhookDelivery.State.FAILED).values_list("pk", flat=True)
+        )
+        WebhookDelivery.objects.filter(pk__in=retried).update(state=WebhookDelivery.State.PENDING)
+        for delivery_id in retried:
+            transaction.on_commit(partial(deliver_webhook_task.delay, delivery_id))
+        self.message_user(request, f"{len(retried)} delivery(ies) queued again.", messages.SUCCESS)

@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import urljoin, urlsplit
 
 import certifi
@@ -259,6 +260,41 @@ def fetch(
             response.close()
 
 
+def post_json(
+    url: str,
+    body: bytes,
+    *,
+    headers: dict[str, str],
+    connect_timeout: float = 5.0,
+    read_timeout: float = 10.0,
+    deadline: float = 15.0,
+    resolve: Resolver = resolve_host,
+) -> int:
+    """POST a JSON `body` to `url` through the same address guard as `fetch`; return the
+    2xx status, or raise FetchError (retryable for network trouble, 429 and 5xx).
+
+    Redirects are not followed: a receiver that moves must be registered again.
+    """
+    timer = _Timer(deadline, connect=connect_timeout, read=read_timeout)
+    target, addresses = _vet(url, resolve=resolve, allow=allowed_exceptions())
+    headers = {
+        "User-Agent": USER_AGENT,
+        "Content-Type": "application/json",
+        "Connection": "close",
+        **headers,
+    }
+    with httpx.Client(trust_env=False, verify=tls_context()) as http:
+        with _network_errors(target.host, timer):
+            response = _send(
+                http, target, addresses, headers=headers, timer=timer, method="POST", content=body
+            )
+        response.close()  # the receiver's answer is not read: only its status matters
+    if response.status_code in _REDIRECT_STATUSES:
+        raise FetchError(f"HTTP {response.status_code}: redirects are not followed")
+    _raise_for_status(response)
+    return response.status_code
+
+
 def _open(
     http: httpx.Client,
     url: str,
@@ -441,12 +477,17 @@ def _send(
     *,
     headers: dict[str, str],
     timer: _Timer,
+    method: str = "GET",
+    content: bytes | None = None,
 ) -> httpx.Response:
-    """Send the GET to each checked address in turn until one takes the connection."""
+    """Send the request to each checked address in turn until one takes the connection."""
+    send = partial(
+        _send_to, http, target, headers=headers, timer=timer, method=method, content=content
+    )
     for address in addresses[:-1]:
         with suppress(httpx.ConnectError, httpx.ConnectTimeout):
-            return _send_to(http, target, address, headers=headers, timer=timer)
-    return _send_to(http, target, addresses[-1], headers=headers, timer=timer)
+            return send(address)
+    return send(addresses[-1])
 
 
 def _send_to(
@@ -456,15 +497,18 @@ def _send_to(
     *,
     headers: dict[str, str],
     timer: _Timer,
+    method: str,
+    content: bytes | None,
 ) -> httpx.Response:
     """Connect to `address` itself, so httpx never resolves the host name again.
 
     The Host header and TLS (SNI and the certificate check) still use the host name.
     """
     request = http.build_request(
-        "GET",
+        method,
         target.url_at(address),
         headers={**headers, "Host": target.host_header},
+        content=content,
         timeout=timer.timeout(),
         extensions={"sni_hostname": target.host},
     )

@@ -2,6 +2,8 @@
 history of their status."""
 
 import datetime
+import secrets
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -230,7 +232,8 @@ class Recommendation(models.Model):
         """Append a status change to the history and bring the current status in line.
 
         1. A change must cite evidence or give a rationale, and cannot be dated in the future.
-        2. The evidence is linked to this recommendation as well as to the change.
+        2. The evidence is linked to this recommendation as well as to the change, and the
+           change is announced to webhooks once the transaction commits.
         3. The current status is re-derived from the whole history, so a change dated before
            the latest one is recorded without overriding it.
         """
@@ -254,6 +257,9 @@ class Recommendation(models.Model):
             if evidence:
                 change.evidence.set(evidence)
                 self.evidence.add(*evidence)
+            from .webhooks import announce_status_change  # webhooks builds on these models
+
+            announce_status_change(change)
             self.last_reviewed_on = timezone.localdate()
             self.save(update_fields=["last_reviewed_on", "updated_at"])
             self.refresh_status()
@@ -568,3 +574,72 @@ class FeedEntry(models.Model):
 
     def __str__(self):
         return self.title or self.link or self.guid
+
+
+def new_webhook_secret():
+    return secrets.token_hex(32)
+
+
+class Webhook(models.Model):
+    """An endpoint that receives a signed JSON event for each status change or new evidence."""
+
+    class Event(models.TextChoices):
+        STATUS_CHANGE = "status_change", "Status change"
+        EVIDENCE = "evidence", "New evidence"
+
+    url = models.URLField("URL", max_length=500, help_text="HTTPS only.")
+    description = models.CharField(max_length=200, blank=True)
+    secret = models.CharField(
+        max_length=64,
+        default=new_webhook_secret,
+        help_text="Signs each delivery (HMAC-SHA256); share it with the receiver.",
+    )
+    sends_status_changes = models.BooleanField(default=True)
+    sends_evidence = models.BooleanField(default=True)
+    is_active = models.BooleanField("active", default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["url"]
+
+    def __str__(self):
+        return self.description or self.url
+
+    def clean(self):
+        from .fetching import allowed_exceptions
+
+        parts = urlsplit(self.url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+        local = ((parts.hostname or "").lower(), port) in allowed_exceptions()
+        if parts.scheme != "https" and not local:
+            raise ValidationError({"url": "Webhooks are delivered over HTTPS only."})
+
+
+class WebhookDelivery(models.Model):
+    """One event for one webhook: the delivery log, with its attempts."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=20, choices=Webhook.Event.choices)
+    payload = models.JSONField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            # The admin's delivery log filtered by webhook and state.
+            models.Index(fields=["webhook", "state"], name="delivery_state_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_event_display()} to {self.webhook} ({self.get_state_display()})"

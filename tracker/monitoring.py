@@ -25,7 +25,7 @@ from django.db import IntegrityError, connection, connections, models, transacti
 from django.db.models import ExpressionWrapper, F, Value
 from django.utils import timezone
 
-from . import fetching
+from . import fetching, webhooks
 from .models import ChangeAlert, Evidence, FeedEntry, Recommendation, Source, SourceVersion
 
 logger = logging.getLogger(__name__)
@@ -519,6 +519,7 @@ def accept_alert(alert, *, evidence_fields, recommendations, status="", rational
         evidence = Evidence.objects.create(**evidence_fields)
         evidence.recommendations.set(recommendations)
         alert.source.evidence.add(evidence)
+        webhooks.announce_evidence(evidence)
         if status:
             effective_on = evidence.published_on or timezone.localdate()
             for recommendation in recommendations:
@@ -552,6 +553,7 @@ def accept_feed_entry(entry, *, recommendations, kind, effect, by):
         )
         evidence.recommendations.set(recommendations)
         entry.source.evidence.add(evidence)
+        webhooks.announce_evidence(evidence)
         FeedEntry.objects.filter(pk=entry.pk).update(evidence=evidence)
     return evidence
 

@@ -8,8 +8,8 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 
-from . import monitoring
-from .models import Source
+from . import monitoring, webhooks
+from .models import Source, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -81,3 +81,25 @@ def check_source_task(self, source_id):
         delay = settings.TRACKER_CHECK_RETRY_SECONDS * 2**self.request.retries
         raise self.retry(countdown=delay)
     return result.outcome
+
+
+# Retries of a webhook delivery on network trouble, with exponential backoff.
+DELIVERY_RETRIES = 5
+
+
+@shared_task(
+    bind=True, acks_late=True, max_retries=DELIVERY_RETRIES, soft_time_limit=45, time_limit=60
+)
+def deliver_webhook_task(self, delivery_id):
+    delivery = (
+        WebhookDelivery.objects.select_related("webhook")
+        .filter(pk=delivery_id, state=WebhookDelivery.State.PENDING)
+        .first()
+    )
+    if delivery is None:
+        return "done"  # delivered or given up already: a redelivered task sends nothing
+    final_attempt = self.request.is_eager or self.request.retries >= DELIVERY_RETRIES
+    if webhooks.deliver(delivery, final_attempt=final_attempt):
+        delay = settings.TRACKER_CHECK_RETRY_SECONDS * 2**self.request.retries
+        raise self.retry(countdown=delay)
+    return "sent"

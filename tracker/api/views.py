@@ -33,6 +33,7 @@ from ..progress import (
     progress_by_document,
     progress_series,
 )
+from ..webhooks import announce_evidence
 from . import serializers as api
 from .filters import (
     EvidenceFilter,
@@ -190,6 +191,9 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         if not is_staff(self.request.user):
             evidence = evidence.filter(recommendations__in=visible).distinct()
         return evidence
+
+    def perform_create(self, serializer):
+        announce_evidence(serializer.save())
 
 
 class SourceViewSet(viewsets.ModelViewSet):
