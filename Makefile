@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test install lint format migrate clean
+.PHONY: demo test install lint format migrate bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Benchmarks print their figures; bench/api.py needs PostgreSQL in DATABASE_URL.
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[test,server]'
+	$(BIN)/python bench/check_sources.py
+	$(BIN)/python bench/api.py
 
 migrate: install
 	$(BIN)/python manage.py migrate

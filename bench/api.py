@@ -1,0 +1,272 @@
+"""Benchmark the API under gunicorn on 127.0.0.1 over a large PostgreSQL database.
+
+Fills a scratch database (`<name>_apibench` next to DATABASE_URL's) with 10,000
+recommendations, 100,000 status changes and 50,000 evidence items, serves the app with
+gunicorn, and loads it from another process: the recommendation list (pages of 50), a
+detail, a 10-year monthly progress series, and a trivial Django JSON view as the ceiling.
+
+Usage: DATABASE_URL=postgres://postgres@127.0.0.1:5432/tracker .venv/bin/python bench/api.py
+Needs gunicorn (pip install -e '.[server]'). The last line printed is one JSON object.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RECOMMENDATIONS = 10_000
+STATUS_CHANGES = 100_000
+EVIDENCE = 50_000
+DOCUMENTS = 20
+
+
+def scratch_database():
+    import psycopg
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        raise SystemExit("Set DATABASE_URL to a PostgreSQL server (the bench uses a scratch copy).")
+    base, _, name = url.rpartition("/")
+    bench = f"{name or 'tracker'}_apibench"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{bench}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{bench}"')
+    return f"{base}/{bench}"
+
+
+def fill(database_url):
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from tracker.models import (
+        Agency,
+        Document,
+        Evidence,
+        Ownership,
+        Publisher,
+        Recommendation,
+        StatusChange,
+    )
+
+    call_command("migrate", verbosity=0)
+    random.seed(7)
+    started = time.perf_counter()
+    publisher = Publisher.objects.create(name="Benchmark publisher", acronym="BP")
+    agencies = Agency.objects.bulk_create(
+        Agency(name=f"Agency {i}", acronym=f"AG{i}", slug=f"ag{i}") for i in range(30)
+    )
+    per_document = RECOMMENDATIONS // DOCUMENTS
+    recommendations = []
+    for d in range(DOCUMENTS):
+        document = Document.objects.create(
+            code=f"BP-{d}",
+            title=f"Report {d}",
+            publisher=publisher,
+            published_on=datetime.date(2015, 1, 1) + datetime.timedelta(days=90 * d),
+        )
+        parents = Recommendation.objects.bulk_create(
+            Recommendation(
+                document=document,
+                code=f"BP-{d}-{p}",
+                title=f"Recommendation {p}",
+                text=f"The administration should act on matter {p} of report {d}.",
+                position=p,
+                is_published=True,
+            )
+            for p in range(per_document // 5)
+        )
+        recommendations += parents
+        recommendations += Recommendation.objects.bulk_create(
+            Recommendation(
+                document=document,
+                parent=parents[c % len(parents)],
+                code=f"BP-{d}-{c % len(parents)}.{c}",
+                title=f"Sub-recommendation {c}",
+                text=f"The agency should take step {c} of report {d}.",
+                position=len(parents) + c,
+                is_published=True,
+            )
+            for c in range(per_document - len(parents))
+        )
+    Ownership.objects.bulk_create(
+        Ownership(recommendation=r, agency=random.choice(agencies), role="lead")
+        for r in recommendations
+    )
+    statuses = [choice.value for choice in Recommendation.Status]
+    now = timezone.now()
+    StatusChange.objects.bulk_create(
+        (
+            StatusChange(
+                recommendation=random.choice(recommendations),
+                status=random.choice(statuses),
+                effective_on=datetime.date(2015, 1, 1)
+                + datetime.timedelta(days=random.randrange(3650)),
+                rationale="Benchmark history.",
+                recorded_at=now,
+            )
+            for _ in range(STATUS_CHANGES)
+        ),
+        batch_size=5000,
+    )
+    evidence = Evidence.objects.bulk_create(
+        (
+            Evidence(title=f"News {e}", outlet="Wire", url=f"https://news.example.org/{e}")
+            for e in range(EVIDENCE)
+        ),
+        batch_size=5000,
+    )
+    links = Evidence.recommendations.through
+    links.objects.bulk_create(
+        (links(evidence=item, recommendation=random.choice(recommendations)) for item in evidence),
+        batch_size=5000,
+    )
+    from django.db import connection
+
+    # Bulk history skips record_status: set each current status as it would have.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """UPDATE tracker_recommendation AS r SET status = latest.status,
+                   status_changed_on = latest.effective_on
+               FROM (SELECT DISTINCT ON (recommendation_id) recommendation_id, status,
+                            effective_on
+                     FROM tracker_statuschange
+                     ORDER BY recommendation_id, effective_on DESC, recorded_at DESC, id DESC
+                    ) AS latest
+               WHERE latest.recommendation_id = r.id"""
+        )
+        cursor.execute("ANALYZE")
+    print(f"filled in {time.perf_counter() - started:.1f} s", flush=True)
+    return recommendations[len(recommendations) // 2].pk
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(database_url, port, workers):
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "SECRET_KEY": "benchmark-only-secret-key-" + "x" * 30,
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "TRACKER_API_ANON_RATE": "100000000/minute",
+        "LOG_LEVEL": "WARNING",
+    }
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    process = subprocess.Popen(
+        [str(gunicorn), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/bench/trivial/", timeout=1)
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+def load(url, *, requests, threads):
+    """Send `requests` GETs from `threads` keep-alive clients; return (rps, latencies ms)."""
+    latencies, errors = [], []
+    lock = threading.Lock()
+    per_thread = requests // threads
+
+    def client():
+        with httpx.Client(timeout=30) as http:
+            for _ in range(per_thread):
+                started = time.perf_counter()
+                response = http.get(url)
+                elapsed = (time.perf_counter() - started) * 1000
+                with lock:
+                    latencies.append(elapsed)
+                    if response.status_code != 200:
+                        errors.append(response.status_code)
+
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{url}: {len(errors)} errors, e.g. HTTP {errors[0]}")
+    return len(latencies) / elapsed, latencies
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    database_url = scratch_database()
+    detail_id = fill(database_url)
+    port = free_port()
+    server = serve(database_url, port, args.workers)
+    base = f"http://127.0.0.1:{port}"
+    targets = {
+        "trivial": f"{base}/bench/trivial/",
+        "list": f"{base}/api/v1/recommendations/?page_size=50",
+        "detail": f"{base}/api/v1/recommendations/{detail_id}/",
+        "progress": f"{base}/api/v1/progress/?interval=month&from=2015-01-01&to=2024-12-31",
+    }
+    figures = {}
+    try:
+        for name, url in targets.items():
+            requests = args.requests if name != "progress" else max(args.requests // 20, 40)
+            load(url, requests=min(requests, 50), threads=args.threads)  # warm up
+            rps, latencies = load(url, requests=requests, threads=args.threads)
+            p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
+            figures[name] = (rps, p50, p99)
+            print(f"{name:9} {rps:8.1f} req/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms", flush=True)
+    finally:
+        server.terminate()
+        server.wait(10)
+    result = {
+        "list_rps": round(figures["list"][0], 1),
+        "trivial_rps": round(figures["trivial"][0], 1),
+        "list_ratio": round(figures["list"][0] / figures["trivial"][0], 2),
+        "list_p99_ms": round(figures["list"][2], 1),
+        "detail_rps": round(figures["detail"][0], 1),
+        "progress_p50_ms": round(figures["progress"][1], 1),
+        "progress_rps": round(figures["progress"][0], 1),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
