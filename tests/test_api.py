@@ -359,3 +359,24 @@ def test_numbers_beyond_the_database_range_are_a_400(api, world, name, query):
 
 def test_an_id_beyond_the_database_range_is_not_a_server_error(api, world):
     assert api.get(url("recommendation-detail", "9" * 30)).status_code in {400, 404}
+
+
+def test_reads_carry_last_modified_and_answer_if_modified_since(api, world):
+    path = url("recommendation-detail", world["child"].pk)
+    first = api.get(path)
+    assert first["Last-Modified"]
+    assert api.get(path, HTTP_IF_MODIFIED_SINCE=first["Last-Modified"]).status_code == 304
+    listing = api.get(url("recommendation-list"))
+    assert (
+        api.get(
+            url("recommendation-list"), HTTP_IF_MODIFIED_SINCE=listing["Last-Modified"]
+        ).status_code
+        == 304
+    )
+    world["child"].record_status(
+        Status.IMPLEMENTED, effective_on=datetime.date(2024, 10, 1), rationale="Rule final."
+    )
+    Recommendation.objects.filter(pk=world["child"].pk).update(
+        updated_at=world["child"].updated_at + datetime.timedelta(seconds=5)
+    )
+    assert api.get(path, HTTP_IF_MODIFIED_SINCE=first["Last-Modified"]).status_code == 200

@@ -3,9 +3,10 @@
 import datetime
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Min, Prefetch
+from django.db.models import Max, Min, Prefetch
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import filters, serializers, status, viewsets
@@ -46,6 +47,13 @@ from .permissions import CanRecordStatus, StaffWithViewPermission, StaffWritesWi
 
 # The longest progress series one request may ask for (ten years of days).
 MAX_PERIODS = 3660
+
+
+def with_last_modified(response, moment):
+    """Set Last-Modified, so that ConditionalGetMiddleware answers If-Modified-Since."""
+    if moment is not None:
+        response["Last-Modified"] = http_date(moment.timestamp())
+    return response
 
 
 def is_staff(user):
@@ -137,6 +145,16 @@ class RecommendationViewSet(viewsets.ModelViewSet):
             .select_related("document")
             .prefetch_related(Prefetch("ownerships", queryset=owners), "themes")
         )
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        latest = self.filter_queryset(self.get_queryset()).aggregate(latest=Max("updated_at"))
+        return with_last_modified(response, latest["latest"])
+
+    def retrieve(self, request, *args, **kwargs):
+        recommendation = self.get_object()
+        response = Response(self.get_serializer(recommendation).data)
+        return with_last_modified(response, recommendation.updated_at)
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=False, pagination_class=None)
