@@ -27,6 +27,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import postgres_url_or_none, recreate_postgres_database  # noqa: E402
+
 RECOMMENDATIONS = 10_000
 STATUS_CHANGES = 100_000
 EVIDENCE = 50_000
@@ -34,17 +36,10 @@ DOCUMENTS = 20
 
 
 def scratch_database():
-    import psycopg
-
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
+    url = postgres_url_or_none()
+    if url is None:
         raise SystemExit("Set DATABASE_URL to a PostgreSQL server (the bench uses a scratch copy).")
-    base, _, name = url.rpartition("/")
-    bench = f"{name or 'tracker'}_apibench"
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{bench}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{bench}"')
-    return f"{base}/{bench}"
+    return recreate_postgres_database(url, "apibench")
 
 
 def fill(database_url):

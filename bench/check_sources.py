@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import postgres_url_or_none, recreate_postgres_database  # noqa: E402
+
 SLOW_DELAY = 0.2
 # Pages are spread over this many origins (ports), as a real watch list spans many sites;
 # Tracker allows at most monitoring.MAX_REQUESTS_PER_HOST requests at once per origin.
@@ -121,16 +123,8 @@ def start_server(n, *, delay=0.0):
 
 
 def scratch_database():
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith("postgres"):
-        import psycopg
-
-        base, _, name = url.rpartition("/")
-        bench_name = f"{name or 'tracker'}_bench"
-        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{bench_name}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{bench_name}"')
-        return f"{base}/{bench_name}"
+    if url := postgres_url_or_none():
+        return recreate_postgres_database(url, "bench")
     return f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
 
 

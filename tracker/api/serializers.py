@@ -39,10 +39,15 @@ class StatusCountsField(serializers.DictField):
     child = serializers.IntegerField()
 
 
-class DocumentSerializer(serializers.ModelSerializer):
-    publisher = serializers.CharField(source="publisher.name", read_only=True)
+class ProgressSummarySerializer(serializers.ModelSerializer):
+    """Counts by status and progress, from the `progress_summary` the view attaches."""
+
     counts = StatusCountsField(source="progress_summary.counts", read_only=True)
     progress = serializers.FloatField(source="progress_summary.progress", read_only=True)
+
+
+class DocumentSerializer(ProgressSummarySerializer):
+    publisher = serializers.CharField(source="publisher.name", read_only=True)
 
     class Meta:
         model = Document
@@ -61,10 +66,8 @@ class DocumentSerializer(serializers.ModelSerializer):
         ]
 
 
-class AgencySerializer(serializers.ModelSerializer):
+class AgencySerializer(ProgressSummarySerializer):
     aliases = serializers.ListField(source="alias_list", child=serializers.CharField())
-    counts = StatusCountsField(source="progress_summary.counts", read_only=True)
-    progress = serializers.FloatField(source="progress_summary.progress", read_only=True)
 
     class Meta:
         model = Agency
