@@ -1,8 +1,6 @@
 """Celery tasks: thin wrappers that re-fetch rows by id and call one domain function."""
 
 import datetime
-import logging
-import uuid
 
 from celery import shared_task
 from django.conf import settings
@@ -10,8 +8,6 @@ from django.core.cache import cache
 
 from . import monitoring, webhooks
 from .models import Source, WebhookDelivery
-
-logger = logging.getLogger(__name__)
 
 # Retries of a check that failed on network trouble, with exponential backoff from
 # settings.TRACKER_CHECK_RETRY_SECONDS.
@@ -34,10 +30,9 @@ def acquire_host_slot(origin, *, limit=monitoring.MAX_REQUESTS_PER_HOST):
     Each slot is its own key, taken with an atomic add, so counts cannot drift; a slot whose
     worker died is free again when its lease runs out.
     """
-    token = uuid.uuid4().hex
     for index in range(limit):
         key = f"tracker:host-slot:{origin}:{index}"
-        if cache.add(key, token, timeout=HOST_SLOT_LEASE):
+        if cache.add(key, "held", timeout=HOST_SLOT_LEASE):
             return key
     raise HostBusy(origin)
 
