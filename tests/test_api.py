@@ -14,7 +14,7 @@ from tests.factories import (
     RecommendationFactory,
     ThemeFactory,
 )
-from tracker.models import Ownership, Recommendation, Source, StatusChange
+from tracker.models import Evidence, Ownership, Recommendation, Source, StatusChange
 
 Status = Recommendation.Status
 pytestmark = pytest.mark.django_db
@@ -380,3 +380,49 @@ def test_reads_carry_last_modified_and_answer_if_modified_since(api, world):
         updated_at=world["child"].updated_at + datetime.timedelta(seconds=5)
     )
     assert api.get(path, HTTP_IF_MODIFIED_SINCE=first["Last-Modified"]).status_code == 200
+
+
+def test_documents_agencies_history_and_evidence_have_their_fields(api, world, uscis):
+    document = api.get(url("document-detail", world["document"].pk)).json()
+    assert {
+        "id",
+        "code",
+        "title",
+        "publisher",
+        "kind",
+        "published_on",
+        "counts",
+        "progress",
+    } <= set(document)
+    assert document["progress"] == 0.5  # its one published root is as far as its child
+    agency = api.get(url("agency-detail", uscis.pk)).json()
+    assert {"id", "name", "acronym", "parent", "aliases", "counts"} <= set(agency)
+    change = api.get(url("statuschange-list")).json()["results"][0]
+    assert change["recommendation"] == world["child"].pk
+    assert change["status"] == "partial" and change["effective_on"] == "2024-08-15"
+    assert len(change["evidence"]) == 1
+    assert "recorded_by" not in change  # who on the staff recorded it stays internal
+    evidence = api.get(url("evidence-list")).json()["results"][0]
+    assert evidence["recommendations"] == [world["child"].pk]
+    assert {"url", "title", "outlet", "published_on", "kind", "effect", "excerpt"} <= set(evidence)
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"), [("anonymous", 403), ("viewer", 403), ("editor", 201)]
+)
+def test_who_may_add_evidence(api, world, request, who, expected):
+    if who != "anonymous":
+        api.force_authenticate(request.getfixturevalue(who))
+    response = api.post(
+        url("evidence-list"),
+        {
+            "title": "Final rule published",
+            "url": "https://www.federalregister.gov/rule",
+            "kind": "final_rule",
+            "effect": "advances",
+            "recommendations": [world["child"].pk],
+        },
+        format="json",
+    )
+    assert response.status_code == expected
+    assert Evidence.objects.filter(title="Final rule published").exists() == (expected == 201)
