@@ -758,3 +758,18 @@ def test_an_ipvfuture_literal_is_refused_not_crashed_on():
 def test_the_newer_ipv6_documentation_range_is_refused():
     with pytest.raises(BlockedURLError, match="3fff::1 is not a public address"):
         check_url("http://[3fff::1]/")
+
+
+def test_a_name_lookup_that_outlasts_the_deadline_gives_up():
+    release = threading.Event()
+
+    def stuck_resolver(host):
+        release.wait(5)
+        return ["10.0.0.1"]  # refused by the guard, should a late answer ever be used
+
+    try:
+        with pytest.raises(FetchError, match="took too long") as caught:
+            fetch(f"https://{TEST_HOST}/", resolve=stuck_resolver, deadline=0.3)
+        assert caught.value.retryable
+    finally:
+        release.set()

@@ -7,6 +7,7 @@ answer cannot swap in another one.
 """
 
 import codecs
+import concurrent.futures
 import functools
 import ipaddress
 import os
@@ -276,7 +277,7 @@ def post_json(
     Redirects are not followed: a receiver that moves must be registered again.
     """
     timer = _Timer(deadline, connect=connect_timeout, read=read_timeout)
-    target, addresses = _vet(url, resolve=resolve, allow=allowed_exceptions())
+    target, addresses = _vet(url, resolve=resolve, allow=allowed_exceptions(), timeout=timer.left())
     headers = {
         "User-Agent": USER_AGENT,
         "Content-Type": "application/json",
@@ -309,7 +310,7 @@ def _open(
     visited = {url}
     for hop in range(max_redirects + 1):
         try:
-            target, addresses = _vet(url, resolve=resolve, allow=allow)
+            target, addresses = _vet(url, resolve=resolve, allow=allow, timeout=timer.left())
         except BlockedURLError as exc:
             if hop == 0:
                 raise
@@ -324,10 +325,14 @@ def _open(
 
 
 def _vet(
-    url: str, *, resolve: Resolver, allow: frozenset[tuple[str, int]]
+    url: str,
+    *,
+    resolve: Resolver,
+    allow: frozenset[tuple[str, int]],
+    timeout: float | None = None,
 ) -> tuple[_Target, list[IPAddress]]:
     target = _parse_target(url)
-    addresses = [target.address] if target.address else _resolve(target.host, resolve)
+    addresses = [target.address] if target.address else _resolve(target.host, resolve, timeout)
     if (target.host, target.port) in allow:
         return target, addresses
     for address in addresses:
@@ -400,9 +405,21 @@ def _ipv4_literal(host: str) -> ipaddress.IPv4Address | None:
         ) from None
 
 
-def _resolve(host: str, resolve: Resolver) -> list[IPAddress]:
+# Name lookups that may be abandoned when they outlast a fetch's deadline.
+_RESOLVER_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="dns")
+
+
+def _resolve(host: str, resolve: Resolver, timeout: float | None = None) -> list[IPAddress]:
+    """Resolve `host`, giving up after `timeout` seconds: the system resolver has no timeout
+    of its own, so the lookup runs on a small pool and a slow one is abandoned to it."""
     try:
-        found = [ipaddress.ip_address(address) for address in resolve(host)]
+        if timeout is None:
+            records = resolve(host)
+        else:
+            records = _RESOLVER_POOL.submit(resolve, host).result(timeout=max(timeout, 0))
+        found = [ipaddress.ip_address(address) for address in records]
+    except concurrent.futures.TimeoutError:
+        raise FetchError(f"looking up {host} took too long", retryable=True) from None
     except OSError as exc:
         raise FetchError(f"could not resolve {host} ({exc})", retryable=True) from exc
     if not found:
