@@ -15,6 +15,7 @@ import threading
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from functools import partial
 from html import unescape
 from urllib.parse import urljoin, urlsplit
 
@@ -199,8 +200,9 @@ def check_source(source, *, now=None, final_attempt=True, not_modified_batch=Non
             return CheckResult(Outcome.NOT_MODIFIED)
         if source.kind == Source.Kind.FEED:
             title, entries, text = extract_feed(result.text, base_url=result.url)
+            suggestions = suggest_for_new_entries(source, entries)
         else:
-            (title, text), entries = extract_page(result.text, url=result.url), []
+            (title, text), entries, suggestions = extract_page(result.text, url=result.url), [], {}
     except fetching.FetchError as error:
         if not (error.retryable and not final_attempt):
             record_failure(source, error.reason, now=now)
@@ -212,7 +214,15 @@ def check_source(source, *, now=None, final_attempt=True, not_modified_batch=Non
         record_failure(source, reason, now=now)
         return CheckResult(Outcome.FAILED, error=reason)
     try:
-        return record_fetch(source, result, title=title, text=text, entries=entries, now=now)
+        return record_fetch(
+            source,
+            result,
+            title=title,
+            text=text,
+            entries=entries,
+            suggestions=suggestions,
+            now=now,
+        )
     except IntegrityError:
         # Another process recorded this very version at the same moment (SQLite has no row
         # locks to make it wait): the change is recorded once, by the other check.
@@ -271,7 +281,7 @@ def record_failure(source, reason, *, now):
     logger.info("check of %s failed: %s", source.url, reason)
 
 
-def record_fetch(source, result, *, title, text, entries, now):
+def record_fetch(source, result, *, title, text, entries, suggestions, now):
     content_hash = hash_text(text)
     with writing(), transaction.atomic():
         locked = Source.objects.select_for_update().filter(pk=source.pk).first()
@@ -309,7 +319,9 @@ def record_fetch(source, result, *, title, text, entries, now):
         Source.objects.filter(pk=locked.pk).update(
             content_hash=content_hash, last_changed_at=now, **state
         )
-        new_entries = record_feed_entries(locked, entries, now=now) if entries else 0
+        new_entries = (
+            record_feed_entries(locked, entries, suggestions=suggestions, now=now) if entries else 0
+        )
         if previous is None:
             # The first look at a source is its baseline, not news.
             return CheckResult(Outcome.FIRST_VERSION, new_entries=new_entries)
@@ -324,24 +336,18 @@ def record_fetch(source, result, *, title, text, entries, now):
         return CheckResult(Outcome.CHANGED, new_entries=new_entries)
 
 
-def record_feed_entries(source, entries, *, now):
-    """Store the entries not seen before, each with suggested recommendations."""
+def record_feed_entries(source, entries, *, suggestions, now):
+    """Store the entries not seen before, with their `suggestions` ({guid: [...]})."""
     known = set(
         FeedEntry.objects.filter(
             source=source, guid__in=[entry["guid"] for entry in entries]
         ).values_list("guid", flat=True)
     )
     fresh = [entry for entry in entries if entry["guid"] not in known]
-    candidates = list(source.recommendations.values_list("pk", flat=True))
     FeedEntry.objects.bulk_create(
         [
             FeedEntry(
-                source=source,
-                seen_at=now,
-                suggestions=suggest_recommendations(
-                    f"{entry['title']}\n{entry['summary']}", prefer=candidates
-                ),
-                **entry,
+                source=source, seen_at=now, suggestions=suggestions.get(entry["guid"], []), **entry
             )
             for entry in fresh
         ],
@@ -350,32 +356,53 @@ def record_feed_entries(source, entries, *, now):
     return len(fresh)
 
 
+def suggest_for_new_entries(source, entries):
+    """Return {guid: suggestions} for the entries `source` has not stored yet.
+
+    Runs before the check takes its row lock: ranking is the slow part of a feed check.
+    """
+    known = set(
+        FeedEntry.objects.filter(
+            source=source, guid__in=[entry["guid"] for entry in entries]
+        ).values_list("guid", flat=True)
+    )
+    fresh = [entry for entry in entries if entry["guid"] not in known]
+    texts = [f"{entry['title']}\n{entry['summary']}" for entry in fresh]
+    prefer = set(source.recommendations.values_list("pk", flat=True))
+    ranked = suggest_recommendations(texts, prefer=prefer)
+    return {entry["guid"]: suggestions for entry, suggestions in zip(fresh, ranked, strict=True)}
+
+
 def search_words(text):
     return {word for word in WORD.findall(text.lower()) if word not in STOPWORDS}
 
 
-def suggest_recommendations(text, *, prefer=(), limit=SUGGESTION_LIMIT):
-    """Return [{"id", "score"}] of the recommendations most like `text`, best first.
+def suggest_recommendations(texts, *, prefer=(), limit=SUGGESTION_LIMIT):
+    """Return, for each of `texts`, [{"id", "score"}] of the most alike recommendations.
 
-    PostgreSQL ranks with full-text search over code, title and text; elsewhere a word
-    overlap score stands in. Recommendations already linked to the source rank first.
+    PostgreSQL ranks with full-text search over title, text and note (a query per text);
+    elsewhere a word-overlap score over the recommendations, read once, stands in.
+    Recommendations in `prefer` (those linked to the source) rank first.
     """
-    words = sorted(search_words(text))
-    if not words:
-        return []
     if connection.vendor == "postgresql":
-        scored = _rank_with_postgres(words, limit=limit * 2)
+        rank = partial(_rank_with_postgres, limit=limit * 2)
     else:
-        scored = _rank_by_overlap(set(words), limit=limit * 2)
-    preferred = set(prefer)
-    scored.sort(key=lambda item: (item[0] not in preferred, -item[1]))
-    return [{"id": pk, "score": round(score, 4)} for pk, score in scored[:limit] if score > 0]
+        rank = partial(_rank_by_overlap, index=_recommendation_words(), limit=limit * 2)
+    results = []
+    for text in texts:
+        words = search_words(text)
+        scored = rank(words) if words else []
+        scored.sort(key=lambda item: (item[0] not in prefer, -item[1]))
+        results.append(
+            [{"id": pk, "score": round(score, 4)} for pk, score in scored[:limit] if score > 0]
+        )
+    return results
 
 
 def _rank_with_postgres(words, *, limit):
     from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 
-    query = SearchQuery(" | ".join(words), search_type="raw", config="english")
+    query = SearchQuery(" | ".join(sorted(words)), search_type="raw", config="english")
     vector = SearchVector("title", "text", "note", config="english")
     rows = (
         Recommendation.objects.annotate(rank=SearchRank(vector, query))
@@ -386,12 +413,13 @@ def _rank_with_postgres(words, *, limit):
     return [(pk, float(rank)) for pk, rank in rows]
 
 
-def _rank_by_overlap(words, *, limit):
-    scored = []
-    for pk, title, text, note in Recommendation.objects.values_list("pk", "title", "text", "note"):
-        shared = words & search_words(f"{title} {text} {note}")
-        if shared:
-            scored.append((pk, len(shared) / len(words)))
+def _recommendation_words():
+    rows = Recommendation.objects.values_list("pk", "title", "text", "note")
+    return [(pk, search_words(f"{title} {text} {note}")) for pk, title, text, note in rows]
+
+
+def _rank_by_overlap(words, *, index, limit):
+    scored = [(pk, len(words & known) / len(words)) for pk, known in index if words & known]
     scored.sort(key=lambda item: -item[1])
     return scored[:limit]
 
