@@ -4,6 +4,7 @@ import datetime
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -361,25 +362,19 @@ def test_an_id_beyond_the_database_range_is_not_a_server_error(api, world):
     assert api.get(url("recommendation-detail", "9" * 30)).status_code in {400, 404}
 
 
-def test_reads_carry_last_modified_and_answer_if_modified_since(api, world):
+def test_a_recommendation_carries_last_modified_and_answers_if_modified_since(
+    api, world, time_machine
+):
     path = url("recommendation-detail", world["child"].pk)
     first = api.get(path)
-    assert first["Last-Modified"]
     assert api.get(path, HTTP_IF_MODIFIED_SINCE=first["Last-Modified"]).status_code == 304
-    listing = api.get(url("recommendation-list"))
-    assert (
-        api.get(
-            url("recommendation-list"), HTTP_IF_MODIFIED_SINCE=listing["Last-Modified"]
-        ).status_code
-        == 304
-    )
+    time_machine.move_to(timezone.now() + datetime.timedelta(minutes=5))
     world["child"].record_status(
         Status.IMPLEMENTED, effective_on=datetime.date(2024, 10, 1), rationale="Rule final."
     )
-    Recommendation.objects.filter(pk=world["child"].pk).update(
-        updated_at=world["child"].updated_at + datetime.timedelta(seconds=5)
-    )
     assert api.get(path, HTTP_IF_MODIFIED_SINCE=first["Last-Modified"]).status_code == 200
+    # Lists change in ways no timestamp shows (a recommendation unpublished): ETag only.
+    assert "Last-Modified" not in api.get(url("recommendation-list"))
 
 
 def test_documents_agencies_history_and_evidence_have_their_fields(api, world, uscis):
@@ -426,3 +421,124 @@ def test_who_may_add_evidence(api, world, request, who, expected):
     )
     assert response.status_code == expected
     assert Evidence.objects.filter(title="Final rule published").exists() == (expected == 201)
+
+
+@pytest.fixture
+def draft_family(world):
+    """A published child under a draft parent, and a draft child under a published parent."""
+    document = world["document"]
+    draft_parent = RecommendationFactory(document=document, code="WRC-2024-8", is_published=False)
+    orphan = RecommendationFactory(document=document, code="WRC-2024-8.1", parent=draft_parent)
+    hidden_child = RecommendationFactory(
+        document=document, code="WRC-2024-1.9", parent=world["parent"], is_published=False
+    )
+    hidden_child.record_status(
+        Status.IMPLEMENTED, effective_on=datetime.date(2024, 9, 1), rationale="Draft news."
+    )
+    return {"draft_parent": draft_parent, "orphan": orphan, "hidden_child": hidden_child}
+
+
+@pytest.fixture(params=["anonymous", "logged_in_non_staff"])
+def public_client(api, request, db):
+    if request.param == "logged_in_non_staff":
+        from tests.factories import UserFactory
+
+        api.force_authenticate(UserFactory(username="reader", is_staff=False))
+    return api
+
+
+def test_a_draft_parent_stays_private(public_client, world, draft_family):
+    orphan, draft_parent = draft_family["orphan"], draft_family["draft_parent"]
+    body = public_client.get(url("recommendation-detail", orphan.pk)).json()
+    assert body["parent"] is None
+    export = public_client.get(url("recommendation-export")).content.decode()
+    assert "WRC-2024-8.1," in export and "WRC-2024-8," not in export
+    listed = public_client.get(url("recommendation-list"), {"parent": draft_parent.pk})
+    missing = public_client.get(url("recommendation-list"), {"parent": 10**9})
+    assert listed.status_code == missing.status_code == 400  # a draft id reads as unknown
+
+
+@pytest.mark.parametrize(
+    ("name", "param"),
+    [("statuschange-list", "recommendation"), ("evidence-list", "recommendations")],
+)
+def test_filters_cannot_name_a_draft(public_client, world, name, param):
+    response = public_client.get(url(name), {param: world["draft"].pk})
+    assert response.status_code == 400
+    assert "Draft" not in response.content.decode()
+
+
+def test_public_progress_does_not_count_draft_children(public_client, world, draft_family):
+    document = world["document"]
+    series = public_client.get(
+        url("progress"), {"document": document.pk, "from": "2024-07-01", "to": "2024-10-31"}
+    ).json()["series"]
+    documents = public_client.get(url("document-detail", document.pk)).json()
+    # Roots: the parent (as far as its one public child, partial) and the orphan (not started).
+    assert series[-1]["progress"] == documents["progress"] == 0.25
+    assert series[-1]["counts"]["implemented"] == 0
+
+
+def test_scorecards_list_only_agencies_owning_public_work(public_client, world):
+    only_drafts = AgencyFactory(name="Drafts only", acronym="DRO")
+    Ownership.objects.create(recommendation=world["draft"], agency=only_drafts, role="supporting")
+    cards = public_client.get(url("agency-scorecards")).json()
+    assert "DRO" not in {card["agency"]["acronym"] for card in cards}
+
+
+def test_the_api_refuses_parent_cycles_and_moves_between_documents(api, world, admin_user):
+    api.force_authenticate(admin_user)
+    parent = world["parent"]
+    cycle = api.patch(
+        url("recommendation-detail", parent.pk), {"parent": world["child"].pk}, format="json"
+    )
+    assert cycle.status_code == 400 and "parent" in cycle.json()
+    move = api.patch(
+        url("recommendation-detail", world["child"].pk),
+        {"document": DocumentFactory().pk},
+        format="json",
+    )
+    assert move.status_code == 400 and "document" in move.json()
+    assert api.get(url("document-list")).status_code == 200
+
+
+def test_deleting_what_history_refers_to_is_a_409(api, world, admin_user):
+    api.force_authenticate(admin_user)
+    response = api.delete(url("recommendation-detail", world["child"].pk))
+    assert response.status_code == 409
+    assert Recommendation.objects.filter(pk=world["child"].pk).exists()
+
+
+def test_documents_and_agencies_can_be_written_through_the_api(api, world, admin_user):
+    api.force_authenticate(admin_user)
+    created = api.post(
+        url("document-list"),
+        {
+            "code": "ORG-2025",
+            "title": "New report",
+            "publisher": world["document"].publisher.name,
+            "kind": "report",
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    agency = api.post(
+        url("agency-list"),
+        {"name": "Department of Labor", "acronym": "DOL", "slug": "dol", "aliases": ["DoL"]},
+        format="json",
+    )
+    assert agency.status_code == 201, agency.json()
+    assert agency.json()["aliases"] == ["DoL"]
+
+
+def test_recording_through_the_api_needs_change_rights_too(api, world, editor):
+    from django.contrib.auth.models import Permission
+
+    editor.user_permissions.remove(Permission.objects.get(codename="change_recommendation"))
+    api.force_authenticate(editor)
+    response = api.post(
+        url("recommendation-record-status", world["child"].pk),
+        {"status": "implemented", "effective_on": "2024-10-01", "rationale": "Rule final."},
+        format="json",
+    )
+    assert response.status_code == 403

@@ -278,3 +278,18 @@ def test_the_database_sums_the_same_deltas_as_the_replay():
         assert progress._accumulate(ends, in_sql, member_count=len(members)) == (
             progress._accumulate(ends, replayed, member_count=len(members))
         ), interval
+
+
+def test_a_leaf_under_two_chosen_roots_counts_for_both():
+    from tracker.progress import progress_series
+
+    document = DocumentFactory()
+    grandparent = RecommendationFactory(document=document)
+    middle = RecommendationFactory(document=document, parent=grandparent)
+    grandchild = RecommendationFactory(document=document, parent=middle)
+    RecommendationFactory(document=document, parent=grandparent)  # not started
+    grandchild.record_status(Status.IMPLEMENTED, effective_on=day(3), rationale="Done.")
+    chosen = Recommendation.objects.filter(pk__in=[grandparent.pk, grandchild.pk])
+    series = progress_series(chosen, interval="month", start=day(3), end=day(3, 31))
+    # The grandparent is half done, the grandchild done: their average.
+    assert series[0]["progress"] == pytest.approx((0.5 + 1) / 2)

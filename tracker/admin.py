@@ -348,14 +348,14 @@ class RecommendationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Publish selected recommendations", permissions=["change"])
     def publish(self, request, queryset):
-        count = queryset.update(is_published=True)
+        count = queryset.update(is_published=True, updated_at=timezone.now())
         self.message_user(request, f"{count} recommendation(s) published.", messages.SUCCESS)
 
     @admin.action(
         description="Unpublish selected recommendations (back to draft)", permissions=["change"]
     )
     def unpublish(self, request, queryset):
-        count = queryset.update(is_published=False)
+        count = queryset.update(is_published=False, updated_at=timezone.now())
         self.message_user(request, f"{count} recommendation(s) are drafts again.", messages.SUCCESS)
 
     @admin.action(description="Mark selected as re-verified today", permissions=["change"])

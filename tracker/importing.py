@@ -636,8 +636,11 @@ def check_csv_codes(recommendations):
         rows_by_code[code] = row
 
 
-def export_csv(recommendations: Iterable[Recommendation]) -> str:
-    """Return the recommendations as CSV in the format `import_document()` reads back."""
+def export_csv(recommendations: Iterable[Recommendation], *, drafts_visible=True) -> str:
+    """Return the recommendations as CSV in the format `import_document()` reads back.
+
+    Without `drafts_visible`, a parent that is a draft is left out: its code is not public.
+    """
     recommendations = list(recommendations)
     prefetch_related_objects(recommendations, "parent", "ownerships__agency", "themes")
     output = io.StringIO()
@@ -650,7 +653,7 @@ def export_csv(recommendations: Iterable[Recommendation]) -> str:
         writer.writerow(
             [
                 recommendation.code,
-                recommendation.parent.code if recommendation.parent else "",
+                parent_code(recommendation, drafts_visible=drafts_visible),
                 recommendation.section_title,
                 recommendation.title,
                 recommendation.text,
@@ -663,6 +666,13 @@ def export_csv(recommendations: Iterable[Recommendation]) -> str:
             ]
         )
     return output.getvalue()
+
+
+def parent_code(recommendation, *, drafts_visible):
+    parent = recommendation.parent
+    if parent is None or not (drafts_visible or parent.is_published):
+        return ""
+    return parent.code
 
 
 def agency_label(agency):

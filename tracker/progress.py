@@ -109,8 +109,9 @@ def _tree_rows(recommendations, on):
 def progress_by_document(document_ids, *, on=None, published_only=False):
     """Return {document id: Progress} in two queries at most, whatever the number of documents.
 
-    Counts include every recommendation; progress is the average of the top-level ones,
-    each rolled up from its sub-recommendations.
+    Counts include every recommendation; progress is the average of the roots (top-level
+    ones, and with `published_only` those whose parent is a draft), each rolled up from its
+    sub-recommendations.
     """
     recommendations = Recommendation.objects.filter(document_id__in=document_ids)
     if published_only:
@@ -118,9 +119,10 @@ def progress_by_document(document_ids, *, on=None, published_only=False):
     rows = _tree_rows(recommendations, on)
     progress = rolled_up_progress([row[:4] for row in rows])
     members = {pk: {"counted": [], "scored": []} for pk in document_ids}
+    present = {row[0] for row in rows}
     for pk, parent_id, _weight, _status, document_id in rows:
         members[document_id]["counted"].append(pk)
-        if parent_id is None:
+        if parent_id not in present:  # a root: top-level, or under a draft the public can't see
             members[document_id]["scored"].append(pk)
     return _summarise([row[:4] for row in rows], progress, members)
 
@@ -128,7 +130,8 @@ def progress_by_document(document_ids, *, on=None, published_only=False):
 def progress_by_agency(agency_ids, *, on=None, published_only=False):
     """Return {agency id: Progress} over the recommendations each agency leads or supports.
 
-    Progress is the average of those recommendations' rolled-up progress. Three queries.
+    Progress averages the roots of that set (what it owns whose parent it does not own),
+    each rolled up from its sub-recommendations. Three queries.
     """
     ownerships = Ownership.objects.filter(agency_id__in=agency_ids)
     if published_only:
@@ -143,9 +146,16 @@ def progress_by_agency(agency_ids, *, on=None, published_only=False):
     rows = [row[:4] for row in _tree_rows(recommendations, on)]
     progress = rolled_up_progress(rows)
     members = {pk: {"counted": [], "scored": []} for pk in agency_ids}
+    parent_of = {row[0]: row[1] for row in rows}
+    owned_by = defaultdict(set)
     for agency_id, recommendation_id, _document_id in owned:
-        members[agency_id]["counted"].append(recommendation_id)
-        members[agency_id]["scored"].append(recommendation_id)
+        owned_by[agency_id].add(recommendation_id)
+    for agency_id, recommendation_ids in owned_by.items():
+        members[agency_id]["counted"] = list(recommendation_ids)
+        # Its roots: what it owns whose parent it does not own (as in progress_series).
+        members[agency_id]["scored"] = [
+            pk for pk in recommendation_ids if parent_of.get(pk) not in recommendation_ids
+        ]
     return _summarise(rows, progress, members)
 
 
@@ -184,18 +194,21 @@ def period_ends(interval, start, end):
     return ends
 
 
-def leaf_factors(recommendations, members):
+def leaf_factors(recommendations, members, *, within=None):
     """Return {recommendation id: factor} such that the set's progress is the sum, over
     leaves, of factor times status weight.
 
     The set's progress averages its roots (members whose parent is not a member); a root's
     is the weighted average of its children's, down to the leaves, so each leaf under a root
     carries a fixed share of the whole: progress is linear in the leaves' status weights.
-    One query, for the members' documents' recommendations.
+    One query, for the members' documents' recommendations among `within` (all by default;
+    the public's progress must not count drafts' statuses).
     """
-    family = Recommendation.objects.filter(
-        document_id__in=recommendations.values("document_id")
-    ).values_list("pk", "parent_id", "weight")
+    family = (
+        (within if within is not None else Recommendation.objects.all())
+        .filter(document_id__in=recommendations.values("document_id"))
+        .values_list("pk", "parent_id", "weight")
+    )
     parent_of, weight_of, children = {}, {}, defaultdict(list)
     for pk, parent_id, weight in family:
         parent_of[pk], weight_of[pk] = parent_id, weight
@@ -208,14 +221,16 @@ def leaf_factors(recommendations, members):
         pk, share = stack.pop()
         kids = children.get(pk)
         if not kids:
-            factors[pk] = share
+            # A leaf under two roots (a filter chose a grandparent and its grandchild) counts
+            # for both.
+            factors[pk] = factors.get(pk, 0.0) + share
             continue
         total = sum(weight_of[kid] for kid in kids)
         stack.extend((kid, share * weight_of[kid] / total) for kid in kids if total)
     return factors
 
 
-def progress_series(recommendations, *, interval, start, end):
+def progress_series(recommendations, *, interval, start, end, within=None):
     """Return [{"period_end", "counts", "progress"}] for each period, as the history stood at
     the end of its last day, for the recommendations in `recommendations`.
 
@@ -228,13 +243,16 @@ def progress_series(recommendations, *, interval, start, end):
     queries is fixed.
     """
     members = set(recommendations.values_list("pk", flat=True))
-    factors = leaf_factors(recommendations, members) if members else {}
+    factors = leaf_factors(recommendations, members, within=within) if members else {}
     tracked = members | set(factors)
+    ends = period_ends(interval, start, end)
+    # The last period is reported as at its last day, even when `end` falls before it.
+    last = ends[-1]
     if connection.vendor == "postgresql":
-        deltas = _period_deltas_in_sql(tracked, members, factors, interval=interval, end=end)
+        deltas = _period_deltas_in_sql(tracked, members, factors, interval=interval, end=last)
     else:
-        deltas = _period_deltas_in_python(tracked, members, factors, interval=interval, end=end)
-    return _accumulate(period_ends(interval, start, end), deltas, member_count=len(members))
+        deltas = _period_deltas_in_python(tracked, members, factors, interval=interval, end=last)
+    return _accumulate(ends, deltas, member_count=len(members))
 
 
 def _period_deltas_in_python(tracked, members, factors, *, interval, end):

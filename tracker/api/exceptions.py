@@ -1,11 +1,21 @@
 from django.db import DataError
-from rest_framework.exceptions import ValidationError
+from django.db.models import ProtectedError
+from rest_framework import status
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.views import exception_handler
+
+
+class Protected(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This is referred to by the status history, which is never deleted."
+    default_code = "protected"
 
 
 def handle_exception(exc, context):
     """DRF's handler, plus: a value the database cannot hold (an id beyond 64 bits, say)
-    is the client's error, a 400, not a server error."""
+    is the client's error, a 400; deleting what history refers to is a 409."""
     if isinstance(exc, OverflowError | DataError):
         exc = ValidationError({"detail": "A value in the request is out of range."})
+    elif isinstance(exc, ProtectedError):
+        exc = Protected()
     return exception_handler(exc, context)

@@ -16,6 +16,11 @@ def agency_and_descendants(value):
     return found
 
 
+def visible_recommendations(request):
+    """The recommendations a filter may name: a draft's id is as unknown as a missing one."""
+    return Recommendation.objects.visible_to(getattr(request, "user", None))
+
+
 def filter_by_theme(queryset, value, prefix=""):
     return queryset.filter(
         Q(**{f"{prefix}themes__slug": value}) | Q(**{f"{prefix}themes__name__iexact": value})
@@ -24,6 +29,7 @@ def filter_by_theme(queryset, value, prefix=""):
 
 class RecommendationFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Recommendation.Status.choices)
+    parent = django_filters.ModelChoiceFilter(queryset=visible_recommendations)
     agency = django_filters.CharFilter(
         method="filter_agency", label="Owner agency, by id or acronym, with its sub-agencies"
     )
@@ -61,6 +67,7 @@ class RecommendationFilter(django_filters.FilterSet):
 
 
 class StatusChangeFilter(django_filters.FilterSet):
+    recommendation = django_filters.ModelChoiceFilter(queryset=visible_recommendations)
     effective_after = django_filters.DateFilter(field_name="effective_on", lookup_expr="gte")
     effective_before = django_filters.DateFilter(field_name="effective_on", lookup_expr="lte")
     document = django_filters.NumberFilter(field_name="recommendation__document")
@@ -71,6 +78,7 @@ class StatusChangeFilter(django_filters.FilterSet):
 
 
 class EvidenceFilter(django_filters.FilterSet):
+    recommendations = django_filters.ModelMultipleChoiceFilter(queryset=visible_recommendations)
     published_after = django_filters.DateFilter(field_name="published_on", lookup_expr="gte")
     published_before = django_filters.DateFilter(field_name="published_on", lookup_expr="lte")
 

@@ -29,9 +29,10 @@ class StaffWithViewPermission(DjangoModelPermissions):
 
 
 class CanRecordStatus(BasePermission):
-    """Recording a status change takes the permission to add status changes."""
+    """Recording a status change takes, as in the admin, adding status changes and changing
+    the recommendation."""
 
     def has_permission(self, request, view):
-        return bool(request.user and request.user.is_staff) and request.user.has_perm(
-            "tracker.add_statuschange"
+        return bool(request.user and request.user.is_staff) and request.user.has_perms(
+            ["tracker.add_statuschange", "tracker.change_recommendation"]
         )

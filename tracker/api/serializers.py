@@ -1,3 +1,6 @@
+import copy
+
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -8,6 +11,7 @@ from ..models import (
     Document,
     Evidence,
     Ownership,
+    Publisher,
     Recommendation,
     Source,
     SourceVersion,
@@ -47,7 +51,7 @@ class ProgressSummarySerializer(serializers.ModelSerializer):
 
 
 class DocumentSerializer(ProgressSummarySerializer):
-    publisher = serializers.CharField(source="publisher.name", read_only=True)
+    publisher = serializers.SlugRelatedField(slug_field="name", queryset=Publisher.objects.all())
 
     class Meta:
         model = Document
@@ -66,8 +70,20 @@ class DocumentSerializer(ProgressSummarySerializer):
         ]
 
 
+class AliasesField(serializers.ListField):
+    """The agency's aliases, stored one per line, as a list."""
+
+    child = serializers.CharField()
+
+    def to_representation(self, value):
+        return [line.strip() for line in value.splitlines() if line.strip()]
+
+    def to_internal_value(self, data):
+        return "\n".join(alias.strip() for alias in super().to_internal_value(data))
+
+
 class AgencySerializer(ProgressSummarySerializer):
-    aliases = serializers.ListField(source="alias_list", child=serializers.CharField())
+    aliases = AliasesField(required=False)
 
     class Meta:
         model = Agency
@@ -129,13 +145,32 @@ class RecommendationSerializer(serializers.ModelSerializer):
         return {"status": recommendation.status, "effective_on": recommendation.status_changed_on}
 
     def validate(self, attrs):
-        document = attrs.get("document") or getattr(self.instance, "document", None)
-        parent = attrs.get("parent")
-        if parent is not None and document is not None and parent.document_id != document.pk:
+        if self.instance and "document" in attrs and attrs["document"] != self.instance.document:
             raise serializers.ValidationError(
-                {"parent": "The parent must be in the same document."}
+                {"document": "A recommendation stays in its document; import it into another."}
             )
+        candidate = copy.copy(self.instance) if self.instance else Recommendation()
+        for name in ("document", "parent"):
+            if name in attrs:
+                setattr(candidate, name, attrs[name])
+        try:
+            candidate.clean()  # the model's rules: same document, no cycle of parents
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.message_dict) from None
         return attrs
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        parent = instance.parent
+        if parent is not None and not parent.is_published and not _is_staff(request):
+            data["parent"] = None  # a draft's id is not public
+        return data
+
+
+def _is_staff(request):
+    user = getattr(request, "user", None)
+    return bool(user and user.is_authenticated and user.is_staff)
 
 
 class StatusChangeSerializer(serializers.ModelSerializer):
@@ -275,7 +310,7 @@ class ScorecardSerializer(serializers.Serializer):
 
 
 class CurveQuerySerializer(serializers.Serializer):
-    months = serializers.IntegerField(min_value=0, max_value=240, default=36)
+    months = serializers.IntegerField(min_value=0, max_value=120, default=36)
     document = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     agency = serializers.CharField(required=False)
     theme = serializers.CharField(required=False)

@@ -3,7 +3,7 @@
 import datetime
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Max, Min, Prefetch
+from django.db.models import Min, Prefetch
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.http import http_date
@@ -29,7 +29,6 @@ from ..models import (
 from ..progress import (
     agency_scorecards,
     implementation_curve,
-    period_ends,
     progress_by_agency,
     progress_by_document,
     progress_series,
@@ -47,6 +46,8 @@ from .permissions import CanRecordStatus, StaffWithViewPermission, StaffWritesWi
 
 # The longest progress series one request may ask for (ten years of days).
 MAX_PERIODS = 3660
+# The fewest days in each interval, to bound a series' length before building it.
+DAYS_PER_PERIOD = {"day": 1, "week": 7, "month": 28, "year": 365}
 
 
 def with_last_modified(response, moment):
@@ -122,7 +123,8 @@ class AgencyViewSet(ProgressSummaryMixin, viewsets.ModelViewSet):
     @action(detail=False, filter_backends=[], pagination_class=None)
     def scorecards(self, request):
         """Every agency that owns a recommendation, with its scorecard."""
-        agencies = list(Agency.objects.filter(ownerships__isnull=False).distinct())
+        visible = Recommendation.objects.visible_to(request.user)
+        agencies = list(Agency.objects.filter(ownerships__recommendation__in=visible).distinct())
         cards = agency_scorecards(agencies, published_only=not is_staff(request.user))
         ranked = sorted(cards.values(), key=lambda card: (-card["progress"], card["agency"].name))
         return Response(api.ScorecardSerializer(ranked, many=True).data)
@@ -142,14 +144,9 @@ class RecommendationViewSet(viewsets.ModelViewSet):
         owners = Ownership.objects.select_related("agency").order_by("role", "agency__name")
         return (
             Recommendation.objects.visible_to(self.request.user)
-            .select_related("document")
+            .select_related("document", "parent")
             .prefetch_related(Prefetch("ownerships", queryset=owners), "themes")
         )
-
-    def list(self, request, *args, **kwargs):
-        response = super().list(request, *args, **kwargs)
-        latest = self.filter_queryset(self.get_queryset()).aggregate(latest=Max("updated_at"))
-        return with_last_modified(response, latest["latest"])
 
     def retrieve(self, request, *args, **kwargs):
         recommendation = self.get_object()
@@ -161,7 +158,8 @@ class RecommendationViewSet(viewsets.ModelViewSet):
     def export(self, request):
         """The filtered recommendations as CSV, in the format the importer reads."""
         recommendations = self.filter_queryset(self.get_queryset())
-        response = HttpResponse(export_csv(recommendations), content_type="text/csv")
+        csv_text = export_csv(recommendations, drafts_visible=is_staff(request.user))
+        response = HttpResponse(csv_text, content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="recommendations.csv"'
         return response
 
@@ -214,7 +212,7 @@ class EvidenceViewSet(viewsets.ModelViewSet):
         announce_evidence(serializer.save())
 
 
-class SourceViewSet(viewsets.ModelViewSet):
+class SourceViewSet(viewsets.ReadOnlyModelViewSet):
     """Watched sources (staff only)."""
 
     serializer_class = api.SourceSerializer
@@ -265,11 +263,18 @@ class ProgressView(APIView):
         recommendations = filtered_recommendations(request, params)
         end = params.get("to") or timezone.localdate()
         start = params.get("from") or self.first_publication(recommendations, end)
-        if len(period_ends(params["interval"], start, end)) > MAX_PERIODS:
+        # Counted from the days before any list is built: the range may be absurd.
+        if (end - start).days // DAYS_PER_PERIOD[params["interval"]] > MAX_PERIODS:
             raise serializers.ValidationError(
                 {"interval": f"at most {MAX_PERIODS} periods; choose a longer interval"}
             )
-        series = progress_series(recommendations, interval=params["interval"], start=start, end=end)
+        series = progress_series(
+            recommendations,
+            interval=params["interval"],
+            start=start,
+            end=end,
+            within=Recommendation.objects.visible_to(request.user),
+        )
         return Response(api.ProgressSeriesSerializer({"series": series}).data)
 
     @staticmethod
