@@ -62,9 +62,9 @@ def test_a_status_change_is_delivered_signed(webhook, receiver, django_capture_o
     assert payload["recommendation"]["code"] == "WRC-2024-1.4"
     assert payload["status"] == "in_progress" and payload["effective_on"] == "2024-08-01"
     timestamp = request["headers"]["X-Tracker-Timestamp"]
-    expected = hmac.new(
-        webhook.secret.encode(), f"{timestamp}.".encode() + request["body"], hashlib.sha256
-    ).hexdigest()
+    delivery_id = request["headers"]["X-Tracker-Delivery"]
+    signed = f"{timestamp}.{delivery_id}.".encode() + request["body"]
+    expected = hmac.new(webhook.secret.encode(), signed, hashlib.sha256).hexdigest()
     assert request["headers"]["X-Tracker-Signature"] == f"sha256={expected}"
     delivery = WebhookDelivery.objects.get()
     assert delivery.state == WebhookDelivery.State.DELIVERED
@@ -172,3 +172,24 @@ def test_the_admin_lists_deliveries_and_retries_failures(
     assert delivery.state == WebhookDelivery.State.DELIVERED
     assert delivery.attempts == 2
     assert json.loads(receiver.requests[0]["body"]) == {"a": 1}
+
+
+def test_a_redelivered_task_sends_nothing_twice(webhook, receiver):
+    delivery = WebhookDelivery.objects.create(webhook=webhook, event="evidence", payload={})
+    stale = WebhookDelivery.objects.get(pk=delivery.pk)  # a second copy of the same task
+    webhooks.deliver(delivery)
+    webhooks.deliver(stale)
+    assert len(receiver.requests) == 1
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == (WebhookDelivery.State.DELIVERED, 1)
+
+
+def test_a_deactivated_webhook_receives_nothing_more(webhook, receiver):
+    delivery = WebhookDelivery.objects.create(webhook=webhook, event="evidence", payload={})
+    Webhook.objects.filter(pk=webhook.pk).update(is_active=False)
+    delivery.refresh_from_db()
+    webhooks.deliver(delivery)
+    assert not receiver.requests
+    delivery.refresh_from_db()
+    assert delivery.state == WebhookDelivery.State.FAILED
+    assert "inactive" in delivery.last_error

@@ -606,13 +606,23 @@ class Webhook(models.Model):
         return self.description or self.url
 
     def clean(self):
+        if not self.uses_allowed_scheme():
+            raise ValidationError({"url": "Webhooks are delivered over HTTPS only."})
+
+    def uses_allowed_scheme(self):
+        """HTTPS, or plain HTTP to a host:port let through TRACKER_FETCH_ALLOW (tests, demos)."""
         from .fetching import allowed_exceptions
 
         parts = urlsplit(self.url)
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-        local = ((parts.hostname or "").lower(), port) in allowed_exceptions()
-        if parts.scheme != "https" and not local:
-            raise ValidationError({"url": "Webhooks are delivered over HTTPS only."})
+        if parts.scheme == "https":
+            return True
+        try:
+            port = parts.port or 80
+        except ValueError:
+            return False
+        return parts.scheme == "http" and ((parts.hostname or "").lower(), port) in (
+            allowed_exceptions()
+        )
 
 
 class WebhookDelivery(models.Model):

@@ -4,23 +4,27 @@ by Celery with retries, every attempt logged. Only published work is announced."
 import hashlib
 import hmac
 import json
+import logging
 import time
 from functools import partial
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from . import fetching
 from .models import Webhook, WebhookDelivery
 
+logger = logging.getLogger(__name__)
+
 SIGNATURE_HEADER = "X-Tracker-Signature"
 TIMESTAMP_HEADER = "X-Tracker-Timestamp"
 
 
-def sign(secret, timestamp, body):
-    """Return the signature of `body` sent at `timestamp`: "sha256=" and the hex HMAC of
-    "<timestamp>.<body>", so a receiver can refuse replays of old deliveries."""
-    message = f"{timestamp}.".encode() + body
+def sign(secret, timestamp, delivery_id, body):
+    """Return the signature of a delivery: "sha256=" and the hex HMAC-SHA256 of
+    "<timestamp>.<delivery id>.<body>", so a receiver can refuse old or repeated deliveries."""
+    message = f"{timestamp}.{delivery_id}.".encode() + body
     return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
@@ -91,33 +95,49 @@ def announce_evidence(evidence):
 def deliver(delivery, *, final_attempt=True):
     """POST `delivery` to its webhook, signed, through the fetch guard; log the attempt.
 
-    Return True when the failure is worth retrying later (network trouble, 429, 5xx) and
-    this was not the `final_attempt`; the delivery then stays pending.
+    1. Claim the attempt with a conditional update, so a redelivered task sends nothing.
+    2. A webhook deactivated, or not on HTTPS, fails the delivery without sending.
+    3. Return True when the failure is worth retrying later (network trouble, 429, 5xx)
+       and this was not the `final_attempt`; the delivery then stays pending.
     """
+    webhook = delivery.webhook
+    if not webhook.is_active or not webhook.uses_allowed_scheme():
+        reason = "the webhook is inactive" if not webhook.is_active else "not an HTTPS URL"
+        _finish(delivery, state=WebhookDelivery.State.FAILED, last_error=reason)
+        return False
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery.pk, state=WebhookDelivery.State.PENDING, attempts=delivery.attempts
+    ).update(attempts=F("attempts") + 1)
+    if not claimed:
+        return False  # another worker has this attempt, or it is done
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(time.time()))
     headers = {
         "X-Tracker-Event": delivery.event,
         "X-Tracker-Delivery": str(delivery.pk),
         TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: sign(delivery.webhook.secret, timestamp, body),
+        SIGNATURE_HEADER: sign(webhook.secret, timestamp, delivery.pk, body),
     }
-    attempts = delivery.attempts + 1
     try:
-        status = fetching.post_json(delivery.webhook.url, body, headers=headers)
+        status = fetching.post_json(webhook.url, body, headers=headers)
     except fetching.FetchError as error:
         retry = error.retryable and not final_attempt
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            attempts=attempts,
-            last_error=error.reason,
-            state=WebhookDelivery.State.PENDING if retry else WebhookDelivery.State.FAILED,
-        )
+        state = WebhookDelivery.State.PENDING if retry else WebhookDelivery.State.FAILED
+        _finish(delivery, state=state, last_error=error.reason)
         return retry
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        attempts=attempts,
+    except Exception as error:
+        logger.exception("webhook delivery %s failed", delivery.pk)
+        _finish(delivery, state=WebhookDelivery.State.FAILED, last_error=f"unexpected: {error}")
+        return False
+    _finish(
+        delivery,
+        state=WebhookDelivery.State.DELIVERED,
         last_status_code=status,
         last_error="",
-        state=WebhookDelivery.State.DELIVERED,
         delivered_at=timezone.now(),
     )
     return False
+
+
+def _finish(delivery, **fields):
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
