@@ -542,3 +542,8 @@ def test_recording_through_the_api_needs_change_rights_too(api, world, editor):
         format="json",
     )
     assert response.status_code == 403
+
+
+def test_an_agency_named_by_a_non_ascii_digit_is_just_unknown(api, world):
+    response = api.get(url("recommendation-list"), {"agency": "\u00b3"})
+    assert response.status_code == 200 and response.json()["count"] == 0

@@ -164,7 +164,7 @@ def allowed_exceptions() -> frozenset[tuple[str, int]]:
     entries = (entry.strip() for entry in os.environ.get(ALLOW_ENV_VAR, "").split(","))
     for entry in filter(None, entries):
         host, _, port = entry.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not (port.isascii() and port.isdigit()):
             raise ImproperlyConfigured(f"{ALLOW_ENV_VAR} entries must be host:port, not {entry!r}")
         pairs.add((host.strip("[]").lower(), int(port)))
     return frozenset(pairs)
@@ -609,7 +609,7 @@ def _read_body(response: httpx.Response, *, max_bytes: int, timer: _Timer) -> by
     become 64 MB before anything could count it.
     """
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
     inflater = _inflater(response.headers.get("content-encoding", ""))
     body = bytearray()

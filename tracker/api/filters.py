@@ -6,7 +6,10 @@ from ..models import Agency, Evidence, Ownership, Recommendation, StatusChange
 
 def agency_and_descendants(value):
     """Return the ids of the agency named by `value` (id or acronym) and all agencies under it."""
-    lookup = Q(pk=value) if str(value).isdigit() else Q(acronym__iexact=value)
+    value = str(value)
+    # ASCII digits only: "³".isdigit() is true, yet no id.
+    is_id = value.isascii() and value.isdigit()
+    lookup = Q(pk=value) if is_id else Q(acronym__iexact=value)
     found = set(Agency.objects.filter(lookup).values_list("pk", flat=True))
     frontier = set(found)
     while frontier:
