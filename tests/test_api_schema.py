@@ -20,8 +20,13 @@ def test_the_live_api_keeps_its_schema(live_server, transactional_db, settings):
     for operation in operations:
 
         @given(case=operation.as_strategy())
+        # Derandomized: CI sees the same examples every run; explore with other seeds by hand.
         @hypothesis_settings(
-            max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+            max_examples=15,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
         )
         def keeps_the_schema(case):
             case.call_and_validate(checks=CHECKS)
