@@ -134,12 +134,14 @@ class Document(models.Model):
         return self.title
 
 
+def sees_drafts(user):
+    """Drafts are for staff: everyone else sees published recommendations only."""
+    return bool(user is not None and user.is_authenticated and user.is_staff)
+
+
 class RecommendationQuerySet(models.QuerySet):
     def visible_to(self, user):
-        """Drafts are for staff: everyone else sees published recommendations only."""
-        if user is not None and user.is_authenticated and user.is_staff:
-            return self
-        return self.filter(is_published=True)
+        return self if sees_drafts(user) else self.filter(is_published=True)
 
 
 class Recommendation(models.Model):

@@ -9,8 +9,7 @@ from django.core.cache import cache
 from . import monitoring, webhooks
 from .models import Source, WebhookDelivery
 
-# Retries of a check that failed on network trouble, with exponential backoff from
-# settings.TRACKER_CHECK_RETRY_SECONDS.
+# Retries of a check that failed on network trouble (see retry_later).
 CHECK_RETRIES = 3
 # A check put off because its host is busy waits this long for the next dispatch.
 HOST_BUSY_DELAY = datetime.timedelta(minutes=1)
@@ -41,6 +40,17 @@ def release_host_slot(key):
     cache.delete(key)
 
 
+def is_final_attempt(task):
+    """Whether a failure now is final: retries used up, or an in-process (eager) run, such
+    as the admin's "check now" in the demo, which does not retry."""
+    return task.request.is_eager or task.request.retries >= task.max_retries
+
+
+def retry_later(task):
+    """The retry of `task`, after exponential backoff from TRACKER_CHECK_RETRY_SECONDS."""
+    return task.retry(countdown=settings.TRACKER_CHECK_RETRY_SECONDS * 2**task.request.retries)
+
+
 @shared_task(acks_late=True)
 def dispatch_due_sources():
     """Claim the due sources and enqueue one check each (run every minute by beat)."""
@@ -66,15 +76,13 @@ def check_source_task(self, source_id):
     except HostBusy:
         monitoring.defer_check(source, delay=HOST_BUSY_DELAY)
         return "deferred"
-    # In-process (eager) runs, such as the admin's "check now" in the demo, do not retry.
-    final_attempt = self.request.is_eager or self.request.retries >= CHECK_RETRIES
+    final_attempt = is_final_attempt(self)
     try:
         result = monitoring.check_source(source, final_attempt=final_attempt)
     finally:
         release_host_slot(slot)
     if result.retryable and not final_attempt:
-        delay = settings.TRACKER_CHECK_RETRY_SECONDS * 2**self.request.retries
-        raise self.retry(countdown=delay)
+        raise retry_later(self)
     return result.outcome
 
 
@@ -93,8 +101,6 @@ def deliver_webhook_task(self, delivery_id):
     )
     if delivery is None:
         return "done"  # delivered or given up already: a redelivered task sends nothing
-    final_attempt = self.request.is_eager or self.request.retries >= DELIVERY_RETRIES
-    if webhooks.deliver(delivery, final_attempt=final_attempt):
-        delay = settings.TRACKER_CHECK_RETRY_SECONDS * 2**self.request.retries
-        raise self.retry(countdown=delay)
+    if webhooks.deliver(delivery, final_attempt=is_final_attempt(self)):
+        raise retry_later(self)
     return "sent"

@@ -24,6 +24,14 @@ def visible_recommendations(request):
     return Recommendation.objects.visible_to(getattr(request, "user", None))
 
 
+def filter_by_agency(queryset, value, *, role=None):
+    """The recommendations an agency (or one under it) owns, in `role` if given."""
+    ownerships = Ownership.objects.filter(agency__in=agency_and_descendants(value))
+    if role:
+        ownerships = ownerships.filter(role=role)
+    return queryset.filter(pk__in=ownerships.values("recommendation"))
+
+
 def filter_by_theme(queryset, value, prefix=""):
     return queryset.filter(
         Q(**{f"{prefix}themes__slug": value}) | Q(**{f"{prefix}themes__name__iexact": value})
@@ -55,10 +63,7 @@ class RecommendationFilter(django_filters.FilterSet):
         fields = ["status", "document", "parent", "addressed_to", "is_priority"]
 
     def filter_agency(self, queryset, name, value):
-        ownerships = Ownership.objects.filter(agency__in=agency_and_descendants(value))
-        if role := self.data.get("role"):
-            ownerships = ownerships.filter(role=role)
-        return queryset.filter(pk__in=ownerships.values("recommendation"))
+        return filter_by_agency(queryset, value, role=self.data.get("role"))
 
     def filter_role(self, queryset, name, value):
         if self.data.get("agency"):

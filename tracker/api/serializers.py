@@ -16,6 +16,7 @@ from ..models import (
     Source,
     SourceVersion,
     StatusChange,
+    sees_drafts,
 )
 from ..progress import INTERVALS
 
@@ -163,14 +164,10 @@ class RecommendationSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         request = self.context.get("request")
         parent = instance.parent
-        if parent is not None and not parent.is_published and not _is_staff(request):
+        user = getattr(request, "user", None)
+        if parent is not None and not parent.is_published and not sees_drafts(user):
             data["parent"] = None  # a draft's id is not public
         return data
-
-
-def _is_staff(request):
-    user = getattr(request, "user", None)
-    return bool(user and user.is_authenticated and user.is_staff)
 
 
 class StatusChangeSerializer(serializers.ModelSerializer):

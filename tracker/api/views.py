@@ -25,6 +25,7 @@ from ..models import (
     Source,
     SourceVersion,
     StatusChange,
+    sees_drafts,
 )
 from ..progress import (
     agency_scorecards,
@@ -39,7 +40,7 @@ from .filters import (
     EvidenceFilter,
     RecommendationFilter,
     StatusChangeFilter,
-    agency_and_descendants,
+    filter_by_agency,
     filter_by_theme,
 )
 from .permissions import CanRecordStatus, StaffWithViewPermission, StaffWritesWithModelPermissions
@@ -57,10 +58,6 @@ def with_last_modified(response, moment):
     return response
 
 
-def is_staff(user):
-    return bool(user and user.is_authenticated and user.is_staff)
-
-
 class ProgressSummaryMixin:
     """Attach each listed or retrieved object's counts by status and progress, per page."""
 
@@ -68,7 +65,7 @@ class ProgressSummaryMixin:
 
     def summaries_for(self, objects):
         ids = [obj.pk for obj in objects]
-        summaries = self.summarise(ids, published_only=not is_staff(self.request.user))
+        summaries = self.summarise(ids, published_only=not sees_drafts(self.request.user))
         for obj in objects:
             obj.progress_summary = summaries[obj.pk]
         return objects
@@ -116,7 +113,7 @@ class AgencyViewSet(ProgressSummaryMixin, viewsets.ModelViewSet):
         """Counts by status as lead and as supporting, progress, and the median days from
         publication to implementation of what the agency leads."""
         agency = super().get_object()
-        card = agency_scorecards([agency], published_only=not is_staff(request.user))
+        card = agency_scorecards([agency], published_only=not sees_drafts(request.user))
         return Response(api.ScorecardSerializer(card[agency.pk]).data)
 
     @extend_schema(responses=api.ScorecardSerializer(many=True))
@@ -125,7 +122,7 @@ class AgencyViewSet(ProgressSummaryMixin, viewsets.ModelViewSet):
         """Every agency that owns a recommendation, with its scorecard."""
         visible = Recommendation.objects.visible_to(request.user)
         agencies = list(Agency.objects.filter(ownerships__recommendation__in=visible).distinct())
-        cards = agency_scorecards(agencies, published_only=not is_staff(request.user))
+        cards = agency_scorecards(agencies, published_only=not sees_drafts(request.user))
         ranked = sorted(cards.values(), key=lambda card: (-card["progress"], card["agency"].name))
         return Response(api.ScorecardSerializer(ranked, many=True).data)
 
@@ -158,7 +155,7 @@ class RecommendationViewSet(viewsets.ModelViewSet):
     def export(self, request):
         """The filtered recommendations as CSV, in the format the importer reads."""
         recommendations = self.filter_queryset(self.get_queryset())
-        csv_text = export_csv(recommendations, drafts_visible=is_staff(request.user))
+        csv_text = export_csv(recommendations, drafts_visible=sees_drafts(request.user))
         response = HttpResponse(csv_text, content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="recommendations.csv"'
         return response
@@ -204,7 +201,7 @@ class EvidenceViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         visible = Recommendation.objects.visible_to(self.request.user).only("pk")
         evidence = Evidence.objects.prefetch_related(Prefetch("recommendations", queryset=visible))
-        if not is_staff(self.request.user):
+        if not sees_drafts(self.request.user):
             evidence = evidence.filter(recommendations__in=visible).distinct()
         return evidence
 
@@ -289,8 +286,7 @@ def filtered_recommendations(request, params):
     if "document" in params:
         recommendations = recommendations.filter(document_id=params["document"])
     if "agency" in params:
-        owned = Ownership.objects.filter(agency__in=agency_and_descendants(params["agency"]))
-        recommendations = recommendations.filter(pk__in=owned.values("recommendation"))
+        recommendations = filter_by_agency(recommendations, params["agency"])
     if "theme" in params:
         recommendations = filter_by_theme(recommendations, params["theme"])
     return recommendations
