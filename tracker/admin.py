@@ -37,7 +37,12 @@ from .models import (
     WebhookDelivery,
 )
 from .monitoring import accept_alert, accept_feed_entry, added_lines, watch_evidence_urls
-from .progress import progress_by_agency, progress_by_document, progress_of_recommendation
+from .progress import (
+    attach_progress,
+    progress_by_agency,
+    progress_by_document,
+    progress_of_recommendation,
+)
 from .tasks import check_source_task, deliver_webhook_task
 from .webhooks import announce_evidence
 
@@ -73,10 +78,8 @@ class ProgressColumnsMixin:
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
-        rows = list(changelist.result_list)  # evaluated once; the template reuses these rows
-        summaries = self.progress_function([row.pk for row in rows])
-        for row in rows:
-            row.progress_summary = summaries[row.pk]
+        # Evaluated once here; the template reuses these rows.
+        attach_progress(list(changelist.result_list), self.progress_function)
         return changelist
 
     @admin.display(description="By status")

@@ -51,6 +51,15 @@ class Progress:
         return round(self.progress * 100)
 
 
+def attach_progress(objects, summarise, *, published_only=False):
+    """Give each of `objects` (documents or agencies) its `progress_summary`, computed for
+    all at once by `summarise` (progress_by_document or progress_by_agency)."""
+    summaries = summarise([obj.pk for obj in objects], published_only=published_only)
+    for obj in objects:
+        obj.progress_summary = summaries[obj.pk]
+    return objects
+
+
 def rolled_up_progress(nodes):
     """Return {id: progress in 0..1} for `nodes`, rows of (id, parent id, weight, status).
 

@@ -29,6 +29,7 @@ from ..models import (
 )
 from ..progress import (
     agency_scorecards,
+    attach_progress,
     implementation_curve,
     progress_by_agency,
     progress_by_document,
@@ -64,11 +65,8 @@ class ProgressSummaryMixin:
     summarise = None
 
     def summaries_for(self, objects):
-        ids = [obj.pk for obj in objects]
-        summaries = self.summarise(ids, published_only=not sees_drafts(self.request.user))
-        for obj in objects:
-            obj.progress_summary = summaries[obj.pk]
-        return objects
+        published_only = not sees_drafts(self.request.user)
+        return attach_progress(objects, self.summarise, published_only=published_only)
 
     def paginate_queryset(self, queryset):
         page = super().paginate_queryset(queryset)
