@@ -4,6 +4,9 @@ Fills a scratch database (`<name>_apibench` next to DATABASE_URL's) with 10,000
 recommendations, 100,000 status changes and 50,000 evidence items, serves the app with
 gunicorn, and loads it from another process: the recommendation list (pages of 50), a
 detail, a 10-year monthly progress series, and a trivial Django JSON view as the ceiling.
+Reads are cached until the next write (tracker.caching), in the benchmark's own Redis
+database; the "cold" runs ask for pages and series nobody asked for before, to show what a
+read costs when it is built.
 
 Usage: DATABASE_URL=postgres://postgres@127.0.0.1:5432/tracker .venv/bin/python bench/api.py
 Needs gunicorn (pip install -e '.[server]'). The last line printed is one JSON object.
@@ -11,6 +14,7 @@ Needs gunicorn (pip install -e '.[server]'). The last line printed is one JSON o
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import random
@@ -158,10 +162,19 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def serve(database_url, port, workers):
+def fresh_cache_url(url):
+    """Empty the benchmark's own Redis database, so that every cached read starts cold."""
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+def serve(database_url, port, workers, cache_url):
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
+        "CACHE_URL": cache_url,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "SECRET_KEY": "benchmark-only-secret-key-" + "x" * 30,
         "DEBUG": "false",
@@ -187,15 +200,20 @@ def serve(database_url, port, workers):
     raise SystemExit("gunicorn did not start")
 
 
-def load(url, *, requests, threads):
-    """Send `requests` GETs from `threads` keep-alive clients; return (rps, latencies ms)."""
+def load(urls, *, requests, threads):
+    """Send `requests` GETs (cycling through `urls`) from `threads` keep-alive clients;
+    return (rps, latencies ms)."""
     latencies, errors = [], []
     lock = threading.Lock()
     per_thread = requests // threads
+    urls = [urls] if isinstance(urls, str) else urls
+    chosen = itertools.cycle(urls)
 
     def client():
         with httpx.Client(timeout=30) as http:
             for _ in range(per_thread):
+                with lock:
+                    url = next(chosen)
                 started = time.perf_counter()
                 response = http.get(url)
                 elapsed = (time.perf_counter() - started) * 1000
@@ -212,7 +230,7 @@ def load(url, *, requests, threads):
         worker.join()
     elapsed = time.perf_counter() - started
     if errors:
-        raise SystemExit(f"{url}: {len(errors)} errors, e.g. HTTP {errors[0]}")
+        raise SystemExit(f"{urls[0]}: {len(errors)} errors, e.g. HTTP {errors[0]}")
     return len(latencies) / elapsed, latencies
 
 
@@ -226,24 +244,41 @@ def main():
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--cache-url",
+        default="redis://127.0.0.1:6379/15",
+        help="a Redis database the benchmark may empty, for the response cache",
+    )
     args = parser.parse_args()
 
     database_url = scratch_database()
     detail_id = fill(database_url)
     port = free_port()
-    server = serve(database_url, port, args.workers)
+    server = serve(database_url, port, args.workers, fresh_cache_url(args.cache_url))
     base = f"http://127.0.0.1:{port}"
+    pages = RECOMMENDATIONS // 50
+    series = f"{base}/api/v1/progress/?interval=month&from=2015-01-01"
+    progress = f"{series}&to=2024-12-31"
+    # The cold runs ask for what nobody asked before: each page once, each series once.
     targets = {
         "trivial": f"{base}/bench/trivial/",
+        "list_cold": [
+            f"{base}/api/v1/recommendations/?page_size=50&page={n}" for n in range(1, pages + 1)
+        ],
         "list": f"{base}/api/v1/recommendations/?page_size=50",
         "detail": f"{base}/api/v1/recommendations/{detail_id}/",
-        "progress": f"{base}/api/v1/progress/?interval=month&from=2015-01-01&to=2024-12-31",
+        "progress_cold": [f"{series}&to=2024-12-{day:02}" for day in range(1, 25)],
+        "progress": progress,
     }
     figures = {}
     try:
         for name, url in targets.items():
-            requests = args.requests if name != "progress" else max(args.requests // 20, 40)
-            load(url, requests=min(requests, 50), threads=args.threads)  # warm up
+            cold = name.endswith("_cold")
+            if cold:
+                requests = len(url)
+            else:
+                requests = args.requests if name != "progress" else max(args.requests // 4, 40)
+                load(url, requests=min(requests, 50), threads=args.threads)  # warm up
             rps, latencies = load(url, requests=requests, threads=args.threads)
             p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
             figures[name] = (rps, p50, p99)
@@ -258,6 +293,8 @@ def main():
         "list_p99_ms": round(figures["list"][2], 1),
         "detail_rps": round(figures["detail"][0], 1),
         "progress_p50_ms": round(figures["progress"][1], 1),
+        "list_cold_rps": round(figures["list_cold"][0], 1),
+        "progress_cold_p50_ms": round(figures["progress_cold"][1], 1),
         "progress_rps": round(figures["progress"][0], 1),
     }
     print(json.dumps(result))

@@ -181,6 +181,9 @@ CACHES = {
 }
 
 # Seconds before the first retry of a check that failed on network trouble (then doubling).
+# Cache API reads until the next write; only worth it (and only safe across processes) with
+# a shared cache.
+TRACKER_CACHE_RESPONSES = env_bool("TRACKER_CACHE_RESPONSES", default=bool(CACHE_URL))
 TRACKER_CHECK_RETRY_SECONDS = int(os.environ.get("TRACKER_CHECK_RETRY_SECONDS", "30"))
 
 # Mail: SMTP when EMAIL_HOST is set, else printed to the console.

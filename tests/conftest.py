@@ -18,6 +18,13 @@ def fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def cached_responses(settings):
+    """Every test reads through the response cache, as production does, so a write that fails
+    to invalidate it shows up as a stale read."""
+    settings.TRACKER_CACHE_RESPONSES = True
+
+
 @pytest.fixture
 def seeds_dir():
     if not SEEDS_DIR.is_dir():

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import importing
+from .caching import note_data_changed
 from .models import (
     BROKEN_AFTER_FAILURES,
     Agency,
@@ -352,6 +353,7 @@ class RecommendationAdmin(admin.ModelAdmin):
     @admin.action(description="Publish selected recommendations", permissions=["change"])
     def publish(self, request, queryset):
         count = queryset.update(is_published=True, updated_at=timezone.now())
+        note_data_changed()  # an update() sends no save signals
         self.message_user(request, f"{count} recommendation(s) published.", messages.SUCCESS)
 
     @admin.action(
@@ -359,6 +361,7 @@ class RecommendationAdmin(admin.ModelAdmin):
     )
     def unpublish(self, request, queryset):
         count = queryset.update(is_published=False, updated_at=timezone.now())
+        note_data_changed()  # an update() sends no save signals
         self.message_user(request, f"{count} recommendation(s) are drafts again.", messages.SUCCESS)
 
     @admin.action(description="Mark selected as re-verified today", permissions=["change"])

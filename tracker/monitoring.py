@@ -110,8 +110,15 @@ def hash_text(text):
 
 def extract_page(html, *, url=""):
     """Return (title, main text) of an HTML page, without menus, ads and footers."""
+    # fast: trafilatura's own algorithm only, without its readability and jusText fallbacks,
+    # which triple the cost; a page they would rescue falls back to its visible text below.
     document = trafilatura.bare_extraction(
-        html, url=url or None, include_comments=False, include_tables=True, favor_precision=True
+        html,
+        url=url or None,
+        fast=True,
+        include_comments=False,
+        include_tables=True,
+        favor_precision=True,
     )
     text = document.text if document else ""
     if not text:

@@ -5,7 +5,7 @@ import datetime
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Min, Prefetch
 from django.http import HttpResponse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -14,6 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ..caching import cached
 from ..importing import export_csv
 from ..models import (
     Agency,
@@ -52,11 +53,43 @@ MAX_PERIODS = 3660
 DAYS_PER_PERIOD = {"day": 1, "week": 7, "month": 28, "year": 365}
 
 
-def with_last_modified(response, moment):
-    """Set Last-Modified, so that ConditionalGetMiddleware answers If-Modified-Since."""
-    if moment is not None:
-        response["Last-Modified"] = http_date(moment.timestamp())
-    return response
+def cache_key(request, *parts):
+    """What a cached read depends on: the full URL (query and host, for the page links), who
+    may see drafts, the response format and the language."""
+    return (
+        *parts,
+        request.build_absolute_uri(),
+        sees_drafts(request.user),
+        request.accepted_renderer.format,
+        translation.get_language(),
+    )
+
+
+class CachedReadsMixin:
+    """Serve lists and details from the cache until the tracked data next changes; the
+    permission and throttling checks still run on every request."""
+
+    def last_modified_of(self, instance):
+        return None
+
+    def list(self, request, *args, **kwargs):
+        def read():
+            return super(CachedReadsMixin, self).list(request, *args, **kwargs).data
+
+        return Response(cached(cache_key(request, self.basename, "list"), read))
+
+    def retrieve(self, request, *args, **kwargs):
+        def read():
+            instance = self.get_object()
+            modified = self.last_modified_of(instance)
+            return self.get_serializer(instance).data, modified and http_date(modified.timestamp())
+
+        data, last_modified = cached(cache_key(request, self.basename, "detail"), read)
+        response = Response(data)
+        if last_modified:
+            # ConditionalGetMiddleware answers If-Modified-Since from it.
+            response["Last-Modified"] = last_modified
+        return response
 
 
 class ProgressSummaryMixin:
@@ -76,7 +109,7 @@ class ProgressSummaryMixin:
         return self.summaries_for([super().get_object()])[0]
 
 
-class DocumentViewSet(ProgressSummaryMixin, viewsets.ModelViewSet):
+class DocumentViewSet(CachedReadsMixin, ProgressSummaryMixin, viewsets.ModelViewSet):
     """Tracked documents, with counts of their recommendations by status and % progress."""
 
     serializer_class = api.DocumentSerializer
@@ -91,7 +124,7 @@ class DocumentViewSet(ProgressSummaryMixin, viewsets.ModelViewSet):
         return Document.objects.select_related("publisher")
 
 
-class AgencyViewSet(ProgressSummaryMixin, viewsets.ModelViewSet):
+class AgencyViewSet(CachedReadsMixin, ProgressSummaryMixin, viewsets.ModelViewSet):
     """Agencies (US agencies and partners), with counts of what they own by status."""
 
     serializer_class = api.AgencySerializer
@@ -125,7 +158,7 @@ class AgencyViewSet(ProgressSummaryMixin, viewsets.ModelViewSet):
         return Response(api.ScorecardSerializer(ranked, many=True).data)
 
 
-class RecommendationViewSet(viewsets.ModelViewSet):
+class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
     """Recommendations with their owners, status and latest change; drafts for staff only."""
 
     serializer_class = api.RecommendationSerializer
@@ -143,10 +176,8 @@ class RecommendationViewSet(viewsets.ModelViewSet):
             .prefetch_related(Prefetch("ownerships", queryset=owners), "themes")
         )
 
-    def retrieve(self, request, *args, **kwargs):
-        recommendation = self.get_object()
-        response = Response(self.get_serializer(recommendation).data)
-        return with_last_modified(response, recommendation.updated_at)
+    def last_modified_of(self, recommendation):
+        return recommendation.updated_at
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=False, pagination_class=None)
@@ -172,7 +203,7 @@ class RecommendationViewSet(viewsets.ModelViewSet):
         return Response(api.StatusChangeSerializer(change).data, status=status.HTTP_201_CREATED)
 
 
-class StatusChangeViewSet(viewsets.ReadOnlyModelViewSet):
+class StatusChangeViewSet(CachedReadsMixin, viewsets.ReadOnlyModelViewSet):
     """The append-only status history; new entries go through a recommendation's
     record_status action."""
 
@@ -186,7 +217,7 @@ class StatusChangeViewSet(viewsets.ReadOnlyModelViewSet):
         return StatusChange.objects.filter(recommendation__in=visible).prefetch_related("evidence")
 
 
-class EvidenceViewSet(viewsets.ModelViewSet):
+class EvidenceViewSet(CachedReadsMixin, viewsets.ModelViewSet):
     """Evidence behind status changes; the public sees evidence of published work only."""
 
     serializer_class = api.EvidenceSerializer
@@ -263,14 +294,19 @@ class ProgressView(APIView):
             raise serializers.ValidationError(
                 {"interval": f"at most {MAX_PERIODS} periods; choose a longer interval"}
             )
-        series = progress_series(
-            recommendations,
-            interval=params["interval"],
-            start=start,
-            end=end,
-            within=Recommendation.objects.visible_to(request.user),
-        )
-        return Response(api.ProgressSeriesSerializer({"series": series}).data)
+
+        def read():
+            series = progress_series(
+                recommendations,
+                interval=params["interval"],
+                start=start,
+                end=end,
+                within=Recommendation.objects.visible_to(request.user),
+            )
+            return api.ProgressSeriesSerializer({"series": series}).data
+
+        # Keyed by the resolved dates: a series "to today" changes at midnight.
+        return Response(cached(cache_key(request, "progress", start, end), read))
 
     @staticmethod
     def first_publication(recommendations, end):
@@ -299,5 +335,9 @@ class ImplementationCurveView(APIView):
         query = api.CurveQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         recommendations = filtered_recommendations(request, query.validated_data)
-        curve = implementation_curve(recommendations, months=query.validated_data["months"])
-        return Response(api.CurveSerializer({"curve": curve}).data)
+
+        def read():
+            curve = implementation_curve(recommendations, months=query.validated_data["months"])
+            return api.CurveSerializer({"curve": curve}).data
+
+        return Response(cached(cache_key(request, "curve", timezone.localdate()), read))

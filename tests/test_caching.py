@@ -1,0 +1,108 @@
+"""Cached API reads: served without queries until a write, whatever the write goes through."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from tests.factories import EvidenceFactory, RecommendationFactory, ThemeFactory
+from tracker.models import Ownership, Recommendation
+
+pytestmark = pytest.mark.django_db
+Status = Recommendation.Status
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def published(uscis):
+    return RecommendationFactory(code="WRC-2024-1", lead=uscis, title="Update the final dates")
+
+
+def list_titles(api):
+    return [row["title"] for row in api.get(reverse("api:recommendation-list")).json()["results"]]
+
+
+def test_a_repeated_read_costs_no_query(api, published, django_assert_num_queries):
+    path = reverse("api:recommendation-detail", args=[published.pk])
+    first = api.get(path)
+    with django_assert_num_queries(0):
+        again = api.get(path)
+    assert again.json() == first.json()
+    assert again["Last-Modified"] == first["Last-Modified"]
+
+
+def test_a_status_change_shows_at_once(api, published):
+    path = reverse("api:recommendation-detail", args=[published.pk])
+    assert api.get(path).json()["status"] == Status.NOT_STARTED
+    published.record_status(
+        Status.IN_PROGRESS, effective_on=datetime.date(2024, 9, 1), rationale="Announced."
+    )
+    assert api.get(path).json()["status"] == Status.IN_PROGRESS
+
+
+def test_edits_to_owners_themes_and_text_show_at_once(api, published, uscis, congress):
+    path = reverse("api:recommendation-detail", args=[published.pk])
+    api.get(path)
+    Ownership.objects.create(recommendation=published, agency=congress, role="supporting")
+    owners = api.get(path).json()["owners"]
+    assert [owner["agency"]["id"] for owner in owners] == [uscis.pk, congress.pk]
+    published.themes.add(ThemeFactory(name="Legal pathways"))
+    assert api.get(path).json()["themes"] == ["Legal pathways"]
+    published.title = "Update the final dates now"
+    published.save()
+    assert api.get(path).json()["title"] == "Update the final dates now"
+    congress.name = "The Congress"
+    congress.save()
+    owners = api.get(path).json()["owners"]
+    assert "The Congress" in [owner["agency"]["name"] for owner in owners]
+
+
+def test_publishing_from_the_admin_shows_at_once(client, admin_user, published):
+    draft = RecommendationFactory(code="WRC-2024-2", title="A draft", is_published=False)
+    api = APIClient()
+    assert list_titles(api) == ["Update the final dates"]
+    client.force_login(admin_user)
+    client.post(
+        reverse("admin:tracker_recommendation_changelist"),
+        {"action": "publish", "_selected_action": [draft.pk]},
+    )
+    assert sorted(list_titles(api)) == ["A draft", "Update the final dates"]
+
+
+def test_staff_pages_never_reach_the_public(api, published, admin_user):
+    RecommendationFactory(code="WRC-2024-2", title="Secret draft", is_published=False)
+    staff = APIClient()
+    staff.force_authenticate(admin_user)
+    staff_titles = [
+        r["title"] for r in staff.get(reverse("api:recommendation-list")).json()["results"]
+    ]
+    assert "Secret draft" in staff_titles
+    assert list_titles(api) == ["Update the final dates"]
+
+
+def test_the_progress_series_follows_new_history(api, published):
+    query = {"interval": "month", "from": "2024-08-01", "to": "2024-10-31"}
+    before = api.get(reverse("api:progress"), query).json()["series"]
+    assert [period["progress"] for period in before] == [0, 0, 0]
+    published.record_status(
+        Status.IMPLEMENTED,
+        effective_on=datetime.date(2024, 9, 10),
+        evidence=[EvidenceFactory(title="Done")],
+    )
+    after = api.get(reverse("api:progress"), query).json()["series"]
+    assert [period["progress"] for period in after] == [0, 1, 1]
+
+
+def test_without_the_setting_every_read_is_built(
+    api, published, settings, django_assert_num_queries
+):
+    settings.TRACKER_CACHE_RESPONSES = False
+    path = reverse("api:recommendation-detail", args=[published.pk])
+    api.get(path)
+    with django_assert_num_queries(3):
+        api.get(path)

@@ -1,0 +1,83 @@
+"""A version stamp for the tracked data, so that reads can be cached until the next write.
+
+Every write to what the public and the API read (documents, recommendations, owners, themes,
+agencies, history, evidence) gives the data a new version; cached responses are keyed by it,
+so a write makes them unreachable at once, in every process that shares the cache.
+"""
+
+import hashlib
+import uuid
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+VERSION_KEY = "tracker:data-version"
+# A safety net: even a write that bypassed the version (raw SQL) shows within this time.
+CACHED_FOR_SECONDS = 600
+
+
+def data_version():
+    """Return the current version of the tracked data (created on first use)."""
+    version = cache.get(VERSION_KEY)
+    if version is None:
+        cache.add(VERSION_KEY, uuid.uuid4().hex, None)
+        version = cache.get(VERSION_KEY)
+    return version
+
+
+def note_data_changed():
+    """Give the data a new version now and again once the transaction commits: a read
+    between the two, which cannot see the write yet, must not stay cached afterwards."""
+    cache.set(VERSION_KEY, uuid.uuid4().hex, None)
+    transaction.on_commit(lambda: cache.set(VERSION_KEY, uuid.uuid4().hex, None))
+
+
+def responses_are_cached():
+    return settings.TRACKER_CACHE_RESPONSES
+
+
+def cached(key_parts, compute):
+    """Return compute(), cached under `key_parts` and the data version (when enabled)."""
+    if not responses_are_cached():
+        return compute()
+    # Hashed: URLs can be long and hold characters some cache backends refuse in keys.
+    parts = "\x1f".join(map(str, key_parts))
+    key = f"tracker:{data_version()}:{hashlib.sha256(parts.encode()).hexdigest()}"
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, CACHED_FOR_SECONDS)
+    return value
+
+
+def _changed(sender, **kwargs):
+    note_data_changed()
+
+
+def watch_tracked_models():
+    """Connect every model whose rows the public or the API read to the version stamp."""
+    from . import models
+
+    watched = [
+        models.Publisher,
+        models.Agency,
+        models.Theme,
+        models.Document,
+        models.Recommendation,
+        models.Ownership,
+        models.Evidence,
+        models.StatusChange,
+        models.CitedEvidence,
+    ]
+    for model in watched:
+        post_save.connect(_changed, sender=model, dispatch_uid=f"version-{model.__name__}")
+        post_delete.connect(_changed, sender=model, dispatch_uid=f"version-del-{model.__name__}")
+    throughs = (
+        models.Recommendation.themes.through,
+        models.Evidence.recommendations.through,
+        models.StatusChange.evidence.through,
+    )
+    for through in throughs:
+        m2m_changed.connect(_changed, sender=through, dispatch_uid=f"version-{through.__name__}")
