@@ -3,6 +3,7 @@
 import datetime
 
 import pytest
+import time_machine
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -298,8 +299,14 @@ def test_a_conditional_get_costs_no_body(api, world):
 
 def test_anonymous_clients_are_throttled(api, world, settings):
     settings.TRACKER_API_ANON_RATE = "3/minute"
-    statuses = [api.get(url("document-list")).status_code for _ in range(4)]
-    assert statuses == [200, 200, 200, 429]
+    with time_machine.travel(
+        datetime.datetime(2025, 1, 6, 9, 0, 15, tzinfo=datetime.UTC), tick=False
+    ) as now:
+        statuses = [api.get(url("document-list")).status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        assert api.get(url("document-list"))["Retry-After"] == "45"
+        now.shift(datetime.timedelta(seconds=45))  # the next minute
+        assert api.get(url("document-list")).status_code == 200
 
 
 def test_the_export_is_the_importer_csv_of_the_filtered_list(api, world):

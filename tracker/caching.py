@@ -39,16 +39,23 @@ def responses_are_cached():
 
 
 def cached(key_parts, compute):
-    """Return compute(), cached under `key_parts` and the data version (when enabled)."""
+    """Return compute(), cached under `key_parts` until the data next changes (when enabled).
+
+    One cache round trip on a hit: the entry keeps the version it was built at and is read
+    together with the current version.
+    """
     if not responses_are_cached():
         return compute()
     # Hashed: URLs can be long and hold characters some cache backends refuse in keys.
     parts = "\x1f".join(map(str, key_parts))
-    key = f"tracker:{data_version()}:{hashlib.sha256(parts.encode()).hexdigest()}"
-    value = cache.get(key)
-    if value is None:
-        value = compute()
-        cache.set(key, value, CACHED_FOR_SECONDS)
+    key = f"tracker:read:{hashlib.sha256(parts.encode()).hexdigest()}"
+    found = cache.get_many([VERSION_KEY, key])
+    version = found.get(VERSION_KEY) or data_version()
+    entry = found.get(key)
+    if entry is not None and entry[0] == version:
+        return entry[1]
+    value = compute()
+    cache.set(key, (version, value), CACHED_FOR_SECONDS)
     return value
 
 
