@@ -3,6 +3,7 @@
 from functools import partial
 from urllib.parse import urlsplit
 
+from auditlog.mixins import AuditlogHistoryAdminMixin
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -266,7 +267,7 @@ class StatusChangeForm(forms.Form):
 
 
 @admin.register(Recommendation)
-class RecommendationAdmin(admin.ModelAdmin):
+class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     list_display = [
         "code",
         "title",
@@ -399,7 +400,7 @@ class RecommendationAdmin(admin.ModelAdmin):
 
 
 @admin.register(StatusChange)
-class StatusChangeAdmin(admin.ModelAdmin):
+class StatusChangeAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     """Read-only: history is appended from a recommendation's "Record status change" page."""
 
     list_display = ["recommendation", "status", "effective_on", "recorded_by", "recorded_at"]
@@ -419,7 +420,7 @@ class StatusChangeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Evidence)
-class EvidenceAdmin(admin.ModelAdmin):
+class EvidenceAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     list_display = ["title", "outlet", "published_on", "kind", "effect", "link"]
     list_filter = ["kind", "effect", "outlet"]
     search_fields = ["title", "outlet", "excerpt", "url"]
@@ -450,7 +451,7 @@ class EvidenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Ownership)
-class OwnershipAdmin(admin.ModelAdmin):
+class OwnershipAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     list_display = ["recommendation", "agency", "role"]
     list_filter = ["role", "agency"]
     list_select_related = ["recommendation", "agency"]
@@ -505,7 +506,7 @@ class SourceVersionInline(admin.TabularInline):
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "kind",
