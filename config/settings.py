@@ -121,19 +121,16 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-# Hashed, compressed names need `collectstatic` (the image runs it when built). Without its
-# manifest (the demo, tests on a fresh checkout) files are served as they are from the apps'
-# folders, even with DEBUG off, rather than every page failing on a missing manifest entry.
-STATIC_MANIFEST_READY = not DEBUG and (STATIC_ROOT / "staticfiles.json").is_file()
-WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = not STATIC_MANIFEST_READY
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
+# With DEBUG off, hashed and compressed names, which need `collectstatic` first (the image runs
+# it when built). Tests without collected files use plain names (tests/conftest.py).
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "whitenoise.storage.CompressedManifestStaticFilesStorage"
-            if STATIC_MANIFEST_READY
-            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
 }
@@ -246,7 +243,12 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # httpx logs every request at INFO: too loud for a watcher making thousands.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own lines go through the same handler (its default has another format).
+        "django": {"level": "INFO"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 # Celery's worker keeps these handlers (JSON too) instead of installing its own.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

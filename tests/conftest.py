@@ -5,9 +5,11 @@ from types import SimpleNamespace
 
 import pytest
 from django.apps import apps as global_apps
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.db import connection
+from django.test import override_settings
 
 from config.celery import app as celery_app
 from tests.factories import AgencyFactory, UserFactory
@@ -15,6 +17,22 @@ from tests.factories import AgencyFactory, UserFactory
 ROOT = Path(__file__).resolve().parents[1]
 # The shared seed documents sit beside the repository on developer machines and in CI.
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def static_files_without_collectstatic():
+    """Serve static files from the apps' folders unless collectstatic wrote its manifest:
+    tests run with DEBUG off, where settings ask for the hashed names collectstatic makes."""
+    if (Path(settings.STATIC_ROOT) / "staticfiles.json").is_file():
+        yield
+        return
+    plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    with override_settings(
+        STORAGES={**settings.STORAGES, "staticfiles": plain},
+        WHITENOISE_USE_FINDERS=True,
+        WHITENOISE_AUTOREFRESH=True,
+    ):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -23,12 +23,31 @@ SOURCE_MONITORING_FIELDS = [
 
 
 def register_audited_models():
-    auditlog.register(Recommendation, exclude_fields=["updated_at"], m2m_fields={"themes"})
+    auditlog.register(
+        Recommendation,
+        exclude_fields=["updated_at", *reverse_relations(Recommendation)],
+        m2m_fields={"themes"},
+    )
     auditlog.register(Ownership)
-    auditlog.register(StatusChange, m2m_fields={"evidence"})
-    auditlog.register(Evidence, exclude_fields=["updated_at"], m2m_fields={"recommendations"})
+    auditlog.register(
+        StatusChange, exclude_fields=reverse_relations(StatusChange), m2m_fields={"evidence"}
+    )
+    auditlog.register(
+        Evidence,
+        exclude_fields=["updated_at", *reverse_relations(Evidence)],
+        m2m_fields={"recommendations"},
+    )
     auditlog.register(
         Source,
-        exclude_fields=SOURCE_MONITORING_FIELDS,
+        exclude_fields=[*SOURCE_MONITORING_FIELDS, *reverse_relations(Source)],
         m2m_fields={"recommendations", "evidence"},
     )
+
+
+def reverse_relations(model):
+    """Names of the relations other models hold to this one: not this row's own data."""
+    return [
+        field.name
+        for field in model._meta.get_fields()
+        if field.auto_created and not field.concrete
+    ]
