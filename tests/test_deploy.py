@@ -1,5 +1,6 @@
 """Production readiness: deploy checks, static files, /healthz and logs."""
 
+import io
 import json
 import logging
 import os
@@ -11,11 +12,13 @@ import time
 from pathlib import Path
 
 import dj_database_url
+import httpx
 import pytest
+from django.core.management import CommandError, call_command
 from django.db.utils import ConnectionHandler
 from django.urls import reverse
 
-from tracker.health import check_broker, check_database
+from tracker.health import check_broker, check_database, check_health
 
 ROOT = Path(__file__).resolve().parents[1]
 # Settings a test's own environment may hold, left out so each run says exactly what it sets.
@@ -223,3 +226,55 @@ def test_a_request_id_from_the_proxy_is_kept_and_a_strange_one_replaced(client):
     assert kept["X-Request-ID"] == "lb-1234.abc"
     replaced = client.get(reverse("api:api-root"), headers={"X-Request-ID": "<script>"})
     assert replaced["X-Request-ID"] != "<script>" and len(replaced["X-Request-ID"]) == 32
+
+
+# --- gunicorn -------------------------------------------------------------------------------
+
+
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+def test_gunicorn_serves_healthz_with_its_config_file_and_logs_json(tmp_path):
+    port = closed_port()
+    clean = {key: value for key, value in os.environ.items() if key not in CONFIG_NAMES}
+    server = subprocess.Popen(
+        [GUNICORN, "-c", "config/gunicorn.conf.py", "config.wsgi"],
+        env={
+            **clean,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "WEB_CONCURRENCY": "1",
+            "TRACKER_LOG_FORMAT": "json",
+        },
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        assert response.status_code == 200
+        assert response.json()["database"] == "ok"
+        assert response.headers["Server"] == "gunicorn"
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    lines = [json.loads(line) for line in errors.splitlines() if line.strip()]
+    assert any(line["logger"] == "gunicorn.error" for line in lines)
+    assert not any(line["logger"] == "gunicorn.access" for line in lines)
+
+
+@pytest.mark.django_db
+def test_the_health_command_checks_for_containers_without_http(settings):
+    out = io.StringIO()
+    call_command("check_health", stdout=out)
+    assert json.loads(out.getvalue()) == check_health()
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    with pytest.raises(CommandError, match="Unhealthy"):
+        call_command("check_health", stdout=io.StringIO())

@@ -50,11 +50,14 @@ def check_broker(url=None):
     return OK
 
 
+def check_health():
+    """Return {"status", "database", "broker"}: status is "error" if any check failed."""
+    checks = {"database": check_database(), "broker": check_broker()}
+    return {"status": ERROR if ERROR in checks.values() else OK, **checks}
+
+
 @never_cache
 def healthz(request):
     """200 with each dependency's state when all work, 503 when one does not."""
-    checks = {"database": check_database(), "broker": check_broker()}
-    healthy = ERROR not in checks.values()
-    return JsonResponse(
-        {"status": OK if healthy else ERROR, **checks}, status=200 if healthy else 503
-    )
+    health = check_health()
+    return JsonResponse(health, status=200 if health["status"] == OK else 503)
