@@ -2,6 +2,7 @@
 evidence and sources, and what changed, from the admin and the API; visible in the admin."""
 
 import datetime
+import re
 
 import pytest
 from auditlog.models import LogEntry
@@ -204,3 +205,25 @@ def test_the_audit_log_list_stays_cheap(client, admin_user, django_assert_max_nu
         response = client.get(reverse("admin:auditlog_logentry_changelist"))
     assert response.status_code == 200
     assert Recommendation.objects.count() == 0
+
+
+def test_publishing_from_the_admin_list_logs_each_change_in_a_few_queries(
+    client, admin_user, django_assert_max_num_queries
+):
+    drafts = [RecommendationFactory(is_published=False) for _ in range(20)]
+    already = RecommendationFactory(is_published=True)
+    client.force_login(admin_user)
+    changelist = reverse("admin:tracker_recommendation_changelist")
+    selected = [r.pk for r in [*drafts, already]]
+    with django_assert_max_num_queries(15):
+        client.post(changelist, {"action": "publish", "_selected_action": selected})
+    entries = LogEntry.objects.filter(action=Action.UPDATE).select_related("actor")
+    assert {int(entry.object_pk) for entry in entries} == {r.pk for r in drafts}
+    assert {entry.actor for entry in entries} == {admin_user}
+    assert {str(entry.changes_dict) for entry in entries} == {
+        str({"is_published": ["False", "True"]})
+    }
+    assert Recommendation.objects.filter(is_published=False).count() == 0
+    page = client.get(reverse("admin:tracker_recommendation_auditlog", args=[drafts[0].pk]))
+    text = " ".join(re.sub(r"<[^>]+>", " ", page.content.decode()).split())
+    assert "admin update # Field From To 1 Published False True" in text

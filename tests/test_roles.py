@@ -15,7 +15,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.conftest import role
-from tests.factories import EvidenceFactory, RecommendationFactory
+from tests.factories import EvidenceFactory, RecommendationFactory, UserFactory
 from tests.test_admin import change_form_data
 from tracker.models import ChangeAlert, Evidence, Recommendation, Source, SourceVersion
 
@@ -287,3 +287,12 @@ def test_every_api_write_is_forbidden_to_a_viewer(viewer, recommendation, alert)
     assert recommendation.title != "Changed by a viewer"
     assert recommendation.status_changes.count() == 1
     assert Evidence.objects.filter(pk=evidence.pk).exists()
+
+
+def test_staff_without_the_view_permission_see_no_drafts_in_the_api(recommendation):
+    # As in the admin, where such an account cannot open the recommendations at all.
+    draft = RecommendationFactory(code="WRC-2024-9", is_published=False)
+    api = api_as(UserFactory(username="hooks", is_staff=True))
+    listed = api.get(reverse("api:recommendation-list")).json()["results"]
+    assert [item["code"] for item in listed] == [recommendation.code]
+    assert api.get(reverse("api:recommendation-detail", args=[draft.pk])).status_code == 404

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import importing
+from .audit import update_with_audit
 from .models import (
     BROKEN_AFTER_FAILURES,
     Agency,
@@ -352,19 +353,31 @@ class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Publish selected recommendations", permissions=["change"])
     def publish(self, request, queryset):
-        count = queryset.update(is_published=True, updated_at=timezone.now())
+        count = update_with_audit(
+            queryset,
+            {"is_published": True},
+            actor=request.user,
+            unlogged={"updated_at": timezone.now()},
+        )
         self.message_user(request, f"{count} recommendation(s) published.", messages.SUCCESS)
 
     @admin.action(
         description="Unpublish selected recommendations (back to draft)", permissions=["change"]
     )
     def unpublish(self, request, queryset):
-        count = queryset.update(is_published=False, updated_at=timezone.now())
+        count = update_with_audit(
+            queryset,
+            {"is_published": False},
+            actor=request.user,
+            unlogged={"updated_at": timezone.now()},
+        )
         self.message_user(request, f"{count} recommendation(s) are drafts again.", messages.SUCCESS)
 
     @admin.action(description="Mark selected as re-verified today", permissions=["change"])
     def mark_reviewed(self, request, queryset):
-        count = queryset.update(last_reviewed_on=timezone.localdate())
+        count = update_with_audit(
+            queryset, {"last_reviewed_on": timezone.localdate()}, actor=request.user
+        )
         self.message_user(request, f"{count} recommendation(s) marked re-verified.")
 
     def record_status_view(self, request, object_id):

@@ -4,7 +4,11 @@ Staff writes through the admin and the API carry their user as the actor
 (tracker.middleware.AuditActorMiddleware); Celery tasks and commands write as the system.
 """
 
+from auditlog.cid import get_cid
+from auditlog.models import LogEntry
 from auditlog.registry import auditlog
+from django.contrib.contenttypes.models import ContentType
+from django.utils import timezone
 
 from .models import Evidence, Ownership, Recommendation, Source, StatusChange
 
@@ -51,3 +55,41 @@ def reverse_relations(model):
         for field in model._meta.get_fields()
         if field.auto_created and not field.concrete
     ]
+
+
+def update_with_audit(queryset, values, *, actor, unlogged=None):
+    """Set `values` on the rows of `queryset` that differ, and log each changed row.
+
+    QuerySet.update() sends no signals, so auditlog would not see a bulk change (an admin
+    action over a page of rows): the rows that will change are read once, updated in one
+    query, and their entries written in one more. `unlogged` values (updated_at) are set
+    but not logged. Return the number of rows changed.
+    """
+    rows = list(queryset.exclude(**values))
+    if not rows:
+        return 0
+    now = timezone.now()
+    queryset.model.objects.filter(pk__in=[row.pk for row in rows]).update(
+        **values, **(unlogged or {})
+    )
+    content_type = ContentType.objects.get_for_model(queryset.model)
+    LogEntry.objects.bulk_create(
+        LogEntry(
+            content_type=content_type,
+            object_pk=str(row.pk),
+            object_id=row.pk,
+            object_repr=str(row),
+            action=LogEntry.Action.UPDATE,
+            changes={
+                name: [str(getattr(row, name)), str(value)]
+                for name, value in values.items()
+                if getattr(row, name) != value
+            },
+            actor=actor,
+            actor_email=getattr(actor, "email", None),
+            cid=get_cid(),
+            timestamp=now,
+        )
+        for row in rows
+    )
+    return len(rows)
