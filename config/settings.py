@@ -75,7 +75,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # The audit trail's actor, read when an entry is written (the API authenticates later).
-    "tracker.middleware.AuditActorMiddleware",
+    "tracker.audit.AuditActorMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

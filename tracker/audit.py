@@ -1,14 +1,16 @@
 """The audit trail: who created, changed or deleted what, and when (django-auditlog).
 
 Staff writes through the admin and the API carry their user as the actor
-(tracker.middleware.AuditActorMiddleware); Celery tasks and commands write as the system.
+(AuditActorMiddleware); Celery tasks and commands write as the system.
 """
 
 from auditlog.cid import get_cid
+from auditlog.middleware import AuditlogMiddleware
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 
 from .models import Evidence, Ownership, Recommendation, Source, StatusChange
 
@@ -93,3 +95,18 @@ def update_with_audit(queryset, values, *, actor, unlogged=None):
         for row in rows
     )
     return len(rows)
+
+
+class AuditActorMiddleware(AuditlogMiddleware):
+    """django-auditlog's middleware, with the actor looked up when an entry is written:
+    the API authenticates tokens inside the view, after every middleware has run, and then
+    sets the user on the request."""
+
+    @staticmethod
+    def _get_actor(request):
+        return SimpleLazyObject(lambda: signed_in_user(request))
+
+
+def signed_in_user(request):
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else None

@@ -1,13 +1,13 @@
-"""Request logging with request ids, and the audit trail's actor."""
+"""One log line per request, with a request id that every log line written for it carries.
+
+Imported by the logging configuration, before the apps are ready: keep models out of it.
+"""
 
 import contextvars
 import logging
 import re
 import time
 import uuid
-
-from auditlog.middleware import AuditlogMiddleware
-from django.utils.functional import SimpleLazyObject
 
 logger = logging.getLogger("tracker.requests")
 
@@ -66,18 +66,3 @@ class RequestLogMiddleware:
             return response
         finally:
             current_request_id.reset(token)
-
-
-class AuditActorMiddleware(AuditlogMiddleware):
-    """django-auditlog's middleware, with the actor looked up when an entry is written:
-    the API authenticates tokens inside the view, after every middleware has run, and then
-    sets the user on the request."""
-
-    @staticmethod
-    def _get_actor(request):
-        return SimpleLazyObject(lambda: signed_in_user(request))
-
-
-def signed_in_user(request):
-    user = getattr(request, "user", None)
-    return user if user is not None and user.is_authenticated else None
