@@ -69,14 +69,18 @@ def viewer(db):
     return user
 
 
+def roles_migration():
+    """The data migration that makes the roles (found by name: it may be renumbered)."""
+    name = next((ROOT / "tracker" / "migrations").glob("*_roles.py")).stem
+    return importlib.import_module(f"tracker.migrations.{name}")
+
+
 def role(name):
     """The group the roles migration made; made again if a transactional test's flush
     emptied the tables since."""
     group = Group.objects.filter(name=name).first()
     if group is None:
-        roles = next((ROOT / "tracker" / "migrations").glob("*_roles.py")).stem
-        migration = importlib.import_module(f"tracker.migrations.{roles}")
-        migration.create_roles(global_apps, SimpleNamespace(connection=connection))
+        roles_migration().create_roles(global_apps, SimpleNamespace(connection=connection))
         group = Group.objects.get(name=name)
     return group
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.conftest import role
+from tests.conftest import role, roles_migration
 from tests.factories import EvidenceFactory, RecommendationFactory, UserFactory
 from tests.test_admin import change_form_data
 from tracker.models import ChangeAlert, Evidence, Recommendation, Source, SourceVersion
@@ -74,14 +74,6 @@ def test_the_migration_makes_an_editor_and_a_viewer_group():
     assert viewer < editor
     assert not any(".delete_" in perm for perm in editor)
     assert not any(perm.startswith("auth.") for perm in editor)
-
-
-def roles_migration():
-    from importlib import import_module
-    from pathlib import Path
-
-    migrations = Path(__file__).resolve().parents[1] / "tracker" / "migrations"
-    return import_module(f"tracker.migrations.{next(migrations.glob('*_roles.py')).stem}")
 
 
 def test_running_the_roles_migration_again_changes_nothing():
