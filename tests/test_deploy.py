@@ -14,6 +14,7 @@ from pathlib import Path
 import dj_database_url
 import httpx
 import pytest
+import yaml
 from django.core.management import CommandError, call_command
 from django.db.utils import ConnectionHandler
 from django.urls import reverse
@@ -278,3 +279,31 @@ def test_the_health_command_checks_for_containers_without_http(settings):
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
     with pytest.raises(CommandError, match="Unhealthy"):
         call_command("check_health", stdout=io.StringIO())
+
+
+# --- docker (no engine here: the files are checked, not built) -----------------------------
+
+
+def test_the_compose_file_starts_each_service_once_its_dependencies_are_healthy():
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    for name in ["postgres", "redis", "worker", "beat"]:
+        assert services[name]["healthcheck"]["test"], name
+    for name in ["web", "worker", "beat"]:
+        needs = services[name]["depends_on"]
+        assert needs["postgres"]["condition"] == "service_healthy"
+        assert needs["redis"]["condition"] == "service_healthy"
+        assert needs["migrate"]["condition"] == "service_completed_successfully"
+        assert "${SECRET_KEY:?" in services[name]["environment"]["SECRET_KEY"]
+    assert "--concurrency ${CELERY_WORKER_CONCURRENCY" in services["worker"]["command"]
+
+
+def test_the_image_runs_unprivileged_with_collected_files_and_a_health_check():
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    lines = [line.strip() for line in dockerfile.splitlines()]
+    final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
+    assert "USER tracker" in final_stage and "collectstatic" in final_stage
+    assert any(line.startswith("HEALTHCHECK") for line in lines)
+    assert "/healthz" in final_stage
+    assert lines[-1] == 'CMD ["gunicorn", "config.wsgi"]'
