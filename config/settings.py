@@ -56,11 +56,16 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "auditlog",
     "tracker",
 ]
 
 MIDDLEWARE = [
+    # First, so that its duration covers everything and every response carries the request id.
+    "tracker.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from gunicorn, compressed and cached for ever (hashed names).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # ETags on GET responses, and 304 Not Modified for clients that already have them.
@@ -69,6 +74,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The audit trail's actor, read when an entry is written (the API authenticates later).
+    "tracker.audit.AuditActorMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -114,7 +121,19 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
+# With DEBUG off, hashed and compressed names, which need `collectstatic` first (the image runs
+# it when built). Tests without collected files use plain names (tests/conftest.py).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -201,12 +220,52 @@ EMAIL_BACKEND = (
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Tracker <tracker@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# Logs: readable lines, or one JSON object a line with TRACKER_LOG_FORMAT=json (for a log
+# collector). Requests are logged by tracker.middleware.RequestLogMiddleware.
+TRACKER_LOG_FORMAT = os.environ.get("TRACKER_LOG_FORMAT", "text")
+if TRACKER_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"TRACKER_LOG_FORMAT must be text or json: {TRACKER_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "filters": {"request_id": {"()": "tracker.middleware.RequestIdFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if TRACKER_LOG_FORMAT == "json" else "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # httpx logs every request at INFO: too loud for a watcher making thousands.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own lines go through the same handler (its default has another format).
+        "django": {"level": "INFO"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
+# Celery's worker keeps these handlers (JSON too) instead of installing its own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Behind HTTPS (TRACKER_HTTPS=1): redirect plain HTTP, send HSTS, keep cookies to HTTPS. TLS
+# ends at the proxy in front of gunicorn, which must set X-Forwarded-Proto (and drop a client's).
+TRACKER_HTTPS = env_bool("TRACKER_HTTPS", default=False)
+if TRACKER_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # Load balancers and the container's own check ask over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = int(os.environ.get("TRACKER_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True

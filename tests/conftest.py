@@ -1,15 +1,38 @@
+import importlib
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.apps import apps as global_apps
+from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.db import connection
+from django.test import override_settings
 
 from config.celery import app as celery_app
 from tests.factories import AgencyFactory, UserFactory
 
+ROOT = Path(__file__).resolve().parents[1]
 # The shared seed documents sit beside the repository on developer machines and in CI.
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def static_files_without_collectstatic():
+    """Serve static files from the apps' folders unless collectstatic wrote its manifest:
+    tests run with DEBUG off, where settings ask for the hashed names collectstatic makes."""
+    if (Path(settings.STATIC_ROOT) / "staticfiles.json").is_file():
+        yield
+        return
+    plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    with override_settings(
+        STORAGES={**settings.STORAGES, "staticfiles": plain},
+        WHITENOISE_USE_FINDERS=True,
+        WHITENOISE_AUTOREFRESH=True,
+    ):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -39,40 +62,34 @@ def admin_user(db):
 
 @pytest.fixture
 def editor(db):
-    """Staff who record status changes and evidence."""
+    """Staff in the Editor group: record status changes and evidence, triage alerts."""
     user = UserFactory(username="editor", is_staff=True)
-    codenames = [
-        "view_recommendation",
-        "change_recommendation",
-        "view_statuschange",
-        "add_statuschange",
-        "view_evidence",
-        "add_evidence",
-        "change_evidence",
-        "view_source",
-        "view_changealert",
-        "change_changealert",
-        "view_feedentry",
-        "change_feedentry",
-    ]
-    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    user.groups.add(role("Editor"))
     return user
 
 
 @pytest.fixture
 def viewer(db):
-    """Staff who may look but not write."""
+    """Staff in the Viewer group: may look but not write."""
     user = UserFactory(username="viewer", is_staff=True)
-    codenames = [
-        "view_recommendation",
-        "view_statuschange",
-        "view_evidence",
-        "view_changealert",
-        "view_feedentry",
-        "view_source",
-    ]
-    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    user.groups.add(role("Viewer"))
     return user
+
+
+def roles_migration():
+    """The data migration that makes the roles (found by name: it may be renumbered)."""
+    name = next((ROOT / "tracker" / "migrations").glob("*_roles.py")).stem
+    return importlib.import_module(f"tracker.migrations.{name}")
+
+
+def role(name):
+    """The group the roles migration made; made again if a transactional test's flush
+    emptied the tables since."""
+    group = Group.objects.filter(name=name).first()
+    if group is None:
+        roles_migration().create_roles(global_apps, SimpleNamespace(connection=connection))
+        group = Group.objects.get(name=name)
+    return group
 
 
 @pytest.fixture

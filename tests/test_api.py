@@ -15,6 +15,7 @@ from tests.factories import (
     EvidenceFactory,
     RecommendationFactory,
     ThemeFactory,
+    UserFactory,
 )
 from tracker.models import Evidence, Ownership, Recommendation, Source, StatusChange
 
@@ -541,11 +542,12 @@ def test_documents_and_agencies_can_be_written_through_the_api(api, world, admin
     assert agency.json()["aliases"] == ["DoL"]
 
 
-def test_recording_through_the_api_needs_change_rights_too(api, world, editor):
+def test_recording_through_the_api_needs_change_rights_too(api, world):
     from django.contrib.auth.models import Permission
 
-    editor.user_permissions.remove(Permission.objects.get(codename="change_recommendation"))
-    api.force_authenticate(editor)
+    clerk = UserFactory(username="clerk", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="add_statuschange"))
+    api.force_authenticate(clerk)
     response = api.post(
         url("recommendation-record-status", world["child"].pk),
         {"status": "implemented", "effective_on": "2024-10-01", "rationale": "Rule final."},

@@ -3,6 +3,7 @@
 from functools import partial
 from urllib.parse import urlsplit
 
+from auditlog.mixins import AuditlogHistoryAdminMixin
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -19,7 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import importing
-from .caching import note_data_changed
+from .audit import update_with_audit
 from .models import (
     BROKEN_AFTER_FAILURES,
     Agency,
@@ -267,7 +268,7 @@ class StatusChangeForm(forms.Form):
 
 
 @admin.register(Recommendation)
-class RecommendationAdmin(admin.ModelAdmin):
+class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     list_display = [
         "code",
         "title",
@@ -352,21 +353,31 @@ class RecommendationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Publish selected recommendations", permissions=["change"])
     def publish(self, request, queryset):
-        count = queryset.update(is_published=True, updated_at=timezone.now())
-        note_data_changed()  # an update() sends no save signals
+        count = update_with_audit(
+            queryset,
+            {"is_published": True},
+            actor=request.user,
+            unlogged={"updated_at": timezone.now()},
+        )
         self.message_user(request, f"{count} recommendation(s) published.", messages.SUCCESS)
 
     @admin.action(
         description="Unpublish selected recommendations (back to draft)", permissions=["change"]
     )
     def unpublish(self, request, queryset):
-        count = queryset.update(is_published=False, updated_at=timezone.now())
-        note_data_changed()  # an update() sends no save signals
+        count = update_with_audit(
+            queryset,
+            {"is_published": False},
+            actor=request.user,
+            unlogged={"updated_at": timezone.now()},
+        )
         self.message_user(request, f"{count} recommendation(s) are drafts again.", messages.SUCCESS)
 
     @admin.action(description="Mark selected as re-verified today", permissions=["change"])
     def mark_reviewed(self, request, queryset):
-        count = queryset.update(last_reviewed_on=timezone.localdate())
+        count = update_with_audit(
+            queryset, {"last_reviewed_on": timezone.localdate()}, actor=request.user
+        )
         self.message_user(request, f"{count} recommendation(s) marked re-verified.")
 
     def record_status_view(self, request, object_id):
@@ -402,7 +413,7 @@ class RecommendationAdmin(admin.ModelAdmin):
 
 
 @admin.register(StatusChange)
-class StatusChangeAdmin(admin.ModelAdmin):
+class StatusChangeAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     """Read-only: history is appended from a recommendation's "Record status change" page."""
 
     list_display = ["recommendation", "status", "effective_on", "recorded_by", "recorded_at"]
@@ -422,7 +433,7 @@ class StatusChangeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Evidence)
-class EvidenceAdmin(admin.ModelAdmin):
+class EvidenceAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     list_display = ["title", "outlet", "published_on", "kind", "effect", "link"]
     list_filter = ["kind", "effect", "outlet"]
     search_fields = ["title", "outlet", "excerpt", "url"]
@@ -453,7 +464,7 @@ class EvidenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Ownership)
-class OwnershipAdmin(admin.ModelAdmin):
+class OwnershipAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     list_display = ["recommendation", "agency", "role"]
     list_filter = ["role", "agency"]
     list_select_related = ["recommendation", "agency"]
@@ -508,7 +519,7 @@ class SourceVersionInline(admin.TabularInline):
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "kind",

@@ -6,6 +6,8 @@ class TrackerConfig(AppConfig):
     verbose_name = "Tracker"
 
     def ready(self):
+        from .audit import register_audited_models
         from .caching import watch_tracked_models
 
+        register_audited_models()
         watch_tracked_models()

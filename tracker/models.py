@@ -135,8 +135,14 @@ class Document(models.Model):
 
 
 def sees_drafts(user):
-    """Drafts are for staff: everyone else sees published recommendations only."""
-    return bool(user is not None and user.is_authenticated and user.is_staff)
+    """Drafts are for staff who may view recommendations (as in the admin): everyone else
+    sees published recommendations only."""
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and user.is_staff
+        and user.has_perm("tracker.view_recommendation")
+    )
 
 
 class RecommendationQuerySet(models.QuerySet):

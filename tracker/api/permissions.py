@@ -36,3 +36,12 @@ class CanRecordStatus(BasePermission):
         return bool(request.user and request.user.is_staff) and request.user.has_perms(
             ["tracker.add_statuschange", "tracker.change_recommendation"]
         )
+
+
+class CanReviewAlerts(BasePermission):
+    """Marking an alert reviewed takes, as in the admin, changing change alerts."""
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_staff) and request.user.has_perm(
+            "tracker.change_changealert"
+        )

@@ -45,7 +45,12 @@ from .filters import (
     filter_by_agency,
     filter_by_theme,
 )
-from .permissions import CanRecordStatus, StaffWithViewPermission, StaffWritesWithModelPermissions
+from .permissions import (
+    CanRecordStatus,
+    CanReviewAlerts,
+    StaffWithViewPermission,
+    StaffWritesWithModelPermissions,
+)
 
 # The longest progress series one request may ask for (ten years of days).
 MAX_PERIODS = 3660
@@ -265,6 +270,26 @@ class ChangeAlertViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [StaffWithViewPermission]
     filterset_fields = ["source"]
     queryset = ChangeAlert.objects.inbox_order()
+
+    @extend_schema(request=None, responses={200: api.ChangeAlertSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[CanReviewAlerts])
+    def review(self, request, pk=None):
+        """Mark the alert reviewed (triage without turning it into evidence); 409 if it
+        already was."""
+        alert = self.get_object()
+        # Conditional, so that of two reviewers at once only the first is recorded.
+        claimed = (
+            ChangeAlert.objects.unreviewed()
+            .filter(pk=alert.pk)
+            .update(reviewed_at=timezone.now(), reviewed_by=request.user)
+        )
+        if not claimed:
+            return Response(
+                {"detail": "This alert has already been reviewed."},
+                status=status.HTTP_409_CONFLICT,
+            )
+        alert.refresh_from_db()
+        return Response(api.ChangeAlertSerializer(alert).data)
 
 
 class ProgressView(APIView):
