@@ -174,7 +174,13 @@ CACHE_URL = os.environ.get("CACHE_URL") or (
 )
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        {
+            # Fails soft: a Redis outage must not take the site and API down (tracker/cache.py).
+            "BACKEND": "tracker.cache.FailSoftRedisCache",
+            "LOCATION": CACHE_URL,
+            # A hung Redis answers within a second or counts as down.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
         if CACHE_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

@@ -1,6 +1,5 @@
 """The staff's workspace: documents, recommendations, owners, evidence and status history."""
 
-from functools import partial
 from urllib.parse import urlsplit
 
 from django import forms
@@ -8,7 +7,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminDateWidget, FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Count, Prefetch
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponse
@@ -36,14 +34,14 @@ from .models import (
     Webhook,
     WebhookDelivery,
 )
-from .monitoring import accept_alert, accept_feed_entry, added_lines, watch_evidence_urls
+from .monitoring import accept_alert, accept_feed_entry, added_lines, mark_due, watch_evidence_urls
 from .progress import (
     attach_progress,
     progress_by_agency,
     progress_by_document,
     progress_of_recommendation,
 )
-from .tasks import check_source_task, deliver_webhook_task
+from .tasks import check_source_task, enqueue, queue_delivery
 from .webhooks import announce_evidence
 
 
@@ -537,8 +535,17 @@ class SourceAdmin(admin.ModelAdmin):
     @admin.action(description="Check selected sources now", permissions=["change"])
     def check_now(self, request, queryset):
         source_ids = list(queryset.filter(is_active=True).values_list("pk", flat=True))
-        for source_id in source_ids:
-            transaction.on_commit(partial(check_source_task.delay, source_id))
+        # Sent now (actions run in autocommit), so a queue outage can be reported here.
+        for sent, source_id in enumerate(source_ids):
+            if not enqueue(check_source_task, source_id):
+                mark_due(source_ids[sent:])
+                self.message_user(
+                    request,
+                    f"The task queue is unreachable: {len(source_ids) - sent} source(s) are "
+                    "marked due and will be checked as soon as it is back.",
+                    messages.WARNING,
+                )
+                return
         self.message_user(
             request,
             f"Checking {len(source_ids)} source(s); changes appear in the change alerts.",
@@ -853,6 +860,13 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
             queryset.filter(state=WebhookDelivery.State.FAILED).values_list("pk", flat=True)
         )
         WebhookDelivery.objects.filter(pk__in=retried).update(state=WebhookDelivery.State.PENDING)
-        for delivery_id in retried:
-            transaction.on_commit(partial(deliver_webhook_task.delay, delivery_id))
+        unqueued = [delivery_id for delivery_id in retried if not queue_delivery(delivery_id)]
+        if unqueued:
+            self.message_user(
+                request,
+                f"The task queue is unreachable: {len(unqueued)} delivery(ies) will be sent "
+                "as soon as it is back.",
+                messages.WARNING,
+            )
+            return
         self.message_user(request, f"{len(retried)} delivery(ies) queued again.", messages.SUCCESS)

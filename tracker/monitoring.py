@@ -451,6 +451,21 @@ def claim_due_sources(*, now=None, limit=DISPATCH_BATCH):
     return due
 
 
+def release_claims(source_ids, *, claimed_at):
+    """Undo the claims made at `claimed_at` on sources whose check could not be sent: they
+    are due again at once, unless something has rescheduled them since."""
+    Source.objects.filter(pk__in=source_ids, next_check_at=claimed_at + CLAIM_LEASE).update(
+        next_check_at=claimed_at
+    )
+
+
+def mark_due(source_ids, *, now=None):
+    """Make these sources due now, for the next dispatcher run to check."""
+    Source.objects.filter(pk__in=source_ids, is_active=True).update(
+        next_check_at=now or timezone.now()
+    )
+
+
 def origin_of(url):
     """Return "host:port" of `url`: the unit the per-host request limit counts."""
     parts = urlsplit(url)
