@@ -12,8 +12,8 @@ from rest_framework.test import APIClient
 from tests.factories import DocumentFactory, RecommendationFactory
 from tests.outages import celery_broker, queued_tasks
 from tracker import tasks
-from tracker.monitoring import CLAIM_LEASE, claim_due_sources, release_claims
 from tracker.models import Source, StatusChange, Webhook, WebhookDelivery
+from tracker.monitoring import CLAIM_LEASE, claim_due_sources, release_claims
 
 CHECK = "tracker.tasks.check_source_task"
 DELIVER = "tracker.tasks.deliver_webhook_task"
@@ -118,9 +118,7 @@ def test_check_now_says_the_queue_is_down_and_leaves_the_sources_due(own_redis, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_status_change_is_kept_and_announced_later_when_the_queue_is_down(
-    own_redis, admin_user
-):
+def test_a_status_change_is_kept_and_announced_later_when_the_queue_is_down(own_redis, admin_user):
     recommendation = RecommendationFactory(
         document=DocumentFactory(code="WRC-2024"), code="WRC-2024-1", is_published=True
     )
