@@ -568,7 +568,7 @@ def split_list(cell):
 def parse_csv(text):
     """Parse a CSV of recommendations with full codes, one row each, parents first."""
     try:
-        header, *rows = csv.reader(io.StringIO(text))
+        header, *rows = list(csv.reader(io.StringIO(text))) or [[]]  # no lines: no header
     except csv.Error as error:
         raise DocumentImportError(f"Unreadable CSV: {error}.") from None
     columns = [normalise_column(name) for name in header]
