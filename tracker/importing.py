@@ -238,6 +238,8 @@ def decode_source(source: str | bytes) -> str:
                 f"This file is not UTF-8 text (undecodable byte at position {error.start})."
             ) from None
     text = source.removeprefix("\ufeff")
+    if "\x00" in text:  # text given as str: NUL is binary too, and PostgreSQL refuses it
+        raise DocumentImportError("This is a binary file, not a text document.")
     if not text.strip():
         raise DocumentImportError("The document is empty.")
     return text

@@ -95,9 +95,10 @@ class CheckResult:
 
 def normalise_text(text):
     """Return `text` in a canonical form: Unicode NFKC, one space between words, no blank or
-    timestamp-only lines, so that only real wording changes alter the hash."""
+    timestamp-only lines, so that only real wording changes alter the hash. NUL characters
+    are dropped: no page means them, and PostgreSQL cannot store them."""
     lines = []
-    for line in unicodedata.normalize("NFKC", text or "").splitlines():
+    for line in unicodedata.normalize("NFKC", (text or "").replace("\x00", "")).splitlines():
         line = WHITESPACE.sub(" ", line).strip()
         if line and not TIMESTAMP_LINE.match(line):
             lines.append(line)
