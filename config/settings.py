@@ -131,6 +131,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["tracker.api.throttling.AnonymousThrottle"],
     "EXCEPTION_HANDLER": "tracker.api.exceptions.handle_exception",
+    # JSON bodies are held to DATA_UPLOAD_MAX_MEMORY_SIZE too (a 413, not a parse of 3 MB).
+    "DEFAULT_PARSER_CLASSES": [
+        "tracker.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 # Requests per period an anonymous client may make to the API, e.g. "600/minute".
 TRACKER_API_ANON_RATE = os.environ.get("TRACKER_API_ANON_RATE", "600/minute")
@@ -213,3 +219,12 @@ LOGGING = {
     # httpx logs every request at INFO: too loud for a watcher making thousands.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# Request limits, set deliberately: no form or API body Tracker expects comes near them.
+# Bodies over 2 MB are refused (a 413 in JSON from the API, a 400 page elsewhere); uploaded
+# files are not counted here, and the document upload refuses files over 2 MB itself.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Uploads larger than this are spooled to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Enough for an admin action on a long list of selected rows.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000

@@ -151,6 +151,99 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
         recommendations = Recommendation.objects.filter(document__in=queryset)
         return csv_response(recommendations, "recommendations.csv")
 
+    def get_urls(self):
+        upload = self.admin_site.admin_view(self.import_view)
+        return [
+            path("import/", upload, name="tracker_document_import"),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request):
+        """Upload a document (Markdown, op-ed text or CSV) and import it, as import_document
+        does; a file the importer refuses is shown with its reason and nothing is written."""
+        if not request.user.has_perms(IMPORT_PERMISSIONS):
+            raise PermissionDenied
+        form = ImportDocumentForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                result = importing.import_document(
+                    data["file"].read(),
+                    filename=data["file"].name,
+                    code=data["code"],
+                    fmt=data["fmt"] or None,
+                    title=data["title"] or None,
+                    publisher=data["publisher"],
+                    published_on=data["published_on"],
+                    is_published=not data["draft"],
+                    dry_run=data["dry_run"],
+                )
+            except importing.DocumentImportError as error:
+                form.add_error("file", str(error))
+            else:
+                document = result.document
+                if result.dry_run:
+                    self.message_user(request, f"Dry run, nothing written: {result.summary()}")
+                else:
+                    self.log_change(request, document, f"Imported: {result.summary()}")
+                    self.message_user(
+                        request, f"Imported {document.code}: {result.summary()}", messages.SUCCESS
+                    )
+                    return redirect(reverse("admin:tracker_document_change", args=[document.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import a document",
+            "opts": self.opts,
+            "form": form,
+            "media": self.media + form.media,
+            "max_megabytes": MAX_UPLOAD_BYTES // (1024 * 1024),
+        }
+        return TemplateResponse(request, "admin/tracker/document/import.html", context)
+
+
+# The largest document the admin's upload accepts; real reports are a few hundred KB of text.
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+IMPORT_PERMISSIONS = [
+    "tracker.add_document",
+    "tracker.change_document",
+    "tracker.add_recommendation",
+    "tracker.change_recommendation",
+]
+
+
+class ImportDocumentForm(forms.Form):
+    file = forms.FileField(
+        help_text="A Markdown report (.md), an op-ed's text (.txt) or a CSV (.csv), in UTF-8."
+    )
+    code = forms.CharField(
+        max_length=40,
+        help_text="The document's code, e.g. WRC-2024; importing into an existing code "
+        "updates its recommendations in place.",
+    )
+    title = forms.CharField(
+        max_length=300, required=False, help_text="Default: the document's first heading."
+    )
+    fmt = forms.ChoiceField(
+        label="Format",
+        required=False,
+        choices=[("", "Detect from the file"), *((f, f) for f in importing.FORMATS)],
+    )
+    publisher = forms.ModelChoiceField(
+        queryset=Publisher.objects.all(), required=False, help_text="Needed for a new document."
+    )
+    published_on = forms.DateField(required=False, widget=AdminDateWidget)
+    draft = forms.BooleanField(required=False, label="Leave new recommendations as drafts")
+    dry_run = forms.BooleanField(required=False, label="Dry run: report, write nothing")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise ValidationError(
+                f"This file is {upload.size / 1024 / 1024:.1f} MB; documents are limited to "
+                f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
+            )
+        return upload
+
 
 class OwnershipFormSet(BaseInlineFormSet):
     def clean(self):
