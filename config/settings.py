@@ -163,6 +163,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = TIME_ZONE
 # Schedules live in the database, editable in the admin (django-celery-beat).
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# With Redis, a task taken by a worker that died unacknowledged is handed out again after
+# this many seconds; it must outlast the longest retry countdown (8 minutes).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+}
 
 
 # The cache also counts each host's running checks, so workers must share it: Redis when
