@@ -165,8 +165,11 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # With Redis, a task taken by a worker that died unacknowledged is handed out again after
 # this many seconds; it must outlast the longest retry countdown (8 minutes).
+CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # A worker killed while handing such tasks out holds that lock until it expires.
+    "unacked_mutex_expire": min(300, CELERY_VISIBILITY_TIMEOUT),
 }
 
 

@@ -145,3 +145,23 @@ def test_a_status_change_is_kept_and_announced_later_when_the_queue_is_down(own_
     delivery.refresh_from_db()
     assert (delivery.state, delivery.last_error) == (WebhookDelivery.State.PENDING, "")
     assert tasks.resend_unqueued_deliveries() == 0  # sent once
+
+
+@pytest.mark.django_db
+def test_retrying_failed_deliveries_while_the_queue_is_down_says_so(own_redis, admin_client):
+    hook = Webhook.objects.create(url="https://partner.example.org/hook")
+    delivery = WebhookDelivery.objects.create(
+        webhook=hook, event="evidence", payload={}, state=WebhookDelivery.State.FAILED, attempts=6
+    )
+    changelist = reverse("admin:tracker_webhookdelivery_changelist")
+    form = {"action": "retry", helpers.ACTION_CHECKBOX_NAME: [delivery.pk]}
+    with celery_broker(own_redis.url(0)):
+        own_redis.stop()
+        response = admin_client.post(changelist, form, follow=True)
+        assert "The task queue is unreachable: 1 delivery(ies) will be sent" in response.text
+        delivery.refresh_from_db()
+        assert (delivery.state, delivery.last_error) == ("pending", tasks.NOT_QUEUED)
+
+        own_redis.start()
+        assert tasks.resend_unqueued_deliveries() == 1
+    assert queued_tasks(own_redis) == [(DELIVER, f"({delivery.pk},)")]
