@@ -170,6 +170,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
     # A worker killed while handing such tasks out holds that lock until it expires.
     "unacked_mutex_expire": min(300, CELERY_VISIBILITY_TIMEOUT),
+    # A hung Redis must not hang the request that queues a task: it fails soft instead.
+    "socket_connect_timeout": 3,
+    "socket_timeout": 5,
 }
 
 

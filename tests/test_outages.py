@@ -2,6 +2,8 @@
 catches up when Redis is back. Each test runs its own redis-server and stops it for real."""
 
 import datetime
+import socket
+import threading
 
 import pytest
 from django.contrib.admin import helpers
@@ -165,3 +167,19 @@ def test_retrying_failed_deliveries_while_the_queue_is_down_says_so(own_redis, a
         own_redis.start()
         assert tasks.resend_unqueued_deliveries() == 1
     assert queued_tasks(own_redis) == [(DELIVER, f"({delivery.pk},)")]
+
+
+def test_a_hung_queue_fails_soft_instead_of_hanging_the_request():
+    """A broker that accepts connections and never answers (a wedged Redis)."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        outcome = []
+        with celery_broker(f"redis://127.0.0.1:{hung.getsockname()[1]}/0"):
+            sender = threading.Thread(
+                target=lambda: outcome.append(tasks.enqueue(tasks.check_source_task, 1)),
+                daemon=True,
+            )
+            sender.start()
+            sender.join(timeout=120)
+    assert outcome == [False]  # gave up (after the broker's socket timeout), did not hang
