@@ -150,6 +150,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["tracker.api.throttling.AnonymousThrottle"],
     "EXCEPTION_HANDLER": "tracker.api.exceptions.handle_exception",
+    # JSON bodies are held to DATA_UPLOAD_MAX_MEMORY_SIZE too (a 413, not a parse of 3 MB).
+    "DEFAULT_PARSER_CLASSES": [
+        "tracker.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 # Requests per period an anonymous client may make to the API, e.g. "600/minute".
 TRACKER_API_ANON_RATE = os.environ.get("TRACKER_API_ANON_RATE", "600/minute")
@@ -176,6 +182,17 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = TIME_ZONE
 # Schedules live in the database, editable in the admin (django-celery-beat).
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# With Redis, a task taken by a worker that died unacknowledged is handed out again after
+# this many seconds; it must outlast the longest retry countdown (8 minutes).
+CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # A worker killed while handing such tasks out holds that lock until it expires.
+    "unacked_mutex_expire": min(300, CELERY_VISIBILITY_TIMEOUT),
+    # A hung Redis must not hang the request that queues a task: it fails soft instead.
+    "socket_connect_timeout": 3,
+    "socket_timeout": 5,
+}
 
 
 # The cache also counts each host's running checks, so workers must share it: Redis when
@@ -193,7 +210,13 @@ CACHE_URL = os.environ.get("CACHE_URL") or (
 )
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        {
+            # Fails soft: a Redis outage must not take the site and API down (tracker/cache.py).
+            "BACKEND": "tracker.cache.FailSoftRedisCache",
+            "LOCATION": CACHE_URL,
+            # A hung Redis answers within a second or counts as down.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
         if CACHE_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
@@ -269,3 +292,12 @@ if TRACKER_HTTPS:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# Request limits, set deliberately: no form or API body Tracker expects comes near them.
+# Bodies over 2 MB are refused (a 413 in JSON from the API, a 400 page elsewhere); uploaded
+# files are not counted here, and the document upload refuses files over 2 MB itself.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Uploads larger than this are spooled to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Enough for an admin action on a long list of selected rows.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000

@@ -130,3 +130,20 @@ def allow_local(httpserver, monkeypatch):
     """The local test HTTP server, let through the fetch guard (and nothing else)."""
     monkeypatch.setenv("TRACKER_FETCH_ALLOW", f"127.0.0.1:{httpserver.port}")
     return httpserver
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of this test's own, to stop and start (see tests/outages.py)."""
+    import shutil
+
+    from tests.outages import RedisServer
+
+    if not shutil.which("redis-server"):
+        pytest.skip("needs redis-server on the PATH")
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,6 +1,5 @@
 """The staff's workspace: documents, recommendations, owners, evidence and status history."""
 
-from functools import partial
 from urllib.parse import urlsplit
 
 from auditlog.mixins import AuditlogHistoryAdminMixin
@@ -9,7 +8,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminDateWidget, FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Count, Prefetch
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponse
@@ -38,14 +36,14 @@ from .models import (
     Webhook,
     WebhookDelivery,
 )
-from .monitoring import accept_alert, accept_feed_entry, added_lines, watch_evidence_urls
+from .monitoring import accept_alert, accept_feed_entry, added_lines, mark_due, watch_evidence_urls
 from .progress import (
     attach_progress,
     progress_by_agency,
     progress_by_document,
     progress_of_recommendation,
 )
-from .tasks import check_source_task, deliver_webhook_task
+from .tasks import check_source_task, enqueue, queue_delivery
 from .webhooks import announce_evidence
 
 
@@ -154,6 +152,99 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
     def export_recommendations_csv(self, request, queryset):
         recommendations = Recommendation.objects.filter(document__in=queryset)
         return csv_response(recommendations, "recommendations.csv")
+
+    def get_urls(self):
+        upload = self.admin_site.admin_view(self.import_view)
+        return [
+            path("import/", upload, name="tracker_document_import"),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request):
+        """Upload a document (Markdown, op-ed text or CSV) and import it, as import_document
+        does; a file the importer refuses is shown with its reason and nothing is written."""
+        if not request.user.has_perms(IMPORT_PERMISSIONS):
+            raise PermissionDenied
+        form = ImportDocumentForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                result = importing.import_document(
+                    data["file"].read(),
+                    filename=data["file"].name,
+                    code=data["code"],
+                    fmt=data["fmt"] or None,
+                    title=data["title"] or None,
+                    publisher=data["publisher"],
+                    published_on=data["published_on"],
+                    is_published=not data["draft"],
+                    dry_run=data["dry_run"],
+                )
+            except importing.DocumentImportError as error:
+                form.add_error("file", str(error))
+            else:
+                document = result.document
+                if result.dry_run:
+                    self.message_user(request, f"Dry run, nothing written: {result.summary()}")
+                else:
+                    self.log_change(request, document, f"Imported: {result.summary()}")
+                    self.message_user(
+                        request, f"Imported {document.code}: {result.summary()}", messages.SUCCESS
+                    )
+                    return redirect(reverse("admin:tracker_document_change", args=[document.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import a document",
+            "opts": self.opts,
+            "form": form,
+            "media": self.media + form.media,
+            "max_megabytes": MAX_UPLOAD_BYTES // (1024 * 1024),
+        }
+        return TemplateResponse(request, "admin/tracker/document/import.html", context)
+
+
+# The largest document the admin's upload accepts; real reports are a few hundred KB of text.
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+IMPORT_PERMISSIONS = [
+    "tracker.add_document",
+    "tracker.change_document",
+    "tracker.add_recommendation",
+    "tracker.change_recommendation",
+]
+
+
+class ImportDocumentForm(forms.Form):
+    file = forms.FileField(
+        help_text="A Markdown report (.md), an op-ed's text (.txt) or a CSV (.csv), in UTF-8."
+    )
+    code = forms.CharField(
+        max_length=40,
+        help_text="The document's code, e.g. WRC-2024; importing into an existing code "
+        "updates its recommendations in place.",
+    )
+    title = forms.CharField(
+        max_length=300, required=False, help_text="Default: the document's first heading."
+    )
+    fmt = forms.ChoiceField(
+        label="Format",
+        required=False,
+        choices=[("", "Detect from the file"), *((f, f) for f in importing.FORMATS)],
+    )
+    publisher = forms.ModelChoiceField(
+        queryset=Publisher.objects.all(), required=False, help_text="Needed for a new document."
+    )
+    published_on = forms.DateField(required=False, widget=AdminDateWidget)
+    draft = forms.BooleanField(required=False, label="Leave new recommendations as drafts")
+    dry_run = forms.BooleanField(required=False, label="Dry run: report, write nothing")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise ValidationError(
+                f"This file is {upload.size / 1024 / 1024:.1f} MB; documents are limited to "
+                f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
+            )
+        return upload
 
 
 class OwnershipFormSet(BaseInlineFormSet):
@@ -551,8 +642,17 @@ class SourceAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     @admin.action(description="Check selected sources now", permissions=["change"])
     def check_now(self, request, queryset):
         source_ids = list(queryset.filter(is_active=True).values_list("pk", flat=True))
-        for source_id in source_ids:
-            transaction.on_commit(partial(check_source_task.delay, source_id))
+        # Sent now (actions run in autocommit), so a queue outage can be reported here.
+        for sent, source_id in enumerate(source_ids):
+            if not enqueue(check_source_task, source_id):
+                mark_due(source_ids[sent:])
+                self.message_user(
+                    request,
+                    f"The task queue is unreachable: {len(source_ids) - sent} source(s) are "
+                    "marked due and will be checked as soon as it is back.",
+                    messages.WARNING,
+                )
+                return
         self.message_user(
             request,
             f"Checking {len(source_ids)} source(s); changes appear in the change alerts.",
@@ -867,6 +967,13 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
             queryset.filter(state=WebhookDelivery.State.FAILED).values_list("pk", flat=True)
         )
         WebhookDelivery.objects.filter(pk__in=retried).update(state=WebhookDelivery.State.PENDING)
-        for delivery_id in retried:
-            transaction.on_commit(partial(deliver_webhook_task.delay, delivery_id))
+        unqueued = [delivery_id for delivery_id in retried if not queue_delivery(delivery_id)]
+        if unqueued:
+            self.message_user(
+                request,
+                f"The task queue is unreachable: {len(unqueued)} delivery(ies) will be sent "
+                "as soon as it is back.",
+                messages.WARNING,
+            )
+            return
         self.message_user(request, f"{len(retried)} delivery(ies) queued again.", messages.SUCCESS)

@@ -238,6 +238,8 @@ def decode_source(source: str | bytes) -> str:
                 f"This file is not UTF-8 text (undecodable byte at position {error.start})."
             ) from None
     text = source.removeprefix("\ufeff")
+    if "\x00" in text:  # text given as str: NUL is binary too, and PostgreSQL refuses it
+        raise DocumentImportError("This is a binary file, not a text document.")
     if not text.strip():
         raise DocumentImportError("The document is empty.")
     return text
@@ -568,7 +570,7 @@ def split_list(cell):
 def parse_csv(text):
     """Parse a CSV of recommendations with full codes, one row each, parents first."""
     try:
-        header, *rows = csv.reader(io.StringIO(text))
+        header, *rows = list(csv.reader(io.StringIO(text))) or [[]]  # no lines: no header
     except csv.Error as error:
         raise DocumentImportError(f"Unreadable CSV: {error}.") from None
     columns = [normalise_column(name) for name in header]

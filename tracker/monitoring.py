@@ -95,9 +95,10 @@ class CheckResult:
 
 def normalise_text(text):
     """Return `text` in a canonical form: Unicode NFKC, one space between words, no blank or
-    timestamp-only lines, so that only real wording changes alter the hash."""
+    timestamp-only lines, so that only real wording changes alter the hash. NUL characters
+    are dropped: no page means them, and PostgreSQL cannot store them."""
     lines = []
-    for line in unicodedata.normalize("NFKC", text or "").splitlines():
+    for line in unicodedata.normalize("NFKC", (text or "").replace("\x00", "")).splitlines():
         line = WHITESPACE.sub(" ", line).strip()
         if line and not TIMESTAMP_LINE.match(line):
             lines.append(line)
@@ -456,6 +457,21 @@ def claim_due_sources(*, now=None, limit=DISPATCH_BATCH):
         )
         Source.objects.filter(pk__in=due).update(next_check_at=now + CLAIM_LEASE)
     return due
+
+
+def release_claims(source_ids, *, claimed_at):
+    """Undo the claims made at `claimed_at` on sources whose check could not be sent: they
+    are due again at once, unless something has rescheduled them since."""
+    Source.objects.filter(pk__in=source_ids, next_check_at=claimed_at + CLAIM_LEASE).update(
+        next_check_at=claimed_at
+    )
+
+
+def mark_due(source_ids, *, now=None):
+    """Make these sources due now, for the next dispatcher run to check."""
+    Source.objects.filter(pk__in=source_ids, is_active=True).update(
+        next_check_at=now or timezone.now()
+    )
 
 
 def origin_of(url):

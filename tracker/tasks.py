@@ -1,13 +1,19 @@
 """Celery tasks: thin wrappers that re-fetch rows by id and call one domain function."""
 
 import datetime
+import logging
 
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
+from django.db import InterfaceError, OperationalError
+from django.utils import timezone
+from kombu.exceptions import OperationalError as QueueUnreachable
 
 from . import monitoring, webhooks
 from .models import Source, WebhookDelivery
+
+logger = logging.getLogger(__name__)
 
 # Retries of a check that failed on network trouble (see retry_later).
 CHECK_RETRIES = 3
@@ -51,12 +57,34 @@ def retry_later(task):
     return task.retry(countdown=settings.TRACKER_CHECK_RETRY_SECONDS * 2**task.request.retries)
 
 
+def enqueue(task, *args):
+    """Send `task` to the queue; return False, and log, when the broker cannot be reached.
+
+    The caller's work is already in the database, so a Redis outage must neither lose it nor
+    fail the request: each caller leaves a mark for the dispatcher to pick the work up later.
+    """
+    try:
+        task.delay(*args)
+    except QueueUnreachable as error:
+        logger.warning("task queue unreachable, %s%r not sent: %s", task.name, args, error)
+        return False
+    return True
+
+
 @shared_task(acks_late=True)
 def dispatch_due_sources():
-    """Claim the due sources and enqueue one check each (run every minute by beat)."""
-    claimed = monitoring.claim_due_sources()
-    for source_id in claimed:
-        check_source_task.delay(source_id)
+    """Claim the due sources and enqueue one check each (run every minute by beat).
+
+    Sources the queue refuses are released at once, so they stay due and the next run,
+    once Redis is back, sends them; webhook deliveries it refused earlier are sent again too.
+    """
+    now = timezone.now()
+    claimed = monitoring.claim_due_sources(now=now)
+    for sent, source_id in enumerate(claimed):
+        if not enqueue(check_source_task, source_id):
+            monitoring.release_claims(claimed[sent:], claimed_at=now)
+            return sent
+    resend_unqueued_deliveries()
     return len(claimed)
 
 
@@ -79,6 +107,12 @@ def check_source_task(self, source_id):
     final_attempt = is_final_attempt(self)
     try:
         result = monitoring.check_source(source, final_attempt=final_attempt)
+    except (OperationalError, InterfaceError):
+        # The database went away mid-check: the check wrote nothing (one transaction), so
+        # it is simply tried again; once retries run out, the claim's lease brings it back.
+        if final_attempt:
+            raise
+        raise retry_later(self) from None
     finally:
         release_host_slot(slot)
     if result.retryable and not final_attempt:
@@ -104,3 +138,31 @@ def deliver_webhook_task(self, delivery_id):
     if webhooks.deliver(delivery, final_attempt=is_final_attempt(self)):
         raise retry_later(self)
     return "sent"
+
+
+# Marks a pending delivery whose task the queue refused; the dispatcher sends it again.
+NOT_QUEUED = "not queued yet: the task queue was unreachable"
+
+
+def queue_delivery(delivery_id):
+    """Queue a pending delivery; if the queue refuses it, mark it for the dispatcher."""
+    if enqueue(deliver_webhook_task, delivery_id):
+        return True
+    WebhookDelivery.objects.filter(pk=delivery_id, state=WebhookDelivery.State.PENDING).update(
+        last_error=NOT_QUEUED
+    )
+    return False
+
+
+def resend_unqueued_deliveries():
+    """Queue again the deliveries the queue refused; return how many were sent."""
+    unqueued = WebhookDelivery.objects.filter(
+        state=WebhookDelivery.State.PENDING, last_error=NOT_QUEUED
+    ).values_list("pk", flat=True)
+    sent = 0
+    for delivery_id in list(unqueued):
+        if not enqueue(deliver_webhook_task, delivery_id):
+            break
+        WebhookDelivery.objects.filter(pk=delivery_id, last_error=NOT_QUEUED).update(last_error="")
+        sent += 1
+    return sent

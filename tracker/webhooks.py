@@ -39,10 +39,10 @@ def announce(event, payload):
     deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(webhook=webhook, event=event, payload=payload) for webhook in webhooks
     )
-    from .tasks import deliver_webhook_task
+    from .tasks import queue_delivery  # tasks builds on this module
 
     for delivery in deliveries:
-        transaction.on_commit(partial(deliver_webhook_task.delay, delivery.pk))
+        transaction.on_commit(partial(queue_delivery, delivery.pk))
     return deliveries
 
 

@@ -1,0 +1,206 @@
+"""Backup and restore: export_tracker / import_tracker round-trip everything tracked."""
+
+import datetime
+import gzip
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from tests.factories import UserFactory
+from tracker import backup
+from tracker.demo import load_demo
+from tracker.models import (
+    Agency,
+    ChangeAlert,
+    FeedEntry,
+    Publisher,
+    Recommendation,
+    Source,
+    SourceVersion,
+    StatusChange,
+    Theme,
+    Webhook,
+    WebhookDelivery,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def tracked():
+    """The demo, plus watched sources with versions, an alert reviewed by staff, a feed entry,
+    a webhook with a delivery, and a change recorded by a user the restore will not know."""
+    load_demo()
+    recorder = UserFactory(username="recorder", is_staff=True)
+    recommendation = Recommendation.objects.filter(is_published=True).first()
+    evidence = recommendation.evidence.first() or recommendation.document.recommendations.first()
+    recommendation.record_status(
+        "partial",
+        effective_on=datetime.date(2024, 9, 2),
+        rationale="Partly done (\u00e9t\u00e9 \u2014 checked).",
+        by=recorder,
+    )
+    recommendation.themes.add(Theme.objects.create(name="Backups"))
+    source = Source.objects.create(url="https://example.org/policy", title="Policy page")
+    source.recommendations.add(recommendation)
+    now = timezone.now().replace(microsecond=123456)
+    first, second = (
+        SourceVersion.objects.create(
+            source=source, content_hash=f"{n}" * 64, text=f"Text {n}", url=source.url,
+            http_status=200, fetched_at=now - datetime.timedelta(days=n),
+        )
+        for n in (2, 1)
+    )  # fmt: skip
+    ChangeAlert.objects.create(
+        source=source, version=second, previous_version=first, diff="+Text 1",
+        reviewed_at=now, reviewed_by=recorder,
+    )  # fmt: skip
+    feed = Source.objects.create(url="https://example.org/feed", kind=Source.Kind.FEED)
+    FeedEntry.objects.create(
+        source=feed, guid="entry-1", title="News", suggestions=[{"id": 1, "score": 0.5}]
+    )
+    hook = Webhook.objects.create(url="https://partner.example.org/hook")
+    WebhookDelivery.objects.create(webhook=hook, event="evidence", payload={"id": 1})
+    Source.objects.filter(pk=source.pk).update(check_interval=datetime.timedelta(hours=6))
+    return {"recommendation": recommendation, "evidence": evidence, "recorder": recorder}
+
+
+def empty_the_tracker():
+    backup.empty_tracked_tables()
+
+
+def row_counts():
+    return {m._meta.label_lower: m._default_manager.count() for m in backup.tracked_models()}
+
+
+def test_a_backup_restores_everything_into_an_empty_database(tracked, tmp_path):
+    path = tmp_path / "tracker.json.gz"
+    call_command("export_tracker", str(path), verbosity=0)
+    before = backup.read_backup(path)
+    counts = row_counts()
+    assert all(counts.values()), counts  # every model has something to lose
+    assert before["counts"] == counts
+    assert before["users"] == ["recorder"]
+
+    empty_the_tracker()
+    get_user_model().objects.filter(username="recorder").delete()
+    assert not backup.has_tracked_data()
+    call_command("import_tracker", str(path), verbosity=0)
+
+    assert row_counts() == counts
+    call_command("export_tracker", str(tmp_path / "again.json"), verbosity=0)
+    assert backup.read_backup(tmp_path / "again.json")["objects"] == before["objects"]
+
+    recommendation = Recommendation.objects.get(pk=tracked["recommendation"].pk)
+    assert recommendation.status == "partial"
+    assert recommendation.ownerships.filter(role="lead").count() == 1
+    assert "Backups" in set(recommendation.themes.values_list("name", flat=True))
+    change = recommendation.status_changes.latest_first().first()
+    assert change.rationale == "Partly done (\u00e9t\u00e9 \u2014 checked)."
+    assert change.recorded_by.username == "recorder"
+    assert not change.recorded_by.is_active  # an account made to keep the name, no login
+    cited = StatusChange.objects.filter(evidence__isnull=False).first()
+    assert cited.evidence.exists()
+    alert = ChangeAlert.objects.get()
+    assert alert.reviewed_at.microsecond == 123456
+    assert alert.previous_version.text == "Text 2"
+    assert Source.objects.get(title="Policy page").check_interval == datetime.timedelta(hours=6)
+    assert FeedEntry.objects.get().suggestions == [{"id": 1, "score": 0.5}]
+    assert Agency.objects.filter(parent__isnull=False).exists()
+    # New rows get fresh ids after the restored ones.
+    assert Publisher.objects.create(name="After the restore").pk > max(
+        Publisher.objects.exclude(name="After the restore").values_list("pk", flat=True)
+    )
+
+
+def test_a_restore_refuses_a_database_that_tracks_something_unless_told_to_replace(
+    tracked, tmp_path
+):
+    path = tmp_path / "tracker.json"
+    backup.write_backup(path)
+    counts = row_counts()
+    extra = Publisher.objects.create(name="Made after the backup")
+    with pytest.raises(CommandError, match="already holds tracked data"):
+        call_command("import_tracker", str(path), verbosity=0)
+    assert Publisher.objects.filter(pk=extra.pk).exists()
+
+    call_command("import_tracker", str(path), "--replace", verbosity=0)
+    assert row_counts() == counts
+    assert not Publisher.objects.filter(pk=extra.pk).exists()
+
+
+def test_commands_report_progress(tracked, tmp_path, capsys):
+    path = tmp_path / "tracker.json"
+    call_command("export_tracker", str(path))
+    out = capsys.readouterr().out
+    assert "tracker.statuschange: " in out
+    assert f"Exported {sum(row_counts().values())} objects." in out
+    empty_the_tracker()
+    call_command("import_tracker", str(path))
+    out = capsys.readouterr().out
+    assert "tracker.sourceversion: 2" in out
+    assert "Restored" in out
+
+
+def damaged(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return str(path)
+
+
+@pytest.fixture
+def good_backup(tracked, tmp_path):
+    path = tmp_path / "good.json"
+    backup.write_backup(path)
+    data = json.loads(path.read_text())
+    empty_the_tracker()
+    return path, data
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda raw, data: raw[: len(raw) // 2], "not valid JSON"),
+        (lambda raw, data: gzip.compress(raw)[:-40], "damaged or truncated gzip"),
+        (lambda raw, data: b"\x00\xff binary", "not UTF-8"),
+        (lambda raw, data: b'{"objects": []}', "not a Tracker backup"),
+        (lambda raw, data: json.dumps({**data, "version": 99}).encode(), "format version 99"),
+        (lambda raw, data: json.dumps({**data, "objects": data["objects"][:-1]}).encode(),
+         "incomplete"),
+        (lambda raw, data: json.dumps(
+            {**data, "objects": [{**data["objects"][0], "model": "auth.user"}, *data["objects"]],
+             "counts": {**data["counts"], "auth.user": 1}}).encode(), "unknown models"),
+    ],
+    ids=["truncated", "truncated-gzip", "binary", "other-json", "newer", "missing-object",
+         "foreign-model"],
+)  # fmt: skip
+def test_a_damaged_backup_is_refused_with_a_reason(good_backup, tmp_path, make, message):
+    path, data = good_backup
+    bad = damaged(tmp_path, "bad.json", make(path.read_bytes(), data))
+    with pytest.raises(CommandError, match=message):
+        call_command("import_tracker", bad, verbosity=0)
+    assert not backup.has_tracked_data()
+
+
+def test_a_backup_with_a_dangling_link_restores_nothing(good_backup, tmp_path):
+    _, data = good_backup
+    for item in data["objects"]:
+        if item["model"] == "tracker.statuschange":
+            item["fields"]["recommendation"] = 10**9  # no such recommendation
+            break
+    bad = damaged(tmp_path, "bad.json", json.dumps(data).encode())
+    with pytest.raises(CommandError, match="inconsistent; nothing was restored"):
+        call_command("import_tracker", bad, verbosity=0)
+    assert not backup.has_tracked_data()
+
+
+def test_a_backup_with_an_invalid_value_restores_nothing(good_backup, tmp_path):
+    _, data = good_backup
+    data["objects"][-1]["fields"]["created_at"] = "not a date"
+    bad = damaged(tmp_path, "bad.json", json.dumps(data).encode())
+    with pytest.raises(CommandError, match="cannot be restored"):
+        call_command("import_tracker", bad, verbosity=0)
+    assert not backup.has_tracked_data()

@@ -1,0 +1,232 @@
+"""Faults during a check, for real: the database connection killed mid-check, and a worker
+killed mid-check. PostgreSQL only (pg_terminate_backend); the worker tests need Redis too."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+from django.db import InterfaceError, OperationalError, connection
+
+from config.celery import app as celery_app
+from tests.conftest import local_url
+from tests.test_monitoring import Site, page
+from tests.test_tasks import ROOT, database_url, wait_until
+from tracker.models import ChangeAlert, Source, SourceVersion
+from tracker.monitoring import check_source
+from tracker.tasks import check_source_task
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+        reason="kills PostgreSQL backends: needs a PostgreSQL DATABASE_URL",
+    ),
+]
+# Seconds before the broker hands a dead worker's unacknowledged task to another worker.
+VISIBILITY_TIMEOUT = 2
+needs_broker = pytest.mark.skipif(
+    not os.environ.get("CELERY_BROKER_URL"), reason="needs CELERY_BROKER_URL (a real worker)"
+)
+
+
+def admin_connection():
+    """A second connection to the test database, to kill this test's own sessions from."""
+    db = connection.settings_dict
+    return psycopg.connect(
+        host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"],
+        dbname=db["NAME"], autocommit=True,
+    )  # fmt: skip
+
+
+def terminate_backend(pid):
+    with admin_connection() as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
+
+
+@pytest.fixture
+def changed_source(allow_local):
+    """A source checked once (its baseline), whose page has changed since."""
+    site = Site(page())
+    hooks = []
+
+    def handler(request):
+        for hook in hooks:
+            hook()
+        return site.handler(request)
+
+    allow_local.expect_request("/p").respond_with_handler(handler)
+    source = Source.objects.create(url=local_url(allow_local, "/p"))
+    assert check_source(source).outcome == "first_version"
+    site.body = page("updated to 1 August 2024")
+    source.refresh_from_db()
+    return source, hooks, site
+
+
+def state(source):
+    source.refresh_from_db()
+    return (source.content_hash, source.last_checked_at, source.next_check_at)
+
+
+def test_losing_the_database_during_the_fetch_writes_nothing(changed_source):
+    source, hooks, _ = changed_source
+    before = state(source)
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    hooks.append(lambda: terminate_backend(pid))  # while the page is being fetched
+
+    with pytest.raises((OperationalError, InterfaceError)):
+        check_source(source)
+    connection.close()  # as a worker does after a failed task; the next query reconnects
+
+    assert SourceVersion.objects.filter(source=source).count() == 1
+    assert not ChangeAlert.objects.exists()
+    assert state(source) == before  # not marked checked: still due when its claim lapses
+    hooks.clear()
+    assert check_source(source).outcome == "changed"  # the retry records it, once
+    assert (SourceVersion.objects.count(), ChangeAlert.objects.count()) == (2, 1)
+
+
+@pytest.fixture
+def kill_on_alert_insert():
+    """Make PostgreSQL kill the session that inserts the next change alert (once): the
+    connection is lost mid-transaction, after the new version's insert."""
+    with admin_connection() as admin:
+        admin.execute("CREATE SEQUENCE IF NOT EXISTS test_alert_kills")  # not rolled back
+        admin.execute(
+            """CREATE OR REPLACE FUNCTION test_kill_inserter() RETURNS trigger AS $$
+            BEGIN
+                IF nextval('test_alert_kills') = 1 THEN
+                    PERFORM pg_terminate_backend(pg_backend_pid());
+                END IF;
+                RETURN NEW;
+            END $$ LANGUAGE plpgsql"""
+        )
+        admin.execute(
+            "CREATE TRIGGER test_kill_inserter BEFORE INSERT ON tracker_changealert "
+            "FOR EACH ROW EXECUTE FUNCTION test_kill_inserter()"
+        )
+    try:
+        yield
+    finally:
+        with admin_connection() as admin:
+            admin.execute("DROP TRIGGER IF EXISTS test_kill_inserter ON tracker_changealert")
+            admin.execute("DROP FUNCTION IF EXISTS test_kill_inserter()")
+            admin.execute("DROP SEQUENCE IF EXISTS test_alert_kills")
+
+
+def test_losing_the_database_mid_write_leaves_no_half_written_change(
+    changed_source, kill_on_alert_insert
+):
+    source, _, _ = changed_source
+    before = state(source)
+    with pytest.raises((OperationalError, InterfaceError)):
+        check_source(source)
+    connection.close()
+
+    # The version was inserted before the alert: the whole transaction went with it.
+    assert SourceVersion.objects.filter(source=source).count() == 1
+    assert not ChangeAlert.objects.exists()
+    assert state(source) == before
+    assert check_source(source).outcome == "changed"
+    assert (SourceVersion.objects.count(), ChangeAlert.objects.count()) == (2, 1)
+
+
+def start_worker(queue, log, **env):
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker",
+        "--queues", queue, "--pool", "threads", "--concurrency", "1",
+        "--without-mingle", "--without-gossip", "--loglevel", "INFO",
+        "--hostname", f"{queue}-{uuid.uuid4().hex[:4]}@{os.uname().nodename}",
+    ]  # fmt: skip
+    environment = {**os.environ, "DATABASE_URL": database_url(), **env}
+    with log.open("a") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=output, stderr=output)
+    hostname = command[-1]
+    wait_until(
+        lambda: celery_app.control.ping(destination=[hostname], timeout=0.5),
+        timeout=60,
+        message="the worker to answer a ping",
+    )
+    return process
+
+
+def stop(process):
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@needs_broker
+def test_a_worker_retries_a_check_that_lost_the_database(
+    changed_source, kill_on_alert_insert, allow_local, tmp_path
+):
+    source, _, _ = changed_source
+    queue, log = f"test-{uuid.uuid4().hex[:8]}", tmp_path / "worker.log"
+    worker = start_worker(
+        queue, log,
+        TRACKER_FETCH_ALLOW=f"127.0.0.1:{allow_local.port}", TRACKER_CHECK_RETRY_SECONDS="0",
+    )  # fmt: skip
+    try:
+        check_source_task.apply_async((source.pk,), queue=queue)
+        wait_until(lambda: ChangeAlert.objects.exists(), timeout=60, message="the retried check")
+    finally:
+        stop(worker)
+    assert "Retry in 0s" in log.read_text()
+    assert (SourceVersion.objects.count(), ChangeAlert.objects.count()) == (2, 1)
+
+
+@needs_broker
+def test_a_check_whose_worker_is_killed_is_redelivered_and_recorded_once(
+    changed_source, allow_local, tmp_path
+):
+    source, hooks, _ = changed_source
+    in_flight, release = threading.Event(), threading.Event()
+
+    def hold_the_first_request():
+        if not in_flight.is_set():
+            in_flight.set()
+            release.wait(timeout=120)
+
+    hooks.append(hold_the_first_request)
+    queue, log = f"test-{uuid.uuid4().hex[:8]}", tmp_path / "worker.log"
+    env = {
+        "TRACKER_FETCH_ALLOW": f"127.0.0.1:{allow_local.port}",
+        "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+    }
+    first = start_worker(queue, log, **env)
+    second = None
+    try:
+        check_source_task.apply_async((source.pk,), queue=queue)
+        assert in_flight.wait(timeout=60), "the first worker never fetched the page"
+        first.send_signal(signal.SIGKILL)  # mid-check: fetched, nothing recorded yet
+        first.wait(timeout=10)
+        release.set()
+        assert not ChangeAlert.objects.exists()
+
+        # A starting worker hands out the tasks that are past their visibility timeout (and
+        # then looks again only every ~100 s): start it once the task is past it.
+        time.sleep(VISIBILITY_TIMEOUT + 1)
+        second = start_worker(queue, log, **env)
+        try:
+            wait_until(lambda: ChangeAlert.objects.exists(), timeout=150, message="redelivery")
+        except AssertionError:
+            raise AssertionError(f"no redelivery; the workers' log:\n{log.read_text()}") from None
+        wait_until(lambda: log.read_text().count("succeeded in") >= 1, message="the task's end")
+    finally:
+        release.set()
+        stop(first)
+        if second is not None:
+            stop(second)
+    assert (SourceVersion.objects.count(), ChangeAlert.objects.count()) == (2, 1)
+    page_requests = [entry for entry, _ in allow_local.log if entry.path == "/p"]
+    assert len(page_requests) == 3  # the baseline, the killed worker's, the redelivery's

@@ -1,0 +1,185 @@
+"""Redis down: the site and API keep serving, nothing queued is lost, and the dispatcher
+catches up when Redis is back. Each test runs its own redis-server and stops it for real."""
+
+import datetime
+import socket
+import threading
+
+import pytest
+from django.contrib.admin import helpers
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from tests.factories import DocumentFactory, RecommendationFactory
+from tests.outages import celery_broker, queued_tasks
+from tracker import tasks
+from tracker.models import Source, StatusChange, Webhook, WebhookDelivery
+from tracker.monitoring import CLAIM_LEASE, claim_due_sources, release_claims
+
+CHECK = "tracker.tasks.check_source_task"
+DELIVER = "tracker.tasks.deliver_webhook_task"
+
+
+def cache_at(server):
+    return {
+        "default": {
+            "BACKEND": "tracker.cache.FailSoftRedisCache",
+            "LOCATION": server.url(1),
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+
+
+def due_sources(count):
+    return [Source.objects.create(url=f"https://example.org/page-{n}") for n in range(count)]
+
+
+def is_due(source, now=None):
+    source.refresh_from_db()
+    return source.next_check_at <= (now or timezone.now())
+
+
+@pytest.mark.django_db
+def test_the_api_and_admin_serve_while_the_cache_is_down(own_redis, settings, admin_client):
+    settings.CACHES = cache_at(own_redis)
+    settings.TRACKER_API_ANON_RATE = "2/minute"
+    RecommendationFactory(code="WRC-2024-1", is_published=True)
+    api = APIClient()
+    path = reverse("api:recommendation-list")
+
+    own_redis.stop()
+    statuses = {api.get(path).status_code for _ in range(4)}
+    assert statuses == {200}  # no throttle counts to keep, but no 500 either
+    assert admin_client.get(reverse("admin:tracker_recommendation_changelist")).status_code == 200
+
+    own_redis.start()  # back, empty: throttling counts again
+    assert [api.get(path).status_code for _ in range(3)] == [200, 200, 429]
+
+
+@pytest.mark.django_db
+def test_host_slots_are_not_handed_out_while_the_cache_is_down(own_redis, settings):
+    settings.CACHES = cache_at(own_redis)
+    own_redis.stop()
+    with pytest.raises(tasks.HostBusy):
+        tasks.acquire_host_slot("example.org:443")
+    own_redis.start()
+    tasks.release_host_slot(tasks.acquire_host_slot("example.org:443"))
+
+
+@pytest.mark.django_db
+def test_the_dispatcher_leaves_sources_due_while_the_queue_is_down_then_catches_up(own_redis):
+    sources = due_sources(3)
+    later = Source.objects.create(
+        url="https://example.org/later", next_check_at=timezone.now() + datetime.timedelta(hours=1)
+    )
+    with celery_broker(own_redis.url(0)):
+        own_redis.stop()
+        assert tasks.dispatch_due_sources() == 0
+        assert all(is_due(source) for source in sources)  # the claims were given back
+
+        own_redis.start()
+        assert tasks.dispatch_due_sources() == 3
+    assert sorted(queued_tasks(own_redis)) == sorted((CHECK, f"({s.pk},)") for s in sources)
+    assert not any(is_due(source) for source in sources)  # claimed now
+    assert not is_due(later)
+    assert tasks.dispatch_due_sources() == 0  # nothing is sent twice
+
+
+@pytest.mark.django_db
+def test_a_released_claim_does_not_undo_a_later_reschedule():
+    source, checked = due_sources(2)
+    now = timezone.now()
+    assert sorted(claim_due_sources(now=now)) == sorted([source.pk, checked.pk])
+    rescheduled = now + datetime.timedelta(days=1)
+    Source.objects.filter(pk=checked.pk).update(next_check_at=rescheduled)
+    release_claims([source.pk, checked.pk], claimed_at=now)
+    assert is_due(source, now)
+    checked.refresh_from_db()
+    assert checked.next_check_at == rescheduled != now + CLAIM_LEASE
+
+
+@pytest.mark.django_db
+def test_check_now_says_the_queue_is_down_and_leaves_the_sources_due(own_redis, admin_client):
+    sources = due_sources(2)
+    later = timezone.now() + datetime.timedelta(hours=6)
+    Source.objects.update(next_check_at=later)
+    changelist = reverse("admin:tracker_source_changelist")
+    form = {"action": "check_now", helpers.ACTION_CHECKBOX_NAME: [s.pk for s in sources]}
+    with celery_broker(own_redis.url(0)):
+        own_redis.stop()
+        response = admin_client.post(changelist, form, follow=True)
+        assert response.status_code == 200
+        assert "The task queue is unreachable: 2 source(s) are marked due" in response.text
+        assert all(is_due(source) for source in sources)
+
+        own_redis.start()
+        response = admin_client.post(changelist, form, follow=True)
+    assert "Checking 2 source(s)" in response.text
+    assert len(queued_tasks(own_redis)) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_status_change_is_kept_and_announced_later_when_the_queue_is_down(own_redis, admin_user):
+    recommendation = RecommendationFactory(
+        document=DocumentFactory(code="WRC-2024"), code="WRC-2024-1", is_published=True
+    )
+    Webhook.objects.create(url="https://partner.example.org/hook")
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    path = reverse("api:recommendation-record-status", args=[recommendation.pk])
+    with celery_broker(own_redis.url(0)):
+        own_redis.stop()
+        response = api.post(
+            path,
+            {"status": "in_progress", "effective_on": "2024-08-01", "rationale": "Announced."},
+            format="json",
+        )
+        assert response.status_code == 201  # the request's work is not lost to the outage
+        assert StatusChange.objects.filter(recommendation=recommendation).count() == 1
+        delivery = WebhookDelivery.objects.get()
+        assert delivery.state == WebhookDelivery.State.PENDING
+        assert delivery.last_error == tasks.NOT_QUEUED
+
+        own_redis.start()
+        tasks.dispatch_due_sources()
+    assert queued_tasks(own_redis) == [(DELIVER, f"({delivery.pk},)")]
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_error) == (WebhookDelivery.State.PENDING, "")
+    assert tasks.resend_unqueued_deliveries() == 0  # sent once
+
+
+@pytest.mark.django_db
+def test_retrying_failed_deliveries_while_the_queue_is_down_says_so(own_redis, admin_client):
+    hook = Webhook.objects.create(url="https://partner.example.org/hook")
+    delivery = WebhookDelivery.objects.create(
+        webhook=hook, event="evidence", payload={}, state=WebhookDelivery.State.FAILED, attempts=6
+    )
+    changelist = reverse("admin:tracker_webhookdelivery_changelist")
+    form = {"action": "retry", helpers.ACTION_CHECKBOX_NAME: [delivery.pk]}
+    with celery_broker(own_redis.url(0)):
+        own_redis.stop()
+        response = admin_client.post(changelist, form, follow=True)
+        assert "The task queue is unreachable: 1 delivery(ies) will be sent" in response.text
+        delivery.refresh_from_db()
+        assert (delivery.state, delivery.last_error) == ("pending", tasks.NOT_QUEUED)
+
+        own_redis.start()
+        assert tasks.resend_unqueued_deliveries() == 1
+    assert queued_tasks(own_redis) == [(DELIVER, f"({delivery.pk},)")]
+
+
+def test_a_hung_queue_fails_soft_instead_of_hanging_the_request():
+    """A broker that accepts connections and never answers (a wedged Redis)."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        outcome = []
+        with celery_broker(f"redis://127.0.0.1:{hung.getsockname()[1]}/0"):
+            sender = threading.Thread(
+                target=lambda: outcome.append(tasks.enqueue(tasks.check_source_task, 1)),
+                daemon=True,
+            )
+            sender.start()
+            sender.join(timeout=120)
+    assert outcome == [False]  # gave up (after the broker's socket timeout), did not hang

@@ -1,0 +1,64 @@
+"""The cache, failing soft: while Redis is unreachable it remembers nothing, and the site
+and API keep serving instead of answering 500.
+
+Throttle counts and host slots are conveniences; neither is worth an outage. Reads miss,
+writes are dropped, `add` reports nothing added (so no host slot is taken and checks wait
+for the cache to come back), `incr` finds no key, and each skipped call is logged.
+"""
+
+import logging
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.redis import RedisCache
+from redis.exceptions import ConnectionError, TimeoutError
+
+logger = logging.getLogger(__name__)
+
+# Errors that mean "Redis cannot be reached", as opposed to a mistake in the call.
+UNREACHABLE = (ConnectionError, TimeoutError)
+
+
+class FailSoftRedisCache(RedisCache):
+    def _or(self, fallback, operation, *args):
+        try:
+            return getattr(super(), operation)(*args)
+        except UNREACHABLE as error:
+            logger.warning("cache unreachable, %s skipped: %s", operation, error)
+            return fallback
+
+    def get(self, key, default=None, version=None):
+        return self._or(default, "get", key, default, version)
+
+    def get_many(self, keys, version=None):
+        return self._or({}, "get_many", keys, version)
+
+    def has_key(self, key, version=None):
+        return self._or(False, "has_key", key, version)
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._or(False, "add", key, value, timeout, version)
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._or(None, "set", key, value, timeout, version)
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._or(list(data), "set_many", data, timeout, version)
+
+    def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._or(False, "touch", key, timeout, version)
+
+    def delete(self, key, version=None):
+        return self._or(False, "delete", key, version)
+
+    def delete_many(self, keys, version=None):
+        return self._or(None, "delete_many", keys, version)
+
+    def clear(self):
+        return self._or(False, "clear")
+
+    def incr(self, key, delta=1, version=None):
+        try:
+            return super().incr(key, delta, version)
+        except UNREACHABLE as error:
+            logger.warning("cache unreachable, incr skipped: %s", error)
+            raise ValueError(f"Key {key!r} not found (the cache is unreachable).") from error
