@@ -51,6 +51,8 @@ def cached(key_parts, compute):
     key = f"tracker:read:{hashlib.sha256(parts.encode()).hexdigest()}"
     found = cache.get_many([VERSION_KEY, key])
     version = found.get(VERSION_KEY) or data_version()
+    if version is None:  # the cache is down: build every read
+        return compute()
     entry = found.get(key)
     if entry is not None and entry[0] == version:
         return entry[1]

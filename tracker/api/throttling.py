@@ -26,7 +26,10 @@ class AnonymousThrottle(AnonRateThrottle):
             count = self.cache.incr(key)
         except ValueError:  # the window's first request
             self.cache.add(key, 0, self.duration)
-            count = self.cache.incr(key)
+            try:
+                count = self.cache.incr(key)
+            except ValueError:  # the cache is unreachable: throttling is not worth an outage
+                return True
         return count <= self.num_requests
 
     def wait(self):
