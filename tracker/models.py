@@ -64,6 +64,9 @@ class Agency(models.Model):
             self.slug = slugify(self.acronym or self.name)[:80]
         super().save(*args, **kwargs)
 
+    def get_absolute_url(self):
+        return reverse("public:agency", kwargs={"slug": self.slug})
+
     def clean(self):
         ancestor = self.parent
         while ancestor is not None:
@@ -132,6 +135,9 @@ class Document(models.Model):
 
     def __str__(self):
         return self.title
+
+    def get_absolute_url(self):
+        return reverse("public:document", kwargs={"code": self.code})
 
 
 def sees_drafts(user):
@@ -210,7 +216,10 @@ class Recommendation(models.Model):
         return f"{self.code}: {self.title}"
 
     def get_absolute_url(self):
-        return reverse("admin:tracker_recommendation_change", args=[self.pk])
+        """The public page (drafts have none: it answers 404 until published)."""
+        return reverse(
+            "public:recommendation", kwargs={"document": self.document.code, "code": self.code}
+        )
 
     def clean(self):
         if self.parent_id is None:

@@ -1,0 +1,292 @@
+"""The public pages: server-rendered, no login, published recommendations only.
+
+Every page is the same for every visitor in a language, so responses may be cached briefly
+(by browsers and shared caches, per Accept-Language and Cookie) and carry ETags
+(ConditionalGetMiddleware) and, where the data tells, Last-Modified.
+"""
+
+import functools
+from itertools import groupby
+
+from django.db.models import Prefetch, prefetch_related_objects
+from django.http import Http404
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.utils.http import http_date
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import cache_control
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
+from django.views.decorators.vary import vary_on_headers
+from django.views.i18n import set_language as django_set_language
+
+from . import charts, public
+from .models import Agency, Evidence, Ownership, Recommendation, SourceVersion, StatusChange
+from .progress import progress_by_agency, progress_by_document, progress_series
+
+# Seconds a browser or shared cache may reuse a public page before asking again.
+PUBLIC_MAX_AGE = 60
+# How many recent status changes and pieces of evidence the home page lists.
+RECENT_LIMIT = 10
+# A progress chart switches from months to years beyond this many months.
+MAX_MONTHS_IN_CHART = 120
+
+Status = Recommendation.Status
+
+
+def public_page(view):
+    """Serve GET/HEAD only, cacheable briefly, varying by the visitor's language."""
+
+    @functools.wraps(view)
+    @require_safe
+    @cache_control(public=True, max_age=PUBLIC_MAX_AGE)
+    @vary_on_headers("Accept-Language", "Cookie")
+    def wrapper(request, *args, **kwargs):
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def with_last_modified(response, *moments):
+    """Set Last-Modified to the latest of `moments` (None ignored), so that
+    ConditionalGetMiddleware answers If-Modified-Since with 304."""
+    moments = [moment for moment in moments if moment is not None]
+    if moments:
+        response["Last-Modified"] = http_date(max(moments).timestamp())
+    return response
+
+
+def lead_ownerships():
+    return Prefetch(
+        "ownerships",
+        queryset=Ownership.objects.filter(role=Ownership.Role.LEAD).select_related("agency"),
+        to_attr="leads",
+    )
+
+
+def public_recommendations():
+    """Prefetch a piece of evidence's published recommendations (as public_recommendations)."""
+    return Prefetch(
+        "recommendations",
+        queryset=public.published_recommendations().select_related("document"),
+        to_attr="public_recommendations",
+    )
+
+
+@public_page
+def home(request):
+    documents = list(public.public_documents().select_related("publisher"))
+    summaries = progress_by_document([doc.pk for doc in documents], published_only=True)
+    for document in documents:
+        document.progress_summary = summaries[document.pk]
+    changes = list(public.recent_status_changes(limit=RECENT_LIMIT))
+    evidence = list(
+        public.recent_evidence(limit=RECENT_LIMIT).prefetch_related(public_recommendations())
+    )
+    response = render(
+        request,
+        "tracker/home.html",
+        {"documents": documents, "changes": changes, "evidence": evidence},
+    )
+    return with_last_modified(
+        response,
+        *(document.updated_at for document in documents),
+        *(change.recorded_at for change in changes),
+        *(item.updated_at for item in evidence),
+    )
+
+
+def chart_of(recommendations, *, start, chart_id, title):
+    """Return (svg, table rows) for the progress of `recommendations` from `start` to today,
+    by month (or by year over long spans)."""
+    today = timezone.localdate()
+    start = min(start, today)
+    months = (today.year - start.year) * 12 + today.month - start.month
+    interval = "month" if months <= MAX_MONTHS_IN_CHART else "year"
+    series = progress_series(
+        recommendations,
+        interval=interval,
+        start=start,
+        end=today,
+        within=public.published_recommendations(),
+    )
+    first, last = series[0], series[-1]
+    figures = {
+        "start": round(first["progress"] * 100),
+        "end": round(last["progress"] * 100),
+        "from": charts.period_name(first["period_end"]),
+        "to": charts.period_name(last["period_end"]),
+    }
+    if last["progress"] >= first["progress"]:
+        description = _("Progress went from %(start)s%% to %(end)s%% between %(from)s and %(to)s.")
+    else:
+        description = _("Progress fell from %(start)s%% to %(end)s%% between %(from)s and %(to)s.")
+    description %= figures
+    svg = charts.progress_chart(series, chart_id=chart_id, title=title, description=description)
+    return svg, charts.series_rows(series)
+
+
+@public_page
+def document(request, code):
+    document = get_object_or_404(public.public_documents().select_related("publisher"), code=code)
+    recommendations = list(
+        public.published_recommendations()
+        .filter(document=document)
+        .prefetch_related(lead_ownerships())
+        .order_by("position", "code")
+    )
+    summary = progress_by_document([document.pk], published_only=True)[document.pk]
+    first_change = min(
+        (r.status_changed_on for r in recommendations if r.status_changed_on), default=None
+    )
+    start = document.published_on or first_change or timezone.localdate()
+    chart, chart_rows = chart_of(
+        public.published_recommendations().filter(document=document),
+        start=start,
+        chart_id="progress-chart",
+        title=_("Progress of %(document)s over time") % {"document": document.code},
+    )
+    sections = [
+        {"title": title, "recommendations": list(items)}
+        for title, items in groupby(recommendations, key=lambda r: r.section_title)
+    ]
+    response = render(
+        request,
+        "tracker/document.html",
+        {
+            "document": document,
+            "sections": sections,
+            "summary": summary,
+            "statuses": status_counts(summary.counts),
+            "chart": chart,
+            "chart_rows": chart_rows,
+            "status_names": Status.values,
+        },
+    )
+    return with_last_modified(
+        response, document.updated_at, *(r.updated_at for r in recommendations)
+    )
+
+
+def status_counts(counts):
+    """Return [(status, count)] in the statuses' order, for the badges and the legend."""
+    return [(status, counts.get(status, 0)) for status in Status.values]
+
+
+@public_page
+def recommendation(request, document, code):
+    recommendation = get_object_or_404(
+        public.published_recommendations().select_related("document__publisher", "parent"),
+        document__code=document,
+        code=code,
+    )
+    parent = recommendation.parent if recommendation.parent_id else None
+    if parent is not None and not parent.is_published:
+        parent = None
+    ownerships = list(recommendation.ownerships.select_related("agency"))
+    children = list(
+        public.published_recommendations().filter(parent=recommendation).order_by("position")
+    )
+    changes = list(
+        StatusChange.objects.filter(recommendation=recommendation)
+        .latest_first()
+        .prefetch_related(Prefetch("evidence", queryset=Evidence.objects.order_by("title")))
+    )
+    cited = {evidence.pk for change in changes for evidence in change.evidence.all()}
+    other_evidence = list(recommendation.evidence.exclude(pk__in=cited))
+    copies = public.kept_copies(
+        [evidence for change in changes for evidence in change.evidence.all()] + other_evidence
+    )
+    response = render(
+        request,
+        "tracker/recommendation.html",
+        {
+            "document": recommendation.document,
+            "recommendation": recommendation,
+            "parent": parent,
+            "leads": [o for o in ownerships if o.role == Ownership.Role.LEAD],
+            "supporting": [o for o in ownerships if o.role != Ownership.Role.LEAD],
+            "children": children,
+            "changes": changes,
+            "other_evidence": other_evidence,
+            "copies": copies,
+        },
+    )
+    return with_last_modified(
+        response,
+        recommendation.updated_at,
+        *(change.recorded_at for change in changes),
+        *(evidence.updated_at for evidence in other_evidence),
+    )
+
+
+@public_page
+def agency(request, slug):
+    agency = get_object_or_404(Agency.objects.select_related("parent"), slug=slug)
+    ownerships = list(
+        Ownership.objects.filter(agency=agency, recommendation__is_published=True)
+        .select_related("recommendation__document")
+        .order_by("recommendation__document__code", "recommendation__position")
+    )
+    summary = progress_by_agency([agency.pk], published_only=True)[agency.pk]
+    by_status = [
+        {
+            "status": status,
+            "ownerships": [o for o in ownerships if o.recommendation.status == status],
+        }
+        for status in Status.values
+    ]
+    response = render(
+        request,
+        "tracker/agency.html",
+        {
+            "agency": agency,
+            "summary": summary,
+            "statuses": status_counts(summary.counts),
+            "by_status": [group for group in by_status if group["ownerships"]],
+            "lead_count": sum(o.role == Ownership.Role.LEAD for o in ownerships),
+            "supporting_count": sum(o.role != Ownership.Role.LEAD for o in ownerships),
+        },
+    )
+    return with_last_modified(response, *(o.recommendation.updated_at for o in ownerships))
+
+
+@public_page
+def search(request):
+    query = request.GET.get("q", "")
+    words = public.search_words(query)
+    recommendations, evidence = [], []
+    if words:
+        recommendations = list(public.search_recommendations(words))
+        evidence = list(public.search_evidence(words).prefetch_related(public_recommendations()))
+    return render(
+        request,
+        "tracker/search.html",
+        {
+            "query": " ".join(words),
+            "searched": bool(words),
+            "recommendations": recommendations,
+            "evidence": evidence,
+            "limit": public.SEARCH_LIMIT,
+        },
+    )
+
+
+@public_page
+def source_version(request, pk):
+    version = get_object_or_404(SourceVersion.objects.select_related("source"), pk=pk)
+    citing = public.evidence_citing(version)
+    if not citing:
+        raise Http404("No published evidence cites this version.")
+    prefetch_related_objects(citing, public_recommendations())
+    response = render(
+        request,
+        "tracker/source_version.html",
+        {"version": version, "citing": citing},
+    )
+    return with_last_modified(response, version.fetched_at)
+
+
+# The language switcher posts here without a CSRF token: choosing the display language is
+# harmless, and a token differing on each response would defeat ETags and shared caches.
+set_language = csrf_exempt(django_set_language)
