@@ -212,3 +212,8 @@ LOGGING = {
     # httpx logs every request at INFO: too loud for a watcher making thousands.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# Digests: links in mail are absolute, on this base URL.
+TRACKER_BASE_URL = os.environ.get("TRACKER_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Send a digest even when nothing happened in its period (default: skip it).
+TRACKER_DIGEST_SEND_EMPTY = env_bool("TRACKER_DIGEST_SEND_EMPTY", default=False)

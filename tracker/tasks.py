@@ -1,13 +1,15 @@
 """Celery tasks: thin wrappers that re-fetch rows by id and call one domain function."""
 
 import datetime
+from functools import partial
 
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 
-from . import monitoring, webhooks
-from .models import Source, WebhookDelivery
+from . import digests, monitoring, webhooks
+from .models import DigestDelivery, Source, Subscription, WebhookDelivery
 
 # Retries of a check that failed on network trouble (see retry_later).
 CHECK_RETRIES = 3
@@ -104,3 +106,31 @@ def deliver_webhook_task(self, delivery_id):
     if webhooks.deliver(delivery, final_attempt=is_final_attempt(self)):
         raise retry_later(self)
     return "sent"
+
+
+# Retries of a digest that failed to send, with exponential backoff; with the first try,
+# as many attempts as digests.MAX_ATTEMPTS allows.
+DIGEST_RETRIES = digests.MAX_ATTEMPTS - 1
+
+
+@shared_task(acks_late=True)
+def send_due_digests_task():
+    """Enqueue one digest task per due subscription (run hourly by beat)."""
+    due = digests.due_subscriptions()
+    for subscription, period in due:
+        transaction.on_commit(partial(send_digest_task.delay, subscription.pk, period.key))
+    return len(due)
+
+
+@shared_task(
+    bind=True, acks_late=True, max_retries=DIGEST_RETRIES, soft_time_limit=60, time_limit=90
+)
+def send_digest_task(self, subscription_id, period):
+    subscription = Subscription.objects.active().select_related("user").filter(pk=subscription_id)
+    subscription = subscription.first()
+    if subscription is None:
+        return "gone"  # unsubscribed (or deleted) since it was queued
+    outcome = digests.send_digest(subscription, digests.parse_period(period))
+    if outcome == DigestDelivery.State.FAILED and not is_final_attempt(self):
+        raise retry_later(self)
+    return outcome

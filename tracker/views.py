@@ -10,17 +10,19 @@ from itertools import groupby
 
 from django.db.models import Prefetch, prefetch_related_objects
 from django.http import Http404
-from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone, translation
 from django.utils.http import http_date
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import cache_control
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 from django.views.i18n import set_language as django_set_language
 
-from . import charts, public
+from . import charts, digests, public
+from .forms import PreferencesForm, SubscribeForm
 from .models import Agency, Evidence, Ownership, Recommendation, SourceVersion, StatusChange
 from .progress import progress_by_agency, progress_by_document, progress_series
 
@@ -290,3 +292,85 @@ def source_version(request, pk):
 # The language switcher posts here without a CSRF token: choosing the display language is
 # harmless, and a token differing on each response would defeat ETags and shared caches.
 set_language = csrf_exempt(django_set_language)
+
+
+# Subscriptions
+# Pages with a form or a personal link: never cached, unlike the public pages above.
+
+
+def bad_subscription_link(request, error):
+    return render(
+        request, "tracker/subscription_link_error.html", {"expired": error.expired}, status=400
+    )
+
+
+@never_cache
+def subscribe(request):
+    form = SubscribeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        digests.subscribe(
+            email=form.cleaned_data["email"],
+            language=translation.get_language(),
+            frequency=form.cleaned_data["frequency"],
+            documents=form.cleaned_data["documents"],
+            agencies=form.cleaned_data["agencies"],
+        )
+        return redirect("public:subscribe_sent")
+    return render(request, "tracker/subscribe.html", {"form": form})
+
+
+@never_cache
+@require_safe
+def subscribe_sent(request):
+    return render(request, "tracker/subscribe_sent.html")
+
+
+@never_cache
+@require_safe
+def confirm(request, token):
+    try:
+        subscription = digests.subscription_from_token(token, purpose="confirm")
+    except digests.BadLink as error:
+        return bad_subscription_link(request, error)
+    digests.confirm(subscription)
+    links = digests.subscription_links(subscription)
+    context = {"subscription": subscription, **links}
+    return render(request, "tracker/subscription_confirmed.html", context)
+
+
+@never_cache
+def preferences(request, token):
+    try:
+        subscription = digests.subscription_from_token(token, purpose="manage")
+    except digests.BadLink as error:
+        return bad_subscription_link(request, error)
+    form = PreferencesForm(request.POST or None, instance=subscription)
+    saved = False
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        saved = True
+    context = {
+        "subscription": subscription,
+        "form": form,
+        "saved": saved,
+        "unsubscribe_path": reverse("public:unsubscribe", args=[token]),
+    }
+    return render(request, "tracker/preferences.html", context)
+
+
+# Mail clients unsubscribe in one click by POSTing here (RFC 8058, List-Unsubscribe-Post),
+# without a CSRF token; the signed link is the proof that the mail was received.
+@never_cache
+@csrf_exempt
+def unsubscribe(request, token):
+    try:
+        subscription = digests.subscription_from_token(token, purpose="manage")
+    except digests.BadLink as error:
+        return bad_subscription_link(request, error)
+    if request.method == "POST":
+        digests.unsubscribe(subscription)
+    context = {
+        "subscription": subscription,
+        "preferences_path": reverse("public:preferences", args=[token]),
+    }
+    return render(request, "tracker/unsubscribe.html", context)
