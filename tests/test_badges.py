@@ -9,6 +9,7 @@ from django.urls import reverse
 from tests.factories import DocumentFactory, EvidenceFactory, RecommendationFactory
 from tracker.badges import LABEL_COLOR, STATUS_COLORS, text_width
 from tracker.models import Recommendation
+from tracker.views import PUBLIC_MAX_AGE
 
 Status = Recommendation.Status
 pytestmark = pytest.mark.django_db
@@ -111,9 +112,10 @@ def test_hostile_titles_are_escaped_text(client, document):
 def test_badges_are_cached_briefly_and_revalidated_by_etag(client, document):
     url = recommendation_badge_url("WRC-2024", "WRC-2024-1")
     response, _svg = fetch_badge(client, url)
-    assert "max-age=300" in response["Cache-Control"]
+    assert f"max-age={PUBLIC_MAX_AGE}" in response["Cache-Control"]
     assert "public" in response["Cache-Control"]
     assert "Accept-Language" in response["Vary"]
+    assert "Cookie" in response["Vary"]
     assert client.get(url, headers={"if-none-match": response["ETag"]}).status_code == 304
     Recommendation.objects.get(code="WRC-2024-1").record_status(
         Status.REVERSED, effective_on=datetime.date(2024, 9, 1), rationale="Rule withdrawn."

@@ -12,6 +12,7 @@ from django.utils import timezone
 from tests.factories import DocumentFactory, EvidenceFactory, RecommendationFactory
 from tracker.feeds import FEED_LENGTH
 from tracker.models import Ownership, Recommendation
+from tracker.views import PUBLIC_MAX_AGE
 
 Status = Recommendation.Status
 pytestmark = pytest.mark.django_db
@@ -181,8 +182,15 @@ def test_feeds_speak_spanish_to_spanish_readers(client, world):
     assert "Estado:" in feed.entries[0].summary
 
 
-def test_the_feed_answers_304_when_nothing_changed(client, world):
+def test_feeds_are_cached_briefly_and_answer_304_when_nothing_changed(client, world):
     response, _feed = read_feed(client, reverse("public:feed_updates"))
+    assert f"max-age={PUBLIC_MAX_AGE}" in response["Cache-Control"]
+    assert "Accept-Language" in response["Vary"]
     assert response["ETag"]
     again = client.get(reverse("public:feed_updates"), headers={"if-none-match": response["ETag"]})
     assert again.status_code == 304
+
+
+def test_feeds_take_reads_only(client, world):
+    assert client.head(reverse("public:feed_updates")).status_code == 200
+    assert client.post(reverse("public:feed_updates")).status_code == 405

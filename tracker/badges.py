@@ -10,20 +10,16 @@ import re
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
-from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_safe
 from pybadges2.precalculated_text_measurer import PrecalculatedTextMeasurer
 
 from .labels import status_label
 from .models import Recommendation
 from .progress import progress_by_document
 from .public import public_documents
+from .views import public_page
 
 Status = Recommendation.Status
-
-# Seconds a badge may be cached: short, since statuses change and badges are cheap.
-BADGE_MAX_AGE = 300
 
 # Horizontal padding around each half's text, in pixels (as shields.io).
 PADDING = 10
@@ -86,16 +82,13 @@ def progress_color(percent):
 
 def badge_response(svg):
     response = HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
-    patch_cache_control(response, public=True, max_age=BADGE_MAX_AGE)
-    # The words follow the visitor's language (LocaleMiddleware adds the rest of Vary).
-    patch_vary_headers(response, ["Accept-Language"])
     # Opened directly rather than as an <img>, the SVG may still run nothing.
     response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
     # ConditionalGetMiddleware adds the ETag and answers If-None-Match with 304.
     return response
 
 
-@require_safe
+@public_page
 def recommendation_badge(request, document, code):
     recommendation = get_object_or_404(
         Recommendation.objects.filter(is_published=True).select_related("document"),
@@ -113,7 +106,7 @@ def recommendation_badge(request, document, code):
     return badge_response(svg)
 
 
-@require_safe
+@public_page
 def document_badge(request, code):
     document = get_object_or_404(public_documents(), code=code)
     percent = progress_by_document([document.pk], published_only=True)[document.pk].percent

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from .labels import status_label
 from .models import Agency, Ownership, Recommendation, StatusChange
 from .public import public_documents
+from .views import public_page
 
 # How many updates a feed carries: readers poll it, so the newest are enough.
 FEED_LENGTH = 50
@@ -123,6 +124,7 @@ class AgencyUpdatesFeed(UpdatesFeed):
         return published_updates(owned)[:FEED_LENGTH]
 
 
-updates_feed = UpdatesFeed()
-document_updates_feed = DocumentUpdatesFeed()
-agency_updates_feed = AgencyUpdatesFeed()
+# Served as the public pages are: GET/HEAD only, cached briefly per language.
+updates_feed = public_page(UpdatesFeed())
+document_updates_feed = public_page(DocumentUpdatesFeed())
+agency_updates_feed = public_page(AgencyUpdatesFeed())
