@@ -6,7 +6,6 @@ import logging
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from functools import partial
 
 from django.conf import settings
 from django.core import signing
@@ -127,7 +126,6 @@ def subscribe(*, email, language, frequency, documents, agencies):
        address): it only gets the link again, which leads to its preferences.
     3. An unconfirmed or unsubscribed address takes the new choices, and receives digests
        again only once it confirms.
-    The mail leaves once the transaction commits.
     """
     email = email.strip().lower()
     with transaction.atomic():
@@ -141,8 +139,8 @@ def subscribe(*, email, language, frequency, documents, agencies):
             subscription.save(update_fields=["language", "frequency"])
             subscription.documents.set(documents)
             subscription.agencies.set(agencies)
-        message = emails.confirmation_message(subscription, subscription_links(subscription))
-        transaction.on_commit(partial(message.send, fail_silently=False))
+    # Sent once the row is saved (the view runs outside any transaction).
+    emails.confirmation_message(subscription, subscription_links(subscription)).send()
     return subscription
 
 
