@@ -412,11 +412,16 @@ def test_home_agency_and_search_queries_do_not_grow_with_data(db, client):
     record(
         first, "partial", on=datetime.date(2024, 8, 1), evidence=[EvidenceFactory(title="Needle")]
     )
-    few = [count_queries(client, url) for url in ("/", "/agencies/grows/", "/search/?q=needle")]
+    few = [
+        count_queries(client, url)
+        for url in ("/", "/agencies/", "/agencies/grows/", "/search/?q=needle")
+    ]
     for _ in range(6):
         document = DocumentFactory()
         for _ in range(3):
-            rec = RecommendationFactory(document=document, title="Needle more")
+            rec = RecommendationFactory(
+                document=document, title="Needle more", lead=AgencyFactory()
+            )
             Ownership.objects.create(recommendation=rec, agency=agency, role="supporting")
             record(
                 rec,
@@ -424,7 +429,10 @@ def test_home_agency_and_search_queries_do_not_grow_with_data(db, client):
                 on=datetime.date(2024, 8, 1),
                 evidence=[EvidenceFactory(title="Needle news")],
             )
-    many = [count_queries(client, url) for url in ("/", "/agencies/grows/", "/search/?q=needle")]
+    many = [
+        count_queries(client, url)
+        for url in ("/", "/agencies/", "/agencies/grows/", "/search/?q=needle")
+    ]
 
     assert few == many
 
@@ -556,3 +564,17 @@ def test_empty_search_invites_a_query(db, client):
     text = text_of(page(client, "/search/"))
 
     assert "Type words from a recommendation" in text
+
+
+def test_agencies_page_lists_owners_of_published_work_with_progress(with_draft, client):
+    only_draft = AgencyFactory(name="Owns only a draft")
+    Ownership.objects.create(
+        recommendation=with_draft["draft"], agency=only_draft, role="supporting"
+    )
+
+    text = text_of(page(client, "/agencies/"))
+
+    assert "Draft Agency" in text
+    assert "1 recommendation " in text  # its draft is not counted
+    assert "Owns only a draft" not in text
+    assert "0% implemented (weighted)" in text

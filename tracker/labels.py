@@ -7,7 +7,7 @@ them); public text looks its label up here, so it follows the visitor's language
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from .models import Document, Evidence, Ownership, Recommendation
+from .models import Agency, Document, Evidence, Ownership, Recommendation
 
 Status = Recommendation.Status
 
@@ -49,6 +49,11 @@ DOCUMENT_KIND_LABELS = {
     Document.Kind.OP_ED: _("Op-ed"),
     Document.Kind.LETTER: _("Letter"),
     Document.Kind.TESTIMONY: _("Testimony"),
+}
+
+AGENCY_KIND_LABELS = {
+    Agency.Kind.US_GOVERNMENT: _("US government"),
+    Agency.Kind.PARTNER: _("Partners: foreign governments and international organisations"),
 }
 
 

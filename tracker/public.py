@@ -3,12 +3,14 @@ copies of their sources, and search over them. Each function runs a fixed number
 
 from collections import defaultdict
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, Max, OuterRef, Q
 
 from .models import (
+    Agency,
     ChangeAlert,
     Document,
     Evidence,
+    Ownership,
     Recommendation,
     Source,
     SourceVersion,
@@ -38,6 +40,18 @@ def public_documents():
     return Document.objects.filter(
         Exists(published_recommendations().filter(document=OuterRef("pk")))
     )
+
+
+def public_agencies():
+    """Agencies that lead or support at least one published recommendation."""
+    return Agency.objects.filter(
+        Exists(Ownership.objects.filter(agency=OuterRef("pk"), recommendation__is_published=True))
+    )
+
+
+def last_published_change():
+    """When a published recommendation last changed (its status follows its history)."""
+    return published_recommendations().aggregate(latest=Max("updated_at"))["latest"]
 
 
 def recent_status_changes(*, limit):

@@ -12,6 +12,7 @@ urlpatterns = [
         views.recommendation,
         name="recommendation",
     ),
+    path("agencies/", views.agencies, name="agencies"),
     path("agencies/<slug:slug>/", views.agency, name="agency"),
     path("search/", views.search, name="search"),
     path("sources/versions/<int:pk>/", views.source_version, name="source_version"),

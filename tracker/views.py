@@ -92,6 +92,7 @@ def home(request):
     )
     return with_last_modified(
         response,
+        public.last_published_change(),
         *(document.updated_at for document in documents),
         *(change.recorded_at for change in changes),
         *(item.updated_at for item in evidence),
@@ -218,6 +219,7 @@ def recommendation(request, document, code):
         response,
         recommendation.updated_at,
         *(change.recorded_at for change in changes),
+        *(evidence.updated_at for change in changes for evidence in change.evidence.all()),
         *(evidence.updated_at for evidence in other_evidence),
     )
 
@@ -251,6 +253,24 @@ def agency(request, slug):
         },
     )
     return with_last_modified(response, *(o.recommendation.updated_at for o in ownerships))
+
+
+@public_page
+def agencies(request):
+    agencies = list(public.public_agencies().order_by("kind", "name"))
+    summaries = progress_by_agency([agency.pk for agency in agencies], published_only=True)
+    for agency in agencies:
+        agency.progress_summary = summaries[agency.pk]
+    kinds = [
+        {"kind": kind, "agencies": [agency for agency in agencies if agency.kind == kind]}
+        for kind in Agency.Kind.values
+    ]
+    response = render(
+        request,
+        "tracker/agencies.html",
+        {"kinds": [group for group in kinds if group["agencies"]]},
+    )
+    return with_last_modified(response, public.last_published_change())
 
 
 @public_page

@@ -38,6 +38,11 @@ def document_kind_label(kind):
 
 
 @register.filter
+def agency_kind_label(kind):
+    return labels.AGENCY_KIND_LABELS.get(kind, kind)
+
+
+@register.filter
 def link_url(url):
     """Return `url` if it is an http(s) address, else "" (the template then shows no link)."""
     try:
