@@ -245,7 +245,9 @@ def test_draft_pages_are_not_found_even_for_staff(with_draft, client, admin_user
 
 
 def test_unknown_pages_are_not_found(db, client):
-    assert client.get("/documents/NOPE/").status_code == 404
+    response = client.get("/documents/NOPE/", HTTP_ACCEPT_LANGUAGE="es")
+    assert response.status_code == 404
+    assert "Página no encontrada" in response.content.decode()
     assert client.get("/documents/NOPE/recommendations/NOPE-1/").status_code == 404
     assert client.get("/agencies/nope/").status_code == 404
     assert client.get("/sources/versions/999/").status_code == 404

@@ -149,6 +149,7 @@ def document(request, code):
         chart_id="progress-chart",
         title=_("Progress of %(document)s over time") % {"document": document.code},
     )
+    attach_urls(document, recommendations)
     sections = [
         {"title": title, "recommendations": list(items)}
         for title, items in groupby(recommendations, key=lambda r: r.section_title)
@@ -169,6 +170,20 @@ def document(request, code):
     return with_last_modified(
         response, document.updated_at, *(r.updated_at for r in recommendations)
     )
+
+
+def attach_urls(document, recommendations):
+    """Give each recommendation and lead agency its `public_url`, reversing each agency's
+    once: a long document's page would otherwise spend much of its time in reverse()."""
+    agency_urls = {}
+    for recommendation in recommendations:
+        recommendation.document = document
+        recommendation.public_url = recommendation.get_absolute_url()
+        for ownership in recommendation.leads:
+            agency = ownership.agency
+            if agency.slug not in agency_urls:
+                agency_urls[agency.slug] = agency.get_absolute_url()
+            agency.public_url = agency_urls[agency.slug]
 
 
 def status_counts(counts):
