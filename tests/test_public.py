@@ -132,6 +132,8 @@ def test_recommendation_page_shows_text_owners_status_and_timeline_with_evidence
     assert recommendation.text in text
     assert "The White House" in text
     assert "Current status" in text and "In progress" in text
+    for theme in recommendation.themes.all():
+        assert theme.name in text
     assert "Timeline of status changes" in text
     assert "July 26, 2016" in text
     change = recommendation.status_changes.get()

@@ -225,6 +225,7 @@ def recommendation(request, document, code):
             "leads": [o for o in ownerships if o.role == Ownership.Role.LEAD],
             "supporting": [o for o in ownerships if o.role != Ownership.Role.LEAD],
             "children": children,
+            "themes": list(recommendation.themes.all()),
             "changes": changes,
             "other_evidence": other_evidence,
             "copies": copies,
