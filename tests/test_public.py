@@ -354,6 +354,7 @@ def test_hostile_text_is_escaped_on_every_page(hostile, client):
         "/documents/DOC-X/",
         recommendation.get_absolute_url(),
         hostile["agency"].get_absolute_url(),
+        "/agencies/",
         "/search/?q=evidence",
         "/search/?q=title",
         f"/search/?q={SCRIPT}",
@@ -439,6 +440,19 @@ def test_home_agency_and_search_queries_do_not_grow_with_data(db, client):
     ]
 
     assert few == many
+
+
+def test_kept_copy_page_queries_do_not_grow_with_citing_evidence(db, client):
+    def cited_copy(citations):
+        source = Source.objects.create(url=f"https://agency.example.gov/{citations}")
+        version = keep_version(source, fetched_at=timezone.now() - datetime.timedelta(days=1))
+        for _ in range(citations):
+            evidence = EvidenceFactory()
+            source.evidence.add(evidence)
+            RecommendationFactory().evidence.add(evidence)
+        return f"/sources/versions/{version.pk}/"
+
+    assert count_queries(client, cited_copy(1)) == count_queries(client, cited_copy(6))
 
 
 # Caching and conditional GET
