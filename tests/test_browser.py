@@ -190,7 +190,8 @@ def test_badges_load_as_images(page, site):
         page.wait_for_function(f"document.getElementById('{name}').complete")
         assert image.evaluate("img => img.naturalWidth") > 0, name
         assert image.evaluate("img => img.naturalHeight") == 20, name
-    screenshot(page, "badges")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("main").screenshot(path=SCREENSHOTS / "badges.png")
 
     open_page(page, badges["recommendation"])
     assert page.get_by_role("img", name=re.compile("HILL-2021-4 .*Stalled")).count()
@@ -233,8 +234,8 @@ def test_a_visitor_switches_to_spanish(page, site):
     open_page(page, site + "/documents/WRC-2024/")
     english = page.locator("h2#progress-heading").inner_text()
     page.select_option("#language", "es")
-    page.locator("form.language-form button[type=submit]").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.locator("form.language-form button[type=submit]").click()
     assert page.url == f"{site}/documents/WRC-2024/"
     assert page.locator("html").get_attribute("lang") == "es"
     assert page.locator("h2#progress-heading").inner_text() == "Avance"
