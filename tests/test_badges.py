@@ -116,6 +116,8 @@ def test_badges_are_cached_briefly_and_revalidated_by_etag(client, document):
     assert "public" in response["Cache-Control"]
     assert "Accept-Language" in response["Vary"]
     assert "Cookie" in response["Vary"]
+    # Opened on its own rather than as an <img>, the SVG still runs nothing.
+    assert response["Content-Security-Policy"].startswith("default-src 'none'")
     assert client.get(url, headers={"if-none-match": response["ETag"]}).status_code == 304
     Recommendation.objects.get(code="WRC-2024-1").record_status(
         Status.REVERSED, effective_on=datetime.date(2024, 9, 1), rationale="Rule withdrawn."

@@ -203,6 +203,9 @@ def test_the_updates_feed_is_discoverable_and_reads_as_atom(page, site):
     hrefs = [feed_link.nth(i).get_attribute("href") for i in range(feed_link.count())]
     assert "/documents/WRC-2024/feed/" in hrefs
     assert "/feeds/updates/" in hrefs
+    open_page(page, site + "/agencies/uscis/")
+    assert feed_link.first.get_attribute("href") == "/feeds/updates/"
+    assert feed_link.last.get_attribute("href") == "/agencies/uscis/feed/"
     response = open_page(page, site + "/documents/WRC-2024/feed/")
     assert response.headers["content-type"].startswith("application/atom+xml")
     feed = page.request.get(site + "/documents/WRC-2024/feed/").text()
