@@ -130,7 +130,9 @@ def test_every_kind_of_public_page_opens(page, site):
             "/documents/HILL-2021/recommendations/HILL-2021-4/",
             "Open alternatives to irregular migration",
         ),
+        "agencies": ("/agencies/", "Agencies"),
         "agency": ("/agencies/uscis/", "U.S. Citizenship and Immigration Services"),
+        "subscribe": ("/subscribe/", "Subscribe to progress digests"),
     }
     for name, (path, heading) in pages.items():
         open_page(page, site + path)
