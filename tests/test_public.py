@@ -167,9 +167,12 @@ def test_agency_page_lists_what_it_leads_and_supports_by_status_with_progress(db
     Ownership.objects.create(recommendation=supported, agency=agency, role="supporting")
     record(led, "implemented", on=datetime.date(2024, 9, 1))
 
-    text = text_of(page(client, agency.get_absolute_url()))
+    html = page(client, agency.get_absolute_url())
+    text = text_of(html)
 
     assert "Department of State" in text
+    assert '<title id="progress-chart-title">Progress of DOS over time</title>' in html
+    assert "Progress went from 0% to 50%" in text
     assert "Leads 1 recommendation" in text
     assert "supports 1." in text
     implemented, not_started = text.index("Implemented ("), text.index("Not started (")

@@ -249,6 +249,19 @@ def agency(request, slug):
         .order_by("recommendation__document__code", "recommendation__position")
     )
     summary = progress_by_agency([agency.pk], published_only=True)[agency.pk]
+    chart, chart_rows = None, []
+    if ownerships:
+        published = [o.recommendation.document.published_on for o in ownerships]
+        changed = [o.recommendation.status_changed_on for o in ownerships]
+        start = min(filter(None, published), default=None) or min(
+            filter(None, changed), default=timezone.localdate()
+        )
+        chart, chart_rows = chart_of(
+            public.published_recommendations().filter(ownerships__agency=agency),
+            start=start,
+            chart_id="progress-chart",
+            title=_("Progress of %(agency)s over time") % {"agency": agency.display_name},
+        )
     by_status = [
         {
             "status": status,
@@ -264,6 +277,9 @@ def agency(request, slug):
             "summary": summary,
             "statuses": status_counts(summary.counts),
             "by_status": [group for group in by_status if group["ownerships"]],
+            "chart": chart,
+            "chart_rows": chart_rows,
+            "status_names": Status.values,
             "lead_count": sum(o.role == Ownership.Role.LEAD for o in ownerships),
             "supporting_count": sum(o.role != Ownership.Role.LEAD for o in ownerships),
         },
