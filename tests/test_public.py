@@ -1,6 +1,7 @@
 import datetime
 import html as htmllib
 import re
+from html.parser import HTMLParser
 
 import pytest
 from django.db import connection
@@ -194,6 +195,64 @@ def test_every_demo_page_renders(demo, client):
     ]
     for url in urls:
         page(client, url)
+
+
+class PageStructure(HTMLParser):
+    """What accessibility and self-hosting checks need: headings, form fields and their
+    labels, scripts and the addresses of stylesheets and images."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.field_ids, self.label_fors, self.loaded = [], [], set(), []
+        self.lang = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if tag == "html":
+            self.lang = attrs.get("lang")
+        if tag in {"input", "select", "textarea"} and attrs.get("type") != "hidden":
+            self.field_ids.append(attrs.get("id"))
+        if tag == "label":
+            self.label_fors.add(attrs.get("for"))
+        if tag in {"img", "script"} and attrs.get("src"):
+            self.loaded.append(attrs["src"])
+        if tag == "link" and attrs.get("rel") == "stylesheet":
+            self.loaded.append(attrs["href"])
+
+
+def test_every_page_is_accessible_in_structure_and_self_hosted(demo, client):
+    urls = ["/", "/agencies/", "/agencies/wh/", "/search/?q=minors", "/search/"]
+    urls += ["/documents/WRC-2024/", "/documents/WRC-2024/recommendations/WRC-2024-1.6/"]
+    for url in urls:
+        structure = PageStructure()
+        structure.feed(page(client, url))
+
+        assert structure.lang == "en", url
+        assert structure.tags.count("h1") == 1, url
+        assert structure.tags.count("main") == 1, url
+        assert "script" not in structure.tags, url
+        assert all(field and field in structure.label_fors for field in structure.field_ids), url
+        assert all(address.startswith("/") for address in structure.loaded), url
+
+
+def test_every_public_page_is_cacheable_per_language(hostile, client):
+    urls = [
+        "/",
+        "/agencies/",
+        hostile["agency"].get_absolute_url(),
+        "/documents/DOC-X/",
+        hostile["recommendation"].get_absolute_url(),
+        "/search/?q=title",
+        f"/sources/versions/{hostile['version'].pk}/",
+    ]
+    for url in urls:
+        response = client.get(url)
+        assert response["Cache-Control"] == "public, max-age=60", url
+        vary = {part.strip() for part in response["Vary"].split(",")}
+        assert {"Accept-Language", "Cookie"} <= vary, url
+        assert response["Content-Language"] == "en", url
+        assert client.get(url, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304, url
 
 
 # Drafts and staff data
