@@ -2,6 +2,7 @@ import datetime
 import html as htmllib
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -658,3 +659,40 @@ def test_agencies_page_lists_owners_of_published_work_with_progress(with_draft, 
     assert "1 recommendation " in text  # its draft is not counted
     assert "Owns only a draft" not in text
     assert "0% implemented (weighted)" in text
+
+
+# Contrast (WCAG AA: 4.5:1 for text)
+
+CSS = Path(__file__).resolve().parents[1] / "tracker" / "static" / "tracker" / "public.css"
+
+
+def luminance(hex_colour):
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(one, other):
+    light, dark = sorted([luminance(one), luminance(other)], reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_status_badges_and_text_colours_meet_wcag_aa_contrast():
+    css = CSS.read_text()
+    variables = dict(re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{6})", css))
+    badges = re.findall(
+        r"\.status-(\w+) \{ background: (#[0-9a-fA-F]{6}); color: (#[0-9a-fA-F]{6}); \}", css
+    )
+
+    assert {status for status, _bg, _fg in badges} == set(Recommendation.Status.values)
+    for status, background, colour in badges:
+        assert contrast(background, colour) >= 4.5, status
+    for text, background in [
+        ("ink", "paper"),
+        ("muted", "paper"),
+        ("muted", "wash"),
+        ("accent", "paper"),
+        ("accent", "wash"),
+    ]:
+        assert contrast(variables[text], variables[background]) >= 4.5, (text, background)
+    assert contrast("#ffffff", "#102a43") >= 4.5  # the header
