@@ -25,7 +25,7 @@ from tests.factories import (
     SubscriptionFactory,
     UserFactory,
 )
-from tracker import digests
+from tracker import digests, emails
 from tracker.labels import STATUS_LABELS
 from tracker.models import (
     ChangeAlert,
@@ -209,6 +209,25 @@ def test_following_an_agency_includes_its_sub_agencies(db, smtp_server):
     text, _html = parts(message)
     assert "A-1" in text and "B-1" not in text
     assert "Department of Homeland Security" in text  # its progress bar
+
+
+def test_a_busy_week_lists_the_first_changes_and_counts_the_rest(document, smtp_server, client):
+    with at(WEEK_45 - datetime.timedelta(days=10)):
+        SubscriptionFactory(email="ana@example.org", documents=[document])
+    with at(WEEK_45 + datetime.timedelta(days=1)):
+        for n in range(emails.MAX_LISTED + 5):
+            record(f"WRC-2024-{n % 2 + 1}", "in_progress", title=f"Report {n:02d}")
+    with at(WEEK_46):
+        digests.send_due_digests()
+
+    text, html = parts(smtp_server.messages[0])
+    for part in (text, html):
+        assert f"Report {emails.MAX_LISTED - 1:02d}" in part
+        assert f"Report {emails.MAX_LISTED:02d}" not in part
+        assert "And 5 more status changes on the tracker" in part
+    assert_links_resolve(
+        client, html, external=set(digests.Evidence.objects.values_list("url", flat=True))
+    )
 
 
 def test_nothing_happened_sends_nothing_unless_the_setting_says_so(document, smtp_server, settings):

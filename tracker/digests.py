@@ -5,12 +5,13 @@ import datetime
 import logging
 import uuid
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core import signing
 from django.core.mail import get_connection
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     DateField,
     Exists,
@@ -47,8 +48,10 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 # A digest still "sending" this long after its claim lost its sender: it may be claimed again.
 CLAIM_LEASE = datetime.timedelta(minutes=15)
-# Digests sent over one SMTP connection, claimed together.
+# Digests claimed, built and recorded together.
 BATCH_SIZE = 200
+# Mail connections sending a batch at once, each from its own thread.
+SENDERS = 4
 # Confirmation links expire; unsubscribe and preferences links do not.
 CONFIRMATION_MAX_AGE = datetime.timedelta(days=7)
 CONFIRM_SALT = "tracker.subscription.confirm"
@@ -97,16 +100,18 @@ def subscription_from_token(token, *, purpose):
     return subscription
 
 
-def subscription_links(subscription):
-    """Absolute URLs of a subscription's confirm, preferences and unsubscribe links."""
+def subscription_links(subscription, *, confirm=False):
+    """Absolute URLs of a subscription's preferences and unsubscribe links, and with
+    `confirm` its confirmation link."""
     manage = manage_token(subscription)
-    return {
-        "confirm_url": emails.absolute_url(
-            reverse("public:confirm", args=[confirmation_token(subscription)])
-        ),
+    links = {
         "preferences_url": emails.absolute_url(reverse("public:preferences", args=[manage])),
         "unsubscribe_url": emails.absolute_url(reverse("public:unsubscribe", args=[manage])),
     }
+    if confirm:
+        token = confirmation_token(subscription)
+        links["confirm_url"] = emails.absolute_url(reverse("public:confirm", args=[token]))
+    return links
 
 
 # -- Subscribing ----------------------------------------------------------------------------
@@ -140,7 +145,8 @@ def subscribe(*, email, language, frequency, documents, agencies):
             subscription.documents.set(documents)
             subscription.agencies.set(agencies)
     # Sent once the row is saved (the view runs outside any transaction).
-    emails.confirmation_message(subscription, subscription_links(subscription)).send()
+    links = subscription_links(subscription, confirm=True)
+    emails.confirmation_message(subscription, links).send()
     return subscription
 
 
@@ -271,6 +277,8 @@ class DigestData:
     agency_progress: dict
     covered_from: dict  # subscription id → end of its previous digest (or its confirmation)
     staff_groups: list | None
+    # Fragments of mail rendered once for the whole run (see emails.digest_message).
+    rendered: dict = field(default_factory=dict)
 
 
 def collect_digest_data(pairs, *, now):
@@ -294,8 +302,8 @@ def collect_digest_data(pairs, *, now):
     for subscription in subscriptions:
         until = last_until.get(subscription.pk)
         # Unconfirmed subscriptions get no digest, but the admin may preview theirs.
-        since = [until, subscription.confirmed_at] if subscription.confirmed_at else [until]
-        covered_from[subscription.pk] = max(filter(None, [*since, subscription.created_at]))
+        joined = subscription.confirmed_at or subscription.created_at
+        covered_from[subscription.pk] = max(until, joined) if until else joined
     earliest = min(covered_from.values())
     latest = min(now, max(period.ends_at for _s, period in pairs))
 
@@ -307,7 +315,7 @@ def collect_digest_data(pairs, *, now):
             recorded_at__gte=earliest, recorded_at__lt=latest, recommendation__is_published=True
         )
         .select_related("recommendation__document")
-        .prefetch_related("evidence")
+        .prefetch_related(Prefetch("evidence", to_attr="cited"))
         .order_by("recorded_at", "pk")
     )
     evidence = list(
@@ -472,11 +480,13 @@ def build_digest(subscription, period, *, data=None, now=None):
         + [c for pk in agency_family for c in data.changes_by_agency.get(pk, ())],
         lambda change: change.recorded_at,
     )
+    cited = {item.pk for change in changes for item in change.cited}
     evidence = window(
         [e for pk in document_ids for e in data.evidence_by_document.get(pk, ())]
         + [e for pk in agency_family for e in data.evidence_by_agency.get(pk, ())],
         lambda item: item.created_at,
     )
+    evidence = [item for item in evidence if item.pk not in cited]  # shown with its change
     documents = [
         (data.documents[pk], data.document_progress[pk])
         for pk in document_ids
@@ -543,6 +553,15 @@ def claim_deliveries(pairs):
     }
 
 
+@dataclass
+class Batch:
+    """Claimed deliveries of a batch, and the messages to send for them."""
+
+    pairs: list
+    claimed: dict
+    messages: list
+
+
 def send_batch(pairs, data, *, now, connection=None):
     """Send the digests of `pairs` over one mail connection; return {subscription id:
     outcome}: "sent", "skipped" (nothing happened), "failed", or "done" (sent, or being
@@ -551,10 +570,16 @@ def send_batch(pairs, data, *, now, connection=None):
     1. Claim each (subscription, period) delivery (claim_deliveries): the exactly-once step.
     2. Build each claimed digest; an empty one is skipped unless TRACKER_DIGEST_SEND_EMPTY.
     3. Send each message on its own, so one refused address fails only its own delivery.
-    4. Record every outcome in one UPDATE, and the subscriptions' last digest.
+    4. Record every outcome, and the subscriptions' last digest.
     """
+    batch = prepare_batch(pairs, data, now=now)
+    send_messages(batch.messages, connection=connection)
+    return finish_batch(batch, now=now)
+
+
+def prepare_batch(pairs, data, *, now):
+    """Steps 1 and 2 of send_batch."""
     claimed = claim_deliveries(pairs)
-    outcomes = {subscription.pk: "done" for subscription, _period in pairs}
     messages = []
     for subscription, period in pairs:
         delivery = claimed.get(subscription.pk)
@@ -567,43 +592,84 @@ def send_batch(pairs, data, *, now, connection=None):
             if digest.is_empty and not settings.TRACKER_DIGEST_SEND_EMPTY:
                 delivery.state, delivery.error = State.SKIPPED, ""
                 continue
-            message = emails.digest_message(digest, subscription_links(subscription))
+            links = subscription_links(subscription)
+            message = emails.digest_message(digest, links, rendered=data.rendered)
         except Exception as error:  # a bug must not leave the row "sending" until its lease
             logger.exception("digest %s could not be built", delivery.pk)
             delivery.state, delivery.error = State.FAILED, describe_error(error)
             continue
         delivery.message_id = message.extra_headers["Message-ID"]
         messages.append((delivery, message))
+    return Batch(pairs=pairs, claimed=claimed, messages=messages)
 
-    if messages:
-        connection = connection or get_connection()
-        with connection:
-            for delivery, message in messages:
-                try:
-                    connection.send_messages([message])
-                except Exception as error:  # the server refused it, or the connection broke
-                    logger.warning("digest %s to %s failed: %s", delivery.pk, message.to, error)
-                    delivery.state, delivery.error = State.FAILED, describe_error(error)
-                    _reopen(connection)
-                else:
-                    delivery.state, delivery.error = State.SENT, ""
-                    delivery.sent_at = timezone.now()
 
-    finished = list(claimed.values())
-    DigestDelivery.objects.bulk_update(
-        finished,
-        ["state", "error", "sent_at", "message_id", "covered_from", "covered_until"],
-    )
+def send_messages(messages, *, connection=None):
+    """Step 3 of send_batch: send [(delivery, message)] over one connection, noting each
+    outcome on its delivery. No database access, so it may run in another thread."""
+    if not messages:
+        return
+    connection = connection or get_connection()
+    try:
+        connection.open()
+    except Exception as error:  # no server: every digest of this connection failed
+        logger.warning("could not connect to send %s digests: %s", len(messages), error)
+        for delivery, _message in messages:
+            delivery.state, delivery.error = State.FAILED, describe_error(error)
+        return
+    try:
+        for delivery, message in messages:
+            try:
+                connection.send_messages([message])
+            except Exception as error:  # the server refused it, or the connection broke
+                logger.warning("digest %s to %s failed: %s", delivery.pk, message.to, error)
+                delivery.state, delivery.error = State.FAILED, describe_error(error)
+                _reopen(connection)
+            else:
+                delivery.state, delivery.error = State.SENT, ""
+                delivery.sent_at = timezone.now()
+    finally:
+        connection.close()
+
+
+def finish_batch(batch, *, now):
+    """Step 4 of send_batch; return {subscription id: outcome}."""
+    outcomes = {subscription.pk: "done" for subscription, _period in batch.pairs}
+    finished = list(batch.claimed.values())
     sent_by_period = defaultdict(list)
     for delivery in finished:
         outcomes[delivery.subscription_id] = State(delivery.state).value
         if delivery.state == State.SENT:
             sent_by_period[delivery.period].append(delivery.subscription_id)
-    for key, subscription_ids in sent_by_period.items():
-        Subscription.objects.filter(pk__in=subscription_ids).update(
-            last_period=key, last_sent_at=now
-        )
+    with transaction.atomic():  # one commit for the batch
+        record_outcomes(finished)
+        for key, subscription_ids in sent_by_period.items():
+            Subscription.objects.filter(pk__in=subscription_ids).update(
+                last_period=key, last_sent_at=now
+            )
     return outcomes
+
+
+# What sending writes back on each delivery.
+OUTCOME_FIELDS = ["state", "error", "sent_at", "message_id", "covered_from", "covered_until"]
+
+
+def record_outcomes(deliveries):
+    """Write each delivery's outcome: one UPDATE per row, in one executemany call (the CASE
+    expressions of bulk_update cost more to build than the mail costs to send)."""
+    if not deliveries:
+        return
+    quote = connection.ops.quote_name
+    meta = DigestDelivery._meta
+    fields = [meta.get_field(name) for name in OUTCOME_FIELDS]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    rows = [
+        [field.get_db_prep_save(getattr(delivery, field.attname), connection) for field in fields]
+        + [delivery.pk]
+        for delivery in deliveries
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def describe_error(error):
@@ -632,28 +698,52 @@ def send_digest(subscription, period, *, now=None, connection=None):
 def send_due_digests(
     *, now=None, current=False, dry_run=False, batch_size=BATCH_SIZE, progress=None
 ):
-    """Send every due digest (see due_subscriptions), `batch_size` per mail connection;
-    return a Counter of outcomes. With `dry_run`, build them and count what would be sent
-    ("would send" / "would skip"), writing nothing. `progress(done, total, outcomes)` is
-    called after each batch."""
+    """Send every due digest (see due_subscriptions) in batches; return a Counter of
+    outcomes. With `dry_run`, build them and count what would be sent ("would send" /
+    "would skip"), writing nothing. `progress(done, total, outcomes)` follows each batch.
+
+    Mail servers answer slowly next to rendering: while SENDERS threads send one batch
+    (each over its own connection, touching no database), this thread claims and builds
+    the next; each batch's outcomes are recorded once its sending is over.
+    """
     now = now or timezone.now()
     pairs = due_subscriptions(now=now, current=current)
     outcomes = Counter()
     if not pairs:
         return outcomes
     data = collect_digest_data(pairs, now=now)
-    for start in range(0, len(pairs), batch_size):
-        batch = pairs[start : start + batch_size]
-        prefetch_related_objects([s for s, _p in batch], "documents", "agencies")
-        if dry_run:
-            for subscription, period in batch:
-                digest = build_digest(subscription, period, data=data, now=now)
-                empty = digest.is_empty and not settings.TRACKER_DIGEST_SEND_EMPTY
-                outcomes["would skip" if empty else "would send"] += 1
-        else:
-            outcomes.update(send_batch(batch, data, now=now).values())
-        if progress is not None:
-            progress(start + len(batch), len(pairs), outcomes)
+    with ThreadPoolExecutor(max_workers=SENDERS) as senders:
+        sending = None  # (batch, futures) under way
+
+        def finish(done):
+            batch, futures = sending
+            for future in futures:
+                future.result()
+            outcomes.update(finish_batch(batch, now=now).values())
+            if progress is not None:
+                progress(done, len(pairs), outcomes)
+
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start : start + batch_size]
+            prefetch_related_objects([s for s, _p in chunk], "documents", "agencies")
+            if dry_run:
+                for subscription, period in chunk:
+                    digest = build_digest(subscription, period, data=data, now=now)
+                    empty = digest.is_empty and not settings.TRACKER_DIGEST_SEND_EMPTY
+                    outcomes["would skip" if empty else "would send"] += 1
+                if progress is not None:
+                    progress(start + len(chunk), len(pairs), outcomes)
+                continue
+            batch = prepare_batch(chunk, data, now=now)
+            if sending is not None:
+                finish(start)
+            futures = [
+                senders.submit(send_messages, batch.messages[index::SENDERS])
+                for index in range(SENDERS)
+            ]
+            sending = (batch, futures)
+        if sending is not None:
+            finish(len(pairs))
     return outcomes
 
 
@@ -664,7 +754,8 @@ def next_digest_period(subscription, *, now):
     last = subscription.deliveries.filter(state__in=[State.SENT, State.SKIPPED]).aggregate(
         until=Max("covered_until")
     )["until"]
-    start = max(filter(None, [last, subscription.confirmed_at, subscription.created_at]))
+    joined = subscription.confirmed_at or subscription.created_at
+    start = max(last, joined) if last else joined
     period = digest_period(subscription.frequency, now=now)
     while period.key in finished or period.ends_at <= start:
         period = period_of(subscription.frequency, period.end + datetime.timedelta(days=1))
