@@ -696,3 +696,18 @@ def test_status_badges_and_text_colours_meet_wcag_aa_contrast():
     ]:
         assert contrast(variables[text], variables[background]) >= 4.5, (text, background)
     assert contrast("#ffffff", "#102a43") >= 4.5  # the header
+
+
+def test_admin_links_published_recommendations_to_their_public_page(with_draft, client, admin_user):
+    client.force_login(admin_user)
+    published, draft = with_draft["published"], with_draft["draft"]
+
+    published_form = client.get(f"/admin/tracker/recommendation/{published.pk}/change/")
+    draft_form = client.get(f"/admin/tracker/recommendation/{draft.pk}/change/")
+
+    assert "View on site" in published_form.content.decode()
+    assert "View on site" not in draft_form.content.decode()
+    view_on_site = re.search(
+        r'href="([^"]+)" class="viewsitelink"', published_form.content.decode()
+    )
+    assert view_on_site.group(1) == published.get_absolute_url()

@@ -308,6 +308,10 @@ class RecommendationAdmin(admin.ModelAdmin):
     inlines = [OwnershipInline, StatusHistoryInline, EvidenceLinkInline]
     actions = ["export_csv", "publish", "unpublish", "mark_reviewed"]
 
+    def view_on_site(self, obj):
+        """Link "View on site" to the public page, which drafts do not have."""
+        return obj.get_absolute_url() if obj.is_published else None
+
     def get_queryset(self, request):
         leads = Ownership.objects.filter(role=Ownership.Role.LEAD).select_related("agency")
         return (
