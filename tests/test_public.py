@@ -5,6 +5,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -544,6 +545,22 @@ def test_a_new_status_change_changes_the_validators(demo, client):
     response = client.get(url, HTTP_IF_NONE_MATCH=etag)
     assert response.status_code == 200
     assert "Implemented" in text_of(response.content.decode())
+
+
+def test_unpublishing_a_recommendation_is_not_answered_with_304(with_draft, client):
+    url = "/documents/DOC-A/"
+    published = with_draft["published"]
+    RecommendationFactory(document=published.document, code="DOC-A-3", title="Soon a draft")
+    last_modified = client.get(url)["Last-Modified"]
+
+    with time_machine.travel(timezone.now() + datetime.timedelta(minutes=5)):
+        Recommendation.objects.filter(code="DOC-A-3").update(
+            is_published=False, updated_at=timezone.now()
+        )
+        response = client.get(url, HTTP_IF_MODIFIED_SINCE=last_modified)
+
+    assert response.status_code == 200
+    assert "Soon a draft" not in response.content.decode()
 
 
 def test_the_language_switcher_carries_no_per_visitor_token(demo, client):

@@ -49,9 +49,14 @@ def public_agencies():
     )
 
 
-def last_published_change():
-    """When a published recommendation last changed (its status follows its history)."""
-    return published_recommendations().aggregate(latest=Max("updated_at"))["latest"]
+def last_change():
+    """When a document, recommendation (drafts included) or piece of evidence last changed.
+    A new status change counts: recording one saves its recommendation. Three queries."""
+    moments = [
+        model.objects.aggregate(latest=Max("updated_at"))["latest"]
+        for model in (Document, Recommendation, Evidence)
+    ]
+    return max(filter(None, moments), default=None)
 
 
 def recent_status_changes(*, limit):

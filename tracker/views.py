@@ -49,10 +49,15 @@ def public_page(view):
     return wrapper
 
 
-def with_last_modified(response, *moments):
-    """Set Last-Modified to the latest of `moments` (None ignored), so that
-    ConditionalGetMiddleware answers If-Modified-Since with 304."""
-    moments = [moment for moment in moments if moment is not None]
+def with_last_modified(response, *also):
+    """Set Last-Modified to the last change of anything public pages show (and `also`), so
+    that ConditionalGetMiddleware answers If-Modified-Since with 304.
+
+    Site-wide on purpose: a draft going back to draft, or a recommendation leaving an
+    agency, changes pages without any timestamp on them growing. What no timestamp records
+    (an agency renamed, uncited evidence deleted) the ETag still catches.
+    """
+    moments = [moment for moment in (public.last_change(), *also) if moment is not None]
     if moments:
         response["Last-Modified"] = http_date(max(moments).timestamp())
     return response
@@ -90,13 +95,7 @@ def home(request):
         "tracker/home.html",
         {"documents": documents, "changes": changes, "evidence": evidence},
     )
-    return with_last_modified(
-        response,
-        public.last_published_change(),
-        *(document.updated_at for document in documents),
-        *(change.recorded_at for change in changes),
-        *(item.updated_at for item in evidence),
-    )
+    return with_last_modified(response)
 
 
 def chart_of(recommendations, *, start, chart_id, title):
@@ -167,9 +166,7 @@ def document(request, code):
             "status_names": Status.values,
         },
     )
-    return with_last_modified(
-        response, document.updated_at, *(r.updated_at for r in recommendations)
-    )
+    return with_last_modified(response)
 
 
 def attach_urls(document, recommendations):
@@ -231,13 +228,7 @@ def recommendation(request, document, code):
             "copies": copies,
         },
     )
-    return with_last_modified(
-        response,
-        recommendation.updated_at,
-        *(change.recorded_at for change in changes),
-        *(evidence.updated_at for change in changes for evidence in change.evidence.all()),
-        *(evidence.updated_at for evidence in other_evidence),
-    )
+    return with_last_modified(response)
 
 
 @public_page
@@ -284,7 +275,7 @@ def agency(request, slug):
             "supporting_count": sum(o.role != Ownership.Role.LEAD for o in ownerships),
         },
     )
-    return with_last_modified(response, *(o.recommendation.updated_at for o in ownerships))
+    return with_last_modified(response)
 
 
 @public_page
@@ -302,7 +293,7 @@ def agencies(request):
         "tracker/agencies.html",
         {"kinds": [group for group in kinds if group["agencies"]]},
     )
-    return with_last_modified(response, public.last_published_change())
+    return with_last_modified(response)
 
 
 @public_page
@@ -386,6 +377,9 @@ def confirm(request, token):
         return bad_subscription_link(request, error)
     digests.confirm(subscription)
     links = digests.subscription_links(subscription)
+    if subscription.unsubscribed_at is not None:  # an old link, after unsubscribing
+        context = {"subscription": subscription, "preferences_path": links["preferences_url"]}
+        return render(request, "tracker/unsubscribe.html", context)
     context = {"subscription": subscription, **links}
     return render(request, "tracker/subscription_confirmed.html", context)
 
