@@ -728,3 +728,12 @@ def test_admin_links_published_recommendations_to_their_public_page(with_draft, 
         r'href="([^"]+)" class="viewsitelink"', published_form.content.decode()
     )
     assert view_on_site.group(1) == published.get_absolute_url()
+
+
+def test_a_server_error_gets_a_plain_page(db, rf):
+    from django.views.defaults import server_error
+
+    response = server_error(rf.get("/"))
+
+    assert response.status_code == 500
+    assert "Something went wrong" in response.content.decode()
