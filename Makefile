@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python -m pip install --quiet -e '.[test,server]'
 	$(BIN)/python bench/check_sources.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/digests.py
 	$(BIN)/python bench/public_pages.py
 
 migrate: install

@@ -233,3 +233,17 @@ def test_the_sign_up_form_lists_only_public_documents_and_agencies(client, docum
     assert b"U.S. Citizenship and Immigration Services" in content
     assert b"Unpublished plan" not in content
     assert b"Agency with nothing published" not in content
+
+
+def test_an_old_confirmation_link_does_not_undo_an_unsubscribe(client, document, smtp_server):
+    sign_up(client, document)
+    confirm_path = link_in(smtp_server.messages[0], "/subscribe/confirm/")
+    client.get(confirm_path)
+    subscription = Subscription.objects.get()
+    digests.unsubscribe(subscription)
+
+    response = client.get(confirm_path)
+    assert response.status_code == 200
+    assert b"You are unsubscribed" in response.content
+    subscription.refresh_from_db()
+    assert not subscription.is_active

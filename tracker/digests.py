@@ -141,7 +141,8 @@ def subscribe(*, email, language, frequency, documents, agencies):
         if created or not subscription.is_active:
             subscription.language = language_of(language)
             subscription.frequency = frequency
-            subscription.save(update_fields=["language", "frequency"])
+            subscription.confirmed_at = None  # back only once this sign-up is confirmed
+            subscription.save(update_fields=["language", "frequency", "confirmed_at"])
             subscription.documents.set(documents)
             subscription.agencies.set(agencies)
     # Sent once the row is saved (the view runs outside any transaction).
@@ -151,8 +152,9 @@ def subscribe(*, email, language, frequency, documents, agencies):
 
 
 def confirm(subscription, *, now=None):
-    """Confirm a subscription (again: harmless); a subscriber who had left is back."""
-    if subscription.is_active:
+    """Confirm a subscription awaiting it; a subscriber who had left and signed up again is
+    back. A confirmed one is left alone: an old link does not undo an unsubscribe."""
+    if subscription.confirmed_at is not None:
         return subscription
     subscription.confirmed_at = now or timezone.now()
     subscription.unsubscribed_at = None

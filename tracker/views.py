@@ -149,9 +149,14 @@ def document(request, code):
         title=_("Progress of %(document)s over time") % {"document": document.code},
     )
     attach_urls(document, recommendations)
+    # ?status=… lists only the recommendations in that status (the counts stay whole).
+    status = request.GET.get("status")
+    if status not in Status.values:
+        status = None
+    shown = [r for r in recommendations if status is None or r.status == status]
     sections = [
         {"title": title, "recommendations": list(items)}
-        for title, items in groupby(recommendations, key=lambda r: r.section_title)
+        for title, items in groupby(shown, key=lambda r: r.section_title)
     ]
     response = render(
         request,
@@ -164,6 +169,7 @@ def document(request, code):
             "chart": chart,
             "chart_rows": chart_rows,
             "status_names": Status.values,
+            "status_filter": status,
         },
     )
     return with_last_modified(response)
