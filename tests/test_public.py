@@ -737,3 +737,17 @@ def test_a_server_error_gets_a_plain_page(db, rf):
 
     assert response.status_code == 500
     assert "Something went wrong" in response.content.decode()
+
+
+def test_document_page_lists_one_status_on_request(db, client):
+    document = DocumentFactory(code="DOC-F")
+    done = RecommendationFactory(document=document, title="Already done")
+    RecommendationFactory(document=document, title="Still waiting")
+    record(done, "implemented", on=datetime.date(2024, 8, 1))
+
+    implemented = text_of(page(client, "/documents/DOC-F/?status=implemented"))
+    everything = text_of(page(client, "/documents/DOC-F/?status=nonsense"))
+
+    assert "Already done" in implemented and "Still waiting" not in implemented
+    assert "All (2)" in implemented and "Implemented (1)" in implemented
+    assert "Already done" in everything and "Still waiting" in everything
