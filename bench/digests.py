@@ -5,6 +5,8 @@ on 127.0.0.1 (in its own process, as a mail server would be).
 Two runs of `send_due_digests` (what `send_digests --now` runs), each timed with every query
 counted: one with a tenth of the subscribers active, then, from scratch, all of them. Queries
 per digest must not grow with the number of subscribers; the goal is 200 digests per second.
+Then, from scratch again, `--workers` processes run it at the same time, as Celery workers
+would: the sink must receive every digest exactly once.
 
 Usage: .venv/bin/python bench/digests.py [--subscribers 10000] [--changes 60]
 Uses a scratch database: `<name>_bench_digests` next to a PostgreSQL DATABASE_URL, else a
@@ -183,7 +185,36 @@ def measured_run(label, expected, accepted):
     )
     if sent != expected or received != sent:
         raise SystemExit(f"{label}: expected {expected} digests sent and received")
-    return {"sent": sent, "seconds": elapsed, "queries": len(queries)}
+    return {"sent": sent, "seconds": elapsed, "queries": len(queries), "received": received}
+
+
+def worker_run(_index):
+    from tracker.digests import send_due_digests
+
+    return dict(send_due_digests(current=True))
+
+
+def parallel_run(workers, expected, accepted):
+    """`workers` processes run the same send_due_digests at once: the claims share the
+    digests out, and the sink must receive each exactly once."""
+    from django.db import connections
+
+    connections.close_all()  # each process opens its own
+    before = accepted.value
+    started = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        results = pool.map(worker_run, range(workers))
+    elapsed = time.perf_counter() - started
+    sent = sum(result.get("sent", 0) for result in results)
+    received = wait_for(accepted, before + sent) - before
+    print(
+        f"{workers} workers at once: {results} in {elapsed:.1f} s: {sent / elapsed:.0f} "
+        f"digests/s, {received} received by the sink",
+        flush=True,
+    )
+    if sent != expected or received != expected:
+        raise SystemExit(f"{workers} workers: expected {expected} digests sent exactly once")
+    return {"per_s": sent / elapsed}
 
 
 def wait_for(accepted, count, timeout=10):
@@ -194,7 +225,7 @@ def wait_for(accepted, count, timeout=10):
     return accepted.value
 
 
-def run(subscribers, changes):
+def run(subscribers, changes, workers):
     port, accepted = start_sink()
     setup_django(port)
     from tracker.models import DigestDelivery, Subscription
@@ -211,9 +242,13 @@ def run(subscribers, changes):
     small = measured_run(f"{tenth} subscribers", tenth, accepted)
     DigestDelivery.objects.all().delete()
     Subscription.objects.update(unsubscribed_at=None)
-    total_before = accepted.value
     full = measured_run(f"{subscribers} subscribers", subscribers, accepted)
     again = measured_run("a second run in the same period", 0, accepted)
+
+    parallel = None
+    if workers > 1:
+        DigestDelivery.objects.all().delete()
+        parallel = parallel_run(workers, subscribers, accepted)
 
     return {
         "subscribers": subscribers,
@@ -223,9 +258,11 @@ def run(subscribers, changes):
         "queries_total": full["queries"],
         "queries_total_at_tenth": small["queries"],
         "seconds": round(full["seconds"], 2),
-        "received_by_sink": accepted.value - total_before,
+        "received_by_sink": full["received"],
         "sent_by_second_run": again["sent"],
         "synthetic_changes": changes,
+        "workers": workers,
+        "digests_per_s_with_workers": parallel and round(parallel["per_s"], 1),
         "database": os.environ["DATABASE_URL"].split(":", 1)[0],
     }
 
@@ -234,8 +271,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--changes", type=int, default=60)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="Processes running send_due_digests at once, as Celery workers would (1: skip).",
+    )
     args = parser.parse_args()
-    print(json.dumps(run(args.subscribers, args.changes)))
+    print(json.dumps(run(args.subscribers, args.changes, args.workers)))
 
 
 if __name__ == "__main__":

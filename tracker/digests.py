@@ -591,7 +591,8 @@ def prepare_batch(pairs, data, *, now):
             digest = build_digest(subscription, period, data=data, now=now)
             delivery.covered_from = digest.covered_from
             delivery.covered_until = digest.covered_until
-            if digest.is_empty and not settings.TRACKER_DIGEST_SEND_EMPTY:
+            nothing = digest.is_empty and not settings.TRACKER_DIGEST_SEND_EMPTY
+            if nothing or digest.covered_from >= digest.covered_until:
                 delivery.state, delivery.error = State.SKIPPED, ""
                 continue
             links = subscription_links(subscription)
