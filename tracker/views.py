@@ -2,7 +2,7 @@
 
 Every page is the same for every visitor in a language, so responses may be cached briefly
 (by browsers and shared caches, per Accept-Language and Cookie) and carry ETags
-(ConditionalGetMiddleware) and, where the data tells, Last-Modified.
+(ConditionalGetMiddleware) and Last-Modified (the last change of the public data).
 """
 
 import functools
