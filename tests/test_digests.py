@@ -4,12 +4,17 @@ through a real SMTP server on 127.0.0.1 and read back with the `email` package."
 import datetime
 import io
 import os
+import subprocess
+import sys
 import threading
+import uuid
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -17,6 +22,7 @@ from django.urls import resolve
 from django.utils import translation
 from django_celery_beat.models import PeriodicTask
 
+from config.celery import app as celery_app
 from tests.factories import (
     AgencyFactory,
     DocumentFactory,
@@ -37,6 +43,7 @@ from tracker.models import (
 from tracker.tasks import send_digest_task, send_due_digests_task
 
 UTC = datetime.UTC
+ROOT = Path(__file__).resolve().parents[1]
 BASE_URL = "http://127.0.0.1:8000"
 # Monday of ISO week 2026-W45, and the weeks after it.
 WEEK_45 = datetime.datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -593,3 +600,69 @@ def test_the_admin_queues_failed_digests_again(
     delivery.refresh_from_db()
     assert delivery.state == "sent"
     assert [message["To"] for message in smtp_server.messages] == ["ana@example.org"]
+
+
+# -- A real worker ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def digest_worker(transactional_db, smtp_server, tmp_path):
+    """A Celery worker process on its own queue, sharing this test's database and sending
+    mail to the test SMTP server."""
+    from tests.test_tasks import database_url, wait_until
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "worker.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(settings.EMAIL_PORT),
+    }
+    hostname = f"{queue}@{os.uname().nodename}"
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker",
+        "--queues", queue, "--pool", "threads", "--concurrency", "2",
+        "--without-mingle", "--without-gossip", "--loglevel", "INFO", "--hostname", hostname,
+    ]  # fmt: skip
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
+    try:
+        wait_until(
+            lambda: celery_app.control.ping(destination=[hostname], timeout=0.5),
+            timeout=60,
+            message="the worker to answer a ping",
+        )
+        yield queue, log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CELERY_BROKER_URL")
+    or not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="needs CELERY_BROKER_URL and a PostgreSQL DATABASE_URL (as .ci/run sets)",
+)
+def test_a_real_worker_sends_a_digest_queued_twice_once(digest_worker, smtp_server):
+    from tests.test_tasks import wait_until
+
+    queue, log = digest_worker
+    uscis = AgencyFactory(acronym="USCIS")
+    document = DocumentFactory()
+    RecommendationFactory(document=document, code="R-1", lead=uscis)
+    subscriber = SubscriptionFactory(email="ana@example.org", documents=[document])
+    record("R-1", "implemented")
+    period = digests.digest_period("weekly", now=datetime.datetime.now(UTC), current=True)
+
+    for _ in range(2):  # the same digest queued twice, taken by two threads at once
+        send_digest_task.apply_async((subscriber.pk, period.key), queue=queue)
+    wait_until(lambda: log.read_text().count("succeeded in") == 2, message="both tasks")
+
+    assert [message["To"] for message in smtp_server.messages] == ["ana@example.org"]
+    delivery = DigestDelivery.objects.get()
+    assert (delivery.state, delivery.attempts) == ("sent", 1)
+    assert "'sent'" in log.read_text() and "'done'" in log.read_text()
