@@ -618,6 +618,7 @@ def digest_worker(transactional_db, smtp_server, tmp_path):
         "DATABASE_URL": database_url(),
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(settings.EMAIL_PORT),
+        "TRACKER_CHECK_RETRY_SECONDS": "0",
     }
     hostname = f"{queue}@{os.uname().nodename}"
     command = [
@@ -642,11 +643,14 @@ def digest_worker(transactional_db, smtp_server, tmp_path):
             process.kill()
 
 
-@pytest.mark.skipif(
+needs_worker = pytest.mark.skipif(
     not os.environ.get("CELERY_BROKER_URL")
     or not os.environ.get("DATABASE_URL", "").startswith("postgres"),
     reason="needs CELERY_BROKER_URL and a PostgreSQL DATABASE_URL (as .ci/run sets)",
 )
+
+
+@needs_worker
 def test_a_real_worker_sends_a_digest_queued_twice_once(digest_worker, smtp_server):
     from tests.test_tasks import wait_until
 
@@ -666,3 +670,25 @@ def test_a_real_worker_sends_a_digest_queued_twice_once(digest_worker, smtp_serv
     delivery = DigestDelivery.objects.get()
     assert (delivery.state, delivery.attempts) == ("sent", 1)
     assert "'sent'" in log.read_text() and "'done'" in log.read_text()
+
+
+@needs_worker
+def test_a_real_worker_retries_a_refused_digest_then_records_it_failed(digest_worker, smtp_server):
+    from tests.test_tasks import wait_until
+
+    queue, log = digest_worker
+    document = DocumentFactory()
+    RecommendationFactory(document=document, code="R-1", lead=AgencyFactory())
+    subscriber = SubscriptionFactory(email="bounce@example.org", documents=[document])
+    record("R-1", "implemented")
+    period = digests.digest_period("weekly", now=datetime.datetime.now(UTC), current=True)
+    smtp_server.refuse.add("bounce@example.org")
+
+    send_digest_task.apply_async((subscriber.pk, period.key), queue=queue)
+    wait_until(lambda: log.read_text().count("succeeded in") == 1, message="the retries")
+
+    delivery = DigestDelivery.objects.get()
+    assert (delivery.state, delivery.attempts) == ("failed", digests.MAX_ATTEMPTS)
+    assert "550" in delivery.error
+    assert log.read_text().count("retry: Retry in") == digests.MAX_ATTEMPTS - 1
+    assert smtp_server.messages == []
