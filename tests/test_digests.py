@@ -532,6 +532,21 @@ def test_queries_per_run_do_not_grow_with_subscribers(document, uscis, smtp_serv
     assert many <= 25
 
 
+def test_queries_for_one_digest_do_not_grow_with_what_happened(document, uscis, smtp_server):
+    def send_with(changes, moment):
+        with at(moment - datetime.timedelta(days=10)):
+            subscriber = SubscriptionFactory(documents=[document], agencies=[uscis])
+        with at(moment - datetime.timedelta(days=5)):
+            for n in range(changes):
+                record(f"WRC-2024-{n % 2 + 1}", "in_progress", title=f"Report {moment} {n}")
+        period = digests.digest_period("weekly", now=moment)
+        with at(moment), CaptureQueriesContext(connection) as queries:
+            assert digests.send_digest(subscriber, period) == "sent"
+        return len(queries)
+
+    assert send_with(2, WEEK_46) == send_with(12, WEEK_47)
+
+
 # -- The command and the admin ------------------------------------------------------------
 
 
