@@ -9,6 +9,7 @@ import pytest
 import time_machine
 from django.test import Client
 
+from tests.conftest import free_port
 from tests.factories import AgencyFactory, DocumentFactory, RecommendationFactory
 from tracker import digests
 from tracker.models import Subscription
@@ -247,3 +248,15 @@ def test_an_old_confirmation_link_does_not_undo_an_unsubscribe(client, document,
     assert b"You are unsubscribed" in response.content
     subscription.refresh_from_db()
     assert not subscription.is_active
+
+
+def test_a_mail_server_that_is_down_gets_a_clear_message_and_keeps_the_sign_up(
+    client, document, settings
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
+    settings.EMAIL_TIMEOUT = 5
+    response = sign_up(client, document)
+    assert response.status_code == 200
+    assert b"We could not send the confirmation email just now." in response.content
+    assert not Subscription.objects.get(email="ana@example.org").is_active

@@ -6,6 +6,8 @@ Every page is the same for every visitor in a language, so responses may be cach
 """
 
 import functools
+import logging
+import smtplib
 from itertools import groupby
 
 from django.db.models import Prefetch, prefetch_related_objects
@@ -25,6 +27,8 @@ from . import charts, digests, public
 from .forms import PreferencesForm, SubscribeForm
 from .models import Agency, Evidence, Ownership, Recommendation, SourceVersion, StatusChange
 from .progress import progress_by_agency, progress_by_document, progress_series
+
+logger = logging.getLogger(__name__)
 
 # Seconds a browser or shared cache may reuse a public page before asking again.
 PUBLIC_MAX_AGE = 60
@@ -357,14 +361,25 @@ def bad_subscription_link(request, error):
 def subscribe(request):
     form = SubscribeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        digests.subscribe(
-            email=form.cleaned_data["email"],
-            language=translation.get_language(),
-            frequency=form.cleaned_data["frequency"],
-            documents=form.cleaned_data["documents"],
-            agencies=form.cleaned_data["agencies"],
-        )
-        return redirect("public:subscribe_sent")
+        try:
+            digests.subscribe(
+                email=form.cleaned_data["email"],
+                language=translation.get_language(),
+                frequency=form.cleaned_data["frequency"],
+                documents=form.cleaned_data["documents"],
+                agencies=form.cleaned_data["agencies"],
+            )
+        except (smtplib.SMTPException, OSError):  # the sign-up is kept: trying again resends
+            logger.exception("could not send a confirmation email")
+            form.add_error(
+                None,
+                _(
+                    "We could not send the confirmation email just now. "
+                    "Please try again in a few minutes."
+                ),
+            )
+        else:
+            return redirect("public:subscribe_sent")
     return render(request, "tracker/subscribe.html", {"form": form})
 
 
