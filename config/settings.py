@@ -67,6 +67,8 @@ MIDDLEWARE = [
     # Static files straight from gunicorn, compressed and cached for ever (hashed names).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The public pages' language: the visitor's choice (cookie), else Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     # ETags on GET responses, and 304 Not Modified for clients that already have them.
     "django.middleware.http.ConditionalGetMiddleware",
@@ -116,6 +118,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The public pages and the digests ship in these languages (tracker/locale).
+LANGUAGES = [("en", "English"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "tracker" / "locale"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -301,3 +306,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Enough for an admin action on a long list of selected rows.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
+
+# Digests: links in mail are absolute, on this base URL.
+TRACKER_BASE_URL = os.environ.get("TRACKER_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Send a digest even when nothing happened in its period (default: skip it).
+TRACKER_DIGEST_SEND_EMPTY = env_bool("TRACKER_DIGEST_SEND_EMPTY", default=False)

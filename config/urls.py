@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from tracker.health import healthz
@@ -10,10 +9,12 @@ admin.site.site_title = "Tracker staff"
 admin.site.index_title = "Recommendations, evidence and progress"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("tracker.api.urls", "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    # The visitor's language choice (set_language), kept in a cookie: no language prefixes.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include(("tracker.urls", "public"))),
 ]

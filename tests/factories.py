@@ -2,6 +2,7 @@ import datetime
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from tracker.models import (
     Agency,
@@ -10,6 +11,7 @@ from tracker.models import (
     Ownership,
     Publisher,
     Recommendation,
+    Subscription,
     Theme,
 )
 
@@ -88,3 +90,24 @@ class EvidenceFactory(factory.django.DjangoModelFactory):
     published_on = datetime.date(2024, 8, 1)
     kind = Evidence.Kind.NEWS_REPORT
     effect = Evidence.Effect.ADVANCES
+
+
+class SubscriptionFactory(factory.django.DjangoModelFactory):
+    """A confirmed subscriber (pass confirmed_at=None for one awaiting confirmation)."""
+
+    class Meta:
+        model = Subscription
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"reader{n}@example.org")
+    confirmed_at = factory.LazyFunction(lambda: timezone.now() - datetime.timedelta(days=60))
+
+    @factory.post_generation
+    def documents(self, create, documents, **kwargs):
+        if create and documents:
+            self.documents.set(documents)
+
+    @factory.post_generation
+    def agencies(self, create, agencies, **kwargs):
+        if create and agencies:
+            self.agencies.set(agencies)

@@ -86,7 +86,7 @@ def test_running_the_roles_migration_again_changes_nothing():
 @pytest.mark.django_db(transaction=True)
 def test_the_roles_migration_can_be_reversed_and_applied_again():
     role("Editor")  # an earlier transactional test may have flushed the groups
-    call_command("migrate", "tracker", "0003_webhooks", verbosity=0)
+    call_command("migrate", "tracker", "0004_subscriptions", verbosity=0)
     assert not Group.objects.filter(name__in=["Editor", "Viewer"]).exists()
     call_command("migrate", verbosity=0)
     assert set(Group.objects.values_list("name", flat=True)) == {"Editor", "Viewer"}

@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 
 from auditlog.mixins import AuditlogHistoryAdminMixin
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminDateWidget, FilteredSelectMultiple
@@ -17,12 +18,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from . import importing
+from . import digests, importing
 from .audit import update_with_audit
 from .models import (
     BROKEN_AFTER_FAILURES,
     Agency,
     ChangeAlert,
+    DigestDelivery,
     Document,
     Evidence,
     FeedEntry,
@@ -32,6 +34,7 @@ from .models import (
     Source,
     SourceVersion,
     StatusChange,
+    Subscription,
     Theme,
     Webhook,
     WebhookDelivery,
@@ -43,7 +46,7 @@ from .progress import (
     progress_by_document,
     progress_of_recommendation,
 )
-from .tasks import check_source_task, enqueue, queue_delivery
+from .tasks import check_source_task, enqueue, queue_delivery, send_digest_task
 from .webhooks import announce_evidence
 
 
@@ -397,6 +400,10 @@ class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     ]
     inlines = [OwnershipInline, StatusHistoryInline, EvidenceLinkInline]
     actions = ["export_csv", "publish", "unpublish", "mark_reviewed"]
+
+    def view_on_site(self, obj):
+        """Link "View on site" to the public page, which drafts do not have."""
+        return obj.get_absolute_url() if obj.is_published else None
 
     def get_queryset(self, request):
         leads = Ownership.objects.filter(role=Ownership.Role.LEAD).select_related("agency")
@@ -977,3 +984,120 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
             )
             return
         self.message_user(request, f"{len(retried)} delivery(ies) queued again.", messages.SUCCESS)
+
+
+class DigestDeliveryInline(admin.TabularInline):
+    model = DigestDelivery
+    extra = 0
+    fields = ["period", "state", "attempts", "sent_at", "error"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+    max_num = 0
+    verbose_name_plural = "digests"
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    """Subscribers to the digests; a staff member's subscription (user set) gets staff digests."""
+
+    list_display = [
+        "email",
+        "frequency",
+        "language",
+        "confirmed_at",
+        "unsubscribed_at",
+        "user",
+        "last_period",
+        "last_sent_at",
+    ]
+    list_filter = [
+        "frequency",
+        "language",
+        ("confirmed_at", admin.EmptyFieldListFilter),
+        ("unsubscribed_at", admin.EmptyFieldListFilter),
+        ("user", admin.EmptyFieldListFilter),
+    ]
+    list_select_related = ["user"]
+    search_fields = ["email"]
+    filter_horizontal = ["documents", "agencies"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["created_at", "last_period", "last_sent_at"]
+    inlines = [DigestDeliveryInline]
+
+    def get_urls(self):
+        preview = self.admin_site.admin_view(self.preview_view)
+        return [
+            path("<path:object_id>/preview/", preview, name="tracker_subscription_preview"),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request, object_id):
+        """The subscriber's next digest as it stands now: headers, HTML and text parts."""
+        subscription = self.get_object(request, unquote(object_id))
+        if subscription is None:
+            raise Http404("No such subscription.")
+        if not self.has_view_permission(request, subscription):
+            raise PermissionDenied
+        digest, message = digests.preview_digest(subscription)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Next digest for {subscription.email}",
+            "opts": self.opts,
+            "original": subscription,
+            "digest": digest,
+            "message": message,
+            "html": message.alternatives[0][0],
+            "would_send": not digest.is_empty or settings.TRACKER_DIGEST_SEND_EMPTY,
+        }
+        return TemplateResponse(request, "admin/tracker/subscription/preview.html", context)
+
+
+@admin.register(DigestDelivery)
+class DigestDeliveryAdmin(admin.ModelAdmin):
+    """The digest log, one row per subscriber and period: read-only, with a retry."""
+
+    list_display = ["created_at", "subscription", "period", "state", "attempts", "sent_at"]
+    list_filter = ["state", "period"]
+    list_select_related = ["subscription"]
+    search_fields = ["subscription__email", "period", "message_id"]
+    readonly_fields = [
+        "subscription",
+        "period",
+        "period_start",
+        "period_end",
+        "covered_from",
+        "covered_until",
+        "state",
+        "attempts",
+        "claimed_at",
+        "error",
+        "message_id",
+        "created_at",
+        "sent_at",
+    ]
+    actions = ["retry"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Send selected failed digests again", permissions=["change"])
+    def retry(self, request, queryset):
+        failed = list(
+            queryset.filter(state=DigestDelivery.State.FAILED).values_list(
+                "pk", "subscription_id", "period"
+            )
+        )
+        DigestDelivery.objects.filter(pk__in=[pk for pk, _s, _p in failed]).update(attempts=0)
+        queued = [
+            enqueue(send_digest_task, subscription_id, period)
+            for _pk, subscription_id, period in failed
+        ]
+        if not all(queued):
+            self.message_user(
+                request,
+                "The task queue is unreachable: the digests stay failed; try again later.",
+                messages.WARNING,
+            )
+            return
+        self.message_user(request, f"{len(failed)} digest(s) queued again.", messages.SUCCESS)

@@ -11,6 +11,7 @@ from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext_lazy as _
 
 # How often staff should re-verify a recommendation unless it says otherwise.
 DEFAULT_REVIEW_INTERVAL_DAYS = 90
@@ -63,6 +64,9 @@ class Agency(models.Model):
         if not self.slug:
             self.slug = slugify(self.acronym or self.name)[:80]
         super().save(*args, **kwargs)
+
+    def get_absolute_url(self):
+        return reverse("public:agency", kwargs={"slug": self.slug})
 
     def clean(self):
         ancestor = self.parent
@@ -132,6 +136,9 @@ class Document(models.Model):
 
     def __str__(self):
         return self.title
+
+    def get_absolute_url(self):
+        return reverse("public:document", kwargs={"code": self.code})
 
 
 def sees_drafts(user):
@@ -216,7 +223,10 @@ class Recommendation(models.Model):
         return f"{self.code}: {self.title}"
 
     def get_absolute_url(self):
-        return reverse("admin:tracker_recommendation_change", args=[self.pk])
+        """The public page (drafts have none: it answers 404 until published)."""
+        return reverse(
+            "public:recommendation", kwargs={"document": self.document.code, "code": self.code}
+        )
 
     def clean(self):
         if self.parent_id is None:
@@ -661,3 +671,115 @@ class WebhookDelivery(models.Model):
 
     def __str__(self):
         return f"{self.get_event_display()} to {self.webhook} ({self.get_state_display()})"
+
+
+class SubscriptionQuerySet(models.QuerySet):
+    def active(self):
+        """Confirmed and not unsubscribed: the subscriptions that receive digests."""
+        return self.filter(confirmed_at__isnull=False, unsubscribed_at__isnull=True)
+
+
+class Subscription(models.Model):
+    """Someone who receives a progress digest by email: weekly or monthly, on the documents
+    and agencies they follow (nothing followed: everything). Double opt-in: no digest before
+    `confirmed_at`."""
+
+    class Frequency(models.TextChoices):
+        WEEKLY = "weekly", _("Weekly")
+        MONTHLY = "monthly", _("Monthly")
+
+    class Language(models.TextChoices):
+        ENGLISH = "en", "English"
+        SPANISH = "es", "Español"
+
+    email = models.EmailField(unique=True)
+    language = models.CharField(max_length=5, choices=Language.choices, default=Language.ENGLISH)
+    frequency = models.CharField(max_length=10, choices=Frequency.choices, default=Frequency.WEEKLY)
+    documents = models.ManyToManyField(Document, blank=True, related_name="subscriptions")
+    agencies = models.ManyToManyField(Agency, blank=True, related_name="subscriptions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="digest_subscriptions",
+        help_text="A staff member's subscription: their digest adds unreviewed change alerts, "
+        "broken sources and overdue reviews.",
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_period = models.CharField("last digest period", max_length=10, blank=True)
+    last_sent_at = models.DateTimeField("last digest sent at", null=True, blank=True)
+
+    objects = SubscriptionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # due_subscriptions(): confirmed, still subscribed, by frequency.
+            models.Index(
+                fields=["frequency", "confirmed_at"],
+                condition=models.Q(unsubscribed_at__isnull=True),
+                name="subscription_due_idx",
+            ),
+        ]
+
+    def __str__(self):
+        return self.email
+
+    @property
+    def is_active(self):
+        return self.confirmed_at is not None and self.unsubscribed_at is None
+
+    @property
+    def is_staff_digest(self):
+        return self.user_id is not None and self.user.is_staff
+
+
+class DigestDelivery(models.Model):
+    """One subscription's digest for one period: the row that makes sending happen once."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped (nothing happened)"
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    period = models.CharField(max_length=10, help_text="2026-W48 (weekly) or 2026-11 (monthly).")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    # What the digest covers: from the previous digest's `covered_until` (or confirmation).
+    covered_from = models.DateTimeField(null=True, blank=True)
+    covered_until = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # The claim of the sender holding it (state "sending"), so each sender knows its rows.
+    claim = models.CharField(max_length=32, blank=True, editable=False)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    message_id = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "digest deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "period"], name="unique_digest_per_period"
+            ),
+        ]
+        indexes = [
+            # The sender finds the rows it claimed.
+            models.Index(fields=["claim"], name="digest_claim_idx"),
+            # The admin's delivery log filtered by state.
+            models.Index(fields=["state", "-created_at"], name="digest_state_idx"),
+        ]
+
+    def __str__(self):
+        return f"Digest {self.period} to {self.subscription} ({self.get_state_display()})"

@@ -2,16 +2,17 @@
 
 import datetime
 import logging
+from functools import partial
 
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as QueueUnreachable
 
-from . import monitoring, webhooks
-from .models import Source, WebhookDelivery
+from . import digests, monitoring, webhooks
+from .models import DigestDelivery, Source, Subscription, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -166,3 +167,32 @@ def resend_unqueued_deliveries():
         WebhookDelivery.objects.filter(pk=delivery_id, last_error=NOT_QUEUED).update(last_error="")
         sent += 1
     return sent
+
+
+# Retries of a digest that failed to send, with exponential backoff; with the first try,
+# as many attempts as digests.MAX_ATTEMPTS allows.
+DIGEST_RETRIES = digests.MAX_ATTEMPTS - 1
+
+
+@shared_task(acks_late=True)
+def send_due_digests_task():
+    """Enqueue one digest task per due subscription (run hourly by beat)."""
+    due = digests.due_subscriptions()
+    for subscription, period in due:
+        # A digest the queue refuses stays due: the next hourly run sends it.
+        transaction.on_commit(partial(enqueue, send_digest_task, subscription.pk, period.key))
+    return len(due)
+
+
+@shared_task(
+    bind=True, acks_late=True, max_retries=DIGEST_RETRIES, soft_time_limit=60, time_limit=90
+)
+def send_digest_task(self, subscription_id, period):
+    subscription = Subscription.objects.active().select_related("user").filter(pk=subscription_id)
+    subscription = subscription.first()
+    if subscription is None:
+        return "gone"  # unsubscribed (or deleted) since it was queued
+    outcome = digests.send_digest(subscription, digests.parse_period(period))
+    if outcome == DigestDelivery.State.FAILED and not is_final_attempt(self):
+        raise retry_later(self)
+    return outcome

@@ -1,0 +1,183 @@
+"""Benchmark the public pages over a large document, in-process.
+
+Fills a scratch database (`<name>_publicbench` next to DATABASE_URL's PostgreSQL one, else a
+SQLite file in /tmp) with one document of 2,000 published recommendations (and 200 drafts)
+in 20 sections, 30 agencies, 10,000 status changes since 2015 and 4,000 evidence items, then
+renders each public page through Django's test client: median and 95th percentile time, the
+number of queries (the same whatever the size) and the page's size.
+
+Usage: DATABASE_URL=postgres://postgres@127.0.0.1:5432/tracker \
+    .venv/bin/python bench/public_pages.py
+The last line printed is one JSON object.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.scratch import postgres_url_or_none, recreate_postgres_database  # noqa: E402
+
+RECOMMENDATIONS = 2_000
+DRAFTS = 200
+STATUS_CHANGES = 10_000
+EVIDENCE = 4_000
+SECTIONS = 20
+
+
+def scratch_database():
+    url = postgres_url_or_none()
+    if url is not None:
+        return recreate_postgres_database(url, "publicbench")
+    path = Path("/tmp/tracker-publicbench.sqlite3")
+    path.unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def fill():
+    from django.core.management import call_command
+    from django.db import connection
+    from django.utils import timezone
+
+    from tracker.models import (
+        Agency,
+        Document,
+        Evidence,
+        Ownership,
+        Publisher,
+        Recommendation,
+        StatusChange,
+    )
+
+    call_command("migrate", verbosity=0)
+    random.seed(7)
+    publisher = Publisher.objects.create(name="Benchmark publisher", acronym="BP")
+    agencies = Agency.objects.bulk_create(
+        Agency(name=f"Agency {i}", acronym=f"AG{i}", slug=f"ag{i}") for i in range(30)
+    )
+    document = Document.objects.create(
+        code="BP", title="A large report", publisher=publisher,
+        published_on=datetime.date(2015, 1, 1),
+    )  # fmt: skip
+    recommendations = Recommendation.objects.bulk_create(
+        Recommendation(
+            document=document,
+            code=f"BP-{n}",
+            section_title=f"Section {n * SECTIONS // (RECOMMENDATIONS + DRAFTS)}",
+            title=f"Recommendation {n} on protection pathways",
+            text=f"The administration should act on matter {n}.",
+            position=n,
+            is_published=n % 11 != 10,
+        )
+        for n in range(RECOMMENDATIONS + DRAFTS)
+    )
+    Ownership.objects.bulk_create(
+        Ownership(recommendation=r, agency=random.choice(agencies), role="lead")
+        for r in recommendations
+    )
+    statuses = [choice.value for choice in Recommendation.Status]
+    now = timezone.now()
+    StatusChange.objects.bulk_create(
+        (
+            StatusChange(
+                recommendation=random.choice(recommendations),
+                status=random.choice(statuses),
+                effective_on=datetime.date(2015, 1, 1)
+                + datetime.timedelta(days=random.randrange(3650)),
+                rationale="Benchmark history.",
+                recorded_at=now,
+            )
+            for _ in range(STATUS_CHANGES)
+        ),
+        batch_size=5000,
+    )
+    evidence = Evidence.objects.bulk_create(
+        Evidence(title=f"News {e} on pathways", outlet="Wire", url=f"https://news.example.org/{e}")
+        for e in range(EVIDENCE)
+    )
+    links = Evidence.recommendations.through
+    links.objects.bulk_create(
+        links(evidence=item, recommendation=random.choice(recommendations)) for item in evidence
+    )
+    for recommendation in Recommendation.objects.all():
+        recommendation.refresh_status()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ANALYZE")
+    busiest = (
+        Recommendation.objects.filter(is_published=True)
+        .order_by("-status_changed_on", "pk")
+        .first()
+    )
+    return busiest
+
+
+def measure(client, url, *, repeat):
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
+
+    reset_queries()  # each request resets the log, so a capture must start from empty
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    query_count = len(queries)  # read now: the next request clears the log it slices
+    assert response.status_code == 200, (url, response.status_code)
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        client.get(url)
+        timings.append((time.perf_counter() - started) * 1000)
+    timings.sort()
+    return {
+        "url": url,
+        "median_ms": round(statistics.median(timings), 1),
+        "p95_ms": round(timings[math.ceil(len(timings) * 0.95) - 1], 1),
+        "queries": query_count,
+        "kilobytes": round(len(response.content) / 1024, 1),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    os.environ["DATABASE_URL"] = scratch_database()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ["DEBUG"] = "false"
+    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-" + "x" * 30)
+    import django
+
+    django.setup()
+    from django.test import Client
+
+    started = time.perf_counter()
+    busiest = fill()
+    print(f"filled in {time.perf_counter() - started:.1f} s", flush=True)
+    client = Client(HTTP_HOST="127.0.0.1")
+    urls = [
+        "/",
+        "/documents/BP/",
+        busiest.get_absolute_url(),
+        "/agencies/",
+        "/agencies/ag1/",
+        "/search/?q=pathways+1",
+    ]
+    results = [measure(client, url, repeat=args.repeat) for url in urls]
+    for result in results:
+        print(
+            f"{result['url']:<45} median {result['median_ms']:>7} ms  p95 {result['p95_ms']:>7}"
+            f" ms  {result['queries']:>2} queries  {result['kilobytes']:>7} KiB"
+        )
+    print(json.dumps({"vendor": django.db.connection.vendor, "pages": results}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""The public pages, feeds and badges in a real headless Chromium (Debian's), over the demo data.
+
+Playwright drives /usr/bin/chromium; it never downloads a browser of its own. Without Chromium
+these tests are skipped, unless CI=1 or TRACKER_REQUIRE_BROWSER=1 asks for them, when they fail.
+Screenshots land in test-artifacts/screenshots/.
+"""
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tracker.demo import load_demo
+from tracker.models import Evidence
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start.
+    "--disable-gpu",
+    # Without these Chromium reaches out to the internet on its own.
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
+
+# The demo evidence names no web address; these tests give one report one to follow.
+CAM_REPORT = "DHS expands the Central American Minors program to more relatives"
+CAM_REPORT_URL = "https://news.example.org/central-american-minors"
+
+
+def browser_required():
+    return any(
+        os.environ.get(name, "").lower() in {"1", "true", "yes"}
+        for name in ("CI", "TRACKER_REQUIRE_BROWSER")
+    )
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        reason = f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+        if browser_required():
+            pytest.fail(f"{reason}, and CI or TRACKER_REQUIRE_BROWSER asks for browser tests")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make
+    # in it (the demo data) are plain synchronous ones.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def site(live_server, transactional_db):
+    """The live server on 127.0.0.1 with the demo data loaded."""
+    assert urlsplit(live_server.url).hostname == "127.0.0.1"
+    load_demo()
+    Evidence.objects.filter(title=CAM_REPORT).update(url=CAM_REPORT_URL)
+    return live_server.url
+
+
+@pytest.fixture
+def page(browser, site, request):
+    """A fresh page that may load nothing but the live server, and fails its test on any
+    JavaScript error or failed request."""
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    origin = f"{site}/"
+    blocked = []
+
+    def only_the_live_server(route):
+        if route.request.url.startswith(origin):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_live_server)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("requestfailed", lambda req: errors.append(f"{req.url}: {req.failure}"))
+    page.on("response", lambda response: check_response(response, errors))
+    yield page
+    context.close()
+    assert not blocked, f"the page tried to leave the live server: {blocked}"
+    assert not errors, errors
+
+
+def check_response(response, errors):
+    # Chromium asks for a favicon of its own accord; the site has none.
+    if response.status >= 400 and not response.url.endswith("/favicon.ico"):
+        errors.append(f"{response.url}: {response.status}")
+
+
+def screenshot(page, name):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def open_page(page, url):
+    response = page.goto(url)
+    assert response.status == 200, url
+    return response
+
+
+def test_every_kind_of_public_page_opens(page, site):
+    pages = {
+        "home": ("/", "Are the recommendations being implemented?"),
+        "document": ("/documents/WRC-2024/", "Migration Does Not Start at the US Border"),
+        "recommendation": (
+            "/documents/HILL-2021/recommendations/HILL-2021-4/",
+            "Open alternatives to irregular migration",
+        ),
+        "agencies": ("/agencies/", "Agencies"),
+        "agency": ("/agencies/uscis/", "U.S. Citizenship and Immigration Services"),
+        "subscribe": ("/subscribe/", "Subscribe to progress digests"),
+    }
+    for name, (path, heading) in pages.items():
+        open_page(page, site + path)
+        assert heading in page.locator("h1").inner_text(), name
+        screenshot(page, name)
+
+    open_page(page, f"{site}/search/?q=asylum")
+    results = page.locator("main a[href*='/recommendations/']")
+    assert results.count() > 0
+    assert "asylum" in page.locator("main").inner_text().lower()
+    screenshot(page, "search")
+
+
+def test_a_visitor_follows_links_from_home_to_the_evidence(page, site):
+    open_page(page, site + "/")
+    page.get_by_role("link", name=re.compile("^Migration Does Not Start at the US Border")).click()
+    page.wait_for_url(f"{site}/documents/WRC-2024/")
+    page.locator("a.rec-title", has_text="WRC-2024-1.6").click()
+    page.wait_for_url(f"{site}/documents/WRC-2024/recommendations/WRC-2024-1.6/")
+    timeline = page.locator(".timeline-entry")
+    assert timeline.count() == 1
+    assert "In progress" in timeline.inner_text()
+    evidence_link = timeline.get_by_role("link", name=CAM_REPORT)
+    # Followed no further: the tests stay on 127.0.0.1.
+    assert evidence_link.get_attribute("href") == CAM_REPORT_URL
+    assert "noopener" in evidence_link.get_attribute("rel")
+    screenshot(page, "recommendation-with-evidence")
+
+
+def test_the_progress_chart_draws_with_a_text_alternative(page, site):
+    open_page(page, site + "/documents/HILL-2021/")
+    chart = page.get_by_role("img", name=re.compile("Progress of HILL-2021 over time"))
+    chart.wait_for()
+    box = chart.bounding_box()
+    assert box["width"] > 100 and box["height"] > 50
+    assert chart.evaluate("svg => svg.tagName") == "svg"
+    assert chart.locator("desc").text_content().strip()
+    screenshot(page, "document-chart")
+
+
+def test_badges_load_as_images(page, site):
+    open_page(page, site + "/")
+    badges = {
+        "document": f"{site}/badges/documents/HILL-2021.svg",
+        "recommendation": f"{site}/badges/documents/HILL-2021/recommendations/HILL-2021-4.svg",
+    }
+    # As a site that embeds them would: plain <img> elements.
+    page.evaluate(
+        """badges => {
+            document.querySelector("main").replaceChildren(...Object.entries(badges).map(
+                ([name, src]) => Object.assign(document.createElement("img"), {id: name, src})))
+        }""",
+        badges,
+    )
+    for name in badges:
+        image = page.locator(f"img#{name}")
+        page.wait_for_function(f"document.getElementById('{name}').complete")
+        assert image.evaluate("img => img.naturalWidth") > 0, name
+        assert image.evaluate("img => img.naturalHeight") == 20, name
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("main").screenshot(path=SCREENSHOTS / "badges.png")
+
+    open_page(page, badges["recommendation"])
+    assert page.get_by_role("img", name=re.compile("HILL-2021-4 .*Stalled")).count()
+
+
+def test_the_updates_feed_is_discoverable_and_reads_as_atom(page, site):
+    open_page(page, site + "/documents/WRC-2024/")
+    feed_link = page.locator("head link[rel=alternate][type='application/atom+xml']")
+    hrefs = [feed_link.nth(i).get_attribute("href") for i in range(feed_link.count())]
+    assert "/documents/WRC-2024/feed/" in hrefs
+    assert "/feeds/updates/" in hrefs
+    open_page(page, site + "/agencies/uscis/")
+    assert feed_link.first.get_attribute("href") == "/feeds/updates/"
+    assert feed_link.last.get_attribute("href") == "/agencies/uscis/feed/"
+    response = open_page(page, site + "/documents/WRC-2024/feed/")
+    assert response.headers["content-type"].startswith("application/atom+xml")
+    feed = page.request.get(site + "/documents/WRC-2024/feed/").text()
+    assert feed.count("<entry>") == 1
+    assert f'href="{site}/documents/WRC-2024/recommendations/WRC-2024-1.6/#change-' in feed
+    screenshot(page, "feed")
+
+
+def test_the_keyboard_reaches_the_skip_link_and_the_main_links(page, site):
+    open_page(page, site + "/")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("() => document.activeElement.textContent.trim()")
+    assert focused == "Skip to main content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "main"
+    # The skip link skipped the header: the next stop is inside <main>.
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.closest('main') !== null")
+    reached = [page.evaluate("() => document.activeElement.getAttribute('href')")]
+    while "/documents/WRC-2024/" not in reached and len(reached) < 40:
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("() => document.activeElement.getAttribute('href')"))
+    assert "/documents/WRC-2024/" in reached
+    assert "/documents/HILL-2021/" in reached or len(reached) < 40
+    screenshot(page, "keyboard-focus")
+
+
+def test_a_visitor_switches_to_spanish(page, site):
+    open_page(page, site + "/documents/WRC-2024/")
+    english = page.locator("h2#progress-heading").inner_text()
+    page.select_option("#language", "es")
+    with page.expect_navigation():
+        page.locator("form.language-form button[type=submit]").click()
+    assert page.url == f"{site}/documents/WRC-2024/"
+    assert page.locator("html").get_attribute("lang") == "es"
+    assert page.locator("h2#progress-heading").inner_text() == "Avance"
+    assert page.locator("h2#progress-heading").inner_text() != english
+    screenshot(page, "document-es")
+
+    # The choice sticks, and the badges follow it.
+    open_page(page, site + "/badges/documents/WRC-2024.svg")
+    assert page.get_by_role("img", name=re.compile("de avance")).count() == 1

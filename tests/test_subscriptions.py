@@ -1,0 +1,262 @@
+"""Signing up for digests: the public form, double opt-in by a signed link sent over real SMTP,
+preferences, one-click unsubscribe, and clear errors for bad addresses and tampered links."""
+
+import datetime
+import re
+from urllib.parse import urlsplit
+
+import pytest
+import time_machine
+from django.test import Client
+
+from tests.conftest import free_port
+from tests.factories import AgencyFactory, DocumentFactory, RecommendationFactory
+from tracker import digests
+from tracker.models import Subscription
+
+UTC = datetime.UTC
+
+
+@pytest.fixture
+def document(db, uscis):
+    document = DocumentFactory(code="WRC-2024", title="Migration does not start at the border")
+    RecommendationFactory(document=document, code="WRC-2024-1", lead=uscis)
+    return document
+
+
+def sign_up(client, document, *, email="ana@example.org", headers=None, **fields):
+    data = {"email": email, "frequency": "weekly", "documents": [document.pk], **fields}
+    return client.post("/subscribe/", data, headers=headers)
+
+
+def link_in(message, path_prefix):
+    """The path of the one link to `path_prefix` in the message's plain-text part."""
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    [url] = {url for url in re.findall(r"https?://\S+", text) if path_prefix in url}
+    return urlsplit(url).path
+
+
+def test_signing_up_sends_a_confirmation_link_that_starts_the_digests(
+    client, document, smtp_server
+):
+    page = client.get("/subscribe/")
+    assert page.status_code == 200
+    assert b"Migration does not start at the border" in page.content
+
+    response = sign_up(client, document)
+    assert response.status_code == 302 and response["Location"] == "/subscribe/sent/"
+    assert b"Check your inbox" in client.get(response["Location"]).content
+    subscription = Subscription.objects.get(email="ana@example.org")
+    assert not subscription.is_active
+    assert list(subscription.documents.all()) == [document]
+
+    [message] = smtp_server.to("ana@example.org")
+    assert message["Subject"] == "Confirm your subscription to the recommendation tracker"
+    html = message.get_body(preferencelist=("html",)).get_content()
+    confirm_path = link_in(message, "/subscribe/confirm/")
+    assert confirm_path in html
+
+    confirmed = client.get(confirm_path)
+    assert confirmed.status_code == 200
+    assert b"Subscription confirmed" in confirmed.content
+    subscription.refresh_from_db()
+    assert subscription.is_active
+    assert client.get(confirm_path).status_code == 200  # a second click is harmless
+
+
+def test_the_sign_up_language_is_the_visitors(client, document, smtp_server):
+    sign_up(client, document, email="lucia@example.org")
+    sign_up(
+        client,
+        document,
+        email="Lucia@Example.org",
+        frequency="monthly",
+        headers={"Accept-Language": "es-MX,es;q=0.9"},
+    )
+    subscription = Subscription.objects.get(email="lucia@example.org")
+    assert subscription.language == "es"
+    assert subscription.frequency == "monthly"  # not confirmed yet: the new choice counts
+    assert "suscripción" in smtp_server.messages[-1]["Subject"]
+
+
+@pytest.mark.parametrize("address", ["", "not-an-address", "ana@", "ana@example..org"])
+def test_a_bad_address_is_a_form_error_and_nothing_is_sent(client, document, smtp_server, address):
+    response = sign_up(client, document, email=address)
+    assert response.status_code == 200
+    assert b"errorlist" in response.content
+    assert re.search(rb"Enter (a valid|your) email address", response.content)
+    assert not Subscription.objects.exists()
+    assert smtp_server.messages == []
+
+
+def test_following_nothing_is_a_form_error(client, document, smtp_server):
+    response = client.post("/subscribe/", {"email": "ana@example.org", "frequency": "weekly"})
+    assert response.status_code == 200
+    assert b"Choose at least one document or agency to follow." in response.content
+    assert not Subscription.objects.exists()
+
+
+def test_signing_up_again_does_not_change_a_confirmed_subscription(client, document, smtp_server):
+    other = DocumentFactory(code="HILL-2021")
+    RecommendationFactory(document=other, code="HILL-2021-1")
+    sign_up(client, document)
+    client.get(link_in(smtp_server.messages[0], "/subscribe/confirm/"))
+
+    # Anyone can type an address: the owner gets the link again, the choices stay.
+    sign_up(client, other, frequency="monthly")
+    subscription = Subscription.objects.get()
+    assert list(subscription.documents.all()) == [document]
+    assert subscription.frequency == "weekly" and subscription.is_active
+    assert len(smtp_server.messages) == 2
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda token: token[:-1] + ("A" if token[-1] != "A" else "B"),  # signature changed
+        lambda token: "9999" + token[token.index(":") :],  # another subscription's id
+        lambda token: token[:10],  # cut short
+    ],
+)
+def test_a_tampered_confirmation_link_is_a_clear_400(client, document, smtp_server, tamper):
+    sign_up(client, document)
+    token = link_in(smtp_server.messages[0], "/subscribe/confirm/").split("/")[-2]
+    response = client.get(f"/subscribe/confirm/{tamper(token)}/")
+    assert response.status_code == 400
+    assert b"This link is not valid" in response.content
+    assert not Subscription.objects.get().is_active
+
+
+def test_an_expired_confirmation_link_says_so(client, document, smtp_server):
+    with time_machine.travel(datetime.datetime(2026, 11, 1, tzinfo=UTC)):
+        sign_up(client, document)
+    confirm_path = link_in(smtp_server.messages[0], "/subscribe/confirm/")
+    with time_machine.travel(datetime.datetime(2026, 11, 9, tzinfo=UTC)):
+        response = client.get(confirm_path)
+    assert response.status_code == 400
+    assert b"This confirmation link has expired" in response.content
+    assert not Subscription.objects.get().is_active
+
+
+def test_a_confirmation_token_does_not_open_the_preferences(client, document, smtp_server):
+    sign_up(client, document)
+    token = link_in(smtp_server.messages[0], "/subscribe/confirm/").split("/")[-2]
+    assert client.get(f"/subscription/{token}/").status_code == 400
+    assert client.post(f"/subscription/{token}/unsubscribe/").status_code == 400
+
+
+# -- Preferences and unsubscribing --------------------------------------------------------
+
+
+@pytest.fixture
+def subscription(document):
+    subscription = Subscription.objects.create(
+        email="ana@example.org", confirmed_at=datetime.datetime(2026, 10, 1, tzinfo=UTC)
+    )
+    subscription.documents.set([document])
+    return subscription
+
+
+def paths(subscription):
+    links = digests.subscription_links(subscription)
+    return urlsplit(links["preferences_url"]).path, urlsplit(links["unsubscribe_url"]).path
+
+
+def test_the_preferences_page_changes_what_is_followed(client, subscription, uscis):
+    preferences, _unsubscribe = paths(subscription)
+    page = client.get(preferences)
+    assert page.status_code == 200
+    assert b"ana@example.org" in page.content
+
+    response = client.post(
+        preferences, {"frequency": "monthly", "language": "es", "agencies": [uscis.pk]}
+    )
+    assert response.status_code == 200
+    assert b"Your preferences are saved." in response.content
+    subscription.refresh_from_db()
+    assert (subscription.frequency, subscription.language) == ("monthly", "es")
+    assert list(subscription.documents.all()) == []
+    assert list(subscription.agencies.all()) == [uscis]
+
+
+def test_preferences_need_something_to_follow(client, subscription):
+    preferences, _unsubscribe = paths(subscription)
+    response = client.post(preferences, {"frequency": "weekly", "language": "en"})
+    assert b"Choose at least one document or agency to follow." in response.content
+    assert subscription.documents.exists()
+
+
+def test_unsubscribing_asks_first_then_one_post_does_it(subscription):
+    # Mail clients POST the List-Unsubscribe URL with no CSRF token (RFC 8058).
+    client = Client(enforce_csrf_checks=True)
+    _preferences, unsubscribe = paths(subscription)
+    page = client.get(unsubscribe)
+    assert page.status_code == 200 and b"<form" in page.content
+    subscription.refresh_from_db()
+    assert subscription.is_active  # a link scanner's GET changes nothing
+
+    response = client.post(unsubscribe, {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert b"You are unsubscribed" in response.content
+    subscription.refresh_from_db()
+    assert subscription.unsubscribed_at is not None and not subscription.is_active
+    assert client.post(unsubscribe).status_code == 200  # again: still unsubscribed
+
+
+def test_a_tampered_unsubscribe_link_is_a_clear_400(client, subscription):
+    _preferences, unsubscribe = paths(subscription)
+    tampered = unsubscribe.replace(f"/{subscription.pk}:", f"/{subscription.pk + 1}:")
+    for response in (client.get(tampered), client.post(tampered)):
+        assert response.status_code == 400
+        assert b"This link is not valid" in response.content
+    subscription.refresh_from_db()
+    assert subscription.is_active
+
+
+def test_signing_up_again_after_unsubscribing_needs_a_new_confirmation(
+    client, subscription, document, smtp_server
+):
+    digests.unsubscribe(subscription)
+    sign_up(client, document, frequency="monthly")
+    subscription.refresh_from_db()
+    assert not subscription.is_active and subscription.frequency == "monthly"
+    client.get(link_in(smtp_server.messages[0], "/subscribe/confirm/"))
+    subscription.refresh_from_db()
+    assert subscription.is_active
+
+
+def test_the_sign_up_form_lists_only_public_documents_and_agencies(client, document):
+    draft_only = DocumentFactory(title="Unpublished plan")
+    RecommendationFactory(document=draft_only, is_published=False)
+    AgencyFactory(name="Agency with nothing published")
+    content = client.get("/subscribe/").content
+    assert b"Migration does not start at the border" in content
+    assert b"U.S. Citizenship and Immigration Services" in content
+    assert b"Unpublished plan" not in content
+    assert b"Agency with nothing published" not in content
+
+
+def test_an_old_confirmation_link_does_not_undo_an_unsubscribe(client, document, smtp_server):
+    sign_up(client, document)
+    confirm_path = link_in(smtp_server.messages[0], "/subscribe/confirm/")
+    client.get(confirm_path)
+    subscription = Subscription.objects.get()
+    digests.unsubscribe(subscription)
+
+    response = client.get(confirm_path)
+    assert response.status_code == 200
+    assert b"You are unsubscribed" in response.content
+    subscription.refresh_from_db()
+    assert not subscription.is_active
+
+
+def test_a_mail_server_that_is_down_gets_a_clear_message_and_keeps_the_sign_up(
+    client, document, settings
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
+    settings.EMAIL_TIMEOUT = 5
+    response = sign_up(client, document)
+    assert response.status_code == 200
+    assert b"We could not send the confirmation email just now." in response.content
+    assert not Subscription.objects.get(email="ana@example.org").is_active

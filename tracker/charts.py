@@ -1,0 +1,103 @@
+"""Server-rendered SVG charts: readable without JavaScript, described for screen readers."""
+
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+
+# The drawing's size in SVG units; CSS scales it to the page's width.
+WIDTH, HEIGHT = 640, 240
+# Room for the axis labels: left, right, top, bottom.
+MARGIN = (44, 16, 12, 28)
+
+
+def series_points(series, *, width=WIDTH, height=HEIGHT, margin=MARGIN):
+    """Return [(x, y)] for each period of a progress series: x spreads the periods evenly
+    across the plot, y runs from 0 % at the bottom to 100 % at the top."""
+    left, right, top, bottom = margin
+    plot_width, plot_height = width - left - right, height - top - bottom
+    steps = max(len(series) - 1, 1)
+    return [
+        (
+            round(left + plot_width * index / steps, 1),
+            round(top + plot_height * (1 - point["progress"]), 1),
+        )
+        for index, point in enumerate(series)
+    ]
+
+
+def progress_chart(series, *, chart_id, title, description):
+    """Return an inline SVG line chart of a progress series (from progress.progress_series).
+
+    The SVG names itself with <title> and <desc> (role="img"), so a screen reader announces
+    the summary; the page gives the figures as a table too.
+    """
+    left, right, top, bottom = MARGIN
+    baseline = HEIGHT - bottom
+    points = series_points(series)
+    gridlines = format_html_join(
+        "",
+        '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"/>'
+        '<text class="axis" x="{}" y="{}" text-anchor="end">{}%</text>',
+        (
+            (left, WIDTH - right, y, y, left - 6, y + 4, percent)
+            for percent in (0, 50, 100)
+            for y in [round(top + (baseline - top) * (1 - percent / 100), 1)]
+        ),
+    )
+    line = " ".join(f"{x},{y}" for x, y in points)
+    area = ""
+    if points:
+        area = f"{points[0][0]},{baseline} {line} {points[-1][0]},{baseline}"
+    markers = format_html_join(
+        "",
+        '<circle class="point" cx="{}" cy="{}" r="3"><title>{}: {}%</title></circle>',
+        (
+            (x, y, period_name(point["period_end"]), _percent(point))
+            for (x, y), point in zip(points, series, strict=True)
+        ),
+    )
+    ticks = ""
+    if series:
+        ticks = format_html(
+            '<text class="axis" x="{}" y="{}" text-anchor="start">{}</text>'
+            '<text class="axis" x="{}" y="{}" text-anchor="end">{}</text>',
+            left,
+            HEIGHT - 8,
+            period_name(series[0]["period_end"]),
+            WIDTH - right,
+            HEIGHT - 8,
+            period_name(series[-1]["period_end"]),
+        )
+    return format_html(
+        '<svg class="chart" id="{id}" viewBox="0 0 {w} {h}" role="img" '
+        'aria-labelledby="{id}-title {id}-desc" preserveAspectRatio="xMidYMid meet">'
+        '<title id="{id}-title">{title}</title><desc id="{id}-desc">{desc}</desc>'
+        '{grid}<polygon class="area" points="{area}"/>'
+        '<polyline class="line" points="{line}"/>{markers}{ticks}</svg>',
+        id=chart_id,
+        w=WIDTH,
+        h=HEIGHT,
+        title=title,
+        desc=description,
+        grid=gridlines,
+        area=area,
+        line=line,
+        markers=markers,
+        ticks=ticks,
+    )
+
+
+def period_name(day):
+    """The month and year of `day`, in the visitor's language."""
+    return date_format(day, "YEAR_MONTH_FORMAT")
+
+
+def _percent(point):
+    return round(point["progress"] * 100)
+
+
+def series_rows(series):
+    """Return the series as table rows: period end, percent, and counts by status."""
+    return [
+        {"period_end": point["period_end"], "percent": _percent(point), "counts": point["counts"]}
+        for point in series
+    ]

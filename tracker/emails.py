@@ -1,0 +1,232 @@
+"""Mail Tracker sends: `make_message` renders templates/tracker/emails/<name>-subject.txt,
+-body-text.txt and -body-html.html; one small function per email. Links are absolute, on
+TRACKER_BASE_URL, and each message is rendered in its subscriber's language."""
+
+from dataclasses import dataclass
+from functools import partial
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import make_msgid
+from django.core.mail.utils import DNS_NAME
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import translation
+from django.utils.safestring import mark_safe
+
+from .labels import EFFECT_LABELS, STATUS_LABELS
+from .models import Recommendation
+
+# Status changes, and pieces of new evidence, a digest lists; it counts the others and
+# links to the site, so a busy week still makes a readable (and light) mail.
+MAX_LISTED = 20
+# Characters of a progress bar in the plain-text part.
+TEXT_BAR_WIDTH = 20
+
+
+def absolute_url(path):
+    return settings.TRACKER_BASE_URL + path
+
+
+def make_message(name, to, context, *, headers=None):
+    """Return an EmailMultiAlternatives to `to` (one address): subject, plain text and an
+    HTML alternative rendered from the `name` templates with `context`, to which the
+    bodies' templates find the rendered subject added as `subject`."""
+    subject = render_to_string(f"tracker/emails/{name}-subject.txt", context)
+    subject = " ".join(subject.split())  # one line, whatever the template's whitespace
+    context = {**context, "subject": subject}
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"tracker/emails/{name}-body-text.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        headers=headers,
+    )
+    message.attach_alternative(
+        render_to_string(f"tracker/emails/{name}-body-html.html", context), "text/html"
+    )
+    return message
+
+
+def confirmation_message(subscription, links):
+    with translation.override(subscription.language):
+        context = {
+            "subscription": subscription,
+            "home_url": absolute_url(reverse("public:home")),
+            **links,
+        }
+        return make_message("confirmation", subscription.email, context)
+
+
+@dataclass
+class Fragments:
+    """Rendered pieces of a digest section, joined: HTML and plain text."""
+
+    html: str
+    text: str
+
+    def __bool__(self):
+        return bool(self.text)
+
+
+def digest_message(digest, links, *, rendered=None):
+    """The digest mail, with one-click unsubscribe headers (RFC 8058) and its own
+    Message-ID, kept on the delivery.
+
+    Each status change, piece of evidence, progress bar and staff group is rendered once
+    per language into `rendered` (a dict a whole run shares), since many subscribers'
+    digests hold the same ones; each digest then only joins its pieces.
+    """
+    subscription = digest.subscription
+    rendered = {} if rendered is None else rendered
+    headers = {
+        "List-Unsubscribe": f"<{links['unsubscribe_url']}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "Message-ID": make_msgid(domain=DNS_NAME),
+    }
+    with translation.override(subscription.language):
+
+        def section(fragment, items):
+            pieces = [
+                render_fragment(rendered, fragment, key, describe, subscription.language)
+                for key, describe in items
+            ]
+            return Fragments(
+                html=mark_safe("".join(html for html, _text in pieces)),  # rendered escaped
+                text="".join(text for _html, text in pieces),
+            )
+
+        context = {
+            "digest": digest,
+            "period": digest.period,
+            "weekly": "-W" in digest.period.key,
+            "changes": section(
+                "change",
+                [(c.pk, partial(describe_change, c)) for c in digest.changes[:MAX_LISTED]],
+            ),
+            "more_changes": max(len(digest.changes) - MAX_LISTED, 0),
+            "evidence": section(
+                "evidence",
+                [(e.pk, partial(describe_evidence, e)) for e in digest.evidence[:MAX_LISTED]],
+            ),
+            "more_evidence": max(len(digest.evidence) - MAX_LISTED, 0),
+            "progress": section(
+                "progress-row",
+                [(("document", d.pk), partial(progress_row, d, p)) for d, p in digest.documents]
+                + [(("agency", a.pk), partial(progress_row, a, p)) for a, p in digest.agencies],
+            ),
+            "staff_groups": section(
+                "staff-group",
+                [
+                    (("staff", g.agency.pk if g.agency else None), partial(describe_staff_group, g))
+                    for g in digest.staff_groups
+                ],
+            ),
+            "home_url": absolute_url(reverse("public:home")),
+            **links,
+        }
+        return make_message("digest", subscription.email, context, headers=headers)
+
+
+# The context name each digest fragment template renders.
+FRAGMENT_NAMES = {
+    "change": "change",
+    "evidence": "item",
+    "progress-row": "row",
+    "staff-group": "group",
+}
+
+
+def render_fragment(rendered, fragment, key, describe, language):
+    """Return (html, text) of templates/tracker/emails/digest-<fragment>.html|.txt for the
+    item `key`, rendering it (with the context `describe()` returns) once per language."""
+    cache_key = (fragment, key, language)
+    if cache_key not in rendered:
+        context = {FRAGMENT_NAMES[fragment]: describe()}
+        rendered[cache_key] = (
+            render_to_string(f"tracker/emails/digest-{fragment}.html", context),
+            render_to_string(f"tracker/emails/digest-{fragment}.txt", context),
+        )
+    return rendered[cache_key]
+
+
+def describe_change(change):
+    recommendation = change.recommendation
+    return {
+        "code": recommendation.code,
+        "title": recommendation.title,
+        "url": absolute_url(recommendation.get_absolute_url()),
+        "status": STATUS_LABELS[change.status],
+        "effective_on": change.effective_on,
+        "rationale": change.rationale,
+        "evidence": [evidence_link(item) for item in cited_evidence(change)],
+    }
+
+
+def cited_evidence(change):
+    """The evidence a change cites: prefetched as `cited` by a digest run."""
+    return change.cited if hasattr(change, "cited") else change.evidence.all()
+
+
+def evidence_link(item):
+    return {"title": item.title, "outlet": item.outlet, "url": item.url}
+
+
+def describe_evidence(item):
+    return {
+        **evidence_link(item),
+        "published_on": item.published_on,
+        "effect": EFFECT_LABELS[item.effect],
+        "recommendations": [
+            {"code": rec.code, "url": absolute_url(rec.get_absolute_url())}
+            for rec in item.published
+        ],
+    }
+
+
+def progress_row(obj, summary):
+    filled = round(summary.progress * TEXT_BAR_WIDTH)
+    return {
+        "name": str(obj),
+        "url": absolute_url(obj.get_absolute_url()),
+        "percent": summary.percent,
+        "total": summary.total,
+        "implemented": summary.counts[Recommendation.Status.IMPLEMENTED],
+        "text_bar": "#" * filled + "-" * (TEXT_BAR_WIDTH - filled),
+    }
+
+
+def admin_url(name, pk):
+    return absolute_url(reverse(f"admin:tracker_{name}_change", args=[pk]))
+
+
+def describe_staff_group(group):
+    return {
+        "agency": str(group.agency) if group.agency else None,
+        "alerts": [
+            {
+                "source": str(alert.source),
+                "created_at": alert.created_at,
+                "url": admin_url("changealert", alert.pk),
+            }
+            for alert in group.alerts
+        ],
+        "broken_sources": [
+            {
+                "source": str(source),
+                "failures": source.consecutive_failures,
+                "error": source.last_error,
+                "url": admin_url("source", source.pk),
+            }
+            for source in group.broken_sources
+        ],
+        "overdue": [
+            {
+                "code": rec.code,
+                "title": rec.title,
+                "due_on": rec.review_due,
+                "url": admin_url("recommendation", rec.pk),
+            }
+            for rec in group.overdue
+        ],
+    }

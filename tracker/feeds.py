@@ -1,0 +1,130 @@
+"""Atom feeds of updates: the status changes of published recommendations, with their evidence.
+
+One feed for the whole site, one per document and one per agency. Drafts never appear, whoever
+asks: feeds are fetched by readers and shared caches, not by a signed-in visitor.
+"""
+
+from django.contrib.syndication.views import Feed
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils.feedgenerator import Atom1Feed
+from django.utils.translation import gettext as _
+
+from .labels import status_label
+from .models import Agency, Ownership, Recommendation, StatusChange
+from .public import public_documents
+from .views import public_page
+
+# How many updates a feed carries: readers poll it, so the newest are enough.
+FEED_LENGTH = 50
+
+
+def published_updates(recommendations=None):
+    """Return the status changes of published recommendations (of `recommendations`, if
+    given), newest recorded first, with what an entry shows: two queries for any length."""
+    published = Recommendation.objects.filter(is_published=True)
+    if recommendations is not None:
+        published = published.filter(pk__in=recommendations.values("pk"))
+    return (
+        StatusChange.objects.filter(recommendation__in=published)
+        .select_related("recommendation__document")
+        .prefetch_related("evidence")
+        # Newest recorded first: a change dated long ago but recorded today is news too.
+        .order_by("-recorded_at", "-pk")
+    )
+
+
+class UpdatesFeed(Feed):
+    """Every published recommendation's status changes."""
+
+    feed_type = Atom1Feed
+    description_template = "tracker/feeds/update.html"
+
+    def title(self, obj):
+        return _("Tracker: updates on recommendations")
+
+    def subtitle(self, obj):
+        return _("Status changes of published recommendations, with their evidence.")
+
+    def link(self, obj):
+        return reverse("public:home")
+
+    def author_name(self, obj):
+        return _("Tracker")
+
+    def items(self, obj):
+        return published_updates()[:FEED_LENGTH]
+
+    def item_title(self, item):
+        return _("%(code)s: %(status)s — %(title)s") % {
+            "code": item.recommendation.code,
+            "status": status_label(item.status),
+            "title": item.recommendation.title,
+        }
+
+    def item_link(self, item):
+        # Each change has its own anchor on the recommendation's page, so links (and the
+        # entries' ids, which Atom takes from them) are unique.
+        return f"{item.recommendation.get_absolute_url()}#change-{item.pk}"
+
+    def item_pubdate(self, item):
+        return item.recorded_at
+
+    def item_updateddate(self, item):
+        """The change is append-only, but the evidence it cites may be corrected later."""
+        return max([item.recorded_at, *(evidence.updated_at for evidence in item.evidence.all())])
+
+    def item_categories(self, item):
+        return [status_label(item.status), item.recommendation.document.code]
+
+
+class DocumentUpdatesFeed(UpdatesFeed):
+    """The status changes of one document's published recommendations."""
+
+    def get_object(self, request, code):
+        return get_object_or_404(public_documents(), code=code)
+
+    def title(self, obj):
+        return _("Tracker: updates on “%(title)s”") % {"title": obj.title}
+
+    def subtitle(self, obj):
+        return _("Status changes of the published recommendations of %(code)s.") % {
+            "code": obj.code
+        }
+
+    def link(self, obj):
+        return obj.get_absolute_url()
+
+    def items(self, obj):
+        return published_updates(obj.recommendations.all())[:FEED_LENGTH]
+
+
+class AgencyUpdatesFeed(UpdatesFeed):
+    """The status changes of the published recommendations an agency leads or supports (as on
+    its page; an agency above it has its own feed)."""
+
+    def get_object(self, request, slug):
+        return get_object_or_404(Agency, slug=slug)
+
+    def title(self, obj):
+        return _("Tracker: updates on recommendations to %(agency)s") % {"agency": obj.name}
+
+    def subtitle(self, obj):
+        return _(
+            "Status changes of the published recommendations %(agency)s leads or supports."
+        ) % {"agency": obj.display_name}
+
+    def link(self, obj):
+        return obj.get_absolute_url()
+
+    def items(self, obj):
+        owned = Recommendation.objects.filter(
+            pk__in=Ownership.objects.filter(agency=obj).values("recommendation")
+        )
+        return published_updates(owned)[:FEED_LENGTH]
+
+
+# Served as the public pages are: GET/HEAD only, cached briefly per language.
+updates_feed = public_page(UpdatesFeed())
+document_updates_feed = public_page(DocumentUpdatesFeed())
+agency_updates_feed = public_page(AgencyUpdatesFeed())

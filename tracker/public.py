@@ -1,0 +1,175 @@
+"""What the public may see: published recommendations, the evidence behind them, the kept
+copies of their sources, and search over them. Each function runs a fixed number of queries."""
+
+from collections import defaultdict
+
+from django.db.models import Exists, Max, OuterRef, Q
+
+from .models import (
+    Agency,
+    ChangeAlert,
+    Document,
+    Evidence,
+    Ownership,
+    Recommendation,
+    Source,
+    SourceVersion,
+    StatusChange,
+)
+
+# The most results search returns of each kind, and the most words it looks for.
+SEARCH_LIMIT = 50
+SEARCH_MAX_WORDS = 8
+SEARCH_MAX_LENGTH = 200
+
+
+def published_recommendations():
+    return Recommendation.objects.filter(is_published=True)
+
+
+def published_evidence():
+    """Evidence bearing on at least one published recommendation (drafts' evidence is
+    private until they are published)."""
+    return Evidence.objects.filter(
+        Exists(published_recommendations().filter(evidence=OuterRef("pk")))
+    )
+
+
+def public_documents():
+    """Documents with at least one published recommendation."""
+    return Document.objects.filter(
+        Exists(published_recommendations().filter(document=OuterRef("pk")))
+    )
+
+
+def public_agencies():
+    """Agencies that lead or support at least one published recommendation."""
+    return Agency.objects.filter(
+        Exists(Ownership.objects.filter(agency=OuterRef("pk"), recommendation__is_published=True))
+    )
+
+
+def last_change():
+    """When a document, recommendation (drafts included) or piece of evidence last changed.
+    A new status change counts: recording one saves its recommendation. Three queries."""
+    moments = [
+        model.objects.aggregate(latest=Max("updated_at"))["latest"]
+        for model in (Document, Recommendation, Evidence)
+    ]
+    return max(filter(None, moments), default=None)
+
+
+def recent_status_changes(*, limit):
+    return (
+        StatusChange.objects.filter(recommendation__is_published=True)
+        .select_related("recommendation__document")
+        .latest_first()[:limit]
+    )
+
+
+def recent_evidence(*, limit):
+    return published_evidence().order_by("-created_at", "-pk")[:limit]
+
+
+def kept_copies(evidence_items):
+    """Return {evidence id: SourceVersion}: the kept copy of the page each piece of evidence
+    quotes, as it read when the evidence was recorded. At most four queries.
+
+    1. Evidence accepted from a change alert cites that alert's version exactly.
+    2. Otherwise the page is a watched source linked to the evidence (accepting a feed entry
+       or watching evidence URLs links them), or whose URL is the evidence's URL; the copy is
+       the latest version kept by the time the evidence was recorded, else the first after.
+    Feeds are not pages: their versions are never offered as copies.
+    """
+    evidence_items = list(evidence_items)
+    by_id = {evidence.pk: evidence for evidence in evidence_items}
+    copies = {}
+    alerts = (
+        ChangeAlert.objects.filter(evidence__in=list(by_id))
+        .select_related("version")
+        .defer("version__text")
+        .order_by("created_at", "pk")
+    )
+    for alert in alerts:
+        copies.setdefault(alert.evidence_id, alert.version)
+    remaining = [evidence for evidence in evidence_items if evidence.pk not in copies]
+    if not remaining:
+        return copies
+
+    sources_of = defaultdict(list)  # evidence id -> source ids, the one at its URL first
+    pages = Source.objects.filter(kind=Source.Kind.PAGE)
+    urls = {evidence.url for evidence in remaining if evidence.url}
+    source_at = dict(pages.filter(url__in=urls).values_list("url", "pk")) if urls else {}
+    for evidence in remaining:
+        if evidence.url in source_at:
+            sources_of[evidence.pk].append(source_at[evidence.url])
+    links = Source.evidence.through.objects.filter(
+        evidence_id__in=[evidence.pk for evidence in remaining], source__kind=Source.Kind.PAGE
+    ).values_list("evidence_id", "source_id")
+    for evidence_id, source_id in links:
+        if source_id not in sources_of[evidence_id]:
+            sources_of[evidence_id].append(source_id)
+
+    source_ids = {pk for ids in sources_of.values() for pk in ids}
+    versions = defaultdict(list)  # source id -> versions, oldest first
+    for version in (
+        SourceVersion.objects.filter(source_id__in=source_ids)
+        .defer("text")
+        .order_by("fetched_at", "pk")
+    ):
+        versions[version.source_id].append(version)
+    for evidence in remaining:
+        for source_id in sources_of[evidence.pk]:
+            kept = versions[source_id]
+            if kept:
+                before = [v for v in kept if v.fetched_at <= evidence.created_at]
+                copies[evidence.pk] = before[-1] if before else kept[0]
+                break
+    return copies
+
+
+def evidence_citing(version):
+    """Return the published evidence whose kept copy is `version`, oldest first (empty when
+    the version is not public). At most six queries."""
+    candidates = list(
+        published_evidence()
+        .filter(
+            Q(alerts__version=version) | Q(sources=version.source_id) | Q(url=version.source.url)
+        )
+        .distinct()
+        .order_by("created_at", "pk")
+    )
+    copies = kept_copies(candidates)
+    return [evidence for evidence in candidates if copies.get(evidence.pk) == version]
+
+
+def search_words(query):
+    """Split a visitor's query into at most SEARCH_MAX_WORDS words (NUL characters, which
+    PostgreSQL refuses, are dropped)."""
+    query = query.replace("\x00", "")[:SEARCH_MAX_LENGTH]
+    return query.split()[:SEARCH_MAX_WORDS]
+
+
+def search_recommendations(words):
+    """Published recommendations containing every word in their code, title, section, text
+    or note, in document order."""
+    matches = published_recommendations().select_related("document")
+    for word in words:
+        matches = matches.filter(
+            Q(code__icontains=word)
+            | Q(title__icontains=word)
+            | Q(section_title__icontains=word)
+            | Q(text__icontains=word)
+            | Q(note__icontains=word)
+        )
+    return matches[:SEARCH_LIMIT]
+
+
+def search_evidence(words):
+    """Published evidence containing every word in its title, outlet or quoted excerpt."""
+    matches = published_evidence()
+    for word in words:
+        matches = matches.filter(
+            Q(title__icontains=word) | Q(outlet__icontains=word) | Q(excerpt__icontains=word)
+        )
+    return matches.order_by("-published_on", "title")[:SEARCH_LIMIT]

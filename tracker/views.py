@@ -1,0 +1,443 @@
+"""The public pages: server-rendered, no login, published recommendations only.
+
+Every page is the same for every visitor in a language, so responses may be cached briefly
+(by browsers and shared caches, per Accept-Language and Cookie) and carry ETags
+(ConditionalGetMiddleware) and Last-Modified (the last change of the public data).
+"""
+
+import functools
+import logging
+import smtplib
+from itertools import groupby
+
+from django.db.models import Prefetch, prefetch_related_objects
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.http import http_date
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import cache_control, never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
+from django.views.decorators.vary import vary_on_headers
+from django.views.i18n import set_language as django_set_language
+
+from . import charts, digests, public
+from .forms import PreferencesForm, SubscribeForm
+from .models import Agency, Evidence, Ownership, Recommendation, SourceVersion, StatusChange
+from .progress import progress_by_agency, progress_by_document, progress_series
+
+logger = logging.getLogger(__name__)
+
+# Seconds a browser or shared cache may reuse a public page before asking again.
+PUBLIC_MAX_AGE = 60
+# How many recent status changes and pieces of evidence the home page lists.
+RECENT_LIMIT = 10
+# A progress chart switches from months to years beyond this many months.
+MAX_MONTHS_IN_CHART = 120
+
+Status = Recommendation.Status
+
+
+def public_page(view):
+    """Serve GET/HEAD only, cacheable briefly, varying by the visitor's language."""
+
+    @functools.wraps(view)
+    @require_safe
+    @cache_control(public=True, max_age=PUBLIC_MAX_AGE)
+    @vary_on_headers("Accept-Language", "Cookie")
+    def wrapper(request, *args, **kwargs):
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def with_last_modified(response, *also):
+    """Set Last-Modified to the last change of anything public pages show (and `also`), so
+    that ConditionalGetMiddleware answers If-Modified-Since with 304.
+
+    Site-wide on purpose: a draft going back to draft, or a recommendation leaving an
+    agency, changes pages without any timestamp on them growing. What no timestamp records
+    (an agency renamed, uncited evidence deleted) the ETag still catches.
+    """
+    moments = [moment for moment in (public.last_change(), *also) if moment is not None]
+    if moments:
+        response["Last-Modified"] = http_date(max(moments).timestamp())
+    return response
+
+
+def lead_ownerships():
+    return Prefetch(
+        "ownerships",
+        queryset=Ownership.objects.filter(role=Ownership.Role.LEAD).select_related("agency"),
+        to_attr="leads",
+    )
+
+
+def public_recommendations():
+    """Prefetch a piece of evidence's published recommendations (as public_recommendations)."""
+    return Prefetch(
+        "recommendations",
+        queryset=public.published_recommendations().select_related("document"),
+        to_attr="public_recommendations",
+    )
+
+
+@public_page
+def home(request):
+    documents = list(public.public_documents().select_related("publisher"))
+    summaries = progress_by_document([doc.pk for doc in documents], published_only=True)
+    for document in documents:
+        document.progress_summary = summaries[document.pk]
+    changes = list(public.recent_status_changes(limit=RECENT_LIMIT))
+    evidence = list(
+        public.recent_evidence(limit=RECENT_LIMIT).prefetch_related(public_recommendations())
+    )
+    response = render(
+        request,
+        "tracker/home.html",
+        {"documents": documents, "changes": changes, "evidence": evidence},
+    )
+    return with_last_modified(response)
+
+
+def chart_of(recommendations, *, start, chart_id, title):
+    """Return (svg, table rows) for the progress of `recommendations` from `start` to today,
+    by month (or by year over long spans)."""
+    today = timezone.localdate()
+    start = min(start, today)
+    months = (today.year - start.year) * 12 + today.month - start.month
+    interval = "month" if months <= MAX_MONTHS_IN_CHART else "year"
+    series = progress_series(
+        recommendations,
+        interval=interval,
+        start=start,
+        end=today,
+        within=public.published_recommendations(),
+    )
+    first, last = series[0], series[-1]
+    figures = {
+        "start": round(first["progress"] * 100),
+        "end": round(last["progress"] * 100),
+        "from": charts.period_name(first["period_end"]),
+        "to": charts.period_name(last["period_end"]),
+    }
+    if last["progress"] >= first["progress"]:
+        description = _("Progress went from %(start)s%% to %(end)s%% between %(from)s and %(to)s.")
+    else:
+        description = _("Progress fell from %(start)s%% to %(end)s%% between %(from)s and %(to)s.")
+    description %= figures
+    svg = charts.progress_chart(series, chart_id=chart_id, title=title, description=description)
+    return svg, charts.series_rows(series)
+
+
+@public_page
+def document(request, code):
+    document = get_object_or_404(public.public_documents().select_related("publisher"), code=code)
+    recommendations = list(
+        public.published_recommendations()
+        .filter(document=document)
+        .prefetch_related(lead_ownerships())
+        .order_by("position", "code")
+    )
+    summary = progress_by_document([document.pk], published_only=True)[document.pk]
+    first_change = min(
+        (r.status_changed_on for r in recommendations if r.status_changed_on), default=None
+    )
+    start = document.published_on or first_change or timezone.localdate()
+    chart, chart_rows = chart_of(
+        public.published_recommendations().filter(document=document),
+        start=start,
+        chart_id="progress-chart",
+        title=_("Progress of %(document)s over time") % {"document": document.code},
+    )
+    attach_urls(document, recommendations)
+    # ?status=… lists only the recommendations in that status (the counts stay whole).
+    status = request.GET.get("status")
+    if status not in Status.values:
+        status = None
+    shown = [r for r in recommendations if status is None or r.status == status]
+    sections = [
+        {"title": title, "recommendations": list(items)}
+        for title, items in groupby(shown, key=lambda r: r.section_title)
+    ]
+    response = render(
+        request,
+        "tracker/document.html",
+        {
+            "document": document,
+            "sections": sections,
+            "summary": summary,
+            "statuses": status_counts(summary.counts),
+            "chart": chart,
+            "chart_rows": chart_rows,
+            "status_names": Status.values,
+            "status_filter": status,
+        },
+    )
+    return with_last_modified(response)
+
+
+def attach_urls(document, recommendations):
+    """Give each recommendation and lead agency its `public_url`, reversing each agency's
+    once: a long document's page would otherwise spend much of its time in reverse()."""
+    agency_urls = {}
+    for recommendation in recommendations:
+        recommendation.document = document
+        recommendation.public_url = recommendation.get_absolute_url()
+        for ownership in recommendation.leads:
+            agency = ownership.agency
+            if agency.slug not in agency_urls:
+                agency_urls[agency.slug] = agency.get_absolute_url()
+            agency.public_url = agency_urls[agency.slug]
+
+
+def status_counts(counts):
+    """Return [(status, count)] in the statuses' order, for the badges and the legend."""
+    return [(status, counts.get(status, 0)) for status in Status.values]
+
+
+@public_page
+def recommendation(request, document, code):
+    recommendation = get_object_or_404(
+        public.published_recommendations().select_related("document__publisher", "parent"),
+        document__code=document,
+        code=code,
+    )
+    parent = recommendation.parent if recommendation.parent_id else None
+    if parent is not None and not parent.is_published:
+        parent = None
+    ownerships = list(recommendation.ownerships.select_related("agency"))
+    children = list(
+        public.published_recommendations().filter(parent=recommendation).order_by("position")
+    )
+    changes = list(
+        StatusChange.objects.filter(recommendation=recommendation)
+        .latest_first()
+        .prefetch_related(Prefetch("evidence", queryset=Evidence.objects.order_by("title")))
+    )
+    cited = {evidence.pk for change in changes for evidence in change.evidence.all()}
+    other_evidence = list(recommendation.evidence.exclude(pk__in=cited))
+    copies = public.kept_copies(
+        [evidence for change in changes for evidence in change.evidence.all()] + other_evidence
+    )
+    response = render(
+        request,
+        "tracker/recommendation.html",
+        {
+            "document": recommendation.document,
+            "recommendation": recommendation,
+            "parent": parent,
+            "leads": [o for o in ownerships if o.role == Ownership.Role.LEAD],
+            "supporting": [o for o in ownerships if o.role != Ownership.Role.LEAD],
+            "children": children,
+            "themes": list(recommendation.themes.all()),
+            "changes": changes,
+            "other_evidence": other_evidence,
+            "copies": copies,
+        },
+    )
+    return with_last_modified(response)
+
+
+@public_page
+def agency(request, slug):
+    agency = get_object_or_404(Agency.objects.select_related("parent"), slug=slug)
+    ownerships = list(
+        Ownership.objects.filter(agency=agency, recommendation__is_published=True)
+        .select_related("recommendation__document")
+        .order_by("recommendation__document__code", "recommendation__position")
+    )
+    summary = progress_by_agency([agency.pk], published_only=True)[agency.pk]
+    chart, chart_rows = None, []
+    if ownerships:
+        published = [o.recommendation.document.published_on for o in ownerships]
+        changed = [o.recommendation.status_changed_on for o in ownerships]
+        start = min(filter(None, published), default=None) or min(
+            filter(None, changed), default=timezone.localdate()
+        )
+        chart, chart_rows = chart_of(
+            public.published_recommendations().filter(ownerships__agency=agency),
+            start=start,
+            chart_id="progress-chart",
+            title=_("Progress of %(agency)s over time") % {"agency": agency.display_name},
+        )
+    by_status = [
+        {
+            "status": status,
+            "ownerships": [o for o in ownerships if o.recommendation.status == status],
+        }
+        for status in Status.values
+    ]
+    response = render(
+        request,
+        "tracker/agency.html",
+        {
+            "agency": agency,
+            "summary": summary,
+            "statuses": status_counts(summary.counts),
+            "by_status": [group for group in by_status if group["ownerships"]],
+            "chart": chart,
+            "chart_rows": chart_rows,
+            "status_names": Status.values,
+            "lead_count": sum(o.role == Ownership.Role.LEAD for o in ownerships),
+            "supporting_count": sum(o.role != Ownership.Role.LEAD for o in ownerships),
+        },
+    )
+    return with_last_modified(response)
+
+
+@public_page
+def agencies(request):
+    agencies = list(public.public_agencies().order_by("kind", "name"))
+    summaries = progress_by_agency([agency.pk for agency in agencies], published_only=True)
+    for agency in agencies:
+        agency.progress_summary = summaries[agency.pk]
+    kinds = [
+        {"kind": kind, "agencies": [agency for agency in agencies if agency.kind == kind]}
+        for kind in Agency.Kind.values
+    ]
+    response = render(
+        request,
+        "tracker/agencies.html",
+        {"kinds": [group for group in kinds if group["agencies"]]},
+    )
+    return with_last_modified(response)
+
+
+@public_page
+def search(request):
+    query = request.GET.get("q", "")
+    words = public.search_words(query)
+    recommendations, evidence = [], []
+    if words:
+        recommendations = list(public.search_recommendations(words))
+        evidence = list(public.search_evidence(words).prefetch_related(public_recommendations()))
+    return render(
+        request,
+        "tracker/search.html",
+        {
+            "query": " ".join(words),
+            "searched": bool(words),
+            "recommendations": recommendations,
+            "evidence": evidence,
+            "limit": public.SEARCH_LIMIT,
+        },
+    )
+
+
+@public_page
+def source_version(request, pk):
+    version = get_object_or_404(SourceVersion.objects.select_related("source"), pk=pk)
+    citing = public.evidence_citing(version)
+    if not citing:
+        raise Http404("No published evidence cites this version.")
+    prefetch_related_objects(citing, public_recommendations())
+    response = render(
+        request,
+        "tracker/source_version.html",
+        {"version": version, "citing": citing},
+    )
+    return with_last_modified(response, version.fetched_at)
+
+
+# The language switcher posts here without a CSRF token: choosing the display language is
+# harmless, and a token differing on each response would defeat ETags and shared caches.
+set_language = csrf_exempt(django_set_language)
+
+
+# Subscriptions
+# Pages with a form or a personal link: never cached, unlike the public pages above.
+
+
+def bad_subscription_link(request, error):
+    return render(
+        request, "tracker/subscription_link_error.html", {"expired": error.expired}, status=400
+    )
+
+
+@never_cache
+def subscribe(request):
+    form = SubscribeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            digests.subscribe(
+                email=form.cleaned_data["email"],
+                language=translation.get_language(),
+                frequency=form.cleaned_data["frequency"],
+                documents=form.cleaned_data["documents"],
+                agencies=form.cleaned_data["agencies"],
+            )
+        except (smtplib.SMTPException, OSError):  # the sign-up is kept: trying again resends
+            logger.exception("could not send a confirmation email")
+            form.add_error(
+                None,
+                _(
+                    "We could not send the confirmation email just now. "
+                    "Please try again in a few minutes."
+                ),
+            )
+        else:
+            return redirect("public:subscribe_sent")
+    return render(request, "tracker/subscribe.html", {"form": form})
+
+
+@never_cache
+@require_safe
+def subscribe_sent(request):
+    return render(request, "tracker/subscribe_sent.html")
+
+
+@never_cache
+@require_safe
+def confirm(request, token):
+    try:
+        subscription = digests.subscription_from_token(token, purpose="confirm")
+    except digests.BadLink as error:
+        return bad_subscription_link(request, error)
+    digests.confirm(subscription)
+    links = digests.subscription_links(subscription)
+    if subscription.unsubscribed_at is not None:  # an old link, after unsubscribing
+        context = {"subscription": subscription, "preferences_path": links["preferences_url"]}
+        return render(request, "tracker/unsubscribe.html", context)
+    context = {"subscription": subscription, **links}
+    return render(request, "tracker/subscription_confirmed.html", context)
+
+
+@never_cache
+def preferences(request, token):
+    try:
+        subscription = digests.subscription_from_token(token, purpose="manage")
+    except digests.BadLink as error:
+        return bad_subscription_link(request, error)
+    form = PreferencesForm(request.POST or None, instance=subscription)
+    saved = False
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        saved = True
+    context = {
+        "subscription": subscription,
+        "form": form,
+        "saved": saved,
+        "unsubscribe_path": reverse("public:unsubscribe", args=[token]),
+    }
+    return render(request, "tracker/preferences.html", context)
+
+
+# Mail clients unsubscribe in one click by POSTing here (RFC 8058, List-Unsubscribe-Post),
+# without a CSRF token; the signed link is the proof that the mail was received.
+@never_cache
+@csrf_exempt
+def unsubscribe(request, token):
+    try:
+        subscription = digests.subscription_from_token(token, purpose="manage")
+    except digests.BadLink as error:
+        return bad_subscription_link(request, error)
+    if request.method == "POST":
+        digests.unsubscribe(subscription)
+    context = {
+        "subscription": subscription,
+        "preferences_path": reverse("public:preferences", args=[token]),
+    }
+    return render(request, "tracker/unsubscribe.html", context)
