@@ -9,12 +9,13 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from tests.factories import UserFactory
+from tests.factories import SubscriptionFactory, UserFactory
 from tracker import backup
 from tracker.demo import load_demo
 from tracker.models import (
     Agency,
     ChangeAlert,
+    DigestDelivery,
     FeedEntry,
     Publisher,
     Recommendation,
@@ -65,6 +66,17 @@ def tracked():
     hook = Webhook.objects.create(url="https://partner.example.org/hook")
     WebhookDelivery.objects.create(webhook=hook, event="evidence", payload={"id": 1})
     Source.objects.filter(pk=source.pk).update(check_interval=datetime.timedelta(hours=6))
+    subscriber = SubscriptionFactory(
+        email="reader@example.org",
+        language="es",
+        user=recorder,
+        documents=[recommendation.document],
+        agencies=[Agency.objects.get(acronym="USCIS")],
+    )
+    DigestDelivery.objects.create(
+        subscription=subscriber, period="2024-W36", period_start=datetime.date(2024, 9, 2),
+        period_end=datetime.date(2024, 9, 8), state=DigestDelivery.State.SENT, sent_at=now,
+    )  # fmt: skip
     return {"recommendation": recommendation, "evidence": evidence, "recorder": recorder}
 
 

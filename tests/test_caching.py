@@ -106,3 +106,24 @@ def test_without_the_setting_every_read_is_built(
     api.get(path)
     with django_assert_num_queries(3):
         api.get(path)
+
+
+def test_a_public_page_is_rendered_once_until_the_data_changes(
+    client, published, django_assert_num_queries
+):
+    path = published.get_absolute_url()
+    assert "Not started" in client.get(path).content.decode()
+    with django_assert_num_queries(0):
+        assert client.get(path).status_code == 200
+    published.record_status(
+        Status.IMPLEMENTED, effective_on=datetime.date(2024, 9, 1), rationale="Done."
+    )
+    assert "Implemented" in client.get(path).content.decode()
+
+
+def test_a_public_page_is_cached_per_language(client, published):
+    path = published.get_absolute_url()
+    english = client.get(path, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    spanish = client.get(path, HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "Not started" in english
+    assert "No iniciada" in spanish

@@ -554,9 +554,9 @@ def test_unpublishing_a_recommendation_is_not_answered_with_304(with_draft, clie
     last_modified = client.get(url)["Last-Modified"]
 
     with time_machine.travel(timezone.now() + datetime.timedelta(minutes=5)):
-        Recommendation.objects.filter(code="DOC-A-3").update(
-            is_published=False, updated_at=timezone.now()
-        )
+        soon_a_draft = Recommendation.objects.get(code="DOC-A-3")
+        soon_a_draft.is_published = False
+        soon_a_draft.save()
         response = client.get(url, HTTP_IF_MODIFIED_SINCE=last_modified)
 
     assert response.status_code == 200

@@ -79,6 +79,7 @@ def watch_tracked_models():
         models.Evidence,
         models.StatusChange,
         models.CitedEvidence,
+        models.Source,  # the public sees the kept copies of sources cited as evidence
     ]
     for model in watched:
         post_save.connect(_changed, sender=model, dispatch_uid=f"version-{model.__name__}")
@@ -87,6 +88,8 @@ def watch_tracked_models():
         models.Recommendation.themes.through,
         models.Evidence.recommendations.through,
         models.StatusChange.evidence.through,
+        models.Source.evidence.through,
+        models.Source.recommendations.through,
     )
     for through in throughs:
         m2m_changed.connect(_changed, sender=through, dispatch_uid=f"version-{through.__name__}")

@@ -24,6 +24,7 @@ from django.views.decorators.vary import vary_on_headers
 from django.views.i18n import set_language as django_set_language
 
 from . import charts, digests, public
+from .caching import cached
 from .forms import PreferencesForm, SubscribeForm
 from .models import Agency, Evidence, Ownership, Recommendation, SourceVersion, StatusChange
 from .progress import progress_by_agency, progress_by_document, progress_series
@@ -41,14 +42,17 @@ Status = Recommendation.Status
 
 
 def public_page(view):
-    """Serve GET/HEAD only, cacheable briefly, varying by the visitor's language."""
+    """Serve GET/HEAD only, cacheable briefly, varying by the visitor's language; rendered
+    once per page, language and day until the tracked data next changes (tracker.caching)."""
 
     @functools.wraps(view)
     @require_safe
     @cache_control(public=True, max_age=PUBLIC_MAX_AGE)
     @vary_on_headers("Accept-Language", "Cookie")
     def wrapper(request, *args, **kwargs):
-        return view(request, *args, **kwargs)
+        # The day is in the key: charts and "N days ago" run to today.
+        key = ("page", request.get_full_path(), translation.get_language(), timezone.localdate())
+        return cached(key, lambda: view(request, *args, **kwargs))
 
     return wrapper
 
