@@ -175,7 +175,8 @@ def good_backup(tracked, tmp_path):
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda raw, data: raw[: len(raw) // 2], "not valid JSON"),
+        # Cut between characters: a cut inside one is "not UTF-8", another case here.
+        (lambda raw, data: raw.decode()[: len(raw) // 2].encode(), "not valid JSON"),
         (lambda raw, data: gzip.compress(raw)[:-40], "damaged or truncated gzip"),
         (lambda raw, data: b"\x00\xff binary", "not UTF-8"),
         (lambda raw, data: b'{"objects": []}', "not a Tracker backup"),
