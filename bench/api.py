@@ -175,6 +175,7 @@ def serve(database_url, port, workers, cache_url):
         **os.environ,
         "DATABASE_URL": database_url,
         "CACHE_URL": cache_url,
+        "STATIC_ROOT": str(ROOT / "staticfiles"),  # only the API is measured: no static files
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "SECRET_KEY": "benchmark-only-secret-key-" + "x" * 30,
         "DEBUG": "false",

@@ -20,6 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.api import free_port, percentile  # noqa: E402
+from bench.api import free_port, fresh_cache_url, percentile  # noqa: E402
 from bench.scratch import postgres_url_or_none, recreate_postgres_database  # noqa: E402
 
 SOURCES = 200
@@ -103,10 +104,13 @@ def serve_site(port):
     return server
 
 
-def app_environment(database_url, site_port):
+def app_environment(database_url, site_port, cache_url):
     return {
         **os.environ,
         "DATABASE_URL": database_url,
+        # As in production: a shared cache, and static files collected under hashed names.
+        "CACHE_URL": cache_url,
+        "STATIC_ROOT": tempfile.mkdtemp(prefix="tracker-static-"),
         "SECRET_KEY": "benchmark-only-secret-key-" + "x" * 30,
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1",
@@ -211,6 +215,11 @@ def main():
     parser.add_argument(
         "--without-checker", action="store_true", help="No checks meanwhile: the baseline."
     )
+    parser.add_argument(
+        "--cache-url",
+        default="redis://127.0.0.1:6379/15",
+        help="a Redis database the benchmark may empty, for the shared cache",
+    )
     args = parser.parse_args()
 
     url = postgres_url_or_none()
@@ -220,7 +229,11 @@ def main():
     site_port, app_port = free_port(), free_port()
     site = serve_site(site_port)
     paths = fill(database_url, site_port)
-    env = app_environment(database_url, site_port)
+    env = app_environment(database_url, site_port, fresh_cache_url(args.cache_url))
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
+        cwd=ROOT, env=env, check=True,
+    )  # fmt: skip
     server = serve_app(env, app_port, args.workers)
     checker_log = open(os.devnull, "w")  # noqa: SIM115 (closed in finally)
     checker = None if args.without_checker else start_checker(env, checker_log)
