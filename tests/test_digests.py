@@ -180,6 +180,34 @@ def test_every_link_in_a_digest_resolves_in_the_app(document, uscis, smtp_server
     assert uscis.get_absolute_url() in paths
 
 
+def test_subscribers_with_the_same_digest_each_get_their_own_links(document, smtp_server, client):
+    with at(WEEK_45 - datetime.timedelta(days=10)):
+        ana = SubscriptionFactory(email="ana@example.org", documents=[document])
+        ben = SubscriptionFactory(email="ben@example.org", documents=[document])
+    with at(WEEK_45 + datetime.timedelta(days=1)):
+        record("WRC-2024-1", "in_progress", title="First step")
+    with at(WEEK_46):
+        assert digests.send_due_digests() == {"sent": 2}
+
+    bodies = {}
+    for subscriber in (ana, ben):
+        [message] = smtp_server.to(subscriber.email)
+        text, html = parts(message)
+        links = digests.subscription_links(subscriber)
+        for link in links.values():
+            assert link in text and link in Links(html).hrefs
+        assert "placeholder" not in text + html
+        for link in links.values():
+            html = html.replace(link, "LINK")
+        bodies[subscriber.email] = html
+    assert bodies["ana@example.org"] == bodies["ben@example.org"]  # the rest is shared
+    ana_unsubscribe = digests.subscription_links(ana)["unsubscribe_url"]
+    client.post(urlsplit(ana_unsubscribe).path)
+    ana.refresh_from_db()
+    ben.refresh_from_db()
+    assert ana.unsubscribed_at is not None and ben.unsubscribed_at is None
+
+
 def test_a_digest_covers_only_what_happened_since_the_previous_one(document, smtp_server):
     with at(WEEK_45 - datetime.timedelta(days=10)):
         SubscriptionFactory(email="ana@example.org", documents=[document])

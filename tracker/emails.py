@@ -11,7 +11,8 @@ from django.core.mail.message import make_msgid
 from django.core.mail.utils import DNS_NAME
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
+from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from .labels import EFFECT_LABELS, STATUS_LABELS
@@ -32,19 +33,31 @@ def make_message(name, to, context, *, headers=None):
     """Return an EmailMultiAlternatives to `to` (one address): subject, plain text and an
     HTML alternative rendered from the `name` templates with `context`, to which the
     bodies' templates find the rendered subject added as `subject`."""
+    return message_of(render_parts(name, context), to, headers=headers)
+
+
+def render_parts(name, context):
+    """Return (subject, plain text, HTML) rendered from the `name` templates."""
     subject = render_to_string(f"tracker/emails/{name}-subject.txt", context)
     subject = " ".join(subject.split())  # one line, whatever the template's whitespace
     context = {**context, "subject": subject}
+    return (
+        subject,
+        render_to_string(f"tracker/emails/{name}-body-text.txt", context),
+        render_to_string(f"tracker/emails/{name}-body-html.html", context),
+    )
+
+
+def message_of(parts, to, *, headers=None):
+    subject, text, html = parts
     message = EmailMultiAlternatives(
         subject=subject,
-        body=render_to_string(f"tracker/emails/{name}-body-text.txt", context),
+        body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[to],
         headers=headers,
     )
-    message.attach_alternative(
-        render_to_string(f"tracker/emails/{name}-body-html.html", context), "text/html"
-    )
+    message.attach_alternative(html, "text/html")
     return message
 
 
@@ -123,9 +136,42 @@ def digest_message(digest, links, *, rendered=None):
                 ],
             ),
             "home_url": absolute_url(reverse("public:home")),
-            **links,
+            **LINK_PLACEHOLDERS,
         }
-        return make_message("digest", subscription.email, context, headers=headers)
+        # Subscribers who follow the same things over the same days get the same digest but
+        # for their own links: it is rendered once, with stand-ins for those links.
+        shared = (
+            "digest",
+            subscription.language,
+            digest.period.key,
+            day_of(digest.covered_from),
+            day_of(digest.covered_until),
+            context["more_changes"],
+            context["more_evidence"],
+            *(
+                (context[name].html, context[name].text)
+                for name in ("changes", "evidence", "progress", "staff_groups")
+            ),
+        )
+        if shared not in rendered:
+            rendered[shared] = render_parts("digest", context)
+        subject, text, html = rendered[shared]
+        for name, placeholder in LINK_PLACEHOLDERS.items():
+            text = text.replace(placeholder, links[name])
+            html = html.replace(placeholder, escape(links[name]))
+        return message_of((subject, text, html), subscription.email, headers=headers)
+
+
+# Stand-ins for a subscriber's own links in a digest's shared rendering.
+LINK_PLACEHOLDERS = {
+    "preferences_url": "tracker-placeholder-preferences-url",
+    "unsubscribe_url": "tracker-placeholder-unsubscribe-url",
+}
+
+
+def day_of(moment):
+    """The day a digest template shows for `moment` (its `date` filter works in local time)."""
+    return moment and timezone.localtime(moment).date()
 
 
 # The context name each digest fragment template renders.
