@@ -3,6 +3,8 @@
 import datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -127,3 +129,26 @@ def test_a_public_page_is_cached_per_language(client, published):
     spanish = client.get(path, HTTP_ACCEPT_LANGUAGE="es").content.decode()
     assert "Not started" in english
     assert "No iniciada" in spanish
+
+
+def test_cached_feeds_link_to_the_host_they_were_asked_on(client, published, settings):
+    settings.ALLOWED_HOSTS = ["tracker.example.org", "internal-lb"]
+    published.record_status(
+        Status.IN_PROGRESS, effective_on=datetime.date(2024, 9, 1), rationale="Announced."
+    )
+    path = reverse("public:feed_updates")
+    internal = client.get(path, HTTP_HOST="internal-lb").content.decode()
+    public = client.get(path, HTTP_HOST="tracker.example.org").content.decode()
+    assert "http://internal-lb/" in internal
+    assert "http://tracker.example.org/" in public and "internal-lb" not in public
+
+
+def test_made_up_query_parameters_are_not_cached(client, published, django_assert_max_num_queries):
+    path = published.document.get_absolute_url()
+    client.get(path, {"status": "not_started"})
+    with django_assert_max_num_queries(0):
+        client.get(path, {"status": "not_started"})  # a parameter the page reads
+    client.get(path, {"x": "1"})
+    with CaptureQueriesContext(connection) as made_up:
+        client.get(path, {"x": "1"})
+    assert made_up.captured_queries  # built again, not kept

@@ -25,6 +25,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from .caching import note_data_changed
+
 FORMAT = "tracker-backup"
 # Bump when a change to the models makes old files unreadable without a conversion.
 VERSION = 1
@@ -214,6 +216,7 @@ def restore_data(data, *, replace=False, progress=None):
                 for restored in waiting:  # links to rows that came later in the file
                     restored.save_deferred_fields()
             connection.check_constraints(table_names=tracked_tables())
+            note_data_changed()  # a flush sends no signals: cached pages must not outlive it
             with connection.cursor() as cursor:
                 for sql in connection.ops.sequence_reset_sql(no_style(), tracked_models()):
                     cursor.execute(sql)

@@ -2,6 +2,7 @@
 -body-text.txt and -body-html.html; one small function per email. Links are absolute, on
 TRACKER_BASE_URL, and each message is rendered in its subscriber's language."""
 
+import secrets
 from dataclasses import dataclass
 from functools import partial
 
@@ -163,9 +164,10 @@ def digest_message(digest, links, *, rendered=None):
 
 
 # Stand-ins for a subscriber's own links in a digest's shared rendering.
+# Random, so that no text in a digest (a feed's headline) can be taken for one.
 LINK_PLACEHOLDERS = {
-    "preferences_url": "tracker-placeholder-preferences-url",
-    "unsubscribe_url": "tracker-placeholder-unsubscribe-url",
+    "preferences_url": f"tracker-preferences-{secrets.token_hex(16)}",
+    "unsubscribe_url": f"tracker-unsubscribe-{secrets.token_hex(16)}",
 }
 
 

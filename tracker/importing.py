@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import prefetch_related_objects
 
+from .caching import note_data_changed
 from .directory import CONGRESS, WHITE_HOUSE, ensure_agency_directory
 from .models import Agency, Document, Ownership, Publisher, Recommendation, Theme
 
@@ -982,6 +983,7 @@ def set_owners(recommendation, owners):
         Ownership(recommendation=recommendation, agency_id=agency_id, role=role)
         for agency_id, role in roles.items()
     )
+    note_data_changed()  # bulk_create sends no signals
     return True
 
 

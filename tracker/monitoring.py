@@ -23,10 +23,11 @@ import feedparser
 import trafilatura
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, connections, models, transaction
-from django.db.models import ExpressionWrapper, F, Value
+from django.db.models import ExpressionWrapper, F, Q, Value
 from django.utils import timezone
 
 from . import fetching, webhooks
+from .caching import note_data_changed
 from .models import ChangeAlert, Evidence, FeedEntry, Recommendation, Source, SourceVersion
 
 logger = logging.getLogger(__name__)
@@ -289,6 +290,13 @@ def record_failure(source, reason, *, now):
     logger.info("check of %s failed: %s", source.url, reason)
 
 
+def shown_as_kept_copy(source):
+    """Whether the public pages may show this source's versions as evidence's kept copy."""
+    if source.kind != Source.Kind.PAGE:
+        return False
+    return Evidence.objects.filter(Q(sources=source) | Q(url=source.url)).exists()
+
+
 def record_fetch(source, result, *, title, text, entries, suggestions, now):
     content_hash = hash_text(text)
     with writing(), transaction.atomic():
@@ -324,6 +332,8 @@ def record_fetch(source, result, *, title, text, entries, suggestions, now):
             http_status=result.status_code,
             fetched_at=now,
         )
+        if content_hash not in kept and shown_as_kept_copy(locked):
+            note_data_changed()  # public pages link evidence to its newest kept copy
         Source.objects.filter(pk=locked.pk).update(
             content_hash=content_hash, last_changed_at=now, **state
         )

@@ -31,6 +31,9 @@ from .progress import progress_by_agency, progress_by_document, progress_series
 
 logger = logging.getLogger(__name__)
 
+# The query parameters public pages read (the document's status filter, the search); a page
+# asked for with any other is rendered but not cached.
+CACHED_QUERY_PARAMETERS = {"status", "q"}
 # Seconds a browser or shared cache may reuse a public page before asking again.
 PUBLIC_MAX_AGE = 60
 # How many recent status changes and pieces of evidence the home page lists.
@@ -50,8 +53,19 @@ def public_page(view):
     @cache_control(public=True, max_age=PUBLIC_MAX_AGE)
     @vary_on_headers("Accept-Language", "Cookie")
     def wrapper(request, *args, **kwargs):
-        # The day is in the key: charts and "N days ago" run to today.
-        key = ("page", request.get_full_path(), translation.get_language(), timezone.localdate())
+        if set(request.GET) - CACHED_QUERY_PARAMETERS:
+            # Made-up parameters would each fill the cache with a copy of the page.
+            return view(request, *args, **kwargs)
+        # The host and scheme are in the key for the feeds' absolute links; the day for the
+        # charts, which run to today.
+        key = (
+            "page",
+            request.scheme,
+            request.get_host(),
+            request.get_full_path(),
+            translation.get_language(),
+            timezone.localdate(),
+        )
         return cached(key, lambda: view(request, *args, **kwargs))
 
     return wrapper
