@@ -18,6 +18,7 @@ from django.test import override_settings
 
 from config.celery import app as celery_app
 from tests.factories import AgencyFactory, UserFactory
+from tracker import cache as fail_soft_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shared seed documents sit beside the repository on developer machines and in CI.
@@ -42,7 +43,9 @@ def static_files_without_collectstatic():
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    """Each test starts with an empty cache: throttling counts and host slots are per test."""
+    """Each test starts with an empty cache, answering: throttling counts and host slots are
+    per test, and a hung-server pause (tracker.cache) ends with the test that caused it."""
+    fail_soft_cache._paused_until = 0.0
     cache.clear()
 
 

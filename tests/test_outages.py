@@ -183,3 +183,48 @@ def test_a_hung_queue_fails_soft_instead_of_hanging_the_request():
             sender.start()
             sender.join(timeout=120)
     assert outcome == [False]  # gave up (after the broker's socket timeout), did not hang
+
+
+def test_a_hung_cache_is_left_alone_for_a_moment_instead_of_waited_on_each_call(
+    settings, monkeypatch
+):
+    """A server that accepts connections and never answers: the first call waits out its
+    timeout, the next ones skip the cache without connecting again."""
+    from tracker import cache as fail_soft
+
+    monkeypatch.setattr(fail_soft, "_paused_until", 0.0)
+    accepted = []
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+
+        def accept_and_stay_silent():
+            while True:
+                try:
+                    accepted.append(hung.accept()[0])
+                except OSError:
+                    return
+
+        threading.Thread(target=accept_and_stay_silent, daemon=True).start()
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "tracker.cache.FailSoftRedisCache",
+                "LOCATION": f"redis://127.0.0.1:{hung.getsockname()[1]}/1",
+                "OPTIONS": {"socket_connect_timeout": 0.3, "socket_timeout": 0.3},
+            }
+        }
+        from django.core.cache import cache
+
+        assert cache.get("a") is None  # waited out the timeout once
+        connections_tried = len(accepted)
+        assert connections_tried >= 1
+        for index in range(10):
+            assert cache.get(f"key-{index}") is None
+            cache.set(f"key-{index}", index)
+        assert len(accepted) == connections_tried  # no call went to the hung server again
+
+        monkeypatch.setattr(fail_soft, "_paused_until", 0.0)  # the pause is over
+        cache.get("b")
+        assert len(accepted) > connections_tried  # and Redis is tried again
+        for connection in accepted:
+            connection.close()

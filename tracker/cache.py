@@ -7,6 +7,7 @@ for the cache to come back), `incr` finds no key, and each skipped call is logge
 """
 
 import logging
+import time
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
@@ -16,13 +17,32 @@ logger = logging.getLogger(__name__)
 
 # Errors that mean "Redis cannot be reached", as opposed to a mistake in the call.
 UNREACHABLE = (ConnectionError, TimeoutError)
+# After Redis fails to answer in time, calls skip it for this long instead of each waiting
+# out the timeout: every tracked write touches the cache, so a hung server would otherwise
+# cost an import a second per row. A refused connection fails at once and pauses nothing.
+HUNG_PAUSE_SECONDS = 5.0
+
+_paused_until = 0.0  # for the whole process: Django gives each thread its own cache object
+
+
+def cache_is_paused():
+    return time.monotonic() < _paused_until
+
+
+def pause_after(error):
+    global _paused_until
+    if isinstance(error, TimeoutError):
+        _paused_until = time.monotonic() + HUNG_PAUSE_SECONDS
 
 
 class FailSoftRedisCache(RedisCache):
     def _or(self, fallback, operation, *args):
+        if cache_is_paused():
+            return fallback
         try:
             return getattr(super(), operation)(*args)
         except UNREACHABLE as error:
+            pause_after(error)
             logger.warning("cache unreachable, %s skipped: %s", operation, error)
             return fallback
 
@@ -57,8 +77,11 @@ class FailSoftRedisCache(RedisCache):
         return self._or(False, "clear")
 
     def incr(self, key, delta=1, version=None):
+        if cache_is_paused():
+            raise ValueError(f"Key {key!r} not found (the cache is not answering).")
         try:
             return super().incr(key, delta, version)
         except UNREACHABLE as error:
+            pause_after(error)
             logger.warning("cache unreachable, incr skipped: %s", error)
             raise ValueError(f"Key {key!r} not found (the cache is unreachable).") from error
