@@ -104,6 +104,8 @@ def test_staff_import_a_document_by_upload(admin_client):
     publisher = PublisherFactory(name="The Hill")
     list_page = admin_client.get(reverse("admin:tracker_document_changelist"))
     assert reverse("admin:tracker_document_import") in list_page.text
+    form_page = admin_client.get(reverse("admin:tracker_document_import")).text
+    assert 'enctype="multipart/form-data"' in form_page  # else browsers send no file
     content = (DEMO_DIR / "hill-2021.csv").read_bytes()
     response = upload(admin_client, content, name="hill.csv", publisher=publisher.pk)
     document = Document.objects.get(code="HILL-2021")
