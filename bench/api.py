@@ -31,7 +31,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import postgres_url_or_none, recreate_postgres_database  # noqa: E402
+from bench.scratch import (  # noqa: E402
+    fill_history,
+    postgres_url_or_none,
+    recreate_postgres_database,
+)
 
 RECOMMENDATIONS = 10_000
 STATUS_CHANGES = 100_000
@@ -53,16 +57,12 @@ def fill(database_url):
 
     django.setup()
     from django.core.management import call_command
-    from django.utils import timezone
 
     from tracker.models import (
         Agency,
         Document,
-        Evidence,
-        Ownership,
         Publisher,
         Recommendation,
-        StatusChange,
     )
 
     call_command("migrate", verbosity=0)
@@ -105,38 +105,7 @@ def fill(database_url):
             )
             for c in range(per_document - len(parents))
         )
-    Ownership.objects.bulk_create(
-        Ownership(recommendation=r, agency=random.choice(agencies), role="lead")
-        for r in recommendations
-    )
-    statuses = [choice.value for choice in Recommendation.Status]
-    now = timezone.now()
-    StatusChange.objects.bulk_create(
-        (
-            StatusChange(
-                recommendation=random.choice(recommendations),
-                status=random.choice(statuses),
-                effective_on=datetime.date(2015, 1, 1)
-                + datetime.timedelta(days=random.randrange(3650)),
-                rationale="Benchmark history.",
-                recorded_at=now,
-            )
-            for _ in range(STATUS_CHANGES)
-        ),
-        batch_size=5000,
-    )
-    evidence = Evidence.objects.bulk_create(
-        (
-            Evidence(title=f"News {e}", outlet="Wire", url=f"https://news.example.org/{e}")
-            for e in range(EVIDENCE)
-        ),
-        batch_size=5000,
-    )
-    links = Evidence.recommendations.through
-    links.objects.bulk_create(
-        (links(evidence=item, recommendation=random.choice(recommendations)) for item in evidence),
-        batch_size=5000,
-    )
+    fill_history(recommendations, agencies, changes=STATUS_CHANGES, evidence=EVIDENCE)
     from django.db import connection
 
     # Bulk history skips record_status: set each current status as it would have.
@@ -183,6 +152,12 @@ def serve(database_url, port, workers, cache_url):
         "TRACKER_API_ANON_RATE": "100000000/minute",
         "LOG_LEVEL": "WARNING",
     }
+    return start_gunicorn(env, port, workers, ready_path="/bench/trivial/")
+
+
+def start_gunicorn(env, port, workers, *, ready_path):
+    """Serve the app with gunicorn on 127.0.0.1:`port`; return the process once `ready_path`
+    answers."""
     gunicorn = Path(sys.executable).with_name("gunicorn")
     process = subprocess.Popen(
         [str(gunicorn), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
@@ -193,7 +168,7 @@ def serve(database_url, port, workers, cache_url):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            httpx.get(f"http://127.0.0.1:{port}/bench/trivial/", timeout=1)
+            httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1)
             return process
         except httpx.HTTPError:
             time.sleep(0.2)

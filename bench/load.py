@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.api import free_port, fresh_cache_url, percentile  # noqa: E402
+from bench.api import free_port, fresh_cache_url, percentile, start_gunicorn  # noqa: E402
 from bench.scratch import postgres_url_or_none, recreate_postgres_database  # noqa: E402
 
 SOURCES = 200
@@ -118,24 +118,6 @@ def app_environment(database_url, site_port, cache_url):
         "TRACKER_FETCH_ALLOW": f"127.0.0.1:{site_port}",
         "LOG_LEVEL": "WARNING",
     }
-
-
-def serve_app(env, port, workers):
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    process = subprocess.Popen(
-        [str(gunicorn), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/api/v1/", timeout=1)
-            return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("gunicorn did not start")
 
 
 def start_checker(env, log):
@@ -234,7 +216,7 @@ def main():
         [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
         cwd=ROOT, env=env, check=True,
     )  # fmt: skip
-    server = serve_app(env, app_port, args.workers)
+    server = start_gunicorn(env, app_port, args.workers, ready_path="/api/v1/")
     checker_log = open(os.devnull, "w")  # noqa: SIM115 (closed in finally)
     checker = None if args.without_checker else start_checker(env, checker_log)
     base = f"http://127.0.0.1:{app_port}"

@@ -19,13 +19,18 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import postgres_url_or_none, recreate_postgres_database  # noqa: E402
+from bench.scratch import (  # noqa: E402
+    fill_history,
+    postgres_url_or_none,
+    recreate_postgres_database,
+)
 
 RECOMMENDATIONS = 2_000
 DRAFTS = 200
@@ -46,16 +51,12 @@ def scratch_database():
 def fill():
     from django.core.management import call_command
     from django.db import connection
-    from django.utils import timezone
 
     from tracker.models import (
         Agency,
         Document,
-        Evidence,
-        Ownership,
         Publisher,
         Recommendation,
-        StatusChange,
     )
 
     call_command("migrate", verbosity=0)
@@ -80,33 +81,12 @@ def fill():
         )
         for n in range(RECOMMENDATIONS + DRAFTS)
     )
-    Ownership.objects.bulk_create(
-        Ownership(recommendation=r, agency=random.choice(agencies), role="lead")
-        for r in recommendations
-    )
-    statuses = [choice.value for choice in Recommendation.Status]
-    now = timezone.now()
-    StatusChange.objects.bulk_create(
-        (
-            StatusChange(
-                recommendation=random.choice(recommendations),
-                status=random.choice(statuses),
-                effective_on=datetime.date(2015, 1, 1)
-                + datetime.timedelta(days=random.randrange(3650)),
-                rationale="Benchmark history.",
-                recorded_at=now,
-            )
-            for _ in range(STATUS_CHANGES)
-        ),
-        batch_size=5000,
-    )
-    evidence = Evidence.objects.bulk_create(
-        Evidence(title=f"News {e} on pathways", outlet="Wire", url=f"https://news.example.org/{e}")
-        for e in range(EVIDENCE)
-    )
-    links = Evidence.recommendations.through
-    links.objects.bulk_create(
-        links(evidence=item, recommendation=random.choice(recommendations)) for item in evidence
+    fill_history(
+        recommendations,
+        agencies,
+        changes=STATUS_CHANGES,
+        evidence=EVIDENCE,
+        evidence_title="News {} on pathways",
     )
     for recommendation in Recommendation.objects.all():
         recommendation.refresh_status()
@@ -153,10 +133,15 @@ def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["DEBUG"] = "false"
     os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-" + "x" * 30)
+    # As in production (DEBUG off): static files collected under hashed names.
+    os.environ["STATIC_ROOT"] = tempfile.mkdtemp(prefix="tracker-static-")
     import django
 
     django.setup()
+    from django.core.management import call_command
     from django.test import Client
+
+    call_command("collectstatic", interactive=False, verbosity=0)
 
     started = time.perf_counter()
     busiest = fill()
