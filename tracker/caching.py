@@ -30,8 +30,12 @@ def data_version():
 def note_data_changed():
     """Give the data a new version now and again once the transaction commits: a read
     between the two, which cannot see the write yet, must not stay cached afterwards."""
+    new_version()
+    transaction.on_commit(new_version)
+
+
+def new_version():
     cache.set(VERSION_KEY, uuid.uuid4().hex, None)
-    transaction.on_commit(lambda: cache.set(VERSION_KEY, uuid.uuid4().hex, None))
 
 
 def responses_are_cached():
