@@ -1,16 +1,18 @@
 """Benchmark source checks against N pages served on 127.0.0.1.
 
 Pages are spread over 8 origins (ports of 127.0.0.1). Passes, each over the same N sources
-with Tracker's in-process checker (`check_sources`):
+with Tracker's bulk checker (`check_sources`, what `manage.py check_sources` runs; with
+100 sources or more it observes them from one process per CPU and records from this one):
   first      every page fetched, extracted, hashed and kept as a first version
   changed    a tenth of the pages changed (new versions and alerts), the rest answer 304
   not-mod    every page answers 304
   slow       a second site that delays every response by 200 ms (concurrency must hide it)
 and, as the ceiling, a bare concurrent httpx GET loop over the same URLs.
 
-Usage: .venv/bin/python bench/check_sources.py [--n 1000] [--concurrency 16]
+Usage: .venv/bin/python bench/check_sources.py [--n 1000] [--concurrency 16] [--processes P]
 `ratio` compares the first pass with the bare loop (both download every page in full);
-the changed and all-304 passes have their own ratios.
+the changed and all-304 passes have their own ratios. Peak memory is this process's and,
+separately, the largest of the observing processes'.
 Uses a scratch database: `<name>_bench` next to a PostgreSQL DATABASE_URL, else a temporary
 SQLite file. The last line printed is one JSON object of the figures.
 """
@@ -130,6 +132,9 @@ def scratch_database():
 
 def setup_django(allow):
     os.environ["TRACKER_FETCH_ALLOW"] = allow
+    # As a deployed checker runs: DEBUG off (on, every query and its parameters are kept).
+    os.environ["SECRET_KEY"] = "benchmark-only-secret-key-" + "x" * 30
+    os.environ["DEBUG"] = "false"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
@@ -163,20 +168,26 @@ def bare_loop(urls, concurrency):
     assert all(status == 200 for status in statuses), "the bare loop saw errors"
 
 
-def run(n, concurrency):
+def run(n, concurrency, processes):
     urls, revisions, ports = start_server(n)
     slow_n = min(n, 200)
     slow_urls, _revisions, slow_ports = start_server(slow_n, delay=SLOW_DELAY)
     os.environ["DATABASE_URL"] = scratch_database()
     setup_django(",".join(f"127.0.0.1:{port}" for port in ports + slow_ports))
 
+    from tracker import observing
     from tracker.models import ChangeAlert, Source
     from tracker.monitoring import check_sources
 
     Source.objects.bulk_create(Source(url=url) for url in urls)
+    process_peaks_kb = []
 
     def tracker_pass():
-        return check_sources(list(Source.objects.all()), concurrency=concurrency)
+        outcomes = check_sources(
+            list(Source.objects.all()), concurrency=concurrency, processes=processes
+        )
+        process_peaks_kb.extend(observing.last_process_stats.peak_rss_kb)
+        return outcomes
 
     first_s, first = timed("first pass", tracker_pass)
     for index in range(0, n, 10):
@@ -191,6 +202,11 @@ def run(n, concurrency):
     slow_s, _ = timed(f"slow pass ({slow_n} pages, 200 ms each)", tracker_pass)
 
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    process_peak_mb = max(process_peaks_kb, default=0) / 1024
+    print(
+        f"observing processes: {len(observing.last_process_stats.peak_rss_kb)}, "
+        f"peak RSS {process_peak_mb:.1f} MB each at most; this process {peak_rss_mb:.1f} MB"
+    )
     print(f"outcomes: first {dict(first)}, changed {dict(changed)}, 304 {dict(not_modified)}")
     print(f"alerts raised by the changed pass: {alerts} (expected {len(range(0, n, 10))})")
     print(
@@ -200,6 +216,7 @@ def run(n, concurrency):
     return {
         "n": n,
         "concurrency": concurrency,
+        "processes": processes if processes is not None else "default",
         "first_pass_per_s": round(n / first_s, 1),
         "changed_pass_per_s": round(n / changed_s, 1),
         "not_modified_pass_per_s": round(n / not_modified_s, 1),
@@ -212,6 +229,7 @@ def run(n, concurrency):
         "slow_pass_per_s": round(slow_n / slow_s, 1),
         "alerts": alerts,
         "peak_rss_mb": round(peak_rss_mb, 1),
+        "observing_process_peak_rss_mb": round(process_peak_mb, 1),
         "database": os.environ["DATABASE_URL"].split(":", 1)[0],
     }
 
@@ -221,28 +239,39 @@ def main():
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="observing processes (default: check_sources' own choice; 0: threads only)",
+    )
+    parser.add_argument(
         "--child", action="store_true", help=argparse.SUPPRESS
     )  # one measured run, in a fresh process so its peak memory is its own
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run(args.n, args.concurrency)))
+        print(json.dumps(run(args.n, args.concurrency, args.processes)))
         return
 
     figures = {}
     for n in (args.n // 4, args.n):
         print(f"== {n} pages ==", flush=True)
-        output = subprocess_run(n, args.concurrency)
+        output = subprocess_run(n, args.concurrency, args.processes)
         figures[n] = output
     result = dict(figures[args.n])
-    result["peak_rss_mb_at_quarter_n"] = figures[args.n // 4]["peak_rss_mb"]
+    quarter = figures[args.n // 4]
+    result["peak_rss_mb_at_quarter_n"] = quarter["peak_rss_mb"]
+    result["observing_process_peak_rss_mb_at_quarter_n"] = quarter["observing_process_peak_rss_mb"]
     print(json.dumps(result))
 
 
-def subprocess_run(n, concurrency):
+def subprocess_run(n, concurrency, processes):
     import subprocess
 
+    options = ["--n", str(n), "--concurrency", str(concurrency)]
+    if processes is not None:
+        options += ["--processes", str(processes)]
     process = subprocess.run(
-        [sys.executable, __file__, "--child", "--n", str(n), "--concurrency", str(concurrency)],
+        [sys.executable, __file__, "--child", *options],
         capture_output=True,
         text=True,
         check=False,

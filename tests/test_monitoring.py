@@ -15,6 +15,7 @@ from werkzeug import Response
 
 from tests.conftest import local_url
 from tests.factories import RecommendationFactory
+from tracker.extracting import normalise_text
 from tracker.models import (
     ChangeAlert,
     Evidence,
@@ -28,7 +29,6 @@ from tracker.monitoring import (
     check_source,
     check_sources,
     claim_due_sources,
-    normalise_text,
     watch_evidence_urls,
 )
 

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tracker import backup
+from tracker.extracting import normalise_text
 from tracker.importing import (
     CSV,
     MARKDOWN,
@@ -16,7 +17,6 @@ from tracker.importing import (
     import_document,
     parse_document,
 )
-from tracker.monitoring import normalise_text
 
 examples = settings(
     max_examples=150,

@@ -11,7 +11,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as QueueUnreachable
 
-from . import digests, monitoring, webhooks
+from . import digests, monitoring, observing, webhooks
 from .models import DigestDelivery, Source, Subscription, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def check_source_task(self, source_id):
     if source is None:
         return "gone"
     try:
-        slot = acquire_host_slot(monitoring.origin_of(source.url))
+        slot = acquire_host_slot(observing.origin_of(source.url))
     except HostBusy:
         monitoring.defer_check(source, delay=HOST_BUSY_DELAY)
         return "deferred"

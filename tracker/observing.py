@@ -1,0 +1,298 @@
+"""Look at watched sources: fetch each once and read what it says, writing nothing.
+
+No Django models or settings, so that bulk checks can spread the work over processes:
+fetching and extraction are most of a check's CPU, and threads of one process cannot share
+it out. `tracker.monitoring` records what is observed here.
+"""
+
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import os
+import queue
+import resource
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+
+from . import extracting, fetching
+
+logger = logging.getLogger(__name__)
+
+# How long a batch of observations stays open for more, and how many it takes at most.
+BATCH_WINDOW = 0.25  # seconds
+BATCH_SIZE = 200
+# A process sends what it observed this often, so the recorder always has work.
+PROCESS_BATCH_WINDOW = 0.05  # seconds
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What looking at a source needs: no ORM objects, so that it crosses processes."""
+
+    source_id: int
+    url: str
+    etag: str = ""
+    last_modified: str = ""
+    is_feed: bool = False
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one look at a source showed: a 304, a page or feed read, or a failure."""
+
+    watch: Watch
+    result: fetching.FetchResult | None = None  # None when the look failed; its text dropped
+    read: extracting.Extract | None = None  # what a 200's body says
+    error: str = ""
+    retryable: bool = False
+
+    @property
+    def failed(self):
+        return self.result is None
+
+    @property
+    def not_modified(self):
+        return not self.failed and self.result.not_modified
+
+
+def observe(watch):
+    """Fetch `watch`'s URL once, conditionally (ETag, Last-Modified), and read a 200's body
+    as a page or a feed. Failures, expected or not, come back as observations too."""
+    try:
+        result = fetching.fetch(watch.url, etag=watch.etag, last_modified=watch.last_modified)
+        if result.not_modified:
+            return Observation(watch, result)
+        read = extracting.extract(result.text, is_feed=watch.is_feed, url=result.url)
+    except fetching.FetchError as error:
+        return Observation(watch, error=error.reason, retryable=error.retryable)
+    except Exception as error:
+        # Whatever a hostile page does to a parser must not wedge its source: record it.
+        logger.exception("unexpected error checking %s", watch.url)
+        reason = f"unexpected error: {type(error).__name__}: {error}"[:1000]
+        return Observation(watch, error=reason)
+    # The body is read: keeping it would only weigh on memory and on the trip back.
+    return Observation(watch, replace(result, text=""), read)
+
+
+def origin_of(url):
+    """Return "host:port" of `url`: the unit the per-host request limit counts."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    except ValueError:  # an impossible port: the fetch guard refuses the URL with a reason
+        port = 0
+    return f"{(parts.hostname or '').lower()}:{port}"
+
+
+def interleave_by_origin(watches):
+    """Order `watches` round-robin across their origins, so that threads taking them in turn
+    work on many sites at once instead of queueing behind one site's request limit."""
+    by_origin = defaultdict(list)
+    for watch in watches:
+        by_origin[origin_of(watch.url)].append(watch)
+    rounds = itertools.zip_longest(*by_origin.values())
+    return [watch for round_ in rounds for watch in round_ if watch is not None]
+
+
+def observe_all(watches, *, concurrency, per_host, processes=0):
+    """Yield lists of observations of `watches` as they come in, at most BATCH_SIZE each and
+    each open for at most BATCH_WINDOW after its first.
+
+    `concurrency` threads fetch, at most `per_host` at once per host. With `processes`, the
+    watches are split by origin between that many processes (so each host's limit still
+    holds), each running its share of the threads. Closing the generator early stops the
+    fetching.
+    """
+    if processes > 1 and len(watches) > 1:
+        return _observe_in_processes(
+            watches, concurrency=concurrency, per_host=per_host, processes=processes
+        )
+    return _observe_in_threads(
+        watches, concurrency=concurrency, per_host=per_host, window=BATCH_WINDOW
+    )
+
+
+def _observe_in_threads(watches, *, concurrency, per_host, window):
+    work = queue.SimpleQueue()
+    for watch in interleave_by_origin(watches):
+        work.put(watch)
+    observed = queue.SimpleQueue()
+    host_limits = defaultdict(lambda: threading.BoundedSemaphore(per_host))
+    limits_lock = threading.Lock()
+    stopping = threading.Event()
+
+    def observer():
+        try:
+            while not stopping.is_set():
+                try:
+                    watch = work.get_nowait()
+                except queue.Empty:
+                    return
+                with limits_lock:
+                    slot = host_limits[origin_of(watch.url)]
+                with slot:
+                    observed.put(observe(watch))
+        except BaseException as error:
+            observed.put(error)  # raised again by the generator
+        finally:
+            observed.put(None)  # this observer is done
+
+    threads = [threading.Thread(target=observer, daemon=True) for _ in range(max(1, concurrency))]
+    for thread in threads:
+        thread.start()
+    try:
+        yield from _batches(observed.get, running=len(threads), window=window)
+    finally:
+        stopping.set()
+        for thread in threads:
+            thread.join()
+
+
+def _batches(get, *, running, window):
+    """Yield lists of what `get(timeout=…)` returns until `running` producers have each
+    returned None; an exception returned is raised."""
+    while running:
+        batch = []
+        item = get()
+        closes_at = time.monotonic() + window
+        while True:
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                batch.append(item)
+            if len(batch) >= BATCH_SIZE or not running:
+                break
+            try:
+                item = get(timeout=max(closes_at - time.monotonic(), 0))
+            except queue.Empty:
+                break
+        if batch:
+            yield batch
+
+
+def split_by_origin(watches, parts):
+    """Split `watches` into at most `parts` lists of about the same length, each origin's
+    watches all in one list."""
+    by_origin = defaultdict(list)
+    for watch in watches:
+        by_origin[origin_of(watch.url)].append(watch)
+    shares = [[] for _ in range(parts)]
+    for group in sorted(by_origin.values(), key=len, reverse=True):
+        min(shares, key=len).extend(group)
+    return [share for share in shares if share]
+
+
+# Sent by an observing process once it has sent all its observations, with its peak RSS.
+@dataclass(frozen=True)
+class _Done:
+    worker: int
+    peak_rss_kb: int
+
+
+def _observe_share(worker, watches, concurrency, per_host, allow, out):
+    """Observing process `worker`: observe `watches` in threads, sending batches to `out`.
+
+    `allow` is the caller's TRACKER_FETCH_ALLOW: the fork server keeps the environment it
+    started with, which may be older.
+    """
+    os.environ[fetching.ALLOW_ENV_VAR] = allow
+    try:
+        batches = _observe_in_threads(
+            watches, concurrency=concurrency, per_host=per_host, window=PROCESS_BATCH_WINDOW
+        )
+        for batch in batches:
+            out.put(batch)
+    finally:
+        out.put(_Done(worker, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+@dataclass
+class ProcessStats:
+    """The peak memory of the last observing processes, for benchmarks and logs."""
+
+    peak_rss_kb: list
+
+
+last_process_stats = ProcessStats(peak_rss_kb=[])
+
+
+def _observe_in_processes(watches, *, concurrency, per_host, processes):
+    context = multiprocessing.get_context("forkserver")
+    # Forked from a server that has loaded this module: forking the caller itself would copy
+    # its threads' locks and its database connections mid-use.
+    context.set_forkserver_preload([__name__])
+    shares = split_by_origin(watches, processes)
+    threads_each = max(1, concurrency // len(shares))
+    out = context.Queue()
+    allow = os.environ.get(fetching.ALLOW_ENV_VAR, "")
+    workers = [
+        context.Process(
+            target=_observe_share, args=(index, share, threads_each, per_host, allow, out), daemon=True
+        )
+        for index, share in enumerate(shares)
+    ]
+    for worker in workers:
+        worker.start()
+    unseen = {watch.source_id: watch for watch in watches}
+    peaks = []
+    try:
+        for batch in _batches(
+            _watching(out.get, workers, peaks), running=len(workers), window=BATCH_WINDOW
+        ):
+            for observation in batch:
+                unseen.pop(observation.watch.source_id, None)
+            yield batch
+        # A process that died (killed, or a parser that crashed it) left its share unseen.
+        if unseen:
+            logger.error("an observing process stopped early; %d checks failed", len(unseen))
+            yield [
+                Observation(watch, error="the checking process stopped unexpectedly")
+                for watch in unseen.values()
+            ]
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+            worker.join()
+        out.close()
+        last_process_stats.peak_rss_kb = peaks
+
+
+def _watching(get, workers, peaks):
+    """Return a `get` for `_batches` that flattens the processes' batches, reports each
+    process's end as None, and reports a process that died without saying so."""
+    pending: Iterator = iter(())
+    ended = set()
+
+    def get_next(timeout=None):
+        nonlocal pending
+        with contextlib.suppress(StopIteration):
+            return next(pending)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = 0.2 if deadline is None else min(0.2, max(deadline - time.monotonic(), 0))
+            try:
+                item = get(timeout=wait)
+            except queue.Empty:
+                for index, worker in enumerate(workers):
+                    if index not in ended and worker.exitcode not in (None, 0):
+                        ended.add(index)
+                        return None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                continue
+            if isinstance(item, _Done):
+                ended.add(item.worker)
+                peaks.append(item.peak_rss_kb)
+                return None
+            pending = iter(item)
+            return next(pending)
+
+    return get_next
