@@ -234,7 +234,9 @@ def _observe_in_processes(watches, *, concurrency, per_host, processes):
     allow = os.environ.get(fetching.ALLOW_ENV_VAR, "")
     workers = [
         context.Process(
-            target=_observe_share, args=(index, share, threads_each, per_host, allow, out), daemon=True
+            target=_observe_share,
+            args=(index, share, threads_each, per_host, allow, out),
+            daemon=True,
         )
         for index, share in enumerate(shares)
     ]
