@@ -465,6 +465,8 @@ def test_check_sources_refuses_bad_options():
         call_command("check_sources", "--concurrency", "0")
     with pytest.raises(CommandError, match="--watch"):
         call_command("check_sources", "--watch", "0")
+    with pytest.raises(CommandError, match="--processes"):
+        call_command("check_sources", "--processes", "-1")
 
 
 def test_an_alert_sent_twice_is_accepted_once(client, editor, source, site):

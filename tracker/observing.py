@@ -9,13 +9,13 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import resource
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -192,30 +192,27 @@ def split_by_origin(watches, parts):
 # Sent by an observing process once it has sent all its observations, with its peak RSS.
 @dataclass(frozen=True)
 class _Done:
-    worker: int
     peak_rss_kb: int
 
 
-def _observe_share(worker, watches, concurrency, per_host, allow, out):
-    """Observing process `worker`: observe `watches` in threads, sending batches to `out`.
+def _observe_share(watches, concurrency, per_host, allow, channel):
+    """An observing process: observe `watches` in threads, sending batches on `channel`.
 
     `allow` is the caller's TRACKER_FETCH_ALLOW: the fork server keeps the environment it
     started with, which may be older.
     """
     os.environ[fetching.ALLOW_ENV_VAR] = allow
-    try:
-        batches = _observe_in_threads(
-            watches, concurrency=concurrency, per_host=per_host, window=PROCESS_BATCH_WINDOW
-        )
-        for batch in batches:
-            out.put(batch)
-    finally:
-        out.put(_Done(worker, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    batches = _observe_in_threads(
+        watches, concurrency=concurrency, per_host=per_host, window=PROCESS_BATCH_WINDOW
+    )
+    for batch in batches:
+        channel.send(batch)
+    channel.send(_Done(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 
 
 @dataclass
 class ProcessStats:
-    """The peak memory of the last observing processes, for benchmarks and logs."""
+    """The peak memory of the last bulk check's observing processes, for benchmarks."""
 
     peak_rss_kb: list
 
@@ -224,34 +221,35 @@ last_process_stats = ProcessStats(peak_rss_kb=[])
 
 
 def _observe_in_processes(watches, *, concurrency, per_host, processes):
+    """Observe `watches` from processes, one pipe each: a process that dies (killed, or a
+    parser that crashed it) takes nothing down with it, and its unreported watches come
+    back as failures."""
     context = multiprocessing.get_context("forkserver")
     # Forked from a server that has loaded this module: forking the caller itself would copy
     # its threads' locks and its database connections mid-use.
     context.set_forkserver_preload([__name__])
     shares = split_by_origin(watches, processes)
     threads_each = max(1, concurrency // len(shares))
-    out = context.Queue()
     allow = os.environ.get(fetching.ALLOW_ENV_VAR, "")
-    workers = [
-        context.Process(
-            target=_observe_share,
-            args=(index, share, threads_each, per_host, allow, out),
-            daemon=True,
+    channels = {}
+    for share in shares:
+        receiver, sender = context.Pipe(duplex=False)
+        worker = context.Process(
+            target=_observe_share, args=(share, threads_each, per_host, allow, sender), daemon=True
         )
-        for index, share in enumerate(shares)
-    ]
-    for worker in workers:
         worker.start()
+        sender.close()  # the worker's end: once it exits, reading this end says so
+        channels[receiver] = worker
+    workers = list(channels.values())
     unseen = {watch.source_id: watch for watch in watches}
     peaks = []
     try:
         for batch in _batches(
-            _watching(out.get, workers, peaks), running=len(workers), window=BATCH_WINDOW
+            _receiving(channels, peaks), running=len(channels), window=BATCH_WINDOW
         ):
             for observation in batch:
                 unseen.pop(observation.watch.source_id, None)
             yield batch
-        # A process that died (killed, or a parser that crashed it) left its share unseen.
         if unseen:
             logger.error("an observing process stopped early; %d checks failed", len(unseen))
             yield [
@@ -259,42 +257,39 @@ def _observe_in_processes(watches, *, concurrency, per_host, processes):
                 for watch in unseen.values()
             ]
     finally:
+        for receiver in channels:
+            receiver.close()
         for worker in workers:
             if worker.is_alive():
                 worker.terminate()
             worker.join()
-        out.close()
         last_process_stats.peak_rss_kb = peaks
 
 
-def _watching(get, workers, peaks):
-    """Return a `get` for `_batches` that flattens the processes' batches, reports each
-    process's end as None, and reports a process that died without saying so."""
-    pending: Iterator = iter(())
-    ended = set()
+def _receiving(channels, peaks):
+    """Return a `get` for `_batches` over the processes' pipes: one observation at a time,
+    and None as each process finishes or dies."""
+    pending = iter(())
 
-    def get_next(timeout=None):
+    def get(timeout=None):
         nonlocal pending
         with contextlib.suppress(StopIteration):
             return next(pending)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            wait = 0.2 if deadline is None else min(0.2, max(deadline - time.monotonic(), 0))
-            try:
-                item = get(timeout=wait)
-            except queue.Empty:
-                for index, worker in enumerate(workers):
-                    if index not in ended and worker.exitcode not in (None, 0):
-                        ended.add(index)
-                        return None
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-                continue
-            if isinstance(item, _Done):
-                ended.add(item.worker)
+        ready = multiprocessing.connection.wait(list(channels), timeout)
+        if not ready:
+            raise queue.Empty
+        receiver = ready[0]
+        try:
+            item = receiver.recv()
+        except (EOFError, OSError):  # the process died before it was done
+            item = None
+        if item is None or isinstance(item, _Done):
+            del channels[receiver]
+            receiver.close()
+            if item is not None:
                 peaks.append(item.peak_rss_kb)
-                return None
-            pending = iter(item)
-            return next(pending)
+            return None
+        pending = iter(item)
+        return next(pending)
 
-    return get_next
+    return get

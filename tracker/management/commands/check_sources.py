@@ -3,7 +3,12 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from tracker.models import Source
-from tracker.monitoring import Outcome, check_sources, claim_due_sources
+from tracker.monitoring import (
+    PROCESSES_MIN_SOURCES,
+    Outcome,
+    check_sources,
+    claim_due_sources,
+)
 
 
 class Command(BaseCommand):
@@ -20,15 +25,26 @@ class Command(BaseCommand):
         which.add_argument("--all", action="store_true", help="Every active source.")
         parser.add_argument("--concurrency", type=int, default=16, help="Checks at once.")
         parser.add_argument(
+            "--processes",
+            type=int,
+            help=(
+                "Processes that fetch and read pages (default: one per CPU for "
+                f"{PROCESSES_MIN_SOURCES} sources or more; 0: threads of this process only)."
+            ),
+        )
+        parser.add_argument(
             "--watch",
             type=int,
             metavar="SECONDS",
             help="Check due sources again every SECONDS until interrupted.",
         )
 
-    def handle(self, *args, all, concurrency, watch, **options):
+    def handle(self, *args, all, concurrency, processes, watch, **options):
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1.")
+        if processes is not None and processes < 0:
+            raise CommandError("--processes must be 0 or more.")
+        self.processes = processes
         if watch is not None and (watch < 1 or all):
             raise CommandError("--watch takes a positive number of seconds, and not --all.")
         self.verbosity = options["verbosity"]
@@ -74,7 +90,9 @@ class Command(BaseCommand):
                 line = self.style.WARNING(line + " (see Change alerts)")
             self.stdout.write(line)
 
-        outcomes = check_sources(sources, concurrency=concurrency, progress=report)
+        outcomes = check_sources(
+            sources, concurrency=concurrency, processes=self.processes, progress=report
+        )
         elapsed = time.monotonic() - started
         summary = ", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in outcomes.items())
         self.stdout.write(

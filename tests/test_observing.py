@@ -1,0 +1,257 @@
+"""Observing sources in bulk: threads or processes, split by site, against real local servers."""
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from tests.conftest import local_url
+from tests.test_monitoring import page
+from tracker import observing
+from tracker.models import ChangeAlert, Source, SourceVersion
+from tracker.monitoring import (
+    Outcome,
+    check_sources,
+    default_processes,
+    record_observations,
+    watch_of,
+)
+from tracker.observing import Watch, observe_all, split_by_origin
+
+pytestmark = pytest.mark.django_db
+
+
+class Site:
+    """A local server whose pages are served slowly, counting requests in flight at once."""
+
+    def __init__(self, server):
+        self.server = server
+        self.lock = threading.Lock()
+        self.current = self.peak = 0
+        self.revision = 0
+        server.expect_request("/p").respond_with_handler(self.handler)
+
+    def handler(self, request):
+        with self.lock:
+            self.current += 1
+            self.peak = max(self.peak, self.current)
+        time.sleep(0.02)
+        with self.lock:
+            self.current -= 1
+        return Response(
+            page(f"{request.args['n']} at revision {self.revision}"), content_type="text/html"
+        )
+
+    def url(self, n):
+        return local_url(self.server, f"/p?n={n}")
+
+
+@pytest.fixture
+def sites(monkeypatch):
+    """Two local sites (two origins) that answer in parallel, let through the fetch guard."""
+    servers = [HTTPServer(host="127.0.0.1", port=0, threaded=True) for _ in range(2)]
+    for server in servers:
+        server.start()
+    allowed = ",".join(f"127.0.0.1:{server.port}" for server in servers)
+    monkeypatch.setenv("TRACKER_FETCH_ALLOW", allowed)
+    yield [Site(server) for server in servers]
+    for server in servers:
+        server.stop()
+
+
+def watch(source_id, url):
+    return Watch(source_id, url)
+
+
+def test_split_by_origin_keeps_each_site_whole_and_shares_evenly():
+    watches = (
+        [watch(n, f"https://a.example.org/{n}") for n in range(6)]
+        + [watch(10 + n, f"https://b.example.org/{n}") for n in range(4)]
+        + [watch(20 + n, f"https://c.example.org:8443/{n}") for n in range(2)]
+        + [watch(30, "https://C.example.org:8443/x")]
+    )
+    shares = split_by_origin(watches, 2)
+    assert sorted(len(share) for share in shares) == [6, 7]
+    hosts = [{w.url.split("/")[2].lower() for w in share} for share in shares]
+    assert hosts[0].isdisjoint(hosts[1])
+    assert sorted(w.source_id for share in shares for w in share) == sorted(
+        w.source_id for w in watches
+    )
+    assert split_by_origin(watches[:1], 4) == [watches[:1]]
+
+
+def test_bulk_checks_use_processes_for_long_lists_only(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert default_processes(100) == 2
+    assert default_processes(99) == 0
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert default_processes(1000) == 0
+
+
+def make_sources(sites, per_site):
+    return [Source.objects.create(url=site.url(n)) for site in sites for n in range(per_site)]
+
+
+def test_a_bulk_check_from_processes_records_each_change_once_within_host_limits(sites):
+    sources = make_sources(sites, 6)
+    seen = []
+    outcomes = check_sources(
+        Source.objects.all(),
+        concurrency=8,
+        per_host=2,
+        processes=2,
+        progress=lambda source, result: seen.append(source.pk),
+    )
+    assert outcomes == {Outcome.FIRST_VERSION: 12}
+    assert sorted(seen) == sorted(source.pk for source in sources)
+    assert SourceVersion.objects.count() == 12
+    assert [site.peak for site in sites] == [2, 2]  # four threads a process, two per host
+
+    sites[0].revision = 1
+    outcomes = check_sources(Source.objects.all(), concurrency=8, per_host=2, processes=2)
+    assert outcomes == {Outcome.CHANGED: 6, Outcome.UNCHANGED: 6}
+    alerts = ChangeAlert.objects.select_related("source")
+    assert {alert.source.url for alert in alerts} == {sites[0].url(n) for n in range(6)}
+    assert all("at revision 1" in alert.diff for alert in alerts)
+
+
+def test_processes_and_threads_observe_alike(sites):
+    watches = [watch(n, sites[n % 2].url(n)) for n in range(8)]
+
+    def observed(processes):
+        batches = observe_all(watches, concurrency=4, per_host=2, processes=processes)
+        found = {o.watch.source_id: o for batch in batches for o in batch}
+        return {pk: (o.read.content_hash, o.result.status_code) for pk, o in found.items()}
+
+    in_threads = observed(0)
+    assert len(in_threads) == 8
+    assert observed(2) == in_threads
+
+
+def pid_of_client(port):
+    """Return the pid of the process whose TCP socket on 127.0.0.1 has local port `port`."""
+    inode = next(
+        fields[9]
+        for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+        if int(fields[1].split(":")[1], 16) == port
+    )
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) == f"socket:[{inode}]" for fd in fd_dir.iterdir()):
+                return int(fd_dir.parent.name)
+        except OSError:  # a process that ended, or one not ours to read
+            continue
+    raise LookupError(port)
+
+
+def test_an_observing_process_killed_mid_check_fails_only_the_sources_it_had_left(sites):
+    healthy, doomed = sites
+    killed = []
+
+    def kill_the_caller(request):
+        if not killed:
+            killed.append(pid_of_client(int(request.environ["REMOTE_PORT"])))
+            assert killed[0] != os.getpid()
+            os.kill(killed[0], signal.SIGKILL)
+        return Response("gone", content_type="text/html")
+
+    doomed.server.clear()
+    doomed.server.expect_request("/p").respond_with_handler(kill_the_caller)
+    survivors = [Source.objects.create(url=healthy.url(n)) for n in range(3)]
+    victims = [Source.objects.create(url=doomed.url(n)) for n in range(3)]
+
+    outcomes = check_sources(Source.objects.all(), concurrency=2, per_host=1, processes=2)
+
+    assert killed
+    assert outcomes == {Outcome.FIRST_VERSION: 3, Outcome.FAILED: 3}
+    for source in survivors:
+        source.refresh_from_db()
+        assert source.content_hash and not source.last_error
+    for source in victims:
+        source.refresh_from_db()
+        assert source.last_error == "the checking process stopped unexpectedly"
+        assert source.consecutive_failures == 1
+
+
+def test_a_bulk_check_takes_the_same_queries_for_few_sources_or_many(sites, monkeypatch):
+    # One batch for all, however slowly they come: the batch still closes when all are in.
+    monkeypatch.setattr(observing, "BATCH_WINDOW", 60)
+
+    def queries_of_a_bulk_check(per_site):
+        Source.objects.all().delete()
+        make_sources(sites, per_site)
+        sources = list(Source.objects.all())
+        with CaptureQueriesContext(connection) as queries:
+            outcomes = check_sources(sources, concurrency=4, per_host=2, processes=2)
+        assert outcomes == {Outcome.FIRST_VERSION: 2 * per_site}
+        return len(queries)
+
+    assert queries_of_a_bulk_check(10) == queries_of_a_bulk_check(2)
+
+
+def test_command_checks_from_processes_when_told(sites, capsys):
+    make_sources(sites, 3)
+    call_command("check_sources", "--all", "--processes", "2", "--concurrency", "4")
+    out = capsys.readouterr().out
+    assert "Checked 6 source(s)" in out and "6 first version" in out
+    assert observing.last_process_stats.peak_rss_kb  # the processes ran and reported
+
+
+@pytest.fixture
+def refuse_version(django_db_blocker):
+    """Make PostgreSQL refuse, as a unique violation, any kept version whose hash is in the
+    table test_refused_hashes: what a batch meets when another checker inserted that version
+    first (SQLite has no row locks to make it wait)."""
+    statements = [
+        "CREATE TABLE IF NOT EXISTS test_refused_hashes (hash text)",
+        """CREATE OR REPLACE FUNCTION test_refuse_version() RETURNS trigger AS $$
+        BEGIN
+            IF NEW.content_hash IN (SELECT hash FROM test_refused_hashes) THEN
+                RAISE unique_violation USING MESSAGE = 'inserted by another checker';
+            END IF;
+            RETURN NEW;
+        END $$ LANGUAGE plpgsql""",
+        "CREATE TRIGGER test_refuse_version BEFORE INSERT ON tracker_sourceversion "
+        "FOR EACH ROW EXECUTE FUNCTION test_refuse_version()",
+    ]
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+    def refuse(content_hash):
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO test_refused_hashes VALUES (%s)", [content_hash])
+
+    return refuse
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="raises the collision with a PostgreSQL trigger",
+)
+def test_a_batch_that_collides_with_another_checker_records_the_rest(sites, refuse_version):
+    sources = make_sources(sites[:1], 3)
+    observations = [observing.observe(watch_of(source)) for source in sources]
+    refuse_version(observations[1].read.content_hash)
+
+    results = record_observations(observations)
+
+    assert [result.outcome for result in results] == [
+        Outcome.FIRST_VERSION,
+        Outcome.UNCHANGED,  # the other checker recorded it
+        Outcome.FIRST_VERSION,
+    ]
+    assert set(SourceVersion.objects.values_list("source", flat=True)) == {
+        sources[0].pk,
+        sources[2].pk,
+    }
+    sources[1].refresh_from_db()
+    assert sources[1].content_hash == "" and sources[1].last_checked_at is None
