@@ -4,6 +4,7 @@ Address rules are checked with fake resolvers and never connect anywhere.
 """
 
 import gzip
+import http.server
 import ipaddress
 import shutil
 import socket
@@ -25,6 +26,7 @@ from tracker.fetching import (
     USER_AGENT,
     BlockedURLError,
     FetchError,
+    HostClients,
     allowed_exceptions,
     check_url,
     fetch,
@@ -773,3 +775,63 @@ def test_a_name_lookup_that_outlasts_the_deadline_gives_up():
         assert caught.value.retryable
     finally:
         release.set()
+
+
+def test_host_clients_keep_one_client_per_host_name_and_close_the_oldest():
+    with HostClients(max_hosts=2) as clients:
+        first = clients.client_for("a.example.org")
+        assert clients.client_for("a.example.org") is first
+        # Another name on perhaps the same address never shares a client (nor a connection).
+        other = clients.client_for("b.example.org")
+        assert other is not first
+        clients.client_for("c.example.org")  # a.example.org is now the least recently used
+        assert first.is_closed and not other.is_closed
+    assert other.is_closed
+
+
+class KeepAliveHandler(http.server.BaseHTTPRequestHandler):
+    """Serves a small page over HTTP/1.1 keep-alive, noting each request's client port."""
+
+    protocol_version = "HTTP/1.1"
+    client_ports: list
+
+    def do_GET(self):
+        self.client_ports.append(self.client_address[1])
+        body = b"<p>hello</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def keep_alive_server(monkeypatch):
+    """A local server that keeps connections open (pytest-httpserver always closes them);
+    yields (its page's URL, the client port of each request)."""
+    ports = []
+    handler = type("Handler", (KeepAliveHandler,), {"client_ports": ports})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(ALLOW_ENV_VAR, f"127.0.0.1:{server.server_port}")
+    yield f"http://127.0.0.1:{server.server_port}/page", ports
+    server.shutdown()
+    server.server_close()
+
+
+def test_pooled_fetches_of_a_host_share_a_connection_and_unpooled_ones_do_not(
+    keep_alive_server,
+):
+    url, ports = keep_alive_server
+    with HostClients() as clients:
+        for _ in range(3):
+            assert fetch(url, clients=clients).text == "<p>hello</p>"
+    assert len(set(ports)) == 1
+    ports.clear()
+    for _ in range(2):
+        fetch(url)
+    assert len(set(ports)) == 2

@@ -16,6 +16,7 @@ import socket
 import ssl
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
@@ -211,6 +212,7 @@ def fetch(
     accept: Iterable[str] = DEFAULT_ACCEPT,
     resolve: Resolver = resolve_host,
     client: httpx.Client | None = None,
+    clients: "HostClients | None" = None,
 ) -> FetchResult:
     """Download `url` for a watcher, or raise FetchError saying why not.
 
@@ -225,20 +227,24 @@ def fetch(
     4. Decode the body with the charset it declares or, failing that, the one detected.
 
     `client` lets callers share a client or inject a transport; it must verify certificates,
-    as httpx does by default. Network and protocol trouble is only ever raised as FetchError.
+    as httpx does by default. `clients` (HostClients) keeps connections open between one
+    thread's fetches of the same host; without it each fetch closes its connections.
+    Network and protocol trouble is only ever raised as FetchError.
     """
     timer = _Timer(deadline, connect=connect_timeout, read=read_timeout)
     accepted = tuple(media_type.lower() for media_type in accept)
-    headers = _request_headers(accepted, etag=etag, last_modified=last_modified)
-    # Environment proxies would resolve the name again, so our own client ignores them.
-    session = (
-        nullcontext(client)
-        if client is not None
-        else httpx.Client(trust_env=False, verify=tls_context())
+    headers = _request_headers(
+        accepted, etag=etag, last_modified=last_modified, keep_alive=clients is not None
     )
+    if clients is not None:
+        session = nullcontext(None)
+    elif client is not None:
+        session = nullcontext(client)
+    else:
+        session = new_client()
     with session as http:
         response, target = _open(
-            http,
+            clients.client_for if clients is not None else lambda host: http,
             url,
             headers=headers,
             max_redirects=max_redirects,
@@ -259,6 +265,44 @@ def fetch(
                 )
         finally:
             response.close()
+
+
+def new_client() -> httpx.Client:
+    # Environment proxies would resolve the name again, so our own clients ignore them.
+    return httpx.Client(trust_env=False, verify=tls_context())
+
+
+class HostClients:
+    """One thread's HTTP clients, one per host name, so that fetches of the same host reuse
+    their connection: most of a watch list is a few sites' pages.
+
+    A client only ever talks to one host name. Its pool keys connections by the address
+    connected to, which several host names may share; one client each keeps a connection
+    (and its TLS session, verified for one name) from carrying another name's requests.
+    Not thread-safe: give each thread its own. The least recently used client is closed
+    beyond `max_hosts`.
+    """
+
+    def __init__(self, *, max_hosts: int = 32):
+        self.max_hosts = max_hosts
+        self._clients: OrderedDict[str, httpx.Client] = OrderedDict()
+
+    def client_for(self, host: str) -> httpx.Client:
+        client = self._clients.pop(host, None) or new_client()
+        self._clients[host] = client
+        while len(self._clients) > self.max_hosts:
+            self._clients.popitem(last=False)[1].close()
+        return client
+
+    def close(self) -> None:
+        while self._clients:
+            self._clients.popitem()[1].close()
+
+    def __enter__(self) -> "HostClients":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def post_json(
@@ -284,7 +328,7 @@ def post_json(
         "Connection": "close",
         **headers,
     }
-    with httpx.Client(trust_env=False, verify=tls_context()) as http:
+    with new_client() as http:
         with _network_errors(target.host, timer):
             response = _send(
                 http, target, addresses, headers=headers, timer=timer, method="POST", content=body
@@ -297,7 +341,7 @@ def post_json(
 
 
 def _open(
-    http: httpx.Client,
+    client_for: Callable[[str], httpx.Client],
     url: str,
     *,
     headers: dict[str, str],
@@ -316,7 +360,9 @@ def _open(
                 raise
             raise BlockedURLError(f"redirected to {url}, which is refused: {exc.reason}") from exc
         with _network_errors(target.host, timer):
-            response = _send(http, target, addresses, headers=headers, timer=timer)
+            response = _send(
+                client_for(target.host), target, addresses, headers=headers, timer=timer
+            )
         if response.status_code not in _REDIRECT_STATUSES:
             return response, target
         response.close()
@@ -471,15 +517,18 @@ def _carried_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address
     return ()
 
 
-def _request_headers(accept: tuple[str, ...], *, etag: str, last_modified: str) -> dict[str, str]:
+def _request_headers(
+    accept: tuple[str, ...], *, etag: str, last_modified: str, keep_alive: bool = False
+) -> dict[str, str]:
     headers = {
         "User-Agent": USER_AGENT,
         "Accept": ", ".join(accept),
         "Accept-Encoding": "gzip, deflate",
-        # Pooled connections are keyed by IP address: closing them keeps a TLS session
-        # verified for one host name from carrying requests for another.
-        "Connection": "close",
     }
+    if not keep_alive:
+        # A client's pool keys connections by IP address: closing them keeps a TLS session
+        # verified for one host name from carrying requests for another (see HostClients).
+        headers["Connection"] = "close"
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:

@@ -1,6 +1,8 @@
-"""Watch sources: fetch, extract the main text, compare, keep every version, raise alerts.
+"""Watch sources: record what looking at them shows (`tracker.observing` fetches and
+reads), keep every version, raise alerts, turn feed entries into candidate evidence.
 
-No request or Celery imports: tasks, the admin and `check_sources` all call `check_source`.
+No request or Celery imports: tasks and the admin call `check_source`, the command
+`check_sources`.
 """
 
 import contextlib
@@ -156,12 +158,10 @@ CHECK_STATE_FIELDS = [
 
 
 def _record(observations, *, suggestions, now):
-    not_modified = [
-        o.watch.source_id for o in observations if not o.failed and o.result.not_modified
-    ]
+    not_modified = [o.watch.source_id for o in observations if o.not_modified]
     if not_modified:
         record_not_modified(not_modified, now=now)
-    others = [o for o in observations if o.failed or not o.result.not_modified]
+    others = [o for o in observations if not o.not_modified]
     locked = {
         source.pk: source
         for source in Source.objects.select_for_update()

@@ -60,11 +60,16 @@ class Observation:
         return not self.failed and self.result.not_modified
 
 
-def observe(watch):
+def observe(watch, *, clients=None):
     """Fetch `watch`'s URL once, conditionally (ETag, Last-Modified), and read a 200's body
-    as a page or a feed. Failures, expected or not, come back as observations too."""
+    as a page or a feed. Failures, expected or not, come back as observations too.
+
+    `clients` (fetching.HostClients) lets one thread's fetches of a host share a connection.
+    """
     try:
-        result = fetching.fetch(watch.url, etag=watch.etag, last_modified=watch.last_modified)
+        result = fetching.fetch(
+            watch.url, etag=watch.etag, last_modified=watch.last_modified, clients=clients
+        )
         if result.not_modified:
             return Observation(watch, result)
         read = extracting.extract(result.text, is_feed=watch.is_feed, url=result.url)
@@ -128,15 +133,16 @@ def _observe_in_threads(watches, *, concurrency, per_host, window):
 
     def observer():
         try:
-            while not stopping.is_set():
-                try:
-                    watch = work.get_nowait()
-                except queue.Empty:
-                    return
-                with limits_lock:
-                    slot = host_limits[origin_of(watch.url)]
-                with slot:
-                    observed.put(observe(watch))
+            with fetching.HostClients() as clients:
+                while not stopping.is_set():
+                    try:
+                        watch = work.get_nowait()
+                    except queue.Empty:
+                        return
+                    with limits_lock:
+                        slot = host_limits[origin_of(watch.url)]
+                    with slot:
+                        observed.put(observe(watch, clients=clients))
         except BaseException as error:
             observed.put(error)  # raised again by the generator
         finally:
