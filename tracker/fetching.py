@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import ssl
+import threading
 import time
 import zlib
 from collections import OrderedDict
@@ -189,14 +190,23 @@ def check_url(
     return _vet(url, resolve=resolve, allow=allowed_exceptions() if allow is None else allow)[1]
 
 
+_tls_context_lock = threading.Lock()
+
+
 @functools.cache
+def _build_tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 def tls_context() -> ssl.SSLContext:
     """Return the one certificate-verifying TLS context all fetches share.
 
-    Building one loads the whole CA bundle (about 20 ms of CPU), far more than a fetch
-    itself costs; a context is safe to share between threads and connections.
+    Building one loads the whole CA bundle (about 35 ms of CPU), far more than a fetch
+    itself costs; a context is safe to share between threads and connections. Built under a
+    lock: sixteen threads starting at once would otherwise each build their own.
     """
-    return ssl.create_default_context(cafile=certifi.where())
+    with _tls_context_lock:
+        return _build_tls_context()
 
 
 def fetch(

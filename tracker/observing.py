@@ -208,6 +208,7 @@ def _observe_share(watches, concurrency, per_host, allow, channel):
     started with, which may be older.
     """
     os.environ[fetching.ALLOW_ENV_VAR] = allow
+    fetching.new_client().close()  # the TLS context and httpx's lazy imports, before threads
     batches = _observe_in_threads(
         watches, concurrency=concurrency, per_host=per_host, window=PROCESS_BATCH_WINDOW
     )
@@ -233,7 +234,7 @@ def _observe_in_processes(watches, *, concurrency, per_host, processes):
     context = multiprocessing.get_context("forkserver")
     # Forked from a server that has loaded this module: forking the caller itself would copy
     # its threads' locks and its database connections mid-use.
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload([__name__, "httpcore", "h11"])
     shares = split_by_origin(watches, processes)
     threads_each = max(1, concurrency // len(shares))
     allow = os.environ.get(fetching.ALLOW_ENV_VAR, "")
