@@ -186,7 +186,7 @@ def run(n, concurrency, processes):
         outcomes = check_sources(
             list(Source.objects.all()), concurrency=concurrency, processes=processes
         )
-        process_peaks_kb.extend(observing.last_process_stats.peak_rss_kb)
+        process_peaks_kb.extend(observing.last_process_peaks_kb)
         return outcomes
 
     first_s, first = timed("first pass", tracker_pass)
@@ -204,7 +204,7 @@ def run(n, concurrency, processes):
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     process_peak_mb = max(process_peaks_kb, default=0) / 1024
     print(
-        f"observing processes: {len(observing.last_process_stats.peak_rss_kb)}, "
+        f"observing processes: {len(observing.last_process_peaks_kb)}, "
         f"peak RSS {process_peak_mb:.1f} MB each at most; this process {peak_rss_mb:.1f} MB"
     )
     print(f"outcomes: first {dict(first)}, changed {dict(changed)}, 304 {dict(not_modified)}")

@@ -261,6 +261,8 @@ def test_the_dispatcher_claims_each_due_source_once():
 class ConcurrencyProbe:
     """Serves pages slowly and counts how many requests it handles at once."""
 
+    delay = 0.05  # seconds each request takes
+
     def __init__(self):
         self.lock = threading.Lock()
         self.current = self.peak = 0
@@ -269,10 +271,13 @@ class ConcurrencyProbe:
         with self.lock:
             self.current += 1
             self.peak = max(self.peak, self.current)
-        time.sleep(0.05)
+        time.sleep(self.delay)
         with self.lock:
             self.current -= 1
-        return Response(page(request.path), content_type="text/html")
+        return Response(self.body(request), content_type="text/html")
+
+    def body(self, request):
+        return page(request.path)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 import os
 import signal
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tests.conftest import local_url
-from tests.test_monitoring import page
+from tests.test_monitoring import ConcurrencyProbe, page
 from tracker import observing
 from tracker.models import ChangeAlert, Source, SourceVersion
 from tracker.monitoring import (
@@ -29,26 +27,19 @@ from tracker.observing import Watch, observe_all, split_by_origin
 pytestmark = pytest.mark.django_db
 
 
-class Site:
+class Site(ConcurrencyProbe):
     """A local server whose pages are served slowly, counting requests in flight at once."""
 
+    delay = 0.02
+
     def __init__(self, server):
+        super().__init__()
         self.server = server
-        self.lock = threading.Lock()
-        self.current = self.peak = 0
         self.revision = 0
         server.expect_request("/p").respond_with_handler(self.handler)
 
-    def handler(self, request):
-        with self.lock:
-            self.current += 1
-            self.peak = max(self.peak, self.current)
-        time.sleep(0.02)
-        with self.lock:
-            self.current -= 1
-        return Response(
-            page(f"{request.args['n']} at revision {self.revision}"), content_type="text/html"
-        )
+    def body(self, request):
+        return page(f"{request.args['n']} at revision {self.revision}")
 
     def url(self, n):
         return local_url(self.server, f"/p?n={n}")
@@ -202,7 +193,7 @@ def test_command_checks_from_processes_when_told(sites, capsys):
     call_command("check_sources", "--all", "--processes", "2", "--concurrency", "4")
     out = capsys.readouterr().out
     assert "Checked 6 source(s)" in out and "6 first version" in out
-    assert observing.last_process_stats.peak_rss_kb  # the processes ran and reported
+    assert observing.last_process_peaks_kb  # the processes ran and reported
 
 
 @pytest.fixture

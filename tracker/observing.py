@@ -94,13 +94,18 @@ def origin_of(url):
     return f"{(parts.hostname or '').lower()}:{port}"
 
 
-def interleave_by_origin(watches):
-    """Order `watches` round-robin across their origins, so that threads taking them in turn
-    work on many sites at once instead of queueing behind one site's request limit."""
+def group_by_origin(watches):
+    """Return the lists of `watches` that share an origin, in the order origins first appear."""
     by_origin = defaultdict(list)
     for watch in watches:
         by_origin[origin_of(watch.url)].append(watch)
-    rounds = itertools.zip_longest(*by_origin.values())
+    return list(by_origin.values())
+
+
+def interleave_by_origin(watches):
+    """Order `watches` round-robin across their origins, so that threads taking them in turn
+    work on many sites at once instead of queueing behind one site's request limit."""
+    rounds = itertools.zip_longest(*group_by_origin(watches))
     return [watch for round_ in rounds for watch in round_ if watch is not None]
 
 
@@ -186,11 +191,8 @@ def _batches(get, *, running, window):
 def split_by_origin(watches, parts):
     """Split `watches` into at most `parts` lists of about the same length, each origin's
     watches all in one list."""
-    by_origin = defaultdict(list)
-    for watch in watches:
-        by_origin[origin_of(watch.url)].append(watch)
     shares = [[] for _ in range(parts)]
-    for group in sorted(by_origin.values(), key=len, reverse=True):
+    for group in sorted(group_by_origin(watches), key=len, reverse=True):
         min(shares, key=len).extend(group)
     return [share for share in shares if share]
 
@@ -217,14 +219,8 @@ def _observe_share(watches, concurrency, per_host, allow, channel):
     channel.send(_Done(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 
 
-@dataclass
-class ProcessStats:
-    """The peak memory of the last bulk check's observing processes, for benchmarks."""
-
-    peak_rss_kb: list
-
-
-last_process_stats = ProcessStats(peak_rss_kb=[])
+# The peak RSS (KB) of each observing process of the last bulk check, for benchmarks.
+last_process_peaks_kb = []
 
 
 def _observe_in_processes(watches, *, concurrency, per_host, processes):
@@ -270,7 +266,7 @@ def _observe_in_processes(watches, *, concurrency, per_host, processes):
             if worker.is_alive():
                 worker.terminate()
             worker.join()
-        last_process_stats.peak_rss_kb = peaks
+        last_process_peaks_kb[:] = peaks
 
 
 def _receiving(channels, peaks):
