@@ -162,6 +162,10 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
 }
+# How many proxies (load balancer, nginx) stand in front of the app: only the X-Forwarded-For
+# entries they wrote are believed. 0, the default, means clients connect directly and the
+# header is ignored (tracker/clients.py).
+TRACKER_TRUSTED_PROXIES = int(os.environ.get("TRACKER_TRUSTED_PROXIES", "0"))
 # Requests per period an anonymous client may make to the API, e.g. "600/minute".
 TRACKER_API_ANON_RATE = os.environ.get("TRACKER_API_ANON_RATE", "600/minute")
 SPECTACULAR_SETTINGS = {
