@@ -1,6 +1,8 @@
 """The REST API: its contract, who may read and write what, and progress over time."""
 
+import csv
 import datetime
+import io
 
 import pytest
 import time_machine
@@ -318,6 +320,17 @@ def test_the_export_is_the_importer_csv_of_the_filtered_list(api, world):
     assert [line.split(",")[0] for line in lines[1:]] == ["WRC-2024-1.1"]
     everything = api.get(url("recommendation-export")).content.decode()
     assert "WRC-2024-9" not in everything  # drafts stay private
+
+
+def test_the_export_never_hands_a_spreadsheet_a_formula(api, world):
+    child = world["child"]
+    child.title = '=HYPERLINK("http://example.org")'
+    child.note = "@SUM(1+1)"
+    child.save()
+    rows = list(csv.reader(io.StringIO(api.get(url("recommendation-export")).content.decode())))
+    exported = next(row for row in rows if row[0] == child.code)
+    assert exported[3] == '\'=HYPERLINK("http://example.org")'
+    assert exported[5] == "'@SUM(1+1)"
 
 
 def test_an_agency_scorecard_counts_roles_and_time_to_implementation(api, world, uscis):

@@ -1,3 +1,4 @@
+import csv
 import datetime
 import io
 from pathlib import Path
@@ -593,6 +594,49 @@ def test_csv_export_then_import_round_trips(messy_brief):
     assert result.document.recommendations.get(code="EI-2024-2.3").note.startswith(
         "The program covers"
     )
+
+
+# Cells a spreadsheet would run as formulas, including ones already escaped by hand.
+FORMULA_CELLS = ['=HYPERLINK("http://example.org","Click")', "+1+1", "-2+3", "@SUM(A1)", "'=x"]
+
+
+@pytest.mark.django_db
+def test_csv_export_neutralises_formulas_and_import_gives_them_back(messy_brief):
+    recommendations = list(messy_brief.recommendations.order_by("pk"))
+    for recommendation, formula in zip(recommendations, FORMULA_CELLS, strict=False):
+        recommendation.title = formula
+        recommendation.text = f"{formula} should be read as text"
+        recommendation.note = formula
+        recommendation.save()
+    Agency.objects.create(name="@Agency of formulas")
+    Ownership.objects.create(
+        recommendation=recommendations[0],
+        agency=Agency.objects.get(name="@Agency of formulas"),
+        role=Ownership.Role.SUPPORTING,
+    )
+    exported = export_csv(messy_brief.recommendations.all())
+
+    cells = [cell for row in csv.reader(io.StringIO(exported)) for cell in row]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert '\'=HYPERLINK("http://example.org","Click")' in cells
+    assert "''=x" in cells
+    result = import_sample(exported, code="EI-COPY", filename="export.csv", title="Copy")
+    copied = result.document.recommendations.order_by("pk")
+    assert [(r.title, r.text, r.note) for r in copied] == [
+        (r.title, r.text, r.note) for r in messy_brief.recommendations.order_by("pk")
+    ]
+    assert owners_of(copied[0])[1][-1] == "@Agency of formulas"
+    assert export_csv(copied) == exported
+
+
+@pytest.mark.django_db
+def test_a_hand_made_csv_with_a_leading_apostrophe_keeps_it_unless_it_guards_a_formula():
+    text = "code,text\nX-1,'Til the rule changes: DHS should act\nX-2,'=1+1\n"
+    result = import_sample(text, code="X", filename="hand.csv", title="By hand")
+    assert [r.text for r in result.document.recommendations.order_by("pk")] == [
+        "'Til the rule changes: DHS should act",
+        "=1+1",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -560,6 +560,27 @@ def group_steps(paragraphs):
 # --- CSV -----------------------------------------------------------------------------------
 
 
+# A spreadsheet runs a cell that opens with one of these as a formula (CSV injection).
+FORMULA_TRIGGER_RE = re.compile(r"^'*[=+\-@\t\r]")
+# What escape_formula made of such a cell: one more apostrophe, which spreadsheets show as
+# "this is text" and hide.
+ESCAPED_FORMULA_RE = re.compile(r"^'+[=+\-@\t\r]")
+
+
+def escape_formula(cell):
+    """Return `cell` as a spreadsheet will show but never run: an apostrophe before a formula.
+
+    Cells already opening with apostrophes before a trigger get one more, so that
+    unescape_formula() gives back exactly what was written.
+    """
+    return f"'{cell}" if FORMULA_TRIGGER_RE.match(cell) else cell
+
+
+def unescape_formula(cell):
+    """Undo escape_formula(): drop the apostrophe it put before a formula trigger."""
+    return cell[1:] if ESCAPED_FORMULA_RE.match(cell) else cell
+
+
 def normalise_column(name):
     return "_".join(name.lower().split())
 
@@ -593,7 +614,7 @@ def parse_csv(text):
 
 
 def csv_recommendation(cells, *, row):
-    values = {column: (cells.get(column) or "").strip() for column in CSV_COLUMNS}
+    values = {column: unescape_formula((cells.get(column) or "").strip()) for column in CSV_COLUMNS}
     if not values["code"] or not values["text"]:
         raise DocumentImportError(f"Row {row}: code and text are required.")
     if values["addressed_to"] not in ("", *Recommendation.AddressedTo.values):
@@ -642,6 +663,9 @@ def check_csv_codes(recommendations):
 def export_csv(recommendations: Iterable[Recommendation], *, drafts_visible=True) -> str:
     """Return the recommendations as CSV in the format `import_document()` reads back.
 
+    Cells that a spreadsheet would run as a formula are escaped (see escape_formula); the
+    importer undoes it, so export then import gives back the same texts.
+
     Without `drafts_visible`, a parent that is a draft is left out: its code is not public.
     """
     recommendations = list(recommendations)
@@ -653,21 +677,20 @@ def export_csv(recommendations: Iterable[Recommendation], *, drafts_visible=True
         ownerships = recommendation.ownerships.all()
         lead = [o.agency for o in ownerships if o.role == Ownership.Role.LEAD]
         supporting = [o.agency for o in ownerships if o.role == Ownership.Role.SUPPORTING]
-        writer.writerow(
-            [
-                recommendation.code,
-                parent_code(recommendation, drafts_visible=drafts_visible),
-                recommendation.section_title,
-                recommendation.title,
-                recommendation.text,
-                recommendation.note,
-                "".join(agency_label(agency) for agency in lead),
-                f"{CSV_LIST_SEPARATOR} ".join(map(agency_label, supporting)),
-                f"{CSV_LIST_SEPARATOR} ".join(theme.name for theme in recommendation.themes.all()),
-                recommendation.addressed_to,
-                "yes" if recommendation.is_priority else "",
-            ]
-        )
+        cells = [
+            recommendation.code,
+            parent_code(recommendation, drafts_visible=drafts_visible),
+            recommendation.section_title,
+            recommendation.title,
+            recommendation.text,
+            recommendation.note,
+            "".join(agency_label(agency) for agency in lead),
+            f"{CSV_LIST_SEPARATOR} ".join(map(agency_label, supporting)),
+            f"{CSV_LIST_SEPARATOR} ".join(theme.name for theme in recommendation.themes.all()),
+            recommendation.addressed_to,
+            "yes" if recommendation.is_priority else "",
+        ]
+        writer.writerow(map(escape_formula, cells))
     return output.getvalue()
 
 
