@@ -22,6 +22,7 @@ from tracker.models import (
     Source,
     SourceVersion,
     StatusChange,
+    Subscription,
     Theme,
     Webhook,
     WebhookDelivery,
@@ -217,3 +218,109 @@ def test_a_backup_with_an_invalid_value_restores_nothing(good_backup, tmp_path):
     with pytest.raises(CommandError, match="cannot be restored"):
         call_command("import_tracker", bad, verbosity=0)
     assert not backup.has_tracked_data()
+
+
+# -- What a restore trusts ----------------------------------------------------------------
+
+
+def write_json(tmp_path, data, name="crafted.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_a_gzip_bomb_is_refused_before_it_fills_memory(good_backup, tmp_path):
+    _, data = good_backup
+    bomb = tmp_path / "bomb.json.gz"
+    header = json.dumps(data)[:-1]  # the backup, its closing brace held back
+    with gzip.open(bomb, "wt", compresslevel=9) as output:
+        output.write(header + ', "padding": "')
+        for _ in range(300):  # 300 MB of one letter, about 300 KB compressed
+            output.write("a" * (1024 * 1024))
+        output.write('"}')
+    assert bomb.stat().st_size < 1024 * 1024
+    with pytest.raises(CommandError, match="more than 256 MB of JSON once decompressed"):
+        call_command("import_tracker", str(bomb), verbosity=0)
+    with pytest.raises(CommandError, match="more than 1 MB"):
+        call_command("import_tracker", str(bomb), "--max-size", "1", verbosity=0)
+    assert not backup.has_tracked_data()
+
+
+def first(data, model):
+    return next(item for item in data["objects"] if item["model"] == model)
+
+
+@pytest.mark.parametrize(
+    ("craft", "message"),
+    [
+        (lambda data: {**data, "objects": [[[[]]] * 2] * 3}, "not serialized objects"),
+        (lambda data: first(data, "tracker.publisher").update(fields="a string"),
+         "fields are not an object"),
+        (lambda data: first(data, "tracker.publisher").update(pk={"id": 1}),
+         "primary key is not a number"),
+        (lambda data: first(data, "tracker.publisher")["fields"].update(name=["a", "list"]),
+         "name is not a plain value"),
+        (lambda data: first(data, "tracker.subscription")["fields"].update(documents={"1": 2}),
+         "documents is not a list of keys"),
+        (lambda data: first(data, "tracker.statuschange")["fields"].update(recommendation={}),
+         "recommendation is not a key"),
+        (lambda data: first(data, "tracker.publisher")["fields"].update(is_admin=True),
+         "no field 'is_admin'"),
+        (lambda data: data.update(users=[{"username": "root"}]), "not a list of usernames"),
+        (lambda data: data["counts"].update({"tracker.publisher": "2"}), "not whole numbers"),
+    ],
+    ids=["nested-lists", "fields-string", "pk-object", "name-list", "m2m-object",
+         "fk-object", "unknown-field", "users-objects", "counts-strings"],
+)  # fmt: skip
+def test_a_backup_of_the_wrong_shape_is_refused_with_a_reason(
+    good_backup, tmp_path, craft, message
+):
+    _, data = good_backup
+    crafted = craft(data) or data
+    with pytest.raises(CommandError, match=message):
+        call_command("import_tracker", write_json(tmp_path, crafted), verbosity=0)
+    assert not backup.has_tracked_data()
+
+
+def test_a_deeply_nested_backup_is_refused_with_a_reason(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text(
+        '{"format": "tracker-backup", "objects": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    )
+    with pytest.raises(CommandError, match="nests its JSON too deeply"):
+        call_command("import_tracker", str(path), verbosity=0)
+
+
+def test_an_empty_backup_never_empties_the_database_unless_asked(tracked, tmp_path):
+    empty = tmp_path / "empty.json"
+    empty_the_tracker()
+    backup.write_backup(empty)
+    assert backup.read_backup(empty)["objects"] == []
+    load_demo()
+    counts = row_counts()
+    with pytest.raises(CommandError, match=r"This backup is empty.*--allow-empty"):
+        call_command("import_tracker", str(empty), "--replace", verbosity=0)
+    assert row_counts() == counts
+
+    call_command("import_tracker", str(empty), "--replace", "--allow-empty", verbosity=0)
+    assert not backup.has_tracked_data()
+
+
+def test_a_backup_cannot_point_an_outside_address_at_a_staff_account(tracked, tmp_path, capsys):
+    admin = UserFactory(username="boss", email="boss@tracker.example", is_staff=True)
+    theirs = SubscriptionFactory(email="outsider@elsewhere.example", user=admin)
+    own = SubscriptionFactory(email="Boss@Tracker.example", user=admin)
+    path = tmp_path / "crafted.json"
+    backup.write_backup(path)
+
+    call_command("import_tracker", str(path), "--replace")
+
+    theirs.refresh_from_db()
+    own.refresh_from_db()
+    assert theirs.user is None and not theirs.is_staff_digest
+    assert own.user == admin and own.is_staff_digest
+    # The fixture's reader@example.org named the staff account "recorder", here too.
+    assert Subscription.objects.get(email="reader@example.org").user is None
+    assert "2 subscription(s) named an account of this site but not its address" in (
+        capsys.readouterr().out
+    )

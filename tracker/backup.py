@@ -7,6 +7,11 @@ their deliveries), under a header that names the format, its version and how man
 of each model it holds. Primary keys are kept, so links survive; users are referred to by
 username (natural keys) and are not themselves backed up: a restore links history to the
 accounts of the same name, creating inactive ones for names it does not know.
+
+A restore trusts the file for what Tracker tracks, not for who may do what here: no account
+is created with a password or a privilege, a subscription keeps its link to an existing
+account only when it is that account's address (else it would mail a staff digest to a
+stranger), and the file is checked, size and shape, before anything is written.
 """
 
 import datetime
@@ -19,6 +24,7 @@ from pathlib import Path
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core import serializers
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.management.color import no_style
 from django.core.serializers.base import DeserializationError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -26,10 +32,16 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from .caching import note_data_changed
+from .models import Subscription
 
 FORMAT = "tracker-backup"
 # Bump when a change to the models makes old files unreadable without a conversion.
 VERSION = 1
+# Refuse a file that decompresses past this (a gzip bomb would otherwise fill memory): the
+# JSON is held in memory whole, at two to three times its size once parsed.
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+READ_CHUNK = 1024 * 1024
+SCALARS = (str, int, float, bool, type(None))
 
 
 class BackupError(Exception):
@@ -116,18 +128,20 @@ def write_backup(path, *, progress=None):
     return data["counts"]
 
 
-def read_backup(path):
-    """Return the backup in `path`, checked: the right format and version, and complete."""
+def read_backup(path, *, max_bytes=DEFAULT_MAX_BYTES):
+    """Return the backup in `path`, checked: the right format and version, shape and size."""
     path = Path(path)
     if not path.is_file():
         raise BackupError(f"No such file: {path}.")
     with path.open("rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
     try:
-        with (gzip.open if gzipped else open)(path, "rt", encoding="utf-8") as source:
-            data = json.load(source)
+        with (gzip.open if gzipped else open)(path, "rb") as source:
+            raw = read_at_most(source, max_bytes, path)
     except (EOFError, gzip.BadGzipFile, zlib.error) as error:
         raise BackupError(f"{path} is a damaged or truncated gzip file ({error}).") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise BackupError(f"{path} is not UTF-8 text: not a Tracker backup.") from None
     except json.JSONDecodeError as error:
@@ -135,8 +149,24 @@ def read_backup(path):
             f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: "
             f"{error.msg}); it may be truncated."
         ) from None
+    except RecursionError:
+        raise BackupError(f"{path} nests its JSON too deeply: not a Tracker backup.") from None
     check_backup(data)
     return data
+
+
+def read_at_most(stream, max_bytes, path):
+    """Read `stream` whole, refusing it as soon as it passes `max_bytes`."""
+    chunks, size = [], 0
+    while chunk := stream.read(READ_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise BackupError(
+                f"{path} holds more than {max_bytes // (1024 * 1024)} MB of JSON once "
+                "decompressed; if it really is a backup this large, raise --max-size."
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def check_backup(data):
@@ -150,12 +180,20 @@ def check_backup(data):
     objects, counts = data.get("objects"), data.get("counts")
     if not isinstance(objects, list) or not isinstance(counts, dict):
         raise BackupError("This backup lacks its objects or their counts.")
-    if not all(isinstance(item, dict) and "model" in item for item in objects):
+    if not all(isinstance(item, dict) and isinstance(item.get("model"), str) for item in objects):
         raise BackupError("This backup holds entries that are not serialized objects.")
-    known = {model._meta.label_lower for model in tracked_models()}
-    unknown = sorted({item["model"] for item in objects} - known)
+    models = {model._meta.label_lower: model for model in tracked_models()}
+    unknown = sorted({item["model"] for item in objects} - set(models))
     if unknown:
         raise BackupError(f"This backup holds unknown models: {', '.join(unknown)}.")
+    users = data.get("users", [])
+    if not isinstance(users, list) or not all(isinstance(name, str) for name in users):
+        raise BackupError("This backup's list of users is not a list of usernames.")
+    for number, item in enumerate(objects, start=1):
+        if problem := shape_problem(models[item["model"]], item):
+            raise BackupError(f"Object {number} of this backup ({item['model']}): {problem}.")
+    if not all(isinstance(count, int) for count in counts.values()):
+        raise BackupError("This backup's counts are not whole numbers.")
     found = Counter(item["model"] for item in objects)
     for label, expected in counts.items():
         if found[label] != expected:
@@ -163,6 +201,37 @@ def check_backup(data):
                 f"This backup is incomplete: its header lists {expected} {label} objects but "
                 f"it holds {found[label]}."
             )
+
+
+def shape_problem(model, item):
+    """What is wrong with the shape of one serialized object, or None: the types the
+    deserializer expects, so a crafted file gets a reason instead of a traceback."""
+    if not isinstance(item.get("pk"), int | str) or isinstance(item.get("pk"), bool):
+        return "its primary key is not a number"
+    fields = item.get("fields")
+    if not isinstance(fields, dict):
+        return "its fields are not an object"
+    for name, value in fields.items():
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            return f"it has no field {name!r}"
+        if field.many_to_many:
+            if not isinstance(value, list) or not all(is_key(key) for key in value):
+                return f"{name} is not a list of keys"
+        elif field.is_relation:
+            if value is not None and not is_key(value):
+                return f"{name} is not a key"
+        elif field.get_internal_type() != "JSONField" and not isinstance(value, SCALARS):
+            return f"{name} is not a plain value"
+    return None
+
+
+def is_key(value):
+    """A primary key, or a natural key (a list of plain values)."""
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(part, SCALARS) for part in value)
+    return isinstance(value, int | str) and not isinstance(value, bool)
 
 
 def has_tracked_data():
@@ -180,7 +249,7 @@ def tracked_tables():
     return tables
 
 
-def restore_data(data, *, replace=False, progress=None):
+def restore_data(data, *, replace=False, allow_empty=False, progress=None):
     """Restore a checked backup (see read_backup) into this database; return the counts.
 
     1. All or nothing: one transaction, rolled back on any error.
@@ -189,6 +258,10 @@ def restore_data(data, *, replace=False, progress=None):
     3. Rows are saved raw, as loaddata does: no save() rules run, so the append-only
        history is restored as it was, not re-recorded; foreign keys are checked at the end.
     4. The primary key sequences are moved past the restored rows.
+    5. A backup with nothing in it never empties a database, unless `allow_empty`.
+    6. Accounts are never taken from the file (see unlink_foreign_subscriptions).
+
+    Returns the counts by model, and the number of subscriptions unlinked from accounts.
     """
     check_backup(data)
     try:
@@ -199,7 +272,13 @@ def restore_data(data, *, replace=False, progress=None):
                         "This database already holds tracked data: restore into an empty one, "
                         "or pass --replace to delete it first."
                     )
+                if not data["objects"] and not allow_empty:
+                    raise BackupError(
+                        "This backup is empty: restoring it would delete everything tracked "
+                        "here. Pass --allow-empty if that is what you want."
+                    )
                 empty_tracked_tables()
+            existing_users = existing_usernames(data.get("users", []))
             create_missing_users(data.get("users", []))
             counts, waiting = Counter(), []
             with connection.constraint_checks_disabled():
@@ -216,15 +295,18 @@ def restore_data(data, *, replace=False, progress=None):
                 for restored in waiting:  # links to rows that came later in the file
                     restored.save_deferred_fields()
             connection.check_constraints(table_names=tracked_tables())
+            unlinked = unlink_foreign_subscriptions(existing_users)
             note_data_changed()  # a flush sends no signals: cached pages must not outlive it
             with connection.cursor() as cursor:
                 for sql in connection.ops.sequence_reset_sql(no_style(), tracked_models()):
                     cursor.execute(sql)
-    except DeserializationError as error:
+    except (DeserializationError, ValidationError, ValueError, TypeError) as error:
         raise BackupError(f"This backup holds an object that cannot be restored: {error}") from None
+    except RecursionError:
+        raise BackupError("This backup holds a value nested too deeply to restore.") from None
     except (IntegrityError, DatabaseError) as error:
         raise BackupError(f"This backup is inconsistent; nothing was restored ({error}).") from None
-    return dict(counts)
+    return dict(counts), unlinked
 
 
 def empty_tracked_tables():
@@ -235,16 +317,37 @@ def empty_tracked_tables():
             cursor.execute(sql)
 
 
-def create_missing_users(usernames):
-    """Create an inactive account, without a password, for each username not known here."""
+def existing_usernames(usernames):
     user_model = get_user_model()
     field = user_model.USERNAME_FIELD
-    known = set(
+    return set(
         user_model._default_manager.filter(**{f"{field}__in": usernames}).values_list(
             field, flat=True
         )
     )
-    for name in sorted(set(usernames) - known):
+
+
+def unlink_foreign_subscriptions(existing_users):
+    """Unlink restored subscriptions from accounts that were here before the restore, unless
+    the subscription's address is the account's own; return how many were unlinked.
+
+    A staff member's subscription mails staff-only work; a file must not be able to point an
+    outside address at an account of this site. Accounts the restore created are inactive and
+    hold no rights, so their links are kept.
+    """
+    user_model = get_user_model()
+    linked = Subscription.objects.filter(
+        **{f"user__{user_model.USERNAME_FIELD}__in": existing_users}
+    ).select_related("user")
+    foreign = [s.pk for s in linked if s.email.casefold() != (s.user.email or "").casefold()]
+    return Subscription.objects.filter(pk__in=foreign).update(user=None)
+
+
+def create_missing_users(usernames):
+    """Create an inactive account, without a password, for each username not known here."""
+    user_model = get_user_model()
+    field = user_model.USERNAME_FIELD
+    for name in sorted(set(usernames) - existing_usernames(usernames)):
         user = user_model(**{field: name}, is_active=False)
         user.set_unusable_password()
         user.save()
