@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 import tracemalloc
 from contextlib import suppress
 
@@ -30,6 +31,8 @@ from tracker.fetching import (
     allowed_exceptions,
     check_url,
     fetch,
+    new_client,
+    post_json,
 )
 
 TEST_HOST = "tracker-test.invalid"
@@ -170,9 +173,9 @@ def tls_server(tls_listener):
 
 @pytest.fixture
 def trusting_client(certificate):
-    """An httpx client that trusts the test certificate, and still checks host names."""
+    """A fetch client that trusts the test certificate, and still checks host names."""
     context = ssl.create_default_context(cafile=str(certificate[0]))
-    with httpx.Client(verify=context, trust_env=False) as client:
+    with new_client(verify=context) as client:
         yield client
 
 
@@ -562,6 +565,33 @@ def test_a_slow_drip_is_cut_off_at_the_deadline(raw_server, monkeypatch):
     monkeypatch.setenv(ALLOW_ENV_VAR, f"127.0.0.1:{port}")
     error = refusal(lambda: fetch(f"http://127.0.0.1:{port}/", deadline=1.0))
     assert (error.reason, error.retryable) == ("took longer than 1 s", True)
+
+
+def drip_headers(connection, stop):
+    """Send a status line, then one header line a second. Stop after 8 s, so that a client
+    without a total deadline fails the test instead of hanging the suite."""
+    connection.sendall(b"HTTP/1.1 200 OK\r\n")
+    for number in range(8):
+        if stop.wait(1):
+            return
+        connection.sendall(f"X-Drip-{number}: {number}\r\n".encode())
+
+
+@pytest.mark.parametrize("call", ["fetch", "pooled fetch", "post_json"])
+def test_headers_dripped_a_line_a_second_are_cut_off_at_the_deadline(raw_server, monkeypatch, call):
+    port = raw_server(drip_headers)
+    monkeypatch.setenv(ALLOW_ENV_VAR, f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}/"
+    started = time.monotonic()
+    with HostClients() as clients:
+        send = {
+            "fetch": lambda: fetch(url, deadline=2),
+            "pooled fetch": lambda: fetch(url, deadline=2, clients=clients),
+            "post_json": lambda: post_json(url, b"{}", headers={}, deadline=2),
+        }[call]
+        error = refusal(send)
+    assert time.monotonic() - started < 4
+    assert (error.reason, error.retryable) == ("took longer than 2 s", True)
 
 
 def test_a_silent_server_times_out(raw_server, monkeypatch):

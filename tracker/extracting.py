@@ -7,6 +7,7 @@ No Django models or settings: bulk checks run it in processes of their own (see
 
 import datetime
 import hashlib
+import io
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -83,14 +84,40 @@ def page_title(html):
 
 
 def extract_feed(text, *, base_url=""):
-    """Return (title, entries, canonical text) of an RSS/Atom feed."""
-    parsed = feedparser.parse(text)
-    if parsed.bozo and not parsed.entries:
-        raise FetchError(f"not a valid RSS or Atom feed ({parsed.bozo_exception})")
+    """Return (title, entries, canonical text) of an RSS/Atom feed.
+
+    Raises FetchError for a body that is not one.
+    """
+    parsed = parse_feed(text)
+    if not parsed.entries and (parsed.bozo or not parsed.get("version")):
+        raise FetchError(f"not a valid RSS or Atom feed ({feed_problem(parsed, text)})")
     entries = [feed_entry_fields(entry, base_url=base_url) for entry in parsed.entries]
     entries = [entry for entry in entries if entry["guid"]]
     canonical = "\n".join(f"{entry['title']} <{entry['link']}>" for entry in entries)
     return parsed.feed.get("title", "")[:500], entries, normalise_text(canonical)
+
+
+def parse_feed(text):
+    """Return what feedparser reads in `text`, the body the guarded fetcher decoded.
+
+    Given a string, feedparser fetches it if it looks like a URL and opens it if it names
+    a file, past the fetch guard; given bytes, it still tries them as a file name. A stream
+    is only ever read. The body was decoded already, so its UTF-8 bytes are declared as such:
+    feedparser must not decode them again by the document's own declaration.
+    """
+    return feedparser.parse(
+        io.BytesIO(text.encode("utf-8")),
+        response_headers={"content-type": "application/xml; charset=utf-8"},
+    )
+
+
+def feed_problem(parsed, text):
+    """Return why a parsed body with no entries is no feed, for the staff."""
+    if not text.strip():
+        return "the body is empty"
+    problem = str(parsed.bozo_exception) if parsed.bozo else "no RSS or Atom element"
+    # The body's start shows what was served instead, such as a bare URL or file name.
+    return f"{problem}; the body starts {WHITESPACE.sub(' ', text.strip()[:60])!r}"
 
 
 def web_link(href, *, base_url=""):

@@ -8,6 +8,7 @@ answer cannot swap in another one.
 
 import codecs
 import concurrent.futures
+import contextvars
 import functools
 import ipaddress
 import os
@@ -25,6 +26,7 @@ from functools import partial
 from urllib.parse import urljoin, urlsplit
 
 import certifi
+import httpcore
 import httpx
 from charset_normalizer import from_bytes
 from django.core.exceptions import ImproperlyConfigured
@@ -160,6 +162,94 @@ class _Timer:
         return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
 
 
+# The _Timer of the fetch this thread is running, which every network wait obeys.
+_running_timer: contextvars.ContextVar["_Timer | None"] = contextvars.ContextVar(
+    "running_timer", default=None
+)
+
+
+@contextmanager
+def _deadline(timer: _Timer) -> Iterator[None]:
+    """Make every network wait of our clients in this block end by `timer`'s deadline."""
+    token = _running_timer.set(timer)
+    try:
+        yield
+    finally:
+        _running_timer.reset(token)
+
+
+def _within_deadline(wait: Callable[[float | None], object], timeout: float | None):
+    """Return `wait(timeout)` with `timeout` cut to the running fetch's time left.
+
+    httpx's timeouts count each read afresh, so a server sending its headers a byte at a
+    time would never trip one; cutting each wait to the time left bounds the whole exchange.
+    A wait cut short this way ends the fetch with the deadline's error.
+    """
+    timer = _running_timer.get()
+    if timer is None:
+        return wait(timeout)
+    left = timer.left()
+    if left <= 0:
+        raise timer.expired()
+    if timeout is not None and timeout < left:
+        return wait(timeout)
+    try:
+        return wait(left)
+    except httpcore.TimeoutException:
+        raise timer.expired() from None
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose reads, writes and TLS handshake end by the running deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream):
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return _within_deadline(partial(self._stream.read, max_bytes), timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        _within_deadline(partial(self._stream.write, buffer), timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        start = partial(self._stream.start_tls, ssl_context, server_hostname)
+        return _DeadlineStream(_within_deadline(start, timeout))
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend, its connections bounded by the running deadline."""
+
+    def __init__(self, backend: httpcore.NetworkBackend):
+        self._backend = backend
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        connect = partial(
+            self._backend.connect_tcp,
+            host,
+            port,
+            local_address=local_address,
+            socket_options=socket_options,
+        )
+        return _DeadlineStream(_within_deadline(connect, timeout))
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        raise httpcore.ConnectError("fetches never use Unix sockets")
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
 def allowed_exceptions() -> frozenset[tuple[str, int]]:
     """Return the (host, port) pairs in TRACKER_FETCH_ALLOW, which skip the address checks."""
     pairs = set()
@@ -231,14 +321,15 @@ def fetch(
     2. Send If-None-Match / If-Modified-Since from `etag` / `last_modified`; a 304 comes back
        as `not_modified` without a body.
     3. Refuse media types outside `accept` and bodies over `max_bytes` (decompressed) while
-       streaming, and give up once `deadline` seconds have passed in all. The deadline is
-       checked as each chunk arrives and caps every phase timeout, so a server that stalls
-       just before it can hold the fetch for at most one more `read_timeout`.
+       streaming, and give up once `deadline` seconds have passed in all: name lookups,
+       connecting, TLS, headers and body. Every network wait is cut to the time left, so a
+       server dripping its headers or body cannot hold the fetch past the deadline.
     4. Decode the body with the charset it declares or, failing that, the one detected.
 
-    `client` lets callers share a client or inject a transport; it must verify certificates,
-    as httpx does by default. `clients` (HostClients) keeps connections open between one
-    thread's fetches of the same host; without it each fetch closes its connections.
+    `client` lets callers share a client: make it with `new_client`, or only httpx's
+    per-read timeouts bound it (not the deadline); it must verify certificates. `clients`
+    (HostClients) keeps connections open between one thread's fetches of the same host;
+    without it each fetch closes its connections.
     Network and protocol trouble is only ever raised as FetchError.
     """
     timer = _Timer(deadline, connect=connect_timeout, read=read_timeout)
@@ -252,7 +343,7 @@ def fetch(
         session = nullcontext(client)
     else:
         session = new_client()
-    with session as http:
+    with session as http, _deadline(timer):
         response, target = _open(
             clients.client_for if clients is not None else lambda host: http,
             url,
@@ -277,9 +368,15 @@ def fetch(
             response.close()
 
 
-def new_client() -> httpx.Client:
+def new_client(*, verify: ssl.SSLContext | None = None) -> httpx.Client:
+    """Return a client for `fetch` and `post_json`: it verifies certificates with
+    `verify` (default: tls_context()), and its every network wait ends by their deadline."""
     # Environment proxies would resolve the name again, so our own clients ignore them.
-    return httpx.Client(trust_env=False, verify=tls_context())
+    transport = httpx.HTTPTransport(trust_env=False, verify=verify or tls_context())
+    # httpx has no public way to hand its pool a network backend: wrap the one it made.
+    pool = transport._pool
+    pool._network_backend = _DeadlineBackend(pool._network_backend)
+    return httpx.Client(transport=transport, trust_env=False)
 
 
 class HostClients:
@@ -328,7 +425,8 @@ def post_json(
     """POST a JSON `body` to `url` through the same address guard as `fetch`; return the
     2xx status, or raise FetchError (retryable for network trouble, 429 and 5xx).
 
-    Redirects are not followed: a receiver that moves must be registered again.
+    Redirects are not followed: a receiver that moves must be registered again. The whole
+    exchange ends within `deadline` seconds, as a fetch does.
     """
     timer = _Timer(deadline, connect=connect_timeout, read=read_timeout)
     target, addresses = _vet(url, resolve=resolve, allow=allowed_exceptions(), timeout=timer.left())
@@ -338,7 +436,7 @@ def post_json(
         "Connection": "close",
         **headers,
     }
-    with new_client() as http:
+    with new_client() as http, _deadline(timer):
         with _network_errors(target.host, timer):
             response = _send(
                 http, target, addresses, headers=headers, timer=timer, method="POST", content=body
