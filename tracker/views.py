@@ -377,6 +377,9 @@ def bad_subscription_link(request, error):
 
 @never_cache
 def subscribe(request):
+    """The sign-up form. Its answer is the same for a new, pending or confirmed address,
+    whether a mail went out or not (digests.subscribe rations them): it tells nothing
+    about whether an address is subscribed."""
     form = SubscribeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
