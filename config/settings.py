@@ -173,6 +173,9 @@ TRACKER_TRUSTED_PROXIES = int(os.environ.get("TRACKER_TRUSTED_PROXIES", "0"))
 TRACKER_API_ANON_RATE = os.environ.get("TRACKER_API_ANON_RATE", "600/minute")
 # The same for each signed-in user who is not staff (staff are not throttled).
 TRACKER_API_USER_RATE = os.environ.get("TRACKER_API_USER_RATE", "1200/minute")
+# Sign-ups to the digests a client address may make per hour (0: no limit). Whoever asks,
+# an address gets one confirmation mail per 10 minutes at most (tracker/digests.py).
+TRACKER_SIGNUPS_PER_HOUR = int(os.environ.get("TRACKER_SIGNUPS_PER_HOUR", "10"))
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tracker API",
     "DESCRIPTION": "Recommendations, their owners, status history and evidence, and progress "

@@ -366,12 +366,41 @@ def test_the_answer_tells_nothing_about_the_address(client, document, smtp_serve
     assert [len(smtp_server.to(f"{name}@example.org")) for name in names] == [1, 1, 1]
 
 
+def test_too_many_sign_ups_from_one_client_are_refused_with_a_clear_message(
+    client, document, smtp_server, settings
+):
+    settings.TRACKER_SIGNUPS_PER_HOUR = 3
+    with time_machine.travel(NOW + datetime.timedelta(minutes=15), tick=False):
+        for n in range(3):
+            assert sign_up(client, document, email=f"n{n}@example.org").status_code == 302
+        # Made-up forwarded addresses do not make another client.
+        refused = sign_up(
+            client, document, email="n3@example.org", HTTP_X_FORWARDED_FOR="198.51.100.9"
+        )
+        in_spanish = sign_up(
+            client, document, email="n4@example.org", headers={"Accept-Language": "es"}
+        )
+        other_client = sign_up(client, document, email="n5@example.org", REMOTE_ADDR="192.0.2.1")
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == str(45 * 60)  # when the hour's allowance renews
+    content = refused.content.decode()
+    assert "Too many sign-ups have come from your connection in the last hour." in content
+    assert 'value="n3@example.org"' in content  # the form is shown again, as filled in
+    assert in_spanish.status_code == 429
+    assert "demasiadas suscripciones" in in_spanish.content.decode()
+    assert other_client.status_code == 302
+    mailed = {message["To"] for message in smtp_server.messages}
+    assert mailed == {"n0@example.org", "n1@example.org", "n2@example.org", "n5@example.org"}
+    assert not Subscription.objects.filter(email__in=["n3@example.org", "n4@example.org"])
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres"),
     reason="concurrent writers need PostgreSQL (SQLite serialises them)",
 )
 def test_sign_ups_racing_for_one_address_send_one_mail(document, smtp_server, settings):
+    settings.TRACKER_SIGNUPS_PER_HOUR = 100
     start = threading.Barrier(10)
     statuses = []
 
