@@ -153,7 +153,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "tracker.api.pagination.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_CLASSES": ["tracker.api.throttling.AnonymousThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "tracker.api.throttling.AnonymousThrottle",
+        "tracker.api.throttling.UserThrottle",
+    ],
     "EXCEPTION_HANDLER": "tracker.api.exceptions.handle_exception",
     # JSON bodies are held to DATA_UPLOAD_MAX_MEMORY_SIZE too (a 413, not a parse of 3 MB).
     "DEFAULT_PARSER_CLASSES": [
@@ -168,6 +171,11 @@ REST_FRAMEWORK = {
 TRACKER_TRUSTED_PROXIES = int(os.environ.get("TRACKER_TRUSTED_PROXIES", "0"))
 # Requests per period an anonymous client may make to the API, e.g. "600/minute".
 TRACKER_API_ANON_RATE = os.environ.get("TRACKER_API_ANON_RATE", "600/minute")
+# The same for each signed-in user who is not staff (staff are not throttled).
+TRACKER_API_USER_RATE = os.environ.get("TRACKER_API_USER_RATE", "1200/minute")
+# Sign-ups to the digests a client address may make per hour (0: no limit). Whoever asks,
+# an address gets one confirmation mail per 10 minutes at most (tracker/digests.py).
+TRACKER_SIGNUPS_PER_HOUR = int(os.environ.get("TRACKER_SIGNUPS_PER_HOUR", "10"))
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tracker API",
     "DESCRIPTION": "Recommendations, their owners, status history and evidence, and progress "

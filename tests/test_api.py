@@ -312,6 +312,55 @@ def test_anonymous_clients_are_throttled(api, world, settings):
         assert api.get(url("document-list")).status_code == 200
 
 
+# The throttles below count inside one minute that does not turn over mid-test.
+ONE_MINUTE = datetime.datetime(2025, 1, 6, 9, 0, 15, tzinfo=datetime.UTC)
+
+
+def test_made_up_forwarded_addresses_do_not_escape_the_throttle(api, world, settings):
+    settings.TRACKER_API_ANON_RATE = "5/minute"
+    path = url("document-list")
+    with time_machine.travel(ONE_MINUTE, tick=False):
+        statuses = [
+            api.get(path, HTTP_X_FORWARDED_FOR=f"198.51.100.{n}").status_code for n in range(12)
+        ]
+    assert statuses == [200] * 5 + [429] * 7
+
+
+def test_behind_a_trusted_proxy_the_client_is_the_address_it_forwarded(api, world, settings):
+    settings.TRACKER_API_ANON_RATE = "5/minute"
+    settings.TRACKER_TRUSTED_PROXIES = 1
+    path = url("document-list")
+
+    def get(forwarded):  # the proxy connects from 127.0.0.1 and appends the client's address
+        return api.get(path, HTTP_X_FORWARDED_FOR=forwarded).status_code
+
+    with time_machine.travel(ONE_MINUTE, tick=False):
+        # Entries the client wrote before the proxy's own change nothing.
+        statuses = [get(f"198.51.100.{n}, 203.0.113.7") for n in range(6)]
+        assert statuses == [200] * 5 + [429]
+        assert get("203.0.113.8") == 200  # someone else behind the same proxy
+
+
+def test_signed_in_users_who_are_not_staff_have_a_rate_of_their_own(world, settings):
+    settings.TRACKER_API_USER_RATE = "3/minute"
+    settings.TRACKER_API_ANON_RATE = "100/minute"
+    path = url("document-list")
+    by_token = APIClient()
+    token = Token.objects.create(user=UserFactory(username="script")).key
+    by_token.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    by_session = APIClient()
+    by_session.force_login(UserFactory(username="reader"))
+    staff = APIClient()
+    staff.force_login(UserFactory(username="staff", is_staff=True))
+    with time_machine.travel(ONE_MINUTE, tick=False):
+        for client in (by_token, by_session):  # each account counts on its own
+            statuses = [client.get(path).status_code for _ in range(4)]
+            assert statuses == [200, 200, 200, 429]
+        assert by_token.get(path)["Retry-After"] == "45"
+        assert {staff.get(path).status_code for _ in range(10)} == {200}
+        assert APIClient().get(path).status_code == 200  # anonymous, from the same address
+
+
 def test_the_export_is_the_importer_csv_of_the_filtered_list(api, world):
     response = api.get(url("recommendation-export"), {"status": "partial"})
     assert response["Content-Type"] == "text/csv"

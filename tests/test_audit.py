@@ -227,3 +227,36 @@ def test_publishing_from_the_admin_list_logs_each_change_in_a_few_queries(
     page = client.get(reverse("admin:tracker_recommendation_auditlog", args=[drafts[0].pk]))
     text = " ".join(re.sub(r"<[^>]+>", " ", page.content.decode()).split())
     assert "admin update # Field From To 1 Published False True" in text
+
+
+# -- The client's address ------------------------------------------------------------------
+
+
+def test_a_forged_forwarded_address_is_not_what_the_audit_trail_records(editor, recommendation):
+    response = api_as(editor).post(
+        reverse("api:recommendation-record-status", args=[recommendation.pk]),
+        {"status": "partial", "effective_on": "2024-09-01", "rationale": "Half done."},
+        format="json",
+        HTTP_X_FORWARDED_FOR="203.0.113.66",
+        HTTP_X_FORWARDED_PORT="4444",
+        REMOTE_ADDR="192.0.2.10",
+    )
+    assert response.status_code == 201
+    (created,) = entries_for(StatusChange.objects.get(), Action.CREATE)
+    assert (created.remote_addr, created.remote_port) == ("192.0.2.10", None)
+
+
+def test_behind_a_trusted_proxy_the_audit_trail_records_the_forwarded_client(
+    client, admin_user, settings
+):
+    settings.TRACKER_TRUSTED_PROXIES = 1
+    drafts = [RecommendationFactory(is_published=False) for _ in range(2)]
+    client.force_login(admin_user)
+    client.post(
+        reverse("admin:tracker_recommendation_changelist"),
+        {"action": "publish", "_selected_action": [r.pk for r in drafts]},
+        HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.5",
+    )
+    # A bulk action writes its entries itself, with the same address as any other entry.
+    entries = LogEntry.objects.filter(action=Action.UPDATE)
+    assert [entry.remote_addr for entry in entries] == ["203.0.113.5"] * 2

@@ -2,11 +2,14 @@
 preferences, one-click unsubscribe, and clear errors for bad addresses and tampered links."""
 
 import datetime
+import os
 import re
+import threading
 from urllib.parse import urlsplit
 
 import pytest
 import time_machine
+from django.db import connection
 from django.test import Client
 
 from tests.conftest import free_port
@@ -15,6 +18,8 @@ from tracker import digests
 from tracker.models import Subscription
 
 UTC = datetime.UTC
+CONFIRMATION_INTERVAL = datetime.timedelta(minutes=10)
+ALREADY_SUBSCRIBED = "You are already subscribed to the recommendation tracker"
 
 
 @pytest.fixture
@@ -25,8 +30,10 @@ def document(db, uscis):
 
 
 def sign_up(client, document, *, email="ana@example.org", headers=None, **fields):
+    """POST the form; upper-case `fields` are request META (REMOTE_ADDR, HTTP_…)."""
+    meta = {name: fields.pop(name) for name in list(fields) if name.isupper()}
     data = {"email": email, "frequency": "weekly", "documents": [document.pk], **fields}
-    return client.post("/subscribe/", data, headers=headers)
+    return client.post("/subscribe/", data, headers=headers, **meta)
 
 
 def link_in(message, path_prefix):
@@ -65,14 +72,16 @@ def test_signing_up_sends_a_confirmation_link_that_starts_the_digests(
 
 
 def test_the_sign_up_language_is_the_visitors(client, document, smtp_server):
-    sign_up(client, document, email="lucia@example.org")
-    sign_up(
-        client,
-        document,
-        email="Lucia@Example.org",
-        frequency="monthly",
-        headers={"Accept-Language": "es-MX,es;q=0.9"},
-    )
+    with time_machine.travel(datetime.datetime(2026, 11, 2, 9, 0, tzinfo=UTC)) as clock:
+        sign_up(client, document, email="lucia@example.org")
+        clock.shift(CONFIRMATION_INTERVAL)  # a new link may be sent
+        sign_up(
+            client,
+            document,
+            email="Lucia@Example.org",
+            frequency="monthly",
+            headers={"Accept-Language": "es-MX,es;q=0.9"},
+        )
     subscription = Subscription.objects.get(email="lucia@example.org")
     assert subscription.language == "es"
     assert subscription.frequency == "monthly"  # not confirmed yet: the new choice counts
@@ -102,12 +111,13 @@ def test_signing_up_again_does_not_change_a_confirmed_subscription(client, docum
     sign_up(client, document)
     client.get(link_in(smtp_server.messages[0], "/subscribe/confirm/"))
 
-    # Anyone can type an address: the owner gets the link again, the choices stay.
+    # Anyone can type an address: the owner is told, the choices stay.
     sign_up(client, other, frequency="monthly")
     subscription = Subscription.objects.get()
     assert list(subscription.documents.all()) == [document]
     assert subscription.frequency == "weekly" and subscription.is_active
     assert len(smtp_server.messages) == 2
+    assert smtp_server.messages[1]["Subject"] == ALREADY_SUBSCRIBED
 
 
 @pytest.mark.parametrize(
@@ -260,3 +270,151 @@ def test_a_mail_server_that_is_down_gets_a_clear_message_and_keeps_the_sign_up(
     assert response.status_code == 200
     assert b"We could not send the confirmation email just now." in response.content
     assert not Subscription.objects.get(email="ana@example.org").is_active
+
+
+def test_a_sign_up_that_failed_to_mail_may_be_tried_again_at_once(
+    client, document, smtp_server, settings
+):
+    working_port = settings.EMAIL_PORT
+    settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = free_port(), 5  # nothing listens
+    assert b"We could not send" in sign_up(client, document).content
+    settings.EMAIL_PORT = working_port
+    assert sign_up(client, document).status_code == 302
+    assert len(smtp_server.to("ana@example.org")) == 1
+
+
+# -- Limits: anyone can type an address ------------------------------------------------------
+
+NOW = datetime.datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def test_an_address_signed_up_25_times_gets_one_confirmation_mail(client, document, smtp_server):
+    with time_machine.travel(NOW, tick=False):
+        responses = [
+            # From 25 client addresses, so the limit per client does not step in.
+            sign_up(client, document, REMOTE_ADDR=f"192.0.2.{n}")
+            for n in range(25)
+        ]
+    assert {(r.status_code, r["Location"]) for r in responses} == {(302, "/subscribe/sent/")}
+    assert len(smtp_server.to("ana@example.org")) == 1
+
+
+def test_a_new_confirmation_link_may_be_sent_ten_minutes_later(client, document, smtp_server):
+    with time_machine.travel(NOW, tick=False) as clock:
+        sign_up(client, document)
+        clock.shift(CONFIRMATION_INTERVAL - datetime.timedelta(seconds=1))
+        sign_up(client, document)
+        assert len(smtp_server.messages) == 1
+        clock.shift(datetime.timedelta(seconds=1))
+        sign_up(client, document)
+    first, second = smtp_server.to("ana@example.org")
+    assert second["Subject"] == first["Subject"]
+    assert link_in(second, "/subscribe/confirm/")
+
+
+def test_a_confirmed_address_is_told_once_a_day_that_it_is_subscribed(
+    client, subscription, document, smtp_server
+):
+    with time_machine.travel(NOW, tick=False) as clock:
+        for _ in range(5):
+            sign_up(client, document)
+        [told] = smtp_server.to("ana@example.org")
+        clock.shift(datetime.timedelta(hours=23, minutes=59))
+        sign_up(client, document)
+        assert len(smtp_server.messages) == 1
+        clock.shift(datetime.timedelta(minutes=1))
+        sign_up(client, document)
+    assert len(smtp_server.to("ana@example.org")) == 2
+
+    assert told["Subject"] == ALREADY_SUBSCRIBED
+    text = told.get_body(preferencelist=("plain",)).get_content()
+    assert "/subscribe/confirm/" not in text
+    manage = link_in(told, "/subscription/")
+    assert manage in told.get_body(preferencelist=("html",)).get_content()
+    page = client.get(manage)
+    assert page.status_code == 200 and b"ana@example.org" in page.content
+    subscription.refresh_from_db()
+    assert subscription.is_active and subscription.frequency == "weekly"
+
+
+def test_the_already_subscribed_mail_is_in_the_subscribers_language(
+    client, subscription, document, smtp_server
+):
+    subscription.language = "es"
+    subscription.save()
+    sign_up(client, document)
+    [told] = smtp_server.messages
+    assert "Usted ya está suscrito al seguimiento de recomendaciones" in told["Subject"]
+    assert "Administrar mi suscripción" in told.get_body(preferencelist=("html",)).get_content()
+
+
+def test_the_answer_tells_nothing_about_the_address(client, document, smtp_server):
+    Subscription.objects.create(email="known@example.org", confirmed_at=NOW)
+    names = ("new", "pending", "known")
+
+    def answer(address):
+        response = sign_up(client, document, email=address)
+        headers = {k: v for k, v in response.headers.items() if k != "X-Request-ID"}
+        page = client.get(response["Location"])
+        return response.status_code, headers, page.status_code, page.content
+
+    with time_machine.travel(NOW, tick=False):
+        sign_up(client, document, email="pending@example.org")  # mailed just now
+        new, pending, known = (answer(f"{name}@example.org") for name in names)
+    assert new == pending == known
+    # The same answer whether a mail went out (new, known) or not (pending: mailed before).
+    assert [len(smtp_server.to(f"{name}@example.org")) for name in names] == [1, 1, 1]
+
+
+def test_too_many_sign_ups_from_one_client_are_refused_with_a_clear_message(
+    client, document, smtp_server, settings
+):
+    settings.TRACKER_SIGNUPS_PER_HOUR = 3
+    with time_machine.travel(NOW + datetime.timedelta(minutes=15), tick=False):
+        for n in range(3):
+            assert sign_up(client, document, email=f"n{n}@example.org").status_code == 302
+        # Made-up forwarded addresses do not make another client.
+        refused = sign_up(
+            client, document, email="n3@example.org", HTTP_X_FORWARDED_FOR="198.51.100.9"
+        )
+        in_spanish = sign_up(
+            client, document, email="n4@example.org", headers={"Accept-Language": "es"}
+        )
+        other_client = sign_up(client, document, email="n5@example.org", REMOTE_ADDR="192.0.2.1")
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == str(45 * 60)  # when the hour's allowance renews
+    content = refused.content.decode()
+    assert "Too many sign-ups have come from your connection in the last hour." in content
+    assert 'value="n3@example.org"' in content  # the form is shown again, as filled in
+    assert in_spanish.status_code == 429
+    assert "demasiadas suscripciones" in in_spanish.content.decode()
+    assert other_client.status_code == 302
+    mailed = {message["To"] for message in smtp_server.messages}
+    assert mailed == {"n0@example.org", "n1@example.org", "n2@example.org", "n5@example.org"}
+    assert not Subscription.objects.filter(email__in=["n3@example.org", "n4@example.org"])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="concurrent writers need PostgreSQL (SQLite serialises them)",
+)
+def test_sign_ups_racing_for_one_address_send_one_mail(document, smtp_server, settings):
+    settings.TRACKER_SIGNUPS_PER_HOUR = 100
+    start = threading.Barrier(10)
+    statuses = []
+
+    def visitor():
+        try:
+            start.wait()
+            statuses.append(sign_up(Client(), document).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=visitor) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [302] * 10
+    assert len(smtp_server.to("ana@example.org")) == 1

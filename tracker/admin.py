@@ -1022,7 +1022,13 @@ class SubscriptionAdmin(admin.ModelAdmin):
     search_fields = ["email"]
     filter_horizontal = ["documents", "agencies"]
     raw_id_fields = ["user"]
-    readonly_fields = ["created_at", "last_period", "last_sent_at"]
+    readonly_fields = [
+        "created_at",
+        "last_period",
+        "last_sent_at",
+        "confirmation_sent_at",
+        "already_subscribed_sent_at",
+    ]
     inlines = [DigestDeliveryInline]
 
     def get_urls(self):

@@ -1,18 +1,24 @@
 """The audit trail: who created, changed or deleted what, and when (django-auditlog).
 
-Staff writes through the admin and the API carry their user as the actor
-(AuditActorMiddleware); Celery tasks and commands write as the system.
+Staff writes through the admin and the API carry their user as the actor and their address
+by tracker.clients.client_ip (AuditActorMiddleware); Celery tasks and commands write as the
+system.
 """
 
+import ipaddress
+
 from auditlog.cid import get_cid
+from auditlog.context import auditlog_value
 from auditlog.middleware import AuditlogMiddleware
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from .caching import note_data_changed
+from .clients import client_ip
 from .models import Evidence, Ownership, Recommendation, Source, StatusChange
 
 # Bookkeeping that changes on every save, and a source's monitoring state, which every check
@@ -91,6 +97,8 @@ def update_with_audit(queryset, values, *, actor, unlogged=None):
             },
             actor=actor,
             actor_email=getattr(actor, "email", None),
+            # bulk_create sends no pre_save, through which auditlog adds these itself.
+            **request_address(),
             cid=get_cid(),
             timestamp=now,
         )
@@ -99,14 +107,41 @@ def update_with_audit(queryset, values, *, actor, unlogged=None):
     return len(rows)
 
 
+def request_address():
+    """The remote_addr and remote_port AuditActorMiddleware noted for the request being
+    served (none outside a request)."""
+    noted = auditlog_value.get({})
+    return {name: noted.get(name) for name in ("remote_addr", "remote_port")}
+
+
 class AuditActorMiddleware(AuditlogMiddleware):
-    """django-auditlog's middleware, with the actor looked up when an entry is written:
-    the API authenticates tokens inside the view, after every middleware has run, and then
-    sets the user on the request."""
+    """django-auditlog's middleware, with the actor looked up when an entry is written (the
+    API authenticates tokens inside the view, after every middleware has run, and then sets
+    the user on the request), and the address by our one rule: auditlog's own takes the
+    first X-Forwarded-For entry, which any client can write."""
 
     @staticmethod
     def _get_actor(request):
         return SimpleLazyObject(lambda: signed_in_user(request))
+
+    @staticmethod
+    def _get_remote_addr(request):
+        if settings.AUDITLOG_DISABLE_REMOTE_ADDR:
+            return None
+        address = client_ip(request)
+        try:  # a proxy may forward something else ("unknown"), which the column refuses
+            return str(ipaddress.ip_address(address))
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _get_remote_port(request):
+        """The client's port when it connects to us itself; X-Forwarded-Port names a
+        proxy's port, not the client's, and without trusted proxies anyone writes it."""
+        if settings.TRACKER_TRUSTED_PROXIES > 0:
+            return None
+        port = str(request.META.get("REMOTE_PORT", ""))
+        return int(port) if port.isdecimal() else None
 
 
 def signed_in_user(request):

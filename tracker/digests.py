@@ -55,6 +55,10 @@ SENDERS = 4
 # Confirmation links expire; unsubscribe and preferences links do not.
 CONFIRMATION_MAX_AGE = datetime.timedelta(days=7)
 CONFIRM_SALT = "tracker.subscription.confirm"
+# Anyone can type an address, so sign-up mails it this seldom at most, however often asked:
+# the confirmation link, and for an address already subscribed a note saying so.
+CONFIRMATION_MAIL_INTERVAL = datetime.timedelta(minutes=10)
+ALREADY_SUBSCRIBED_MAIL_INTERVAL = datetime.timedelta(days=1)
 MANAGE_SALT = "tracker.subscription.manage"
 
 State = DigestDelivery.State
@@ -123,22 +127,28 @@ def language_of(code):
     return code if code in Subscription.Language.values else Subscription.Language.ENGLISH
 
 
-def subscribe(*, email, language, frequency, documents, agencies):
-    """Sign `email` up and mail the confirmation link; return the subscription.
+def subscribe(*, email, language, frequency, documents, agencies, now=None):
+    """Sign `email` up and mail it; return the subscription.
 
-    1. A new address gets a subscription awaiting confirmation.
-    2. An address already subscribed and confirmed keeps its choices (anyone can type an
-       address): it only gets the link again, which leads to its preferences.
-    3. An unconfirmed or unsubscribed address takes the new choices, and receives digests
-       again only once it confirms.
+    1. A new address gets a subscription awaiting confirmation, and the confirmation link.
+    2. An address subscribed and confirmed keeps its choices (anyone can type an address):
+       it is told it is already subscribed, with the link to its preferences.
+    3. An unconfirmed or unsubscribed address takes the new choices, gets the link again,
+       and receives digests again only once it confirms.
+    4. Each mail goes out at most once per its interval (CONFIRMATION_MAIL_INTERVAL,
+       ALREADY_SUBSCRIBED_MAIL_INTERVAL): further sign-ups change what 3. says but mail
+       nothing. Callers must answer the same whichever case applied and whether a mail
+       went out, so that a sign-up tells nothing about an address.
     """
+    now = now or timezone.now()
     email = email.strip().lower()
     with transaction.atomic():
-        subscription, created = Subscription.objects.select_for_update().get_or_create(
+        subscription, _created = Subscription.objects.select_for_update().get_or_create(
             email=email,
             defaults={"language": language_of(language), "frequency": frequency},
         )
-        if created or not subscription.is_active:
+        already_subscribed = subscription.is_active
+        if not already_subscribed:
             subscription.language = language_of(language)
             subscription.frequency = frequency
             subscription.confirmed_at = None  # back only once this sign-up is confirmed
@@ -146,9 +156,48 @@ def subscribe(*, email, language, frequency, documents, agencies):
             subscription.documents.set(documents)
             subscription.agencies.set(agencies)
     # Sent once the row is saved (the view runs outside any transaction).
-    links = subscription_links(subscription, confirm=True)
-    emails.confirmation_message(subscription, links).send()
+    if already_subscribed:
+        send_rationed(
+            subscription,
+            "already_subscribed_sent_at",
+            every=ALREADY_SUBSCRIBED_MAIL_INTERVAL,
+            now=now,
+            message=lambda: emails.already_subscribed_message(
+                subscription, subscription_links(subscription)
+            ),
+        )
+    else:
+        send_rationed(
+            subscription,
+            "confirmation_sent_at",
+            every=CONFIRMATION_MAIL_INTERVAL,
+            now=now,
+            message=lambda: emails.confirmation_message(
+                subscription, subscription_links(subscription, confirm=True)
+            ),
+        )
     return subscription
+
+
+def send_rationed(subscription, sent_at, *, every, now, message):
+    """Send the mail `message()` makes unless `subscription` got it (its field `sent_at`)
+    less than `every` ago; return whether it was sent.
+
+    The claim is one conditional UPDATE, so of sign-ups racing for one address exactly one
+    sends. A send that fails gives the claim back, so trying again resends.
+    """
+    previous = getattr(subscription, sent_at)
+    due = Q(**{f"{sent_at}__isnull": True}) | Q(**{f"{sent_at}__lte": now - every})
+    rows = Subscription.objects.filter(pk=subscription.pk)
+    if not rows.filter(due).update(**{sent_at: now}):
+        return False
+    try:
+        message().send()
+    except Exception:
+        rows.filter(**{sent_at: now}).update(**{sent_at: previous})
+        raise
+    setattr(subscription, sent_at, now)
+    return True
 
 
 def confirm(subscription, *, now=None):

@@ -72,6 +72,17 @@ def confirmation_message(subscription, links):
         return make_message("confirmation", subscription.email, context)
 
 
+def already_subscribed_message(subscription, links):
+    """To a confirmed address signed up again: nothing changed, and where to change it."""
+    with translation.override(subscription.language):
+        context = {
+            "subscription": subscription,
+            "home_url": absolute_url(reverse("public:home")),
+            **links,
+        }
+        return make_message("already-subscribed", subscription.email, context)
+
+
 @dataclass
 class Fragments:
     """Rendered pieces of a digest section, joined: HTML and plain text."""

@@ -711,6 +711,14 @@ class Subscription(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_period = models.CharField("last digest period", max_length=10, blank=True)
     last_sent_at = models.DateTimeField("last digest sent at", null=True, blank=True)
+    # When sign-up last mailed this address: anyone can type it, so each mail is rationed
+    # (digests.subscribe).
+    confirmation_sent_at = models.DateTimeField(
+        "confirmation link last sent at", null=True, blank=True, editable=False
+    )
+    already_subscribed_sent_at = models.DateTimeField(
+        "“already subscribed” notice last sent at", null=True, blank=True, editable=False
+    )
 
     objects = SubscriptionQuerySet.as_manager()
 

@@ -7,9 +7,11 @@ Every page is the same for every visitor in a language, so responses may be cach
 
 import functools
 import logging
+import math
 import smtplib
 from itertools import groupby
 
+from django.conf import settings
 from django.db.models import Prefetch, prefetch_related_objects
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,9 +27,11 @@ from django.views.i18n import set_language as django_set_language
 
 from . import charts, digests, public
 from .caching import cached
+from .clients import client_ip
 from .forms import PreferencesForm, SubscribeForm
 from .models import Agency, Evidence, Ownership, Recommendation, SourceVersion, StatusChange
 from .progress import progress_by_agency, progress_by_document, progress_series
+from .ratelimits import count_in_window
 
 logger = logging.getLogger(__name__)
 
@@ -377,8 +381,23 @@ def bad_subscription_link(request, error):
 
 @never_cache
 def subscribe(request):
+    """The sign-up form. Its answer is the same for a new, pending or confirmed address,
+    whether a mail went out or not (digests.subscribe rations them): it tells nothing
+    about whether an address is subscribed."""
     form = SubscribeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        spent, retry_after = signups_spent(request)
+        if spent:
+            form.add_error(
+                None,
+                _(
+                    "Too many sign-ups have come from your connection in the last hour. "
+                    "Please try again later."
+                ),
+            )
+            response = render(request, "tracker/subscribe.html", {"form": form}, status=429)
+            response["Retry-After"] = str(math.ceil(retry_after))
+            return response
         try:
             digests.subscribe(
                 email=form.cleaned_data["email"],
@@ -399,6 +418,16 @@ def subscribe(request):
         else:
             return redirect("public:subscribe_sent")
     return render(request, "tracker/subscribe.html", {"form": form})
+
+
+def signups_spent(request):
+    """Count this sign-up against its client's hourly allowance (TRACKER_SIGNUPS_PER_HOUR);
+    return (whether it is over the allowance, seconds until the allowance renews)."""
+    allowance = settings.TRACKER_SIGNUPS_PER_HOUR
+    if allowance <= 0:
+        return False, 0
+    count, renews_in = count_in_window(f"signups:{client_ip(request)}", seconds=3600)
+    return count > allowance, renews_in
 
 
 @never_cache
