@@ -126,7 +126,7 @@ class DocumentViewSet(CachedReadsMixin, ProgressSummaryMixin, viewsets.ModelView
     ordering = ["-published_on", "pk"]
 
     def get_queryset(self):
-        return Document.objects.select_related("publisher")
+        return Document.objects.visible_to(self.request.user).select_related("publisher")
 
 
 class AgencyViewSet(CachedReadsMixin, ProgressSummaryMixin, viewsets.ModelViewSet):
