@@ -33,7 +33,7 @@ def public_agencies():
 
 def attach_recommendations(evidence_items):
     """Give each piece of public evidence `public_recommendations`: the published
-    recommendations it bears on (linked to it, or whose history cites it), in code order.
+    recommendations it bears on (linked to it, or whose history cites it), in document order.
     Two queries, whatever the number of items."""
     evidence_items = list(evidence_items)
     ids = [evidence.pk for evidence in evidence_items]
@@ -44,15 +44,15 @@ def attach_recommendations(evidence_items):
     cited = CitedEvidence.objects.filter(
         evidence_id__in=ids, status_change__in=StatusChange.objects.public()
     ).values_list("evidence_id", "status_change__recommendation_id")
-    pairs = set(linked.union(cited)) if ids else set()
-    recommendations = published.filter(pk__in={pk for _evidence, pk in pairs}).select_related(
-        "document"
-    )
-    by_id = {recommendation.pk: recommendation for recommendation in recommendations}
+    bears_on = defaultdict(set)  # evidence id -> recommendation ids
+    for evidence_id, recommendation_id in linked.union(cited) if ids else ():
+        bears_on[evidence_id].add(recommendation_id)
+    wanted = set().union(*bears_on.values())
+    by_id = published.select_related("document").in_bulk(wanted) if wanted else {}
     for evidence in evidence_items:
         evidence.public_recommendations = sorted(
-            (by_id[pk] for evidence_id, pk in pairs if evidence_id == evidence.pk),
-            key=lambda recommendation: recommendation.code,
+            (by_id[pk] for pk in bears_on[evidence.pk]),
+            key=lambda rec: (rec.document_id, rec.position, rec.code),
         )
     return evidence_items
 
