@@ -14,9 +14,8 @@ from django.utils.translation import gettext as _
 from pybadges2.precalculated_text_measurer import PrecalculatedTextMeasurer
 
 from .labels import status_label
-from .models import Recommendation
+from .models import Document, Recommendation
 from .progress import progress_by_document
-from .public import public_documents
 from .views import public_page
 
 Status = Recommendation.Status
@@ -91,7 +90,7 @@ def badge_response(svg):
 @public_page
 def recommendation_badge(request, document, code):
     recommendation = get_object_or_404(
-        Recommendation.objects.filter(is_published=True).select_related("document"),
+        Recommendation.objects.public().select_related("document"),
         document__code=document,
         code=code,
     )
@@ -108,7 +107,7 @@ def recommendation_badge(request, document, code):
 
 @public_page
 def document_badge(request, code):
-    document = get_object_or_404(public_documents(), code=code)
+    document = get_object_or_404(Document.objects.public(), code=code)
     percent = progress_by_document([document.pk], published_only=True)[document.pk].percent
     svg = render_badge(
         label=_("progress"),

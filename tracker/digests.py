@@ -360,13 +360,12 @@ def collect_digest_data(pairs, *, now):
 
     agencies = {agency.pk: agency for agency in Agency.objects.all()}
     family = agency_families(agencies.values())
-    published = Recommendation.objects.filter(is_published=True).select_related("document")
+    published = Recommendation.objects.public().select_related("document")
     changes = list(
-        StatusChange.objects.filter(
-            recorded_at__gte=earliest, recorded_at__lt=latest, recommendation__is_published=True
-        )
+        StatusChange.objects.public()
+        .filter(recorded_at__gte=earliest, recorded_at__lt=latest)
         .select_related("recommendation__document")
-        .prefetch_related(Prefetch("evidence", to_attr="cited"))
+        .prefetch_related(Prefetch("evidence", queryset=Evidence.objects.public(), to_attr="cited"))
         .order_by("recorded_at", "pk")
     )
     evidence = list(
@@ -394,10 +393,7 @@ def collect_digest_data(pairs, *, now):
         for agency_id in {a for rec in item.published for a in owners[rec.pk]}:
             evidence_by_agency[agency_id].append(item)
 
-    documents = {
-        document.pk: document
-        for document in Document.objects.filter(recommendations__is_published=True).distinct()
-    }
+    documents = {document.pk: document for document in Document.objects.public()}
     staff = any(subscription.is_staff_digest for subscription in subscriptions)
     return DigestData(
         changes_by_document=changes_by_document,

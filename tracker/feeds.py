@@ -5,14 +5,14 @@ asks: feeds are fetched by readers and shared caches, not by a signed-in visitor
 """
 
 from django.contrib.syndication.views import Feed
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed
 from django.utils.translation import gettext as _
 
 from .labels import status_label
-from .models import Agency, Ownership, Recommendation, StatusChange
-from .public import public_documents
+from .models import Agency, Document, Evidence, Ownership, Recommendation, StatusChange
 from .views import public_page
 
 # How many updates a feed carries: readers poll it, so the newest are enough.
@@ -22,13 +22,13 @@ FEED_LENGTH = 50
 def published_updates(recommendations=None):
     """Return the status changes of published recommendations (of `recommendations`, if
     given), newest recorded first, with what an entry shows: two queries for any length."""
-    published = Recommendation.objects.filter(is_published=True)
+    changes = StatusChange.objects.public()
     if recommendations is not None:
-        published = published.filter(pk__in=recommendations.values("pk"))
+        changes = changes.filter(recommendation__in=recommendations.values("pk"))
     return (
-        StatusChange.objects.filter(recommendation__in=published)
-        .select_related("recommendation__document")
-        .prefetch_related("evidence")
+        changes.select_related("recommendation__document")
+        # Public evidence only, as on the recommendation's page.
+        .prefetch_related(Prefetch("evidence", queryset=Evidence.objects.public()))
         # Newest recorded first: a change dated long ago but recorded today is news too.
         .order_by("-recorded_at", "-pk")
     )
@@ -82,7 +82,7 @@ class DocumentUpdatesFeed(UpdatesFeed):
     """The status changes of one document's published recommendations."""
 
     def get_object(self, request, code):
-        return get_object_or_404(public_documents(), code=code)
+        return get_object_or_404(Document.objects.public(), code=code)
 
     def title(self, obj):
         return _("Tracker: updates on “%(title)s”") % {"title": obj.title}

@@ -1,19 +1,10 @@
 """Public forms: signing up for digests and changing what a subscription follows."""
 
 from django import forms
-from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 
-from .models import Agency, Ownership, Subscription
-from .public import public_documents
-
-
-def followable_agencies():
-    """Agencies owning at least one published recommendation."""
-    owns_published = Ownership.objects.filter(
-        agency=OuterRef("pk"), recommendation__is_published=True
-    )
-    return Agency.objects.filter(Exists(owns_published)).order_by("name")
+from .models import Document, Subscription
+from .public import public_agencies
 
 
 class FollowedItemsMixin:
@@ -21,13 +12,13 @@ class FollowedItemsMixin:
 
     def add_followed_fields(self):
         self.fields["documents"] = forms.ModelMultipleChoiceField(
-            queryset=public_documents().order_by("-published_on", "title"),
+            queryset=Document.objects.public().order_by("-published_on", "title"),
             widget=forms.CheckboxSelectMultiple,
             required=False,
             label=_("Documents to follow"),
         )
         self.fields["agencies"] = forms.ModelMultipleChoiceField(
-            queryset=followable_agencies(),
+            queryset=public_agencies().order_by("name"),
             widget=forms.CheckboxSelectMultiple,
             required=False,
             label=_("Agencies to follow"),

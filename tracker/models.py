@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -100,6 +101,16 @@ class Theme(models.Model):
         super().save(*args, **kwargs)
 
 
+class DocumentQuerySet(models.QuerySet):
+    def public(self):
+        """Documents with at least one published recommendation: a document whose
+        recommendations are all drafts is embargoed, title and summary included."""
+        return self.filter(Exists(Recommendation.objects.public().filter(document=OuterRef("pk"))))
+
+    def visible_to(self, user):
+        return self.all() if sees_drafts(user) else self.public()
+
+
 class Document(models.Model):
     class Kind(models.TextChoices):
         REPORT = "report", "Report"
@@ -131,6 +142,8 @@ class Document(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = DocumentQuerySet.as_manager()
+
     class Meta:
         ordering = ["-published_on", "title"]
 
@@ -153,8 +166,12 @@ def sees_drafts(user):
 
 
 class RecommendationQuerySet(models.QuerySet):
+    def public(self):
+        """Published recommendations: the one place the publication flag is read."""
+        return self.filter(is_published=True)
+
     def visible_to(self, user):
-        return self if sees_drafts(user) else self.filter(is_published=True)
+        return self.all() if sees_drafts(user) else self.public()
 
 
 class Recommendation(models.Model):
@@ -302,6 +319,11 @@ STATUS_WEIGHTS = {
 }
 
 
+class OwnershipQuerySet(models.QuerySet):
+    def public(self):
+        return self.filter(recommendation__in=Recommendation.objects.public())
+
+
 class Ownership(models.Model):
     class Role(models.TextChoices):
         LEAD = "lead", "Lead"
@@ -312,6 +334,8 @@ class Ownership(models.Model):
     )
     agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="ownerships")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.SUPPORTING)
+
+    objects = OwnershipQuerySet.as_manager()
 
     class Meta:
         ordering = ["role", "agency__name"]
@@ -328,6 +352,21 @@ class Ownership(models.Model):
 
     def __str__(self):
         return f"{self.agency.display_name} ({self.get_role_display().lower()})"
+
+
+class EvidenceQuerySet(models.QuerySet):
+    def public(self):
+        """Evidence bearing on a published recommendation: linked to one, or cited by one of
+        its status changes. A citation keeps evidence public after it is unlinked: the
+        published history still rests on it (and cannot be edited), so hiding it would show
+        a change without its grounds and a kept copy that is not found."""
+        return self.filter(
+            Exists(Recommendation.objects.public().filter(evidence=OuterRef("pk")))
+            | Exists(StatusChange.objects.public().filter(evidence=OuterRef("pk")))
+        )
+
+    def visible_to(self, user):
+        return self.all() if sees_drafts(user) else self.public()
 
 
 class Evidence(models.Model):
@@ -358,6 +397,8 @@ class Evidence(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = EvidenceQuerySet.as_manager()
+
     class Meta:
         ordering = ["-published_on", "title"]
         verbose_name_plural = "evidence"
@@ -371,6 +412,13 @@ LATEST_CHANGE_FIRST = ["-effective_on", "-recorded_at", "-pk"]
 
 
 class StatusChangeQuerySet(models.QuerySet):
+    def public(self):
+        """The history of published recommendations."""
+        return self.filter(recommendation__in=Recommendation.objects.public())
+
+    def visible_to(self, user):
+        return self.all() if sees_drafts(user) else self.public()
+
     def latest_first(self):
         return self.order_by(*LATEST_CHANGE_FIRST)
 

@@ -124,7 +124,7 @@ def progress_by_document(document_ids, *, on=None, published_only=False):
     """
     recommendations = Recommendation.objects.filter(document_id__in=document_ids)
     if published_only:
-        recommendations = recommendations.filter(is_published=True)
+        recommendations = recommendations.public()
     rows = _tree_rows(recommendations, on)
     progress = rolled_up_progress([row[:4] for row in rows])
     members = {pk: {"counted": [], "scored": []} for pk in document_ids}
@@ -144,14 +144,14 @@ def progress_by_agency(agency_ids, *, on=None, published_only=False):
     """
     ownerships = Ownership.objects.filter(agency_id__in=agency_ids)
     if published_only:
-        ownerships = ownerships.filter(recommendation__is_published=True)
+        ownerships = ownerships.public()
     owned = list(
         ownerships.values_list("agency_id", "recommendation_id", "recommendation__document_id")
     )
     documents = {document_id for _agency, _rec, document_id in owned}
     recommendations = Recommendation.objects.filter(document_id__in=documents)
     if published_only:
-        recommendations = recommendations.filter(is_published=True)
+        recommendations = recommendations.public()
     rows = [row[:4] for row in _tree_rows(recommendations, on)]
     progress = rolled_up_progress(rows)
     members = {pk: {"counted": [], "scored": []} for pk in agency_ids}
@@ -433,7 +433,7 @@ def agency_scorecards(agencies, *, published_only):
     Three queries, whatever the number of agencies."""
     ownerships = Ownership.objects.filter(agency__in=agencies)
     if published_only:
-        ownerships = ownerships.filter(recommendation__is_published=True)
+        ownerships = ownerships.public()
     rows = list(
         ownerships.values_list(
             "agency_id",

@@ -1,5 +1,7 @@
-"""What the public may see: published recommendations, the evidence behind them, the kept
-copies of their sources, and search over them. Each function runs a fixed number of queries."""
+"""What the public pages show: recent changes and evidence, the kept copies of evidence's
+sources, and search. Who may see what is decided by the models' `public()` querysets (a
+published recommendation, a document with one, evidence bearing on one); each function here
+runs a fixed number of queries."""
 
 from collections import defaultdict
 
@@ -8,6 +10,7 @@ from django.db.models import Exists, Max, OuterRef, Q
 from .models import (
     Agency,
     ChangeAlert,
+    CitedEvidence,
     Document,
     Evidence,
     Ownership,
@@ -23,30 +26,35 @@ SEARCH_MAX_WORDS = 8
 SEARCH_MAX_LENGTH = 200
 
 
-def published_recommendations():
-    return Recommendation.objects.filter(is_published=True)
-
-
-def published_evidence():
-    """Evidence bearing on at least one published recommendation (drafts' evidence is
-    private until they are published)."""
-    return Evidence.objects.filter(
-        Exists(published_recommendations().filter(evidence=OuterRef("pk")))
-    )
-
-
-def public_documents():
-    """Documents with at least one published recommendation."""
-    return Document.objects.filter(
-        Exists(published_recommendations().filter(document=OuterRef("pk")))
-    )
-
-
 def public_agencies():
     """Agencies that lead or support at least one published recommendation."""
-    return Agency.objects.filter(
-        Exists(Ownership.objects.filter(agency=OuterRef("pk"), recommendation__is_published=True))
-    )
+    return Agency.objects.filter(Exists(Ownership.objects.public().filter(agency=OuterRef("pk"))))
+
+
+def attach_recommendations(evidence_items):
+    """Give each piece of public evidence `public_recommendations`: the published
+    recommendations it bears on (linked to it, or whose history cites it), in document order.
+    Two queries, whatever the number of items."""
+    evidence_items = list(evidence_items)
+    ids = [evidence.pk for evidence in evidence_items]
+    published = Recommendation.objects.public()
+    linked = Evidence.recommendations.through.objects.filter(
+        evidence_id__in=ids, recommendation__in=published
+    ).values_list("evidence_id", "recommendation_id")
+    cited = CitedEvidence.objects.filter(
+        evidence_id__in=ids, status_change__in=StatusChange.objects.public()
+    ).values_list("evidence_id", "status_change__recommendation_id")
+    bears_on = defaultdict(set)  # evidence id -> recommendation ids
+    for evidence_id, recommendation_id in linked.union(cited) if ids else ():
+        bears_on[evidence_id].add(recommendation_id)
+    wanted = set().union(*bears_on.values())
+    by_id = published.select_related("document").in_bulk(wanted) if wanted else {}
+    for evidence in evidence_items:
+        evidence.public_recommendations = sorted(
+            (by_id[pk] for pk in bears_on[evidence.pk]),
+            key=lambda rec: (rec.document_id, rec.position, rec.code),
+        )
+    return evidence_items
 
 
 def last_change():
@@ -61,14 +69,14 @@ def last_change():
 
 def recent_status_changes(*, limit):
     return (
-        StatusChange.objects.filter(recommendation__is_published=True)
+        StatusChange.objects.public()
         .select_related("recommendation__document")
         .latest_first()[:limit]
     )
 
 
 def recent_evidence(*, limit):
-    return published_evidence().order_by("-created_at", "-pk")[:limit]
+    return Evidence.objects.public().order_by("-created_at", "-pk")[:limit]
 
 
 def kept_copies(evidence_items):
@@ -129,10 +137,10 @@ def kept_copies(evidence_items):
 
 
 def evidence_citing(version):
-    """Return the published evidence whose kept copy is `version`, oldest first (empty when
+    """Return the public evidence whose kept copy is `version`, oldest first (empty when
     the version is not public). At most six queries."""
     candidates = list(
-        published_evidence()
+        Evidence.objects.public()
         .filter(
             Q(alerts__version=version) | Q(sources=version.source_id) | Q(url=version.source.url)
         )
@@ -153,7 +161,7 @@ def search_words(query):
 def search_recommendations(words):
     """Published recommendations containing every word in their code, title, section, text
     or note, in document order."""
-    matches = published_recommendations().select_related("document")
+    matches = Recommendation.objects.public().select_related("document")
     for word in words:
         matches = matches.filter(
             Q(code__icontains=word)
@@ -166,8 +174,8 @@ def search_recommendations(words):
 
 
 def search_evidence(words):
-    """Published evidence containing every word in its title, outlet or quoted excerpt."""
-    matches = published_evidence()
+    """Public evidence containing every word in its title, outlet or quoted excerpt."""
+    matches = Evidence.objects.public()
     for word in words:
         matches = matches.filter(
             Q(title__icontains=word) | Q(outlet__icontains=word) | Q(excerpt__icontains=word)

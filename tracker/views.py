@@ -12,7 +12,7 @@ import smtplib
 from itertools import groupby
 
 from django.conf import settings
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -29,7 +29,15 @@ from . import charts, digests, public
 from .caching import cached
 from .clients import client_ip
 from .forms import PreferencesForm, SubscribeForm
-from .models import Agency, Evidence, Ownership, Recommendation, SourceVersion, StatusChange
+from .models import (
+    Agency,
+    Document,
+    Evidence,
+    Ownership,
+    Recommendation,
+    SourceVersion,
+    StatusChange,
+)
 from .progress import progress_by_agency, progress_by_document, progress_series
 from .ratelimits import count_in_window
 
@@ -97,25 +105,14 @@ def lead_ownerships():
     )
 
 
-def public_recommendations():
-    """Prefetch a piece of evidence's published recommendations (as public_recommendations)."""
-    return Prefetch(
-        "recommendations",
-        queryset=public.published_recommendations().select_related("document"),
-        to_attr="public_recommendations",
-    )
-
-
 @public_page
 def home(request):
-    documents = list(public.public_documents().select_related("publisher"))
+    documents = list(Document.objects.public().select_related("publisher"))
     summaries = progress_by_document([doc.pk for doc in documents], published_only=True)
     for document in documents:
         document.progress_summary = summaries[document.pk]
     changes = list(public.recent_status_changes(limit=RECENT_LIMIT))
-    evidence = list(
-        public.recent_evidence(limit=RECENT_LIMIT).prefetch_related(public_recommendations())
-    )
+    evidence = public.attach_recommendations(public.recent_evidence(limit=RECENT_LIMIT))
     response = render(
         request,
         "tracker/home.html",
@@ -136,7 +133,7 @@ def chart_of(recommendations, *, start, chart_id, title):
         interval=interval,
         start=start,
         end=today,
-        within=public.published_recommendations(),
+        within=Recommendation.objects.public(),
     )
     first, last = series[0], series[-1]
     figures = {
@@ -156,9 +153,9 @@ def chart_of(recommendations, *, start, chart_id, title):
 
 @public_page
 def document(request, code):
-    document = get_object_or_404(public.public_documents().select_related("publisher"), code=code)
+    document = get_object_or_404(Document.objects.public().select_related("publisher"), code=code)
     recommendations = list(
-        public.published_recommendations()
+        Recommendation.objects.public()
         .filter(document=document)
         .prefetch_related(lead_ownerships())
         .order_by("position", "code")
@@ -169,7 +166,7 @@ def document(request, code):
     )
     start = document.published_on or first_change or timezone.localdate()
     chart, chart_rows = chart_of(
-        public.published_recommendations().filter(document=document),
+        Recommendation.objects.public().filter(document=document),
         start=start,
         chart_id="progress-chart",
         title=_("Progress of %(document)s over time") % {"document": document.code},
@@ -223,7 +220,7 @@ def status_counts(counts):
 @public_page
 def recommendation(request, document, code):
     recommendation = get_object_or_404(
-        public.published_recommendations().select_related("document__publisher", "parent"),
+        Recommendation.objects.public().select_related("document__publisher", "parent"),
         document__code=document,
         code=code,
     )
@@ -232,15 +229,19 @@ def recommendation(request, document, code):
         parent = None
     ownerships = list(recommendation.ownerships.select_related("agency"))
     children = list(
-        public.published_recommendations().filter(parent=recommendation).order_by("position")
+        Recommendation.objects.public().filter(parent=recommendation).order_by("position")
     )
+    # The evidence shown is public evidence (tracker.models.EvidenceQuerySet.public), as in
+    # the feeds, search, the API and the kept copies' pages.
     changes = list(
         StatusChange.objects.filter(recommendation=recommendation)
         .latest_first()
-        .prefetch_related(Prefetch("evidence", queryset=Evidence.objects.order_by("title")))
+        .prefetch_related(
+            Prefetch("evidence", queryset=Evidence.objects.public().order_by("title"))
+        )
     )
     cited = {evidence.pk for change in changes for evidence in change.evidence.all()}
-    other_evidence = list(recommendation.evidence.exclude(pk__in=cited))
+    other_evidence = list(recommendation.evidence.public().exclude(pk__in=cited))
     copies = public.kept_copies(
         [evidence for change in changes for evidence in change.evidence.all()] + other_evidence
     )
@@ -267,7 +268,8 @@ def recommendation(request, document, code):
 def agency(request, slug):
     agency = get_object_or_404(Agency.objects.select_related("parent"), slug=slug)
     ownerships = list(
-        Ownership.objects.filter(agency=agency, recommendation__is_published=True)
+        Ownership.objects.public()
+        .filter(agency=agency)
         .select_related("recommendation__document")
         .order_by("recommendation__document__code", "recommendation__position")
     )
@@ -280,7 +282,7 @@ def agency(request, slug):
             filter(None, changed), default=timezone.localdate()
         )
         chart, chart_rows = chart_of(
-            public.published_recommendations().filter(ownerships__agency=agency),
+            Recommendation.objects.public().filter(ownerships__agency=agency),
             start=start,
             chart_id="progress-chart",
             title=_("Progress of %(agency)s over time") % {"agency": agency.display_name},
@@ -335,7 +337,7 @@ def search(request):
     recommendations, evidence = [], []
     if words:
         recommendations = list(public.search_recommendations(words))
-        evidence = list(public.search_evidence(words).prefetch_related(public_recommendations()))
+        evidence = public.attach_recommendations(public.search_evidence(words))
     return render(
         request,
         "tracker/search.html",
@@ -352,10 +354,9 @@ def search(request):
 @public_page
 def source_version(request, pk):
     version = get_object_or_404(SourceVersion.objects.select_related("source"), pk=pk)
-    citing = public.evidence_citing(version)
+    citing = public.attach_recommendations(public.evidence_citing(version))
     if not citing:
-        raise Http404("No published evidence cites this version.")
-    prefetch_related_objects(citing, public_recommendations())
+        raise Http404("No public evidence cites this version.")
     response = render(
         request,
         "tracker/source_version.html",

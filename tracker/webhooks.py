@@ -71,9 +71,7 @@ def announce_status_change(change):
 
 
 def announce_evidence(evidence):
-    codes = sorted(
-        evidence.recommendations.filter(is_published=True).values_list("code", flat=True)
-    )
+    codes = sorted(evidence.recommendations.public().values_list("code", flat=True))
     if not codes:
         return []  # evidence of drafts only stays private
     return announce(

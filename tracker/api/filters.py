@@ -1,7 +1,7 @@
 import django_filters
 from django.db.models import Q
 
-from ..models import Agency, Evidence, Ownership, Recommendation, StatusChange
+from ..models import Agency, Document, Evidence, Ownership, Recommendation, StatusChange
 
 
 def agency_and_descendants(value):
@@ -24,6 +24,12 @@ def visible_recommendations(request):
     return Recommendation.objects.visible_to(getattr(request, "user", None))
 
 
+def visible_documents(request):
+    """The documents a filter may name (and the browsable API lists): a drafts-only
+    document's id is as unknown as a missing one."""
+    return Document.objects.visible_to(getattr(request, "user", None))
+
+
 def filter_by_agency(queryset, value, *, role=None):
     """The recommendations an agency (or one under it) owns, in `role` if given."""
     ownerships = Ownership.objects.filter(agency__in=agency_and_descendants(value))
@@ -40,6 +46,7 @@ def filter_by_theme(queryset, value, prefix=""):
 
 class RecommendationFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Recommendation.Status.choices)
+    document = django_filters.ModelChoiceFilter(queryset=visible_documents)
     parent = django_filters.ModelChoiceFilter(queryset=visible_recommendations)
     agency = django_filters.CharFilter(
         method="filter_agency", label="Owner agency, by id or acronym, with its sub-agencies"

@@ -126,7 +126,7 @@ class DocumentViewSet(CachedReadsMixin, ProgressSummaryMixin, viewsets.ModelView
     ordering = ["-published_on", "pk"]
 
     def get_queryset(self):
-        return Document.objects.select_related("publisher")
+        return Document.objects.visible_to(self.request.user).select_related("publisher")
 
 
 class AgencyViewSet(CachedReadsMixin, ProgressSummaryMixin, viewsets.ModelViewSet):
@@ -218,12 +218,15 @@ class StatusChangeViewSet(CachedReadsMixin, viewsets.ReadOnlyModelViewSet):
     ordering = ["-effective_on", "-recorded_at", "-pk"]
 
     def get_queryset(self):
-        visible = Recommendation.objects.visible_to(self.request.user)
-        return StatusChange.objects.filter(recommendation__in=visible).prefetch_related("evidence")
+        user = self.request.user
+        return StatusChange.objects.visible_to(user).prefetch_related(
+            Prefetch("evidence", queryset=Evidence.objects.visible_to(user).only("pk"))
+        )
 
 
 class EvidenceViewSet(CachedReadsMixin, viewsets.ModelViewSet):
-    """Evidence behind status changes; the public sees evidence of published work only."""
+    """Evidence behind status changes; the public sees evidence bearing on published work
+    only (linked to it or cited by its history)."""
 
     serializer_class = api.EvidenceSerializer
     permission_classes = [StaffWritesWithModelPermissions]
@@ -233,11 +236,11 @@ class EvidenceViewSet(CachedReadsMixin, viewsets.ModelViewSet):
     ordering = ["-published_on", "pk"]
 
     def get_queryset(self):
-        visible = Recommendation.objects.visible_to(self.request.user).only("pk")
-        evidence = Evidence.objects.prefetch_related(Prefetch("recommendations", queryset=visible))
-        if not sees_drafts(self.request.user):
-            evidence = evidence.filter(recommendations__in=visible).distinct()
-        return evidence
+        user = self.request.user
+        visible = Recommendation.objects.visible_to(user).only("pk")
+        return Evidence.objects.visible_to(user).prefetch_related(
+            Prefetch("recommendations", queryset=visible)
+        )
 
     def perform_create(self, serializer):
         announce_evidence(serializer.save())
