@@ -64,6 +64,8 @@ MIDDLEWARE = [
     # First, so that its duration covers everything and every response carries the request id.
     "tracker.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # A Content-Security-Policy on every response, chosen per kind of page.
+    "tracker.content_policy.ContentPolicyMiddleware",
     # Static files straight from gunicorn, compressed and cached for ever (hashed names).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -178,6 +180,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
+
+# Where browsers report Content-Security-Policy violations (report-uri), if anywhere. The
+# policies themselves are per kind of page, in tracker/content_policy.py.
+TRACKER_CSP_REPORT_URI = os.environ.get("TRACKER_CSP_REPORT_URI", "")
 
 # Celery: without a broker, tasks run eagerly in-process (the embedded demo).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
