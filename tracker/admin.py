@@ -1,7 +1,5 @@
 """The staff's workspace: documents, recommendations, owners, evidence and status history."""
 
-from urllib.parse import urlsplit
-
 from auditlog.mixins import AuditlogHistoryAdminMixin
 from django import forms
 from django.conf import settings
@@ -20,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import digests, importing
 from .audit import update_with_audit
+from .links import link_url
 from .models import (
     BROKEN_AFTER_FAILURES,
     Agency,
@@ -556,9 +555,10 @@ class EvidenceAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="URL")
     def link(self, obj):
-        if urlsplit(obj.url).scheme not in {"http", "https"}:
+        url = link_url(obj.url)
+        if not url:
             return "—"
-        return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', obj.url, "open")
+        return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', url, "open")
 
 
 @admin.register(Ownership)
