@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from django_celery_beat.models import CrontabSchedule
 
 from tests.factories import SubscriptionFactory, UserFactory
 from tracker.demo import load_demo
@@ -331,6 +332,14 @@ def test_staff_work_in_the_admin_under_its_policy(page, site):
     # The admin's own scripts run: the owners' agency field is an autocomplete widget.
     open_page(page, f"{site}/admin/tracker/recommendation/{recommendation.pk}/change/")
     assert page.locator(".select2-container").count() > 0
+
+    # The schedules' page reads the chosen crontab out (a script file, not inline script).
+    crontab = CrontabSchedule.objects.create(minute="0", hour="6", timezone="UTC")
+    open_page(page, f"{site}/admin/django_celery_beat/periodictask/add/")
+    page.select_option("#id_crontab", str(crontab.pk))
+    reading = page.locator(".field-crontab_translation .readonly")
+    assert reading.inner_text() == crontab.human_readable
+    screenshot(page, "admin-schedule")
 
 
 def test_the_api_docs_render_and_call_the_api(page, site):
