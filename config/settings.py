@@ -7,6 +7,7 @@ Set DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY, ALLOWED_HOSTS and EMAIL_HOST fo
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -57,6 +58,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "auditlog",
+    # Login throttling: failed attempts, lockouts and their admin (see "Login lockout" below).
+    "axes",
     "tracker",
 ]
 
@@ -64,6 +67,8 @@ MIDDLEWARE = [
     # First, so that its duration covers everything and every response carries the request id.
     "tracker.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # A Content-Security-Policy on every response, chosen per kind of page.
+    "tracker.content_policy.ContentPolicyMiddleware",
     # Static files straight from gunicorn, compressed and cached for ever (hashed names).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -78,6 +83,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # The audit trail's actor, read when an entry is written (the API authenticates later).
     "tracker.audit.AuditActorMiddleware",
+    # Last: turns a login refused by the lockout into the "too many attempts" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -109,6 +116,13 @@ DATABASES = {
 }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-axes first: it refuses a login from a locked-out account and address before the
+# password is checked (it needs `request` in authenticate(); the admin's login passes it).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -186,6 +200,27 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
+
+# Login lockout (django-axes): after this many failed logins for one username from one
+# address, that pair is refused for the lockout time. Another address can still log in to the
+# account, so an attacker cannot lock staff out; an admin unlocks early (README, "Security").
+TRACKER_LOGIN_FAILURE_LIMIT = int(os.environ.get("TRACKER_LOGIN_FAILURE_LIMIT", "5"))
+TRACKER_LOGIN_LOCKOUT_MINUTES = int(os.environ.get("TRACKER_LOGIN_LOCKOUT_MINUTES", "15"))
+AXES_FAILURE_LIMIT = TRACKER_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=TRACKER_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "tracker.clients.client_ip"
+AXES_LOCKOUT_CALLABLE = "tracker.lockout.lockout_response"
+# A successful login clears the count; attempts made while locked out do not extend the lockout,
+# so the time the lockout page gives holds.
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# No banner in the log of every process and command at start-up.
+AXES_VERBOSE = False
+
+# Where browsers report Content-Security-Policy violations (report-uri), if anywhere. The
+# policies themselves are per kind of page, in tracker/content_policy.py.
+TRACKER_CSP_REPORT_URI = os.environ.get("TRACKER_CSP_REPORT_URI", "")
 
 # Celery: without a broker, tasks run eagerly in-process (the embedded demo).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")

@@ -17,6 +17,7 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from .labels import EFFECT_LABELS, STATUS_LABELS
+from .links import link_url
 from .models import Recommendation
 
 # Status changes, and pieces of new evidence, a digest lists; it counts the others and
@@ -228,7 +229,8 @@ def cited_evidence(change):
 
 
 def evidence_link(item):
-    return {"title": item.title, "outlet": item.outlet, "url": item.url}
+    # Both parts of the mail show the URL only if it may be a link (tracker/links.py).
+    return {"title": item.title, "outlet": item.outlet, "url": link_url(item.url)}
 
 
 def describe_evidence(item):

@@ -12,12 +12,13 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from html import unescape
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import feedparser
 import trafilatura
 
 from .fetching import FetchError
+from .links import link_url
 
 # Lines that only say when a page was updated or printed: they change without news.
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
@@ -123,8 +124,7 @@ def feed_problem(parsed, text):
 def web_link(href, *, base_url=""):
     """Return `href` made absolute if it is an http(s) link, else "": a feed may offer
     javascript: or data: links, which must never reach a page as an href."""
-    url = urljoin(base_url, (href or "").strip())
-    return url if urlsplit(url).scheme in {"http", "https"} else ""
+    return link_url(urljoin(base_url, (href or "").strip()))
 
 
 def feed_entry_fields(entry, *, base_url=""):

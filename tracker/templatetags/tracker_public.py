@@ -1,15 +1,10 @@
 """Filters for the public pages: translated choice names and links that are safe to follow."""
 
-from urllib.parse import urlsplit
-
 from django import template
 
-from .. import labels
+from .. import labels, links
 
 register = template.Library()
-
-# Only these schemes become links: an evidence URL saying "javascript:…" stays plain text.
-LINK_SCHEMES = {"http", "https"}
 
 
 @register.filter
@@ -42,14 +37,8 @@ def agency_kind_label(kind):
     return labels.AGENCY_KIND_LABELS.get(kind, kind)
 
 
-@register.filter
-def link_url(url):
-    """Return `url` if it is an http(s) address, else "" (the template then shows no link)."""
-    try:
-        scheme = urlsplit(url or "").scheme.lower()
-    except ValueError:
-        return ""
-    return url if scheme in LINK_SCHEMES else ""
+# An evidence URL saying "javascript:…" stays plain text: the one rule, tracker/links.py.
+register.filter("link_url", links.link_url)
 
 
 @register.filter
