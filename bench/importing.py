@@ -10,6 +10,8 @@ truth (tests/corpus/<name>.truth.json):
 - recall is matched asks over true asks, precision matched over stored recommendations;
 - parent accuracy: of matched asks, those whose stored parent is the recommendation matched to
   the true parent (or both are top-level);
+- notes kept (reported, no goal): of matched asks the document explains in a paragraph,
+  those whose stored note holds that explanation;
 - owner accuracy: of matched asks, those whose stored lead is the true lead (a truth lead of
   null means the text names no owner: right only when none is stored, as the importer should
   flag it rather than guess); supporting owners (the same set) are reported apart.
@@ -78,6 +80,8 @@ class Ask:
     parent: str | None = None
     lead: str | None = None
     supporting: frozenset = frozenset()
+    # In the truth, how the note should begin (if the document explains the ask).
+    note: str = ""
 
 
 @dataclass
@@ -88,6 +92,8 @@ class Score:
     parents_right: int = 0
     leads_right: int = 0
     supporting_right: int = 0
+    notes: int = 0
+    notes_right: int = 0
     # For the report: true asks not found, stored texts matching nothing, wrong parents/leads.
     missed: list = field(default_factory=list)
     extra: list = field(default_factory=list)
@@ -97,6 +103,8 @@ class Score:
         for name in ("truths", "predictions", "matched", "parents_right", "leads_right"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.supporting_right += other.supporting_right
+        self.notes += other.notes
+        self.notes_right += other.notes_right
 
     @property
     def recall(self):
@@ -118,10 +126,15 @@ class Score:
     def supporting(self):
         return self.supporting_right / self.matched if self.matched else 0.0
 
+    @property
+    def notes_kept(self):
+        return self.notes_right / self.notes if self.notes else None
+
     def figures(self):
+        names = ("recall", "precision", "parents", "owners", "supporting", "notes_kept")
         return {
-            name: round(getattr(self, name), 3)
-            for name in ("recall", "precision", "parents", "owners", "supporting")
+            name: None if getattr(self, name) is None else round(getattr(self, name), 3)
+            for name in names
         }
 
 
@@ -177,6 +190,9 @@ def score_document(truths, predictions):
             any(same_agency(label, names) for names in prediction.supporting)
             for label in truth.supporting
         )
+        if truth.note:  # the stored note should hold the document's explanation
+            score.notes += 1
+            score.notes_right += normalise(truth.note) in normalise(prediction.note)
         if not parent_right:
             score.wrong.append(f"parent of {truth.text[:60]!r}")
         if not lead_right:
@@ -189,13 +205,18 @@ def score_document(truths, predictions):
 
 
 def load_truth(path):
+    """Return a truth file's metadata and its asks; a copy of a document in another format
+    names the truth file it shares its asks with ("asks_of")."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if "asks_of" in data:
+        data = {**json.loads((CORPUS_DIR / f"{data['asks_of']}.truth.json").read_text()), **data}
     asks = [
         Ask(
             text=ask["text"],
             parent=ask.get("parent"),
             lead=ask.get("lead"),
             supporting=frozenset(ask.get("supporting", ())),
+            note=ask.get("note", ""),
         )
         for ask in data["asks"]
     ]
@@ -269,6 +290,7 @@ def import_file(path, *, code, meta):
                 parent=recommendation.parent.text if recommendation.parent else None,
                 lead=agency_names(leads[0]) if leads else None,
                 supporting=frozenset(map(agency_names, supporting)),
+                note=recommendation.note,
             )
         )
     return asks
@@ -300,18 +322,24 @@ def run(only=None):
     return rows, total, refusals, timings
 
 
-def print_report(rows, total, refusals, timings, *, verbose):
-    print(
-        f"{'document':24} {'asks':>4} {'found':>5} {'match':>5} "
-        f"{'recall':>6} {'prec':>6} {'parent':>6} {'owner':>6} {'supp':>6} {'time':>7}"
+def table_row(label, score, seconds=None):
+    figures = " ".join(
+        "     -" if value is None else f"{value:6.2f}" for value in score.figures().values()
     )
+    time_taken = f"{seconds:6.2f}s" if seconds is not None else ""
+    return (
+        f"{label:24} {score.truths:4} {score.predictions:5} {score.matched:5} "
+        f"{figures} {time_taken}"
+    )
+
+
+def print_report(rows, total, refusals, timings, *, verbose):
+    headers = " ".join(
+        f"{name:>6}" for name in ("recall", "prec", "parent", "owner", "supp", "notes")
+    )
+    print(f"{'document':24} {'asks':>4} {'found':>5} {'match':>5} {headers} {'time':>7}")
     for name, _shape, score in rows:
-        f = score.figures()
-        print(
-            f"{name:24} {score.truths:4} {score.predictions:5} {score.matched:5} "
-            f"{f['recall']:6.2f} {f['precision']:6.2f} {f['parents']:6.2f} {f['owners']:6.2f} "
-            f"{f['supporting']:6.2f} {timings[name]:6.2f}s"
-        )
+        print(table_row(name, score, timings[name]))
         if name in refusals:
             print(f"    refused: {refusals[name][:160]}")
         if verbose:
@@ -321,12 +349,7 @@ def print_report(rows, total, refusals, timings, *, verbose):
                 print(f"    extra:  {text[:90]}")
             for text in score.wrong:
                 print(f"    wrong:  {text[:90]}")
-    f = total.figures()
-    print(
-        f"{'ALL':24} {total.truths:4} {total.predictions:5} {total.matched:5} "
-        f"{f['recall']:6.2f} {f['precision']:6.2f} {f['parents']:6.2f} {f['owners']:6.2f} "
-        f"{f['supporting']:6.2f}"
-    )
+    print(table_row("ALL", total))
     print("goals: " + ", ".join(f"{k} >= {v}" for k, v in GOALS.items()))
     if "long-report-pdf" in timings:
         refused = " (refused)" if "long-report-pdf" in refusals else ""

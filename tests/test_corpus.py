@@ -7,7 +7,14 @@ import re
 
 import pytest
 
-from bench.importing import CORPUS_DIR, Ask, normalise, score_document, truth_files
+from bench.importing import (
+    CORPUS_DIR,
+    Ask,
+    load_truth,
+    normalise,
+    score_document,
+    truth_files,
+)
 from tests.corpus import make
 
 PARENT = "Restore access to asylum at ports of entry"
@@ -38,6 +45,7 @@ def test_a_perfect_import_scores_one_everywhere():
         "parents": 1.0,
         "owners": 1.0,
         "supporting": 1.0,
+        "notes_kept": None,
     }
 
 
@@ -123,6 +131,23 @@ def test_when_the_text_names_no_owner_only_storing_none_is_right():
     assert score_document(truth, [Ask(PARENT, lead=DHS)]).owners == 0.0
 
 
+def test_notes_are_kept_when_the_stored_note_holds_the_explanation():
+    truth = [Ask(PARENT, lead="DHS", note="Ports turned people away for months.")]
+    kept = Ask(PARENT, lead=DHS, note="Ports turned people away for months. More in chapter 2.")
+
+    assert score_document(truth, [kept]).notes_kept == 1.0
+    assert score_document(truth, [Ask(PARENT, lead=DHS)]).notes_kept == 0.0
+    assert score_document(TRUTH, PERFECT).notes_kept is None  # nothing to explain
+
+
+def test_a_copy_in_another_format_shares_the_truth_of_its_source():
+    meta, asks = load_truth(CORPUS_DIR / "long-report-pdf.truth.json")
+    _, source_asks = load_truth(CORPUS_DIR / "long-report.truth.json")
+
+    assert meta["filename"] == "long-report.pdf"
+    assert asks == source_asks
+
+
 def test_nothing_imported_scores_zero():
     score = score_document(TRUTH, [])
 
@@ -155,6 +180,10 @@ def test_the_corpus_has_at_least_fifteen_documents_in_every_format():
 @pytest.mark.parametrize("path", truth_files(), ids=lambda path: path.name)
 def test_every_truth_file_is_valid_and_fits_its_document(path, made):
     meta = json.loads(path.read_text(encoding="utf-8"))
+    if "asks_of" in meta:  # the same document in another format shares its asks
+        meta["asks"] = json.loads((CORPUS_DIR / f"{meta['asks_of']}.truth.json").read_text())[
+            "asks"
+        ]
     asks = meta["asks"]
     texts = [ask["text"] for ask in asks]
 

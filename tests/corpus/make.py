@@ -1,6 +1,7 @@
 """Make the corpus documents that are generated rather than written: the long report (its
-filler chapters), its PDF, and the Word brief. Everything is deterministic: the same bytes of
-text on every run, so the ground truth always holds.
+filler chapters), its PDF, the Word brief, and a PDF and a Word copy of two Markdown
+documents. Everything is deterministic: the same text on every run, so the ground truth
+always holds.
 
 The asks are all hand-written in the sources (long-report.skeleton.md, word-brief.source.md);
 only background paragraphs are generated.
@@ -220,7 +221,7 @@ def write_docx(markdown, path):
             continue
         style = {
             "numbered": "List Number" if level == 0 else "List Number 2",
-            "bullet": "List Bullet" if level == 0 else "List Bullet 2",
+            "bullet": "List Bullet" if level == 0 else f"List Bullet {min(level + 1, 3)}",
         }.get(kind)
         paragraph = document.add_paragraph(style=style)
         for part, bold in runs(text):
@@ -240,8 +241,13 @@ def build(dest):
     }
     made["long-report.md"].write_text(report, encoding="utf-8")
     write_pdf(report, made["long-report.pdf"])
-    brief = (CORPUS_DIR / "word-brief.source.md").read_text(encoding="utf-8")
-    write_docx(brief, made["word-brief.docx"])
+    for source, name, write in (
+        ("word-brief.source.md", "word-brief.docx", write_docx),
+        ("bold-headings.md", "bold-headings.pdf", write_pdf),
+        ("nested-bullets.md", "nested-bullets.docx", write_docx),
+    ):
+        made[name] = dest / name
+        write((CORPUS_DIR / source).read_text(encoding="utf-8"), made[name])
     return made
 
 
