@@ -84,6 +84,14 @@ def test_an_ask_imported_twice_counts_once_and_the_copy_is_extra():
     assert (score.matched, score.precision) == (3, pytest.approx(3 / 4))
 
 
+def test_one_stored_item_cannot_stand_for_two_similar_asks():
+    truth = [Ask(CHILD, lead="CBP"), Ask(CHILD.replace("accept", "admit"), lead="CBP")]
+
+    score = score_document(truth, [Ask(CHILD, lead=CBP)])
+
+    assert (score.matched, score.recall) == (1, 0.5)
+
+
 def test_an_ask_stored_with_its_explanation_is_not_the_ask():
     explained = OTHER + " Officers now receive two hours of training on such claims each year."
 
