@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/digests.py
 	$(BIN)/python bench/public_pages.py
+	$(BIN)/python bench/importing.py
 
 migrate: install
 	$(BIN)/python manage.py migrate
