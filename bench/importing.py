@@ -198,10 +198,25 @@ def score_document(truths, predictions):
         if not lead_right:
             shown = sorted(prediction.lead, key=len)[0] if prediction.lead else None
             score.wrong.append(f"lead {shown} (want {truth.lead}) of {truth.text[:50]!r}")
-    score.missed = [truths[t].text for t in range(len(truths)) if t not in matches]
     taken = set(matches.values())
     score.extra = [predictions[p].text for p in range(len(predictions)) if p not in taken]
+    score.missed = [
+        truths[t].text + near_miss(truths[t].text, score.extra)
+        for t in range(len(truths))
+        if t not in matches
+    ]
     return score
+
+
+def near_miss(text, candidates):
+    """Return ' (closest: 0.72 "…")' for the unmatched stored text most like `text`, to show
+    why an ask was missed; empty when nothing comes close."""
+    scored = [
+        (SequenceMatcher(None, normalise(text), normalise(other), autojunk=False).ratio(), other)
+        for other in candidates
+    ]
+    ratio, closest = max(scored, default=(0.0, ""))
+    return f" (closest: {ratio:.2f} {closest[:60]!r})" if ratio >= 0.5 else ""
 
 
 def load_truth(path):
@@ -344,7 +359,7 @@ def print_report(rows, total, refusals, timings, *, verbose):
             print(f"    refused: {refusals[name][:160]}")
         if verbose:
             for text in score.missed:
-                print(f"    missed: {text[:90]}")
+                print(f"    missed: {text[:160]}")
             for text in score.extra:
                 print(f"    extra:  {text[:90]}")
             for text in score.wrong:

@@ -99,6 +99,7 @@ def test_an_ask_stored_with_its_explanation_is_not_the_ask():
 
     assert score.recall == pytest.approx(2 / 3)
     assert score.extra == [explained]
+    assert score.missed[0].startswith(f"{OTHER} (closest: 0.")
 
 
 def test_a_wrong_parent_lowers_parent_accuracy():
