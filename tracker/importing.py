@@ -933,7 +933,12 @@ def import_document(
         unmatched = [
             recommendation for recommendation in stored if recommendation.pk not in matched
         ]
-        move_codes(stored, {matches[code].pk: code for code in matches}, unmatched=unmatched)
+        move_codes(
+            stored,
+            {matches[code].pk: code for code in matches},
+            unmatched=unmatched,
+            taken={item.code for item in parsed.recommendations},
+        )
         saved = {}
         for position, item in enumerate(parsed.recommendations, start=1):
             recommendation, outcome, lead = save_recommendation(
@@ -1125,18 +1130,18 @@ def pair_best_first(candidates, matches):
             taken.add(recommendation.pk)
 
 
-def move_codes(stored, codes, *, unmatched):
-    """Give matched recommendations their new codes (`codes`: {pk: code}), and withdrawn ones
-    whose code the new version uses a code of their own, never two on one code at a time.
+def move_codes(stored, codes, *, unmatched, taken):
+    """Give matched recommendations their new codes (`codes`: {pk: code}), and unmatched
+    ones whose code the new version uses (`taken`) a code of their own, never two on one
+    code at a time.
 
     Codes are unique per document, so each move waits for its code to be free; moves that
     wait on each other in a ring (two asks swapping places) go round through a temporary
     code. Each row is saved (not updated in bulk) so the audit log records the renumbering.
     """
-    new_codes = set(codes.values())
-    targets = {pk: code for pk, code in codes.items()}
+    targets = dict(codes)
     for recommendation in unmatched:
-        if recommendation.code in new_codes:
+        if recommendation.code in taken:
             targets[recommendation.pk] = withdrawn_code(recommendation)
     by_pk = {recommendation.pk: recommendation for recommendation in stored}
     holders = {recommendation.code: recommendation.pk for recommendation in stored}
