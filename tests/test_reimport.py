@@ -13,6 +13,7 @@ from django.urls import reverse
 from tests.factories import EvidenceFactory
 from tracker.importing import import_document, word_diff
 from tracker.models import Agency, Ownership, Recommendation
+from tracker.progress import progress_by_document, progress_of_recommendation
 
 pytestmark = pytest.mark.django_db
 
@@ -171,6 +172,18 @@ def test_a_deleted_bullet_is_withdrawn_kept_with_its_history_and_hidden(tracked,
     assert PAROLE_TEXT not in api_texts(staff)
     assert MINORS_TEXT[:-1] in public_texts() and MINORS_TEXT in api_texts()
     assert parole not in Recommendation.objects.public()
+
+
+def test_a_withdrawn_ask_no_longer_counts_in_progress_even_for_staff(tracked):
+    section = by_text("Expand legal pathways for families")
+    assert progress_of_recommendation(section) == pytest.approx(0.25 / 3)
+    import_version(HEAD + MINORS + INTERPRETERS + SECTION_2 + COUNSEL + SERVICES)
+
+    assert progress_of_recommendation(section) == 0.0
+    document = section.document
+    assert progress_by_document([document.pk])[document.pk].total == 6
+    parole = Recommendation.objects.get(pk=tracked["parole"])
+    assert progress_of_recommendation(parole) == 0.25
 
 
 def test_the_admin_lists_withdrawn_recommendations(tracked, admin_user):

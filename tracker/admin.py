@@ -154,7 +154,8 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
 
     @admin.action(description="Export recommendations of selected documents as CSV")
     def export_recommendations_csv(self, request, queryset):
-        recommendations = Recommendation.objects.filter(document__in=queryset)
+        # The documents as they now stand: a withdrawn row would come back on import.
+        recommendations = Recommendation.objects.current().filter(document__in=queryset)
         return csv_response(recommendations, "recommendations.csv")
 
     def get_urls(self):

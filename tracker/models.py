@@ -341,6 +341,9 @@ class OwnershipQuerySet(models.QuerySet):
     def public(self):
         return self.filter(recommendation__in=Recommendation.objects.public())
 
+    def current(self):
+        return self.filter(recommendation__in=Recommendation.objects.current())
+
 
 class Ownership(models.Model):
     class Role(models.TextChoices):
