@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from tests.conftest import SEEDS_DIR
 from tests.factories import EvidenceFactory
 from tracker.importing import import_document, word_diff
 from tracker.models import Agency, Ownership, Recommendation
@@ -340,3 +341,41 @@ def test_word_diff_marks_removed_and_added_words():
         "Fund [-ORR now.-] {+HHS now, fully.+}"
     )
     assert word_diff("Same words.", "Same words.") == "Same words."
+
+
+# --- The case reported in issue 13, on the WRC brief ---------------------------------------
+
+WRC_BRIEF = SEEDS_DIR / "wrc-2024-migration-does-not-start-at-the-us-border.md"
+USCIS_BULLET = (
+    "- » **USCIS should update its final dates for irregular crossings or interdictions.**"
+)
+
+
+@pytest.mark.seeds
+def test_wrc_brief_with_a_bullet_inserted_above_uscis_keeps_its_history_on_the_uscis_ask():
+    if not WRC_BRIEF.is_file():
+        pytest.skip(f"seed document not found at {WRC_BRIEF}")
+    brief = WRC_BRIEF.read_text(encoding="utf-8")
+    options = {"code": "WRC-2024", "publisher": "Women's Refugee Commission", "filename": "wrc.md"}
+    import_document(brief, **options)
+    uscis = Recommendation.objects.get(code="WRC-2024-1.4")
+    assert uscis.text.startswith("USCIS should update its final dates")
+    uscis.record_status(
+        Recommendation.Status.IN_PROGRESS,
+        effective_on=datetime.date(2024, 9, 1),
+        evidence=[EvidenceFactory(title="USCIS moves the CHNV cut-off date")],
+    )
+    inserted = "- » **The administration should publish monthly CHNV processing data.**\n"
+    assert brief.count(USCIS_BULLET) == 1
+    result = import_document(brief.replace(USCIS_BULLET, inserted + USCIS_BULLET), **options)
+
+    uscis.refresh_from_db()
+    assert uscis.code == "WRC-2024-1.5"
+    assert uscis.status == Recommendation.Status.IN_PROGRESS
+    assert evidence_titles(uscis) == ["USCIS moves the CHNV cut-off date"]
+    new = Recommendation.objects.get(code="WRC-2024-1.4")
+    assert new.text == "The administration should publish monthly CHNV processing data."
+    assert not new.status_changes.exists() and not new.evidence.exists()
+    assert [r.code for r in result.created] == ["WRC-2024-1.4"]
+    assert (result.withdrawn, result.reworded) == ([], [])
+    assert Recommendation.objects.public().count() == 21
