@@ -222,6 +222,29 @@ def test_asks_moved_between_sections_keep_their_identity(tracked):
     assert_history_on_its_text(tracked)
 
 
+def test_a_section_retitled_beyond_recognition_keeps_its_asks_under_the_new_heading(
+    tracked, tmp_path
+):
+    old_heading = by_text("Protect children in federal custody")
+    retitled = SECTION_2.replace(
+        "Protect children in federal custody", "End the detention of families"
+    )
+    path = tmp_path / "brief.md"
+    path.write_text(
+        HEAD + PAROLE + MINORS + INTERPRETERS + retitled + COUNSEL + SERVICES, encoding="utf-8"
+    )
+    out = io.StringIO()
+    call_command("import_document", str(path), "--code", CODE, stdout=out)
+
+    counsel = Recommendation.objects.get(pk=tracked["counsel"])
+    assert counsel.code == f"{CODE}-2.1"
+    assert counsel.parent.text == "End the detention of families"
+    old_heading.refresh_from_db()
+    assert old_heading.withdrawn_at is not None
+    assert f"moved {CODE}-2.1 under {CODE}-2" in out.getvalue()
+    assert_history_on_its_text(tracked)
+
+
 def test_a_reworded_ask_keeps_its_history_and_the_report_shows_the_words_changed(tracked):
     reworded = COUNSEL.replace(
         "Appropriate money for legal representation of unaccompanied",

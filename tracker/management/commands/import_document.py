@@ -89,7 +89,12 @@ class Command(BaseCommand):
                     f"  + {recommendation.code}  lead {lead.display_name}  {recommendation.title}"
                 )
         for moved in result.moved:
-            self.stdout.write(f"  moved {moved.old_code} -> {moved.recommendation.code}")
+            recommendation = moved.recommendation
+            if moved.old_code != recommendation.code:
+                self.stdout.write(f"  moved {moved.old_code} -> {recommendation.code}")
+            else:  # same code, new parent: a section heading that changed beyond recognition
+                parent = recommendation.parent.code if recommendation.parent_id else "the top"
+                self.stdout.write(f"  moved {recommendation.code} under {parent}")
         for reworded in result.reworded:
             self.stdout.write(f"  reworded {reworded.recommendation.code}: {reworded.diff}")
         for recommendation in result.restored:
