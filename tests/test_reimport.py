@@ -12,7 +12,12 @@ from django.urls import reverse
 
 from tests.conftest import SEEDS_DIR
 from tests.factories import EvidenceFactory
-from tracker.importing import import_document, word_diff
+from tracker.importing import (
+    ParsedRecommendation,
+    import_document,
+    match_recommendations,
+    word_diff,
+)
 from tracker.models import Agency, Ownership, Recommendation
 from tracker.progress import progress_by_document, progress_of_recommendation
 
@@ -357,6 +362,14 @@ def test_the_command_reports_moved_reworded_and_withdrawn_asks(tracked, tmp_path
     assert "Withdrawn (no longer in the document" in output
     assert "USCIS should expand parole" in output
     assert "0 created, 5 updated, 1 unchanged, 1 withdrawn." in output
+
+
+def test_short_asks_need_more_than_most_of_their_words_to_keep_an_identity():
+    asks = [ParsedRecommendation(code="X-1", text=text) for text in ("Work with Canada.",)]
+    stored = [Recommendation(pk=1, code="X-1", text="Work with Mexico.")]
+    assert match_recommendations(asks, stored) == {}
+    edited = [ParsedRecommendation(code="X-1", text="Work closely with Mexico.")]
+    assert match_recommendations(edited, stored) == {"X-1": stored[0]}
 
 
 def test_word_diff_marks_removed_and_added_words():

@@ -1046,6 +1046,10 @@ def save_recommendation(
 # A stored recommendation continues as an edited one when their words are at least this
 # similar (difflib's ratio on words: 1.0 the same words, 0.67 one half of a split ask).
 MIN_SIMILARITY = 0.6
+# A short ask turns into another with one word ("Work with Mexico" / "Work with Canada"):
+# when either text has at most SHORT_ASK_WORDS words, the bar is higher.
+SHORT_ASK_WORDS = 6
+MIN_SHORT_SIMILARITY = 0.8
 # Between equally similar candidates, prefer the one under the same parent, then the one with
 # the same code, then one not withdrawn: small enough never to outweigh a closer text.
 SAME_PARENT_BONUS = 0.02
@@ -1063,7 +1067,8 @@ def match_recommendations(parsed, stored):
     """Return {parsed code: stored recommendation it continues}, one to one, by text.
 
     1. Same words: each parsed recommendation takes a stored one with exactly its words.
-    2. Then the rest by similarity of words (at least MIN_SIMILARITY), the best pair first:
+    2. Then the rest by similarity of words (at least MIN_SIMILARITY, MIN_SHORT_SIMILARITY
+       for short asks), the best pair first:
        a reworded ask keeps its identity, and of two asks split from one, the closer keeps
        it and the other is new. History never moves to a text that is not like its own.
     Ties go to the same parent, then the same code, then a current over a withdrawn one.
@@ -1111,10 +1116,16 @@ def match_recommendations(parsed, stored):
             ):
                 continue
             ratio = matcher.ratio()
-            if ratio >= MIN_SIMILARITY:
+            if ratio >= similarity_needed(parsed_words[item.code], stored_words[recommendation.pk]):
                 similar.append((ratio + bonus(item, recommendation), item, recommendation))
     pair_best_first(similar, matches)
     return matches
+
+
+def similarity_needed(words, other_words):
+    if min(len(words), len(other_words)) <= SHORT_ASK_WORDS:
+        return MIN_SHORT_SIMILARITY
+    return MIN_SIMILARITY
 
 
 def pair_best_first(candidates, matches):
