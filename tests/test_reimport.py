@@ -159,6 +159,8 @@ def test_a_bullet_inserted_above_leaves_history_on_the_same_text(tracked):
 
 
 def test_a_deleted_bullet_is_withdrawn_kept_with_its_history_and_hidden(tracked, viewer):
+    feed = reverse("public:feed_updates")
+    assert "USCIS should expand parole" in Client().get(feed).content.decode()
     result = import_version(HEAD + MINORS + INTERPRETERS + SECTION_2 + COUNSEL + SERVICES)
 
     parole = Recommendation.objects.get(pk=tracked["parole"])
@@ -176,6 +178,7 @@ def test_a_deleted_bullet_is_withdrawn_kept_with_its_history_and_hidden(tracked,
     staff = Client()
     staff.force_login(viewer)
     assert PAROLE_TEXT not in api_texts(staff)
+    assert "USCIS should expand parole" not in Client().get(feed).content.decode()
     assert MINORS_TEXT[:-1] in public_texts() and MINORS_TEXT in api_texts()
     assert parole not in Recommendation.objects.public()
 
