@@ -2,7 +2,9 @@
 
 Parsing is pure: text in, `ParsedDocument` out. `import_document()` then finds owners and
 themes against the agency directory and saves everything in one transaction, so a failed or
-dry-run import leaves the database as it was. `export_csv()` writes the CSV format back out.
+dry-run import leaves the database as it was. A new version of a stored document is matched
+to it by text (`match_recommendations()`), so each ask keeps its history whatever its new code.
+`export_csv()` writes the CSV format back out.
 """
 
 import csv
