@@ -242,7 +242,7 @@ def test_wrc_brief_imports_through_the_command_with_a_code_from_publisher_and_da
         "--kind",
         "brief",
     )
-    assert "20 created, 0 updated, 0 unchanged, 0 missing." in output
+    assert "20 created, 0 updated, 0 unchanged, 0 withdrawn." in output
     assert Document.objects.get().code == "WRC-2024"
 
 
@@ -438,7 +438,7 @@ def test_importing_twice_creates_no_duplicates_and_reports_unchanged(messy_brief
     text = read_sample(MESSY_BRIEF)
     pks = set(Recommendation.objects.values_list("pk", flat=True))
     result = import_sample(text)
-    assert (len(result.created), len(result.updated), len(result.missing)) == (0, 0, 0)
+    assert (len(result.created), len(result.updated), len(result.withdrawn)) == (0, 0, 0)
     assert len(result.unchanged) == len(MESSY_BRIEF_CODES)
     assert set(Recommendation.objects.values_list("pk", flat=True)) == pks
     assert Document.objects.count() == 1
@@ -477,12 +477,10 @@ def test_reimport_keeps_owners_and_themes_curated_by_staff(messy_brief):
 
 
 @pytest.mark.django_db
-def test_reimport_reports_recommendations_it_no_longer_has_as_missing_and_keeps_them(
-    messy_brief,
-):
+def test_reimport_withdraws_recommendations_it_no_longer_has_and_keeps_them(messy_brief):
     shortened = read_sample(MESSY_BRIEF).split("#### **3.")[0]
     result = import_sample(shortened)
-    assert [r.code for r in result.missing] == ["EI-2024-3", "EI-2024-3.1"]
+    assert [r.code for r in result.withdrawn] == ["EI-2024-3", "EI-2024-3.1"]
     assert Recommendation.objects.filter(code__startswith="EI-2024-3").count() == 2
 
 
@@ -673,7 +671,7 @@ def test_command_imports_a_report_and_lists_new_recommendations_when_verbose():
     )
     assert "Read as markdown: new document EI-2024, Protecting People on the Move." in output
     assert "+ EI-2024-1.2  lead Congress  Fund USCIS to hire more asylum officers" in output
-    assert f"{len(MESSY_BRIEF_CODES)} created, 0 updated, 0 unchanged, 0 missing." in output
+    assert f"{len(MESSY_BRIEF_CODES)} created, 0 updated, 0 unchanged, 0 withdrawn." in output
     assert Recommendation.objects.filter(is_published=True).count() == len(MESSY_BRIEF_CODES)
 
 

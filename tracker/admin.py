@@ -154,7 +154,8 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
 
     @admin.action(description="Export recommendations of selected documents as CSV")
     def export_recommendations_csv(self, request, queryset):
-        recommendations = Recommendation.objects.filter(document__in=queryset)
+        # The documents as they now stand: a withdrawn row would come back on import.
+        recommendations = Recommendation.objects.current().filter(document__in=queryset)
         return csv_response(recommendations, "recommendations.csv")
 
     def get_urls(self):
@@ -380,6 +381,7 @@ class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
         OwnerAgencyFilter,
         "themes",
         "is_published",
+        ("withdrawn_at", admin.EmptyFieldListFilter),
         "is_priority",
         "addressed_to",
     ]
@@ -387,7 +389,7 @@ class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     search_fields = ["code", "title", "text", "note"]
     autocomplete_fields = ["document", "parent"]
     filter_horizontal = ["themes"]
-    readonly_fields = ["status", "status_changed_on", "progress", "review_due_on"]
+    readonly_fields = ["status", "status_changed_on", "progress", "review_due_on", "withdrawn_at"]
     fieldsets = [
         (None, {"fields": ["document", "code", "parent", "position", "section_title"]}),
         ("Text", {"fields": ["title", "text", "note"]}),
@@ -397,14 +399,14 @@ class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
             {"fields": ["status", "status_changed_on", "progress", "weight", "is_priority"]},
         ),
         ("Review", {"fields": ["review_interval_days", "last_reviewed_on", "review_due_on"]}),
-        ("Publication", {"fields": ["is_published"]}),
+        ("Publication", {"fields": ["is_published", "withdrawn_at"]}),
     ]
     inlines = [OwnershipInline, StatusHistoryInline, EvidenceLinkInline]
     actions = ["export_csv", "publish", "unpublish", "mark_reviewed"]
 
     def view_on_site(self, obj):
         """Link "View on site" to the public page, which drafts do not have."""
-        return obj.get_absolute_url() if obj.is_published else None
+        return obj.get_absolute_url() if obj.is_public else None
 
     def get_queryset(self, request):
         leads = Ownership.objects.filter(role=Ownership.Role.LEAD).select_related("agency")

@@ -467,7 +467,8 @@ def staff_groups(agencies, *, today):
         "last_reviewed_on", "status_changed_on", "created_at__date", output_field=DateField()
     )
     candidates = (
-        Recommendation.objects.annotate(reviewed=reviewed)
+        Recommendation.objects.current()
+        .annotate(reviewed=reviewed)
         .select_related("document")
         .order_by("document__code", "position", "code")
     )

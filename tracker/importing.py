@@ -2,7 +2,9 @@
 
 Parsing is pure: text in, `ParsedDocument` out. `import_document()` then finds owners and
 themes against the agency directory and saves everything in one transaction, so a failed or
-dry-run import leaves the database as it was. `export_csv()` writes the CSV format back out.
+dry-run import leaves the database as it was. A new version of a stored document is matched
+to it by text (`match_recommendations()`), so each ask keeps its history whatever its new code.
+`export_csv()` writes the CSV format back out.
 """
 
 import csv
@@ -10,13 +12,16 @@ import datetime
 import html
 import io
 import re
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from difflib import SequenceMatcher
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import prefetch_related_objects
+from django.utils import timezone
 
 from .caching import note_data_changed
 from .directory import CONGRESS, WHITE_HOUSE, ensure_agency_directory
@@ -192,6 +197,22 @@ class Owners:
     supporting: tuple[Agency, ...] = ()
 
 
+@dataclass(frozen=True)
+class Moved:
+    """A stored recommendation found under another code or parent in the new version."""
+
+    recommendation: Recommendation
+    old_code: str
+
+
+@dataclass(frozen=True)
+class Reworded:
+    """A stored recommendation whose text the new version edits: "[-old-] {+new+}" words."""
+
+    recommendation: Recommendation
+    diff: str
+
+
 @dataclass
 class ImportResult:
     document: Document
@@ -201,8 +222,13 @@ class ImportResult:
     created: list[Recommendation] = field(default_factory=list)
     updated: list[Recommendation] = field(default_factory=list)
     unchanged: list[Recommendation] = field(default_factory=list)
-    # In the database but absent from this import; kept, since they carry history.
-    missing: list[Recommendation] = field(default_factory=list)
+    # Among those updated, the ones renumbered or moved, and the ones whose text changed.
+    moved: list[Moved] = field(default_factory=list)
+    reworded: list[Reworded] = field(default_factory=list)
+    # Stored but absent from this version: withdrawn, kept with their history, not public.
+    withdrawn: list[Recommendation] = field(default_factory=list)
+    # Withdrawn by an earlier import and back in this version.
+    restored: list[Recommendation] = field(default_factory=list)
     # Each imported recommendation's lead agency after the import, by code.
     leads: dict[str, Agency | None] = field(default_factory=dict)
 
@@ -213,7 +239,7 @@ class ImportResult:
     def summary(self):
         return (
             f"{len(self.created)} created, {len(self.updated)} updated, "
-            f"{len(self.unchanged)} unchanged, {len(self.missing)} missing."
+            f"{len(self.unchanged)} unchanged, {len(self.withdrawn)} withdrawn."
         )
 
 
@@ -868,10 +894,15 @@ def import_document(
        before anything is written.
     2. The document is found by code, or created; the metadata given replaces its own, and
        the title and author found in the text fill only blanks.
-    3. Recommendations are found by code and updated in place, or created with
-       `is_published`. Owners and themes found in Markdown or an op-ed are applied only where
-       staff have set none; those a CSV lists replace them.
-    4. All of it happens in one transaction; a dry run rolls it back after the same work, so
+    3. Each recommendation of the new version is matched to the stored one it continues by
+       its text, not its code (match_recommendations): a match is updated in place, taking
+       the new code, parent, position and text, so its history, evidence and owners stay
+       with the ask; an unmatched one is created with `is_published`. Owners and themes
+       found in Markdown or an op-ed are applied only where staff have set none; those a
+       CSV lists replace them.
+    4. Stored recommendations the new version no longer has are withdrawn: kept with their
+       history, hidden from the public (RecommendationQuerySet.public).
+    5. All of it happens in one transaction; a dry run rolls it back after the same work, so
        its report is exact.
     """
     text = decode_source(source)
@@ -896,11 +927,26 @@ def import_document(
         result = ImportResult(
             document=document, format=fmt, document_created=document_created, dry_run=dry_run
         )
+        # Locked, so two imports of one document cannot interleave their matching.
+        stored = list(document.recommendations.select_for_update().order_by("position", "pk"))
+        before = {recommendation.pk: Snapshot.of(recommendation) for recommendation in stored}
+        matches = match_recommendations(parsed.recommendations, stored)
+        matched = {recommendation.pk for recommendation in matches.values()}
+        unmatched = [
+            recommendation for recommendation in stored if recommendation.pk not in matched
+        ]
+        move_codes(
+            stored,
+            {matches[code].pk: code for code in matches},
+            unmatched=unmatched,
+            taken={item.code for item in parsed.recommendations},
+        )
         saved = {}
         for position, item in enumerate(parsed.recommendations, start=1):
             recommendation, outcome, lead = save_recommendation(
                 document,
                 item,
+                stored=matches.get(item.code),
                 parent=saved.get(item.parent_code),
                 position=position,
                 index=index,
@@ -909,7 +955,9 @@ def import_document(
             )
             saved[item.code] = recommendation
             result.record(recommendation, outcome, lead=lead)
-        result.missing = list(document.recommendations.exclude(code__in=saved))
+            if recommendation.pk in before:
+                record_identity(result, recommendation, before=before)
+        result.withdrawn = withdraw(unmatched)
         if dry_run:
             transaction.set_rollback(True)
     return result
@@ -948,19 +996,25 @@ def get_publisher(publisher, *, acronym):
     return found
 
 
-def save_recommendation(document, parsed, *, parent, position, index, lists_owners, is_published):
-    """Create or update one recommendation; return it, its outcome and its lead.
+def save_recommendation(
+    document, parsed, *, stored, parent, position, index, lists_owners, is_published
+):
+    """Create a recommendation, or update the `stored` one this parsed one continues; return
+    it, its outcome and its lead.
 
     The outcome names the ImportResult list it belongs in. Owners and themes the source lists
-    (`lists_owners`) replace the stored ones; detected ones only fill a blank.
+    (`lists_owners`) replace the stored ones; detected ones only fill a blank. A withdrawn
+    recommendation that is back is restored.
     """
-    recommendation = document.recommendations.filter(code=parsed.code).first()
+    recommendation = stored
     created = recommendation is None
     if created:
         recommendation = Recommendation(
             document=document, code=parsed.code, is_published=is_published
         )
     fields = {
+        "code": parsed.code,
+        "withdrawn_at": None,
         "parent_id": parent.pk if parent else None,
         "position": position,
         "section_title": parsed.section_title,
@@ -987,6 +1041,208 @@ def save_recommendation(document, parsed, *, parent, position, index, lists_owne
     lead = owners.lead if apply_owners else current_lead(recommendation)
     outcome = "created" if created else "updated" if changed else "unchanged"
     return recommendation, outcome, lead
+
+
+# --- Identity across versions --------------------------------------------------------------
+
+# A stored recommendation continues as an edited one when their words are at least this
+# similar (difflib's ratio on words: 1.0 the same words, 0.67 one half of a split ask).
+MIN_SIMILARITY = 0.6
+# A short ask turns into another with one word ("Work with Mexico" / "Work with Canada"):
+# when either text has at most SHORT_ASK_WORDS words, the bar is higher.
+SHORT_ASK_WORDS = 6
+MIN_SHORT_SIMILARITY = 0.8
+# Between equally similar candidates, prefer the one under the same parent, then the one with
+# the same code, then one not withdrawn: small enough never to outweigh a closer text.
+SAME_PARENT_BONUS = 0.02
+SAME_CODE_BONUS = 0.01
+CURRENT_BONUS = 0.005
+# Words for matching: letters and digits, case folded, so punctuation and markup do not count.
+MATCH_WORD_RE = re.compile(r"\w+(?:['\u2019]\w+)*")
+
+
+def match_words(text):
+    return tuple(MATCH_WORD_RE.findall(text.casefold()))
+
+
+def match_recommendations(parsed, stored):
+    """Return {parsed code: stored recommendation it continues}, one to one, by text.
+
+    1. Same words: each parsed recommendation takes a stored one with exactly its words.
+    2. Then the rest by similarity of words (at least MIN_SIMILARITY, MIN_SHORT_SIMILARITY
+       for short asks), the best pair first:
+       a reworded ask keeps its identity, and of two asks split from one, the closer keeps
+       it and the other is new. History never moves to a text that is not like its own.
+    Ties go to the same parent, then the same code, then a current over a withdrawn one.
+    Stored recommendations left out are the ones this version no longer has.
+    """
+    parsed_words = {item.code: match_words(item.text) for item in parsed}
+    stored_words = {
+        recommendation.pk: match_words(recommendation.text) for recommendation in stored
+    }
+
+    def bonus(item, recommendation):
+        same_parent = parsed_words.get(item.parent_code, ()) == stored_words.get(
+            recommendation.parent_id, ()
+        )
+        return (
+            SAME_PARENT_BONUS * same_parent
+            + SAME_CODE_BONUS * (item.code == recommendation.code)
+            + CURRENT_BONUS * (recommendation.withdrawn_at is None)
+        )
+
+    by_words = defaultdict(list)
+    for recommendation in stored:
+        by_words[stored_words[recommendation.pk]].append(recommendation)
+    exact = [
+        (1.0 + bonus(item, recommendation), item, recommendation)
+        for item in parsed
+        for recommendation in by_words.get(parsed_words[item.code], ())
+    ]
+    matches = {}
+    pair_best_first(exact, matches)
+
+    taken = {recommendation.pk for recommendation in matches.values()}
+    left = [recommendation for recommendation in stored if recommendation.pk not in taken]
+    similar = []
+    for recommendation in left:
+        matcher = SequenceMatcher(None, autojunk=False)
+        matcher.set_seq2(stored_words[recommendation.pk])  # set_seq2 caches its index
+        for item in parsed:
+            if item.code in matches:
+                continue
+            matcher.set_seq1(parsed_words[item.code])
+            if (
+                matcher.real_quick_ratio() < MIN_SIMILARITY
+                or matcher.quick_ratio() < MIN_SIMILARITY
+            ):
+                continue
+            ratio = matcher.ratio()
+            if ratio >= similarity_needed(parsed_words[item.code], stored_words[recommendation.pk]):
+                similar.append((ratio + bonus(item, recommendation), item, recommendation))
+    pair_best_first(similar, matches)
+    return matches
+
+
+def similarity_needed(words, other_words):
+    if min(len(words), len(other_words)) <= SHORT_ASK_WORDS:
+        return MIN_SHORT_SIMILARITY
+    return MIN_SIMILARITY
+
+
+def pair_best_first(candidates, matches):
+    """Add to `matches` the (score, parsed, stored) candidates, best score first, skipping any
+    whose parsed or stored side is already paired; equal scores go in document order."""
+    taken = {recommendation.pk for recommendation in matches.values()}
+    order = {id(candidate): number for number, candidate in enumerate(candidates)}
+    for _score, item, recommendation in sorted(
+        candidates, key=lambda candidate: (-candidate[0], order[id(candidate)])
+    ):
+        if item.code not in matches and recommendation.pk not in taken:
+            matches[item.code] = recommendation
+            taken.add(recommendation.pk)
+
+
+def move_codes(stored, codes, *, unmatched, taken):
+    """Give matched recommendations their new codes (`codes`: {pk: code}), and unmatched
+    ones whose code the new version uses (`taken`) a code of their own, never two on one
+    code at a time.
+
+    Codes are unique per document, so each move waits for its code to be free; moves that
+    wait on each other in a ring (two asks swapping places) go round through a temporary
+    code. Each row is saved (not updated in bulk) so the audit log records the renumbering.
+    """
+    targets = dict(codes)
+    for recommendation in unmatched:
+        if recommendation.code in taken:
+            targets[recommendation.pk] = withdrawn_code(recommendation)
+    by_pk = {recommendation.pk: recommendation for recommendation in stored}
+    holders = {recommendation.code: recommendation.pk for recommendation in stored}
+    pending = {pk: code for pk, code in targets.items() if by_pk[pk].code != code}
+
+    def move(recommendation, code):
+        del holders[recommendation.code]
+        recommendation.code = code
+        recommendation.save(update_fields=["code", "updated_at"])
+        holders[code] = recommendation.pk
+
+    while pending:
+        ready = [pk for pk, code in pending.items() if code not in holders]
+        if not ready:
+            pk = next(iter(pending))
+            move(by_pk[pk], f"~{pk}")  # no imported code starts with "~"
+            continue
+        for pk in ready:
+            move(by_pk[pk], pending.pop(pk))
+
+
+def withdrawn_code(recommendation):
+    """A code for a withdrawn recommendation whose own the new version gives to another."""
+    suffix = f"-withdrawn-{recommendation.pk}"
+    return (
+        recommendation.code[: Recommendation._meta.get_field("code").max_length - len(suffix)]
+        + suffix
+    )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What identified a stored recommendation before the import changed it."""
+
+    code: str
+    parent_id: int | None
+    text: str
+    withdrawn: bool
+
+    @classmethod
+    def of(cls, recommendation):
+        return cls(
+            recommendation.code,
+            recommendation.parent_id,
+            recommendation.text,
+            recommendation.withdrawn_at is not None,
+        )
+
+
+def record_identity(result, recommendation, *, before):
+    """Add a stored recommendation to the result's moved, reworded and restored lists, as it
+    changed since `before` ({pk: Snapshot})."""
+    old = before[recommendation.pk]
+    if old.code != recommendation.code or old.parent_id != recommendation.parent_id:
+        result.moved.append(Moved(recommendation, old.code))
+    if old.text != recommendation.text:
+        result.reworded.append(Reworded(recommendation, word_diff(old.text, recommendation.text)))
+    if old.withdrawn:
+        result.restored.append(recommendation)
+
+
+def word_diff(old, new):
+    """Return the edit from `old` to `new` word by word: "[-removed-] {+added+}"."""
+    old_words, new_words = old.split(), new.split()
+    parts = []
+    matcher = SequenceMatcher(None, old_words, new_words, autojunk=False)
+    for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes():
+        if tag == "equal":
+            parts.append(" ".join(old_words[old_start:old_end]))
+            continue
+        if old_end > old_start:
+            parts.append(f"[-{' '.join(old_words[old_start:old_end])}-]")
+        if new_end > new_start:
+            parts.append(f"{{+{' '.join(new_words[new_start:new_end])}+}}")
+    return " ".join(parts)
+
+
+def withdraw(recommendations):
+    """Withdraw these (kept, with their history; no longer public); return the ones newly
+    withdrawn."""
+    newly = [
+        recommendation for recommendation in recommendations if recommendation.withdrawn_at is None
+    ]
+    now = timezone.now()
+    for recommendation in newly:
+        recommendation.withdrawn_at = now
+        recommendation.save(update_fields=["withdrawn_at", "updated_at"])
+    return newly
 
 
 def current_lead(recommendation):

@@ -167,11 +167,18 @@ def sees_drafts(user):
 
 class RecommendationQuerySet(models.QuerySet):
     def public(self):
-        """Published recommendations: the one place the publication flag is read."""
-        return self.filter(is_published=True)
+        """Published recommendations still in their document: the one place the publication
+        flag and the withdrawal are read."""
+        return self.current().filter(is_published=True)
 
     def visible_to(self, user):
-        return self.all() if sees_drafts(user) else self.public()
+        """Staff who see drafts see them too; nobody sees withdrawn recommendations outside
+        the admin, where their history stays."""
+        return self.current() if sees_drafts(user) else self.public()
+
+    def current(self):
+        """Recommendations the latest import of their document still contains."""
+        return self.filter(withdrawn_at__isnull=True)
 
 
 class Recommendation(models.Model):
@@ -207,6 +214,12 @@ class Recommendation(models.Model):
     is_priority = models.BooleanField("priority", default=False)
     is_published = models.BooleanField(
         "published", default=False, help_text="Drafts never appear publicly."
+    )
+    withdrawn_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a re-import of the document no longer had it; withdrawn "
+        "recommendations keep their history but never appear publicly.",
     )
     weight = models.PositiveSmallIntegerField(
         default=1, help_text="Weight of this recommendation in its parent's progress."
@@ -257,6 +270,11 @@ class Recommendation(models.Model):
             if ancestor.pk == self.pk:
                 raise ValidationError({"parent": "This would make a cycle of parents."})
             ancestor = ancestor.parent
+
+    @property
+    def is_public(self):
+        """Whether the public may see this one; the same rule as RecommendationQuerySet.public."""
+        return self.is_published and self.withdrawn_at is None
 
     @property
     def review_due_on(self):
@@ -322,6 +340,9 @@ STATUS_WEIGHTS = {
 class OwnershipQuerySet(models.QuerySet):
     def public(self):
         return self.filter(recommendation__in=Recommendation.objects.public())
+
+    def current(self):
+        return self.filter(recommendation__in=Recommendation.objects.current())
 
 
 class Ownership(models.Model):

@@ -122,7 +122,7 @@ def progress_by_document(document_ids, *, on=None, published_only=False):
     ones, and with `published_only` those whose parent is a draft), each rolled up from its
     sub-recommendations.
     """
-    recommendations = Recommendation.objects.filter(document_id__in=document_ids)
+    recommendations = Recommendation.objects.current().filter(document_id__in=document_ids)
     if published_only:
         recommendations = recommendations.public()
     rows = _tree_rows(recommendations, on)
@@ -142,14 +142,14 @@ def progress_by_agency(agency_ids, *, on=None, published_only=False):
     Progress averages the roots of that set (what it owns whose parent it does not own),
     each rolled up from its sub-recommendations. Three queries.
     """
-    ownerships = Ownership.objects.filter(agency_id__in=agency_ids)
+    ownerships = Ownership.objects.current().filter(agency_id__in=agency_ids)
     if published_only:
         ownerships = ownerships.public()
     owned = list(
         ownerships.values_list("agency_id", "recommendation_id", "recommendation__document_id")
     )
     documents = {document_id for _agency, _rec, document_id in owned}
-    recommendations = Recommendation.objects.filter(document_id__in=documents)
+    recommendations = Recommendation.objects.current().filter(document_id__in=documents)
     if published_only:
         recommendations = recommendations.public()
     rows = [row[:4] for row in _tree_rows(recommendations, on)]
@@ -170,7 +170,10 @@ def progress_by_agency(agency_ids, *, on=None, published_only=False):
 
 def progress_of_recommendation(recommendation, *, on=None):
     """Return one recommendation's progress in 0..1, rolled up from its sub-recommendations."""
-    family = Recommendation.objects.filter(document_id=recommendation.document_id)
+    # Withdrawn recommendations count for nothing, but one of them still has its own progress.
+    family = Recommendation.objects.current().filter(
+        document_id=recommendation.document_id
+    ) | Recommendation.objects.filter(pk=recommendation.pk)
     rows = [row[:4] for row in _tree_rows(family, on)]
     return rolled_up_progress(rows)[recommendation.pk]
 
@@ -431,7 +434,7 @@ def agency_scorecards(agencies, *, published_only):
     """Return {agency id: scorecard}: counts by status as lead and as supporting, progress,
     and the median days from publication to first implementation of what it leads.
     Three queries, whatever the number of agencies."""
-    ownerships = Ownership.objects.filter(agency__in=agencies)
+    ownerships = Ownership.objects.current().filter(agency__in=agencies)
     if published_only:
         ownerships = ownerships.public()
     rows = list(

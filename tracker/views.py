@@ -225,7 +225,7 @@ def recommendation(request, document, code):
         code=code,
     )
     parent = recommendation.parent if recommendation.parent_id else None
-    if parent is not None and not parent.is_published:
+    if parent is not None and not parent.is_public:
         parent = None
     ownerships = list(recommendation.ownerships.select_related("agency"))
     children = list(

@@ -48,7 +48,7 @@ def announce(event, payload):
 
 def announce_status_change(change):
     recommendation = change.recommendation
-    if not recommendation.is_published:
+    if not recommendation.is_public:
         return []
     return announce(
         Webhook.Event.STATUS_CHANGE,

@@ -165,7 +165,7 @@ class RecommendationSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         parent = instance.parent
         user = getattr(request, "user", None)
-        if parent is not None and not parent.is_published and not sees_drafts(user):
+        if parent is not None and not parent.is_public and not sees_drafts(user):
             data["parent"] = None  # a draft's id is not public
         return data
 

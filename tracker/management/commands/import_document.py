@@ -88,9 +88,26 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"  + {recommendation.code}  lead {lead.display_name}  {recommendation.title}"
                 )
-        if result.missing:
-            codes = ", ".join(recommendation.code for recommendation in result.missing)
-            self.stdout.write(self.style.WARNING(f"Not in this import (kept): {codes}"))
+        for moved in result.moved:
+            recommendation = moved.recommendation
+            if moved.old_code != recommendation.code:
+                self.stdout.write(f"  moved {moved.old_code} -> {recommendation.code}")
+            else:  # same code, new parent: a section heading that changed beyond recognition
+                parent = recommendation.parent.code if recommendation.parent_id else "the top"
+                self.stdout.write(f"  moved {recommendation.code} under {parent}")
+        for reworded in result.reworded:
+            self.stdout.write(f"  reworded {reworded.recommendation.code}: {reworded.diff}")
+        for recommendation in result.restored:
+            self.stdout.write(f"  restored {recommendation.code}  {recommendation.title}")
+        if result.withdrawn:
+            self.stdout.write(
+                self.style.WARNING(
+                    "Withdrawn (no longer in the document; kept with their history, "
+                    "hidden from the public):"
+                )
+            )
+            for recommendation in result.withdrawn:
+                self.stdout.write(f"  - {recommendation.code}  {recommendation.title}")
         self.stdout.write(self.style.SUCCESS(result.summary()))
         if result.dry_run:
             self.stdout.write("Dry run: nothing was written.")
