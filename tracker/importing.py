@@ -815,10 +815,10 @@ class AgencyIndex:
         terms += [(term, None) for term in NOT_AGENCY_TERMS]
         terms.sort(key=lambda item: -len(item[0]))
         self.term_agencies = [agency for _, agency in terms]
-        self.pattern = compile_terms([term for term, _ in terms], acronyms=self.by_acronym)
+        self.matcher = TermMatcher([term for term, _ in terms], acronyms=self.by_acronym)
         short_names = sorted(SHORT_NAMES, key=len, reverse=True)
         self.short_agencies = [self.by_short_name.get(name.casefold()) for name in short_names]
-        self.short_pattern = compile_terms(short_names, acronyms=SHORT_NAMES)
+        self.short_matcher = TermMatcher(short_names, acronyms=SHORT_NAMES)
 
     def find(self, name):
         """Return the agency with this acronym, or this name, alias or short name in any case."""
@@ -834,15 +834,15 @@ class AgencyIndex:
 
     def mentions(self, text):
         found = [
-            Mention(match.start(), self.term_agencies[int(match.lastgroup[1:])], match.end())
-            for match in self.pattern.finditer(text)
+            Mention(start, self.term_agencies[position], end)
+            for start, end, position in self.matcher.finditer(text)
         ]
         return [mention for mention in found if mention.agency is not None]
 
     def short_mentions(self, text):
         found = [
-            Mention(match.start(), self.short_agencies[int(match.lastgroup[1:])], match.end())
-            for match in self.short_pattern.finditer(text)
+            Mention(start, self.short_agencies[position], end)
+            for start, end, position in self.short_matcher.finditer(text)
         ]
         return [mention for mention in found if mention.agency is not None]
 
@@ -859,15 +859,35 @@ class AgencyIndex:
             yield agency
 
 
-def compile_terms(terms, *, acronyms):
-    """One pattern with a named group per term (t0, t1, ...), in the order given."""
-    return re.compile(
-        "|".join(
-            f"(?P<t{i}>{term_pattern(term, case_sensitive=is_written_case(term, acronyms))})"
-            for i, term in enumerate(terms)
-        )
-        or "(?!)"
-    )
+# A word, as the matcher looks terms up by their first one.
+WORD_RE = re.compile(r"\w+")
+
+
+class TermMatcher:
+    """Find terms in text, leftmost first and the longest at a position, as one regular
+    expression of alternatives would, but fast: a term is tried only where its first word
+    stands, so a long report is scanned once instead of once per term."""
+
+    def __init__(self, terms, *, acronyms):
+        self.candidates = {}  # first word, casefolded: [(term's position in `terms`, pattern)]
+        for position, term in sorted(enumerate(terms), key=lambda item: -len(item[1])):
+            first = WORD_RE.search(term)
+            if first is None:
+                continue
+            pattern = re.compile(term_pattern(term, case_sensitive=is_written_case(term, acronyms)))
+            self.candidates.setdefault(first[0].casefold(), []).append((position, pattern))
+
+    def finditer(self, text):
+        """Yield (start, end, position of the term) for each term found."""
+        end = 0
+        for word in WORD_RE.finditer(text):
+            if word.start() < end:
+                continue
+            for position, pattern in self.candidates.get(word[0].casefold(), ()):
+                if match := pattern.match(text, word.start()):
+                    yield match.start(), match.end(), position
+                    end = match.end()
+                    break
 
 
 def is_written_case(term, acronyms):
