@@ -19,6 +19,7 @@ from tracker.importing import (
     BY_SUBJECT,
     OWNER_NOT_FOUND,
     AgencyIndex,
+    DocumentImportError,
     ImportFlag,
     ParsedRecommendation,
     detect_addressee,
@@ -274,6 +275,7 @@ def test_the_lead_in_addressee_leads_and_the_recipient_supports(index):
         ("Al Congreso", "Congress"),
         ("Al Gobierno de México", "Government of Mexico"),
         ("Para la COMAR", "COMAR"),
+        ("To the Department of State and USAID", "DOS"),
     ],
 )
 def test_the_subsection_heading_addressee_leads(index, heading, lead):
@@ -282,7 +284,12 @@ def test_the_subsection_heading_addressee_leads(index, heading, lead):
 
 
 def test_a_heading_that_is_not_addressed_to_anyone_gives_no_lead(index):
-    for heading in ("A regional approach to migration", "For a safer border", "Continue to act"):
+    for heading in (
+        "A regional approach to migration",
+        "A path forward with Mexico",
+        "For a safer border, fund CBP",
+        "Continue to act",
+    ):
         assert owners_for(index, "Expand processing.", section_title=heading)[0] is None
 
 
@@ -394,7 +401,7 @@ def test_a_spanish_statement_gets_its_owners_from_the_lead_in_and_the_subject():
 
 
 def test_an_unknown_addressee_is_refused_and_nothing_is_written():
-    with pytest.raises(Exception, match="Unknown addressee 'Nowhere'"):
+    with pytest.raises(DocumentImportError, match="Unknown addressee 'Nowhere'"):
         import_statement(addressee="Nowhere")
     assert not Agency.objects.exists()
 

@@ -982,11 +982,11 @@ def heading_addressee(heading, *, index):
     match = HEADING_ADDRESSEE_RE.match(clean_whitespace(heading or ""))
     if match is None or len(match["name"].split()) > MAX_HEADING_ADDRESSEE_WORDS:
         return None
-    name = match["name"]
-    if agency := index.find(name):
+    if agency := index.find(match["name"]):
         return agency
-    named = index.agencies_in(name) or [m.agency for m in index.short_mentions(name)]
-    return named[0] if len(set(named)) == 1 else None
+    # Or the heading opens with an agency's full name: "To the Department of State and USAID".
+    mentions = index.mentions(LEADING_ARTICLE_RE.sub("", match["name"]))
+    return mentions[0].agency if mentions and mentions[0].start == 0 else None
 
 
 def last_agency(text, *, index):
@@ -1094,7 +1094,9 @@ def import_document(
     1. The text is parsed first: input that cannot be imported raises DocumentImportError
        before anything is written.
     2. The document is found by code, or created; the metadata given replaces its own, and
-       the title and author found in the text fill only blanks.
+       the title and author found in the text fill only blanks. Its addressee (an agency, or
+       its acronym or name) is the one given, else the stored one, else the agency the text
+       most often addresses (detect_addressee), else none.
     3. Recommendations are found by code and updated in place, or created with
        `is_published`. Owners and themes found in Markdown or an op-ed are applied only where
        staff have set none; those a CSV lists replace them.
