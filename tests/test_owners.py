@@ -200,6 +200,8 @@ def test_an_earlier_directory_edited_by_staff_is_completed_not_changed(db):
         ("La COMAR debe contratar más personal para atender las solicitudes.", "COMAR"),
         ("El Gobierno de México debe garantizar el acceso al asilo.", "Government of Mexico"),
         ("El Director de ICE debe liberar a las familias detenidas.", "ICE"),
+        ("El Secretario de Estado debe ampliar el reasentamiento.", "DOS"),
+        ("The U.S. government should restore asylum at the border.", "WH"),
     ],
 )
 def test_the_agency_that_is_the_subject_leads(index, text, lead):

@@ -70,6 +70,12 @@ AGENCY_DIRECTORY = (
             "la administración Biden",
             "el gobierno de Biden",
             "el presidente de Estados Unidos",
+            "the US government",
+            "the U.S. government",
+            "the United States government",
+            "the federal government",
+            "el gobierno de Estados Unidos",
+            "el gobierno estadounidense",
         ),
     ),
     AgencyEntry(
@@ -176,6 +182,8 @@ AGENCY_DIRECTORY = (
             "U.S. Department of State",
             "Secretary of State",
             "Departamento de Estado",
+            "Secretario de Estado",
+            "Secretaria de Estado",
         ),
     ),
     AgencyEntry(
@@ -216,7 +224,12 @@ AGENCY_DIRECTORY = (
     AgencyEntry(
         "Department of Justice",
         "DOJ",
-        aliases=("Justice Department", "Attorney General", "Departamento de Justicia"),
+        aliases=(
+            "Justice Department",
+            "Attorney General",
+            "Departamento de Justicia",
+            "Fiscal General de Estados Unidos",
+        ),
     ),
     AgencyEntry(
         "Executive Office for Immigration Review",
