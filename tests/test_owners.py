@@ -323,6 +323,8 @@ def test_a_document_addresses_the_agency_most_often_its_subject_or_called_on(ind
     assert name(detect_addressee(text, index=index)) == "WH"
     assert name(detect_addressee("Instamos al Congreso a actuar.", index=index)) == "Congress"
     assert detect_addressee("Shelters in Mexico are full.", index=index) is None
+    described = "ICE will detain more people. Congress should stop it."
+    assert name(detect_addressee(described, index=index)) == "Congress"
 
 
 @pytest.mark.seeds

@@ -163,8 +163,12 @@ SUBJECT_TITLE_RE = re.compile(
 )
 # A document's addressee is the agency most often its sentences' subject, or the one called on.
 ADDRESSEE_AFTER_RE = re.compile(
-    rf"\s+(?:also\s+|then\s+|now\s+)?(?:{MODAL}|can|could|will|puede|pueden)\b", re.IGNORECASE
+    rf"\s+(?:also\s+|then\s+|now\s+)?(?:(?P<modal>{MODAL})|can|could|will|puede|pueden)\b",
+    re.IGNORECASE,
 )
+# "X should" and "we urge X" address X; "X can" or "X will" may only describe it, so weigh less.
+ADDRESSED_WEIGHT = 2
+DESCRIBED_WEIGHT = 1
 ADDRESSEE_BEFORE_RE = re.compile(
     r"\b(?:calls? (?:on|upon)|urges?|asks?|recommends? that|recommends?|request that"
     r"|instamos|pedimos|exhortamos|hacemos un llamado|recomendamos|solicitamos)"
@@ -1003,16 +1007,21 @@ def detect_addressee(text, *, index):
     """Return the agency a whole document addresses, or None if it names none as such.
 
     It is the agency most often the subject of a recommending verb ("The administration
-    should", "the Biden-Harris administration can take") or called on ("we urge Congress"),
-    the first named on a tie.
+    should") or called on ("we urge Congress"), then of "can" or "will" ("the Biden-Harris
+    administration can take"); the first named on a tie.
     """
     text = clean_markdown(text)
     counts = {}
     for mention in index.mentions(text):
-        if ADDRESSEE_AFTER_RE.match(text, mention.end) or ADDRESSEE_BEFORE_RE.search(
-            text[max(0, mention.start - 40) : mention.start]
-        ):
-            counts[mention.agency] = counts.get(mention.agency, 0) + 1
+        verb = ADDRESSEE_AFTER_RE.match(text, mention.end)
+        called_on = ADDRESSEE_BEFORE_RE.search(text[max(0, mention.start - 40) : mention.start])
+        if (verb and verb["modal"]) or called_on:
+            weight = ADDRESSED_WEIGHT
+        elif verb:
+            weight = DESCRIBED_WEIGHT
+        else:
+            continue
+        counts[mention.agency] = counts.get(mention.agency, 0) + weight
     return max(counts, key=counts.get) if counts else None  # max keeps the first on a tie
 
 
