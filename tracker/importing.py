@@ -1169,8 +1169,10 @@ def save_document(
         values["kind"] = Document.Kind.OP_ED if parsed.format == OP_ED else Document.Kind.REPORT
     if publisher:
         values["publisher_id"] = get_publisher(publisher, acronym=publisher_acronym).pk
-    if (addressee or default_addressee) and (addressee or document.addressee_id is None):
-        values["addressee_id"] = (addressee or default_addressee).pk
+    # The addressee given replaces the stored one; the detected one only fills a blank.
+    new_addressee = addressee or (default_addressee if document.addressee_id is None else None)
+    if new_addressee:
+        values["addressee_id"] = new_addressee.pk
     if document.publisher_id is None and "publisher_id" not in values:
         raise DocumentImportError(f"Document {code} is new: give its publisher.")
     if not (document.title or values.get("title")):
