@@ -182,6 +182,7 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
                     title=data["title"] or None,
                     publisher=data["publisher"],
                     published_on=data["published_on"],
+                    addressee=data["addressee"],
                     is_published=not data["draft"],
                     dry_run=data["dry_run"],
                 )
@@ -189,6 +190,8 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
                 form.add_error("file", str(error))
             else:
                 document = result.document
+                for flag in result.flags:
+                    self.message_user(request, f"To review: {flag}", messages.WARNING)
                 if result.dry_run:
                     self.message_user(request, f"Dry run, nothing written: {result.summary()}")
                 else:
@@ -239,6 +242,13 @@ class ImportDocumentForm(forms.Form):
         queryset=Publisher.objects.all(), required=False, help_text="Needed for a new document."
     )
     published_on = forms.DateField(required=False, widget=AdminDateWidget)
+    addressee = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="Whom the document addresses, by acronym or name (e.g. WH, Congress, DHS): "
+        "the lead where a recommendation names none. Default: the agency the text most often "
+        "addresses.",
+    )
     draft = forms.BooleanField(required=False, label="Leave new recommendations as drafts")
     dry_run = forms.BooleanField(required=False, label="Dry run: report, write nothing")
 

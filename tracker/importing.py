@@ -24,7 +24,7 @@ from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from .caching import note_data_changed
-from .directory import CONGRESS, WHITE_HOUSE, ensure_agency_directory
+from .directory import CONGRESS, SHORT_NAMES, WHITE_HOUSE, ensure_agency_directory
 from .models import Agency, Document, Ownership, Publisher, Recommendation, Theme
 
 MARKDOWN = "markdown"
@@ -147,11 +147,74 @@ PARAGRAPH_BREAK_RE = re.compile(r"\n\s*\n")
 
 # --- Owners --------------------------------------------------------------------------------
 
-# Names that contain an agency's acronym but do not mean the agency: the CBP One app.
-NOT_AGENCY_TERMS = ("CBP One",)
+# Names that contain an agency's name but do not mean the agency: the CBP One app, and "the
+# President of" a country other than the United States (whose own name is a longer alias).
+NOT_AGENCY_TERMS = ("CBP One", "the President of")
 
-# The verb after a recommendation's grammatical subject: "USCIS and the State Department should".
-SUBJECT_VERB_RE = re.compile(r"\b(?:should|must|shall|ought to|needs? to)\b", re.IGNORECASE)
+# The verb after a recommendation's grammatical subject: "USCIS and the State Department should",
+# "La COMAR debe".
+MODAL = (
+    r"should|must|shall|ought to|needs? to|has to|have to"
+    r"|debe|deben|debería|deberían|tiene que|tienen que|ha de|han de"
+)
+SUBJECT_VERB_RE = re.compile(rf"\b(?:{MODAL})\b", re.IGNORECASE)
+# What may stand before the agency in a subject: "The", "The Director of", "El Secretario de"
+# (each word followed by a space).
+SUBJECT_TITLE_RE = re.compile(
+    r"^\s*(?:(?:the|el|la|los|las)\s+)?(?:(?:acting\s+)?(?:director|secretary|commissioner"
+    r"|administrator|head|chief|leadership|attorney general|secretari[oa]|directora?|titular"
+    r"|comisionad[oa])\s+(?:of|de|del)\s+(?:(?:the|la|el|los|las)\s+)?)?$",
+    re.IGNORECASE,
+)
+# A document's addressee is the agency most often its sentences' subject, or the one called on.
+ADDRESSEE_AFTER_RE = re.compile(
+    rf"\s+(?:also\s+|then\s+|now\s+)?(?:(?P<modal>{MODAL})|can|could|will|puede|pueden)\b",
+    re.IGNORECASE,
+)
+# "X should" and "we urge X" address X; "X can" or "X will" may only describe it, so weigh less.
+ADDRESSED_WEIGHT = 2
+DESCRIBED_WEIGHT = 1
+ADDRESSEE_BEFORE_RE = re.compile(
+    r"\b(?:calls? (?:on|upon)|urges?|asks?|recommends? that|recommends?|request that"
+    r"|instamos|pedimos|exhortamos|hacemos un llamado|recomendamos|solicitamos)"
+    r"(?:\s+(?:a|al|a la|que))?\s+$",
+    re.IGNORECASE,
+)
+# Imperatives whose object receives money, orders or partnership rather than doing the work:
+# "Fund ORR's services", "Negotiate with Mexico". Their agencies support; someone else leads.
+RECIPIENT_VERBS = frozenset(
+    """fund appropriate finance allocate provide give grant award direct require instruct
+    mandate order urge press call ask request encourage invite negotiate engage work partner
+    consult coordinate collaborate cooperate support help assist hold oversee authorize allow
+    empower pass enact reauthorize invest financiar financie asignar destinar
+    exigir instar pedir solicitar negociar colaborar coordinar apoyar trabajar dotar otorgar
+    trabaje negocie apoye""".split()
+)
+# Words that make the agency after them a partner or recipient: "work with ICE", "funds to ORR".
+PARTNER_WORD_RE = re.compile(
+    r"\b(?:with|to|from|through|alongside|among|between|via|con|junto a|entre|hacia)"
+    r"(?:\s+(?:the|la|el|los|las))?\s*$",
+    re.IGNORECASE,
+)
+# A subsection heading naming whom it addresses: "To Congress", "For the Department of State",
+# "Recommendations to DHS", "Al Congreso", "Para el Gobierno de México".
+HEADING_ADDRESSEE_RE = re.compile(
+    r"^(?:recommendations?\s+|recomendaciones?\s+)?(?:to|for|para|al|a)\s+(?P<name>.+?)\s*[.:]?$",
+    re.IGNORECASE,
+)
+LEADING_ARTICLE_RE = re.compile(r"^(?:the|el|la|los|las)\s+", re.IGNORECASE)
+# A heading that names whom it addresses is short; a longer one is a sentence about something.
+MAX_HEADING_ADDRESSEE_WORDS = 8
+
+# Why a recommendation has the lead it has (see detect_owners), for review and reports.
+BY_SUBJECT = "subject"
+BY_OWN_WORK = "own work"
+BY_LEAD_IN = "lead-in"
+BY_HEADING = "subsection heading"
+BY_DOCUMENT = "document addressee"
+BY_LIST = "listed"
+# The flag for a recommendation whose lead could not be found: staff must choose one.
+OWNER_NOT_FOUND = "owner not found"
 
 
 class DocumentImportError(ValueError):
@@ -193,8 +256,20 @@ class ParsedDocument:
 
 @dataclass(frozen=True)
 class Owners:
-    lead: Agency
+    lead: Agency | None  # None: no lead was found, and the recommendation is flagged
     supporting: tuple[Agency, ...] = ()
+    found_by: str = ""  # which rule found the lead: BY_SUBJECT, BY_LEAD_IN, ...
+
+
+@dataclass(frozen=True)
+class ImportFlag:
+    """Something the importer was unsure of about one recommendation, for staff to review."""
+
+    code: str
+    problem: str
+
+    def __str__(self):
+        return f"{self.code}: {self.problem}"
 
 
 @dataclass(frozen=True)
@@ -231,10 +306,14 @@ class ImportResult:
     restored: list[Recommendation] = field(default_factory=list)
     # Each imported recommendation's lead agency after the import, by code.
     leads: dict[str, Agency | None] = field(default_factory=dict)
+    # What staff should review, e.g. recommendations whose owner was not found.
+    flags: list[ImportFlag] = field(default_factory=list)
 
     def record(self, recommendation, outcome, *, lead):
         getattr(self, outcome).append(recommendation)
         self.leads[recommendation.code] = lead
+        if lead is None:
+            self.flags.append(ImportFlag(recommendation.code, OWNER_NOT_FOUND))
 
     def summary(self):
         return (
@@ -738,12 +817,15 @@ def agency_label(agency):
 class Mention:
     start: int
     agency: Agency
+    end: int = 0
 
 
 class AgencyIndex:
     """The agency directory, compiled once per import to find agencies in text or by name.
 
-    Acronyms match case-sensitively, names and aliases in any case, longest first.
+    Acronyms and capitalised one-word names ("Pentagon") match only as written, other names
+    and aliases in any case, longest first. SHORT_NAMES ("State", "Mexico") are found only
+    where a whole name is expected: `find()`, headings and lead-ins.
     """
 
     def __init__(self, agencies):
@@ -755,25 +837,44 @@ class AgencyIndex:
             for term in {agency.name, agency.acronym, *agency.alias_list} - {""}
         ]
         self.by_name = {term.casefold(): agency for term, agency in terms}
+        self.by_short_name = {
+            short.casefold(): agency
+            for short, key in SHORT_NAMES.items()
+            if (agency := self.by_acronym.get(key) or self.by_name.get(key.casefold()))
+        }
         terms += [(term, None) for term in NOT_AGENCY_TERMS]
         terms.sort(key=lambda item: -len(item[0]))
         self.term_agencies = [agency for _, agency in terms]
-        self.pattern = re.compile(
-            "|".join(
-                f"(?P<t{i}>{term_pattern(term, case_sensitive=term in self.by_acronym)})"
-                for i, (term, _) in enumerate(terms)
-            )
-            or "(?!)"
-        )
+        self.matcher = TermMatcher([term for term, _ in terms], acronyms=self.by_acronym)
+        short_names = sorted(SHORT_NAMES, key=len, reverse=True)
+        self.short_agencies = [self.by_short_name.get(name.casefold()) for name in short_names]
+        self.short_matcher = TermMatcher(short_names, acronyms=SHORT_NAMES)
 
     def find(self, name):
-        """Return the agency with this acronym, or this name or alias in any case."""
-        return self.by_acronym.get(name) or self.by_name.get(name.casefold())
+        """Return the agency with this acronym, or this name, alias or short name in any case."""
+        name = clean_whitespace(name)
+        key = name.casefold()
+        return (
+            self.by_acronym.get(name)
+            or self.by_name.get(key)
+            or self.by_short_name.get(key)
+            or self.by_name.get(LEADING_ARTICLE_RE.sub("", name).casefold())
+            or self.by_short_name.get(LEADING_ARTICLE_RE.sub("", name).casefold())
+        )
 
     def mentions(self, text):
-        matches = self.pattern.finditer(text)
-        found = [(match.start(), self.term_agencies[int(match.lastgroup[1:])]) for match in matches]
-        return [Mention(start, agency) for start, agency in found if agency is not None]
+        found = [
+            Mention(start, self.term_agencies[position], end)
+            for start, end, position in self.matcher.finditer(text)
+        ]
+        return [mention for mention in found if mention.agency is not None]
+
+    def short_mentions(self, text):
+        found = [
+            Mention(start, self.short_agencies[position], end)
+            for start, end, position in self.short_matcher.finditer(text)
+        ]
+        return [mention for mention in found if mention.agency is not None]
 
     def agencies_in(self, text):
         """Return the agencies the text names, in order, without those whose descendant it
@@ -788,6 +889,43 @@ class AgencyIndex:
             yield agency
 
 
+# A word, as the matcher looks terms up by their first one.
+WORD_RE = re.compile(r"\w+")
+
+
+class TermMatcher:
+    """Find terms in text, leftmost first and the longest at a position, as one regular
+    expression of alternatives would, but fast: a term is tried only where its first word
+    stands, so a long report is scanned once instead of once per term."""
+
+    def __init__(self, terms, *, acronyms):
+        self.candidates = {}  # first word, casefolded: [(term's position in `terms`, pattern)]
+        for position, term in sorted(enumerate(terms), key=lambda item: -len(item[1])):
+            first = WORD_RE.search(term)
+            if first is None:
+                continue
+            pattern = re.compile(term_pattern(term, case_sensitive=is_written_case(term, acronyms)))
+            self.candidates.setdefault(first[0].casefold(), []).append((position, pattern))
+
+    def finditer(self, text):
+        """Yield (start, end, position of the term) for each term found."""
+        end = 0
+        for word in WORD_RE.finditer(text):
+            if word.start() < end:
+                continue
+            for position, pattern in self.candidates.get(word[0].casefold(), ()):
+                if match := pattern.match(text, word.start()):
+                    yield match.start(), match.end(), position
+                    end = match.end()
+                    break
+
+
+def is_written_case(term, acronyms):
+    """Whether a term matches only as written: acronyms and capitalised single words, which
+    in other cases are ordinary words ("ice", "pentagon")."""
+    return term in acronyms or (" " not in term and term != term.lower())
+
+
 def term_pattern(term, *, case_sensitive):
     words = (re.escape(word).replace("'", "['\u2019]") for word in term.split())
     body = r"\s+".join(words)
@@ -795,38 +933,122 @@ def term_pattern(term, *, case_sensitive):
 
 
 def detect_owners(parsed, *, index, default_lead):
-    """Return who leads a recommendation and who supports it, from its own text.
+    """Return who leads a recommendation and who supports it, and which rule found the lead.
 
-    1. An agency that is the subject of the first sentence leads ("USCIS should ...").
-    2. Otherwise the recommendation is an imperative addressed by its lead-in ("The
-       administration should request that Congress:"): the last agency named there leads.
-    3. Otherwise the document's addressee leads.
+    1. An agency that is the grammatical subject leads: "The Director of ICE should ...",
+       "USCIS should ...", "La COMAR debe ...".
+    2. An imperative naming one agency whose own work changes is led by it: "Double the
+       number of immigration judges at EOIR". Not when the agency receives money, orders or
+       partnership ("Fund ORR's services", "Negotiate with Mexico"): see RECIPIENT_VERBS.
+    3. Otherwise whom the lead-in addresses leads ("KIND calls on Congress to:"), else whom the
+       subsection heading addresses ("To the Department of State").
+    4. Otherwise the document's addressee (`default_lead`) leads.
+    5. Otherwise there is no lead: the import flags the recommendation "owner not found".
     Every other agency the text names supports.
     """
     text = parsed.text
-    lead = (
-        subject_agency(text, index=index)
-        or last_agency(parsed.lead_in, index=index)
-        or default_lead
-    )
-    return Owners(lead, tuple(agency for agency in index.agencies_in(text) if agency != lead))
+    lead, found_by = None, ""
+    for rule, find_lead in (
+        (BY_SUBJECT, lambda: subject_agency(text, index=index)),
+        (BY_OWN_WORK, lambda: own_work_agency(text, index=index)),
+        (BY_LEAD_IN, lambda: lead_in_addressee(parsed.lead_in, index=index)),
+        (BY_HEADING, lambda: heading_addressee(parsed.section_title, index=index)),
+        (BY_DOCUMENT, lambda: default_lead),
+    ):
+        lead = find_lead()
+        if lead is not None:
+            found_by = rule
+            break
+    supporting = tuple(agency for agency in index.agencies_in(text) if agency != lead)
+    return Owners(lead, supporting, found_by)
 
 
 def subject_agency(text, *, index):
+    """Return the agency that is the subject of the text's first sentence, if one is."""
     sentence = split_sentences(text)[0]
     verb = SUBJECT_VERB_RE.search(sentence)
     if verb is None:
         return None
     subject = sentence[: verb.start()]
     mentions = index.mentions(subject)
-    if mentions and subject[: mentions[0].start].strip().lower() in ("", "the"):
+    if mentions and SUBJECT_TITLE_RE.match(f"{clean_whitespace(subject[: mentions[0].start])} "):
         return mentions[0].agency
     return None
+
+
+def own_work_agency(text, *, index):
+    """Return the one agency an imperative names, when the change is to its own work.
+
+    Not when the sentence has a subject of its own, names several agencies, opens with a verb
+    that makes the agency a recipient or partner, or names it after "with", "to", "from".
+    """
+    sentence = split_sentences(text)[0]
+    if SUBJECT_VERB_RE.search(sentence):
+        return None
+    named = index.agencies_in(text)
+    if len(named) != 1:
+        return None
+    verb = sentence.split(maxsplit=1)[0].casefold().strip(",;:")
+    if verb in RECIPIENT_VERBS:
+        return None
+    agency = named[0]
+    for mention in index.mentions(text):
+        if mention.agency == agency and PARTNER_WORD_RE.search(text[: mention.start]):
+            return None
+    return agency
+
+
+def lead_in_addressee(lead_in, *, index):
+    """Return whom a lead-in addresses: the last agency it names ("The administration should
+    request that Congress:" is Congress), or a short name ("We urge Mexico to:")."""
+    if not lead_in:
+        return None
+    return last_agency(lead_in, index=index) or last_short_name(lead_in, index=index)
+
+
+def heading_addressee(heading, *, index):
+    """Return whom a subsection heading addresses: "To Congress", "For the Department of
+    State", "Al Gobierno de México"; None for a heading that is not addressed."""
+    match = HEADING_ADDRESSEE_RE.match(clean_whitespace(heading or ""))
+    if match is None or len(match["name"].split()) > MAX_HEADING_ADDRESSEE_WORDS:
+        return None
+    if agency := index.find(match["name"]):
+        return agency
+    # Or the heading opens with an agency's full name: "To the Department of State and USAID".
+    mentions = index.mentions(LEADING_ARTICLE_RE.sub("", match["name"]))
+    return mentions[0].agency if mentions and mentions[0].start == 0 else None
 
 
 def last_agency(text, *, index):
     mentions = index.mentions(text)
     return mentions[-1].agency if mentions else None
+
+
+def last_short_name(text, *, index):
+    mentions = index.short_mentions(text)
+    return mentions[-1].agency if mentions else None
+
+
+def detect_addressee(text, *, index):
+    """Return the agency a whole document addresses, or None if it names none as such.
+
+    It is the agency most often the subject of a recommending verb ("The administration
+    should") or called on ("we urge Congress"), then of "can" or "will" ("the Biden-Harris
+    administration can take"); the first named on a tie.
+    """
+    text = clean_markdown(text)
+    counts = {}
+    for mention in index.mentions(text):
+        verb = ADDRESSEE_AFTER_RE.match(text, mention.end)
+        called_on = ADDRESSEE_BEFORE_RE.search(text[max(0, mention.start - 40) : mention.start])
+        if (verb and verb["modal"]) or called_on:
+            weight = ADDRESSED_WEIGHT
+        elif verb:
+            weight = DESCRIBED_WEIGHT
+        else:
+            continue
+        counts[mention.agency] = counts.get(mention.agency, 0) + weight
+    return max(counts, key=counts.get) if counts else None  # max keeps the first on a tie
 
 
 def listed_owners(parsed, *, index, default_lead):
@@ -843,10 +1065,24 @@ def listed_owners(parsed, *, index, default_lead):
 
     lead = find(parsed.lead_agency) if parsed.lead_agency else default_lead
     supporting = dict.fromkeys(map(find, parsed.supporting_agencies))
-    return Owners(lead, tuple(agency for agency in supporting if agency != lead))
+    found_by = BY_LIST if parsed.lead_agency else BY_DOCUMENT if lead else ""
+    return Owners(lead, tuple(agency for agency in supporting if agency != lead), found_by)
+
+
+def find_addressee(name, *, index):
+    """Return the agency an operator named as a document's addressee (`--addressee`)."""
+    agency = index.find(name)
+    if agency is None:
+        raise DocumentImportError(
+            f"Unknown addressee {name!r}: give an agency's acronym or name from the agency "
+            "directory, e.g. WH, Congress, DHS."
+        )
+    return agency
 
 
 def addressed_to_for(lead):
+    if lead is None:  # flagged for review; the field keeps its default until staff choose
+        return Recommendation._meta.get_field("addressed_to").default
     if lead.acronym == WHITE_HOUSE:
         return Recommendation.AddressedTo.ADMINISTRATION
     if lead.acronym == CONGRESS:
@@ -884,7 +1120,7 @@ def import_document(
     published_on: datetime.date | None = None,
     author: str = "",
     url: str = "",
-    addressee: Agency | None = None,
+    addressee: Agency | str | None = None,
     is_published: bool = True,
     dry_run: bool = False,
 ) -> ImportResult:
@@ -893,7 +1129,9 @@ def import_document(
     1. The text is parsed first: input that cannot be imported raises DocumentImportError
        before anything is written.
     2. The document is found by code, or created; the metadata given replaces its own, and
-       the title and author found in the text fill only blanks.
+       the title and author found in the text fill only blanks. Its addressee (an agency, or
+       its acronym or name) is the one given, else the stored one, else the agency the text
+       most often addresses (detect_addressee), else none.
     3. Each recommendation of the new version is matched to the stored one it continues by
        its text, not its code (match_recommendations): a match is updated in place, taking
        the new code, parent, position and text, so its history, evidence and owners stay
@@ -911,13 +1149,15 @@ def import_document(
     with transaction.atomic():
         ensure_agency_directory()
         index = AgencyIndex(Agency.objects.all())
+        if isinstance(addressee, str):
+            addressee = find_addressee(addressee, index=index) if addressee.strip() else None
         document, document_created = save_document(
             parsed,
             code=code,
             publisher=publisher,
             publisher_acronym=publisher_acronym,
             addressee=addressee,
-            default_addressee=index.by_acronym[WHITE_HOUSE],
+            default_addressee=None if addressee else detect_addressee(text, index=index),
             title=title,
             kind=kind,
             published_on=published_on,
@@ -977,8 +1217,10 @@ def save_document(
         values["kind"] = Document.Kind.OP_ED if parsed.format == OP_ED else Document.Kind.REPORT
     if publisher:
         values["publisher_id"] = get_publisher(publisher, acronym=publisher_acronym).pk
-    if addressee or document.addressee_id is None:
-        values["addressee_id"] = (addressee or default_addressee).pk
+    # The addressee given replaces the stored one; the detected one only fills a blank.
+    new_addressee = addressee or (default_addressee if document.addressee_id is None else None)
+    if new_addressee:
+        values["addressee_id"] = new_addressee.pk
     if document.publisher_id is None and "publisher_id" not in values:
         raise DocumentImportError(f"Document {code} is new: give its publisher.")
     if not (document.title or values.get("title")):
@@ -1252,7 +1494,7 @@ def current_lead(recommendation):
 
 def set_owners(recommendation, owners):
     """Make these the recommendation's owners; return whether that changed them."""
-    roles = {owners.lead.pk: Ownership.Role.LEAD}
+    roles = {owners.lead.pk: Ownership.Role.LEAD} if owners.lead else {}
     roles |= {agency.pk: Ownership.Role.SUPPORTING for agency in owners.supporting}
     current = dict(recommendation.ownerships.values_list("agency_id", "role"))
     if current == roles:

@@ -43,6 +43,13 @@ class Command(BaseCommand):
         parser.add_argument("--author", default="")
         parser.add_argument("--url", default="")
         parser.add_argument(
+            "--addressee",
+            default="",
+            help="Whom the document addresses, by acronym or name from the agency directory "
+            "(e.g. WH, Congress, DHS): the lead where a recommendation names none. Default: "
+            "the agency the text most often addresses.",
+        )
+        parser.add_argument(
             "--draft", action="store_true", help="Leave new recommendations unpublished."
         )
         parser.add_argument(
@@ -71,6 +78,7 @@ class Command(BaseCommand):
                 published_on=options["published_on"],
                 author=options["author"],
                 url=options["url"],
+                addressee=options["addressee"],
                 is_published=not options["draft"],
                 dry_run=options["dry_run"],
             )
@@ -85,8 +93,9 @@ class Command(BaseCommand):
         if verbosity >= 2:
             for recommendation in result.created:
                 lead = result.leads[recommendation.code]
+                lead_name = lead.display_name if lead else "not found"
                 self.stdout.write(
-                    f"  + {recommendation.code}  lead {lead.display_name}  {recommendation.title}"
+                    f"  + {recommendation.code}  lead {lead_name}  {recommendation.title}"
                 )
         for moved in result.moved:
             recommendation = moved.recommendation
@@ -109,5 +118,9 @@ class Command(BaseCommand):
             for recommendation in result.withdrawn:
                 self.stdout.write(f"  - {recommendation.code}  {recommendation.title}")
         self.stdout.write(self.style.SUCCESS(result.summary()))
+        if result.flags:
+            self.stdout.write(self.style.WARNING(f"To review ({len(result.flags)}):"))
+            for flag in result.flags:
+                self.stdout.write(self.style.WARNING(f"  {flag}"))
         if result.dry_run:
             self.stdout.write("Dry run: nothing was written.")
