@@ -6,13 +6,16 @@ from pathlib import Path
 
 import docx
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from fpdf import FPDF
 
 from tests.conftest import local_url
+from tests.factories import PublisherFactory
 from tracker.demo import DEMO_DIR
 from tracker.importing import DocumentImportError, decode_source
-from tracker.models import Document
+from tracker.models import Document, Recommendation
 from tracker.reading import (
     UnreadableDocument,
     document_markdown,
@@ -97,6 +100,7 @@ def brief_pdf():
     pdf.body("We recommend that DHS:")
     pdf.bullet("Reopen ports of entry to asylum seekers.", " Lines now stretch for miles.")
     pdf.bullet("Fund USCIS to hire more asylum officers.")
+    pdf.bullet("Train them in child-sensitive interviewing.", indent=8)
     pdf.add_page()
     pdf.heading("2. Expand refugee resettlement")
     pdf.body("Congress should:")
@@ -146,7 +150,10 @@ def test_a_pdf_reads_as_markdown_with_its_structure():
     assert "- **Reopen ports of entry to asylum seekers.** Lines now stretch for miles." in (
         markdown
     )
-    assert "- **Fund USCIS to hire more asylum officers.**" in markdown
+    assert (
+        "- **Fund USCIS to hire more asylum officers.**\n"
+        "  - **Train them in child-sensitive interviewing.**\n"
+    ) in markdown
     # Hard-wrapped lines join into one paragraph, the split word mended, "long-term" kept.
     assert (
         "legal help at the border and need a recommendation that is long-term in scope."
@@ -269,6 +276,20 @@ def test_a_word_document_imports_through_the_command(tmp_path):
     assert document.recommendations.filter(parent=None).count() == 2
 
 
+@pytest.mark.django_db
+def test_staff_upload_a_word_document_in_the_admin(admin_client):
+    form = {
+        "code": "WRC-2024",
+        "title": "Brief",
+        "publisher": PublisherFactory(name="WRC").pk,
+        "file": SimpleUploadedFile("brief.docx", brief_docx()),
+    }
+    response = admin_client.post(reverse("admin:tracker_document_import"), form)
+    assert response.status_code == 302
+    document = Document.objects.get(code="WRC-2024")
+    assert document.recommendations.filter(parent=None).count() == 2
+
+
 # --- HTML --------------------------------------------------------------------------------
 
 PAGE = b"""<!DOCTYPE html>
@@ -308,6 +329,12 @@ def test_a_web_page_reads_as_markdown_without_its_furniture():
         "| --- | --- |\n"
         "| DHS | Act |\n"
     )
+
+
+def test_a_web_page_in_a_legacy_charset_reads_as_it_declares():
+    page = '<html><head><meta charset="windows-1252"></head><body><p>Caf\xe9 \u201cpolicy\u201d'
+    markdown = document_markdown(page.encode("cp1252"), filename="page.html")
+    assert markdown == "Caf\xe9 \u201cpolicy\u201d\n"
 
 
 def test_a_web_page_loads_nothing_it_references(tmp_path):
@@ -427,3 +454,39 @@ def test_a_url_that_answers_404_is_refused(allow_local):
             "--publisher", "Org",
         )  # fmt: skip
     assert not Document.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_web_page_with_no_asks_is_refused_and_writes_nothing(allow_local):
+    allow_local.expect_request("/about").respond_with_data(
+        "<html><body><nav>Menu</nav><p>We are an organisation.</p></body></html>",
+        content_type="text/html; charset=utf-8",
+    )
+    with pytest.raises(CommandError, match="Unrecognised document"):
+        call_command(
+            "import_document", local_url(allow_local, "/about"), "--code", "X-1",
+            "--publisher", "Org",
+        )  # fmt: skip
+    assert not Document.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_web_page_with_numbered_sections_imports_from_a_url(allow_local):
+    allow_local.expect_request("/brief").respond_with_data(
+        "<html><body><header>Site</header><h1>Brief</h1>"
+        "<h2>1. Restore asylum</h2><p>We recommend that DHS:</p>"
+        "<ul><li><strong>Reopen ports of entry to asylum seekers.</strong> Now.</li>"
+        "<li><strong>Fund USCIS to hire more asylum officers.</strong></li></ul>"
+        "<h2>2. Resettle refugees</h2><p>Congress should:</p>"
+        "<ul><li><strong>Increase refugee admissions from Latin America.</strong></li></ul>"
+        "<footer>Copyright</footer></body></html>",
+        content_type="text/html; charset=utf-8",
+    )
+    call_command(
+        "import_document", local_url(allow_local, "/brief"), "--code", "WRC-2024",
+        "--publisher", "WRC", stdout=io.StringIO(),
+    )  # fmt: skip
+    texts = " ".join(Recommendation.objects.values_list("text", flat=True))
+    assert "Fund USCIS to hire more asylum officers." in texts
+    assert "Copyright" not in texts and "Site" not in texts
+    assert Recommendation.objects.filter(parent=None).count() == 2

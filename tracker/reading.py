@@ -8,6 +8,7 @@ Django-free: `fetch_document()` downloads through the guarded fetcher, nothing e
 the network, and HTML is parsed without loading anything it references.
 """
 
+import contextlib
 import io
 import itertools
 import re
@@ -134,9 +135,11 @@ def fetch_document(url: str) -> tuple[bytes, str, str]:
         raise UnreadableDocument(f"Could not fetch {url}: {error.reason}.") from None
     name = Path(result.url.split("?")[0].split("#")[0]).name
     kind = KIND_BY_MEDIA_TYPE.get(result.content_type, VERBATIM)
+    # Text was decoded with the charset the server declared: pass it on as UTF-8.
+    body = result.text.encode("utf-8") if result.text else result.body
     if kind != VERBATIM and KIND_BY_SUFFIX.get(Path(name).suffix.lower()) != kind:
         name = f"{name or 'document'}{SUFFIX_BY_KIND[kind]}"
-    return result.body, name, result.content_type
+    return body, name, result.content_type
 
 
 # --- Shared text helpers ---------------------------------------------------------------------
@@ -896,6 +899,12 @@ def html_markdown(data: bytes | str) -> str:
     parser = lxml.html.HTMLParser(
         no_network=True, remove_comments=True, remove_pis=True, recover=True
     )
+    if isinstance(data, bytes):
+        # Not UTF-8: lxml reads the charset the page declares.
+        with contextlib.suppress(UnicodeDecodeError):
+            data = data.decode("utf-8-sig")
+    if isinstance(data, str):  # lxml refuses text that still declares an encoding
+        data = re.sub(r"^\s*<\?xml[^>]*>", "", data)
     try:
         root = lxml.html.document_fromstring(data, parser=parser)
     except (lxml.etree.ParserError, ValueError) as error:
