@@ -96,6 +96,10 @@ def brief_pdf():
     pdf.line(("border", "", 11, 0), ("12", "", 7, 2), (" and need a recom-", "", 11, 0))
     pdf.line(("mendation that is long-term in scope.", "", 11, 0))
     pdf.ln(4)
+    y = pdf.get_y()
+    pdf.set_font("Body", "", 7)
+    pdf.text(pdf.l_margin, 250, "12 UNHCR, Global Trends 2023, table 4.")
+    pdf.set_y(y)
     pdf.heading("1. Restore access to asylum")
     pdf.body("We recommend that DHS:")
     pdf.bullet("Reopen ports of entry to asylum seekers.", " Lines now stretch for miles.")
@@ -159,7 +163,7 @@ def test_a_pdf_reads_as_markdown_with_its_structure():
         "legal help at the border and need a recommendation that is long-term in scope."
     ) in markdown
     # Running header, page numbers and the footnote marker are gone.
-    assert "Brief 2024" not in markdown
+    assert "Brief 2024" not in markdown and "Global Trends" not in markdown
     assert "border12" not in markdown and "12" not in markdown.replace("2023", "")
     assert "\n2\n" not in markdown and "\n3\n" not in markdown
 
@@ -390,6 +394,12 @@ def test_text_copied_out_of_a_pdf_is_tidied():
         "\n"
         "Congress should also fund legal representation.\n"
     )
+
+
+def test_a_heading_repeated_in_each_chapter_is_not_a_running_header():
+    chapter = "To Congress\n\nFund more immigration judges now.\n\n"
+    text = "# Report\n\n" + chapter * 3
+    assert tidy_plain_text(text) == text
 
 
 def test_clean_text_is_left_as_it_is():

@@ -210,6 +210,8 @@ HEADING_LINE_RE = re.compile(
 # A line repeated this many times, short and not a sentence, is a running header or footer.
 MIN_RUNNING_REPEATS = 3
 MAX_RUNNING_LENGTH = 90
+# ... and stands within this many lines of a page break.
+PAGE_EDGE_DISTANCE = 3
 
 
 def tidy_plain_text(text: str) -> str:
@@ -220,8 +222,9 @@ def tidy_plain_text(text: str) -> str:
     hyphenated at line ends, while list items and heading-like lines keep their own lines.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = text.replace("\f", "\n\n").split("\n")
+    lines = text.replace("\f", "\n\f\n").split("\n")
     running = running_lines(lines)
+    lines = ["" if line == "\f" else line for line in lines]
     kept = []
     removed = False
     for line in lines:
@@ -287,11 +290,23 @@ def starts_own_line(line: str) -> bool:
 
 
 def running_lines(lines: list[str]) -> set[str]:
-    counts = Counter(line.strip() for line in lines if line.strip())
+    """Short lines repeated on several pages, next to a page break (a form feed or a bare
+    page number) most times: a subsection heading repeated in each chapter is not one."""
+    content = [line.strip() for line in lines if line.strip()]
+    breaks = [
+        index for index, line in enumerate(content) if line == "\f" or PAGE_NUMBER_RE.match(line)
+    ]
+    near_break: Counter = Counter()
+    for index, line in enumerate(content):
+        if any(abs(index - at) <= PAGE_EDGE_DISTANCE for at in breaks):
+            near_break[line] += 1
+    counts = Counter(content)
     return {
         line
         for line, count in counts.items()
         if count >= MIN_RUNNING_REPEATS
+        and near_break[line] * 3 >= count * 2
+        and line != "\f"
         and len(line) <= MAX_RUNNING_LENGTH
         and not line.endswith(SENTENCE_END)
         and not starts_own_line(line)
@@ -496,6 +511,7 @@ def pdf_lines(words: list[dict], number: int) -> list[PdfLine]:
 def pdf_lines_markdown(pages: list[list[PdfLine]]) -> str:
     body_size = body_text_size(pages)
     drop_running_furniture(pages, body_size=body_size)
+    drop_footnotes(pages, body_size=body_size)
     lines = [line for page in pages for line in page]
     heading_sizes = sorted(
         {line.size for line in lines if line.size >= body_size * HEADING_SIZE_RATIO},
@@ -660,6 +676,19 @@ def drop_running_furniture(pages: list[list[PdfLine]], *, body_size: float):
             if (key(line) in running and len(pages) > 1) or PAGE_NUMBER_RE.match(line.text)
         }
         page[:] = [line for line in page if id(line) not in furniture]
+
+
+def drop_footnotes(pages: list[list[PdfLine]], *, body_size: float):
+    """Remove footnotes: small lines below a page's last body-size line, the first of them
+    opening with its number ("12 UNHCR, Global Trends 2023.")."""
+    for page in pages:
+        last_body = max(
+            (index for index, line in enumerate(page) if line.size >= body_size), default=-1
+        )
+        tail = page[last_body + 1 :]
+        small = all(line.size < body_size * SUPERSCRIPT_SIZE_RATIO for line in tail)
+        if tail and small and re.match(rf"[\d{SUPERSCRIPT_DIGITS}*†]", tail[0].text):
+            del page[last_body + 1 :]
 
 
 def join_blocks(blocks: list[str]) -> str:
