@@ -265,6 +265,26 @@ def test_a_word_document_reads_as_markdown():
     )
 
 
+def numbered(document, text, *, num_id, level=0):
+    """A paragraph numbered as Word numbers them: List Paragraph style plus numbering."""
+    paragraph = document.add_paragraph(text, style="List Paragraph")
+    numbering = paragraph._p.get_or_add_pPr().get_or_add_numPr()
+    numbering.get_or_add_ilvl().val = level
+    numbering.get_or_add_numId().val = num_id
+    return paragraph
+
+
+def test_word_list_numbering_nests_by_level():
+    document = docx.Document()
+    decimal, bullet = 5, 1  # numbering definitions in python-docx's default template
+    numbered(document, "Restore access to asylum.", num_id=decimal)
+    numbered(document, "Reopen ports of entry.", num_id=bullet, level=1)
+    numbered(document, "Expand resettlement.", num_id=decimal)
+    assert document_markdown(docx_bytes(document), filename="b.docx") == (
+        "1. Restore access to asylum.\n   - Reopen ports of entry.\n2. Expand resettlement.\n"
+    )
+
+
 @pytest.mark.django_db
 def test_a_word_document_imports_through_the_command(tmp_path):
     path = tmp_path / "brief.docx"
