@@ -17,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .fetching import FetchError, fetch
+
 # Larger files are refused before parsing; real reports are a few MB even as PDF.
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 
@@ -127,8 +129,6 @@ def is_url(value: str) -> bool:
 def fetch_document(url: str) -> tuple[bytes, str, str]:
     """Download a document through the fetch guard; return its bytes, a file name and the
     media type it was served with."""
-    from .fetching import FetchError, fetch
-
     try:
         result = fetch(url, accept=FETCH_ACCEPT, max_bytes=MAX_DOCUMENT_BYTES, deadline=60.0)
     except FetchError as error:
