@@ -99,7 +99,7 @@ class FetchResult:
     encoding: str  # codec used to decode ("" when not_modified)
     text: str  # decoded body ("" when not_modified or binary)
     body_bytes: int  # size of the decompressed body
-    # The decompressed body itself, for callers that read binary documents (PDF, DOCX).
+    # The decompressed body of a binary document (PDF, DOCX), which has no text; else b"".
     body: bytes = field(default=b"", repr=False)
 
 
@@ -747,7 +747,7 @@ def _read_result(
         encoding=encoding,
         text=text,
         body_bytes=len(body),
-        body=body,
+        body=b"" if text else body,  # watched pages keep only their text, as before
     )
 
 
