@@ -89,7 +89,7 @@ def brief_pdf():
     pdf.heading("Protecting People on the Move", size=20)
     pdf.body(
         "In 2023 there were over two million encounters at the border. This brief sets out "
-        "what the administration and Congress should do next."
+        "what the administration and Congress should do next to \ufb01nance shelters."
     )
     pdf.line(("Families wait for months in northern Mexico without shelter or legal help at the",
               "", 11, 0))  # fmt: skip
@@ -149,6 +149,7 @@ def docx_bytes(document):
 def test_a_pdf_reads_as_markdown_with_its_structure():
     markdown = document_markdown(brief_pdf(), filename="brief.pdf")
     assert markdown.startswith("# Protecting People on the Move\n")
+    assert "Congress should do next to finance shelters." in markdown  # no "ﬁ" ligature
     assert "## 1. Restore access to asylum" in markdown
     assert "## 3. Work with Mexico" in markdown
     assert "- **Reopen ports of entry to asylum seekers.** Lines now stretch for miles." in (

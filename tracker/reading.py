@@ -144,9 +144,11 @@ def fetch_document(url: str) -> tuple[bytes, str, str]:
 
 # --- Shared text helpers ---------------------------------------------------------------------
 
-# A list item's marker: a bullet glyph, "1." / "1)", "a)" / "(a)", "i." ...
+# A list item's marker: a bullet glyph (Word's PDFs draw theirs from Symbol or Wingdings, in
+# the private use area), "1." / "1)", "a)" / "(a)", "i." ...
 LIST_MARKER_RE = re.compile(
-    r"^\s*(?:(?P<bullet>[•●▪■◦○‣∙·])\s*(?=\S)|(?P<bullet_ascii>[-*+\u2013\u2014])\s+"
+    r"^\s*(?:(?P<bullet>[•●▪■◦○‣∙·➢►❖\uf0b7\uf0a7\uf076\uf0d8])\s*(?=\S)"
+    r"|(?P<bullet_ascii>[-*+\u2013\u2014])\s+"
     r"|(?P<number>\d{1,3})[.)]\s+"
     r"|(?P<letter>\(?[a-z]\)|\(?[ivx]{1,4}\))\s+)"
 )
@@ -378,6 +380,10 @@ HEADING_SIZE_RATIO = 1.15
 SUPERSCRIPT_SIZE_RATIO = 0.85
 # Extra space between lines, as a share of the body size, that starts a new paragraph.
 PARAGRAPH_GAP_RATIO = 0.4
+# Typesetting ligatures, spelled out so that words read and match as typed.
+LIGATURES = str.maketrans(
+    {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl"}
+)
 # Lines this close to a page's top or bottom may be running headers or footers.
 EDGE_LINES = 2
 
@@ -438,7 +444,7 @@ def pdf_page_words(data: bytes):
 
         def render_char(self, matrix, font, fontsize, scaling, rise, cid, ncs, graphicstate):
             try:
-                text = font.to_unichr(cid)
+                text = font.to_unichr(cid).translate(LIGATURES)
             except PDFUnicodeNotDefined:
                 text = ""
             adv = font.char_width(cid) * fontsize * scaling
