@@ -185,6 +185,33 @@ def test_a_pdf_of_numbered_headings_and_bold_bullets_imports_through_the_command
     assert document.recommendations.filter(parent=None).count() == 3
 
 
+def test_a_ruled_table_in_a_pdf_becomes_a_pipe_table():
+    pdf = Report()
+    pdf.add_page()
+    pdf.heading("Recommendations for Executive Action")
+    pdf.body("GAO is making two recommendations.")
+    pdf.set_font("Body", "", 10)
+    with pdf.table(col_widths=(40, 120)) as table:
+        for row in (
+            ("Agency", "Recommendation"),
+            ("ICE", "The Director of ICE should publish detention standards. (Recommendation 1)"),
+            ("CBP", "The Commissioner of CBP should track wait times. (Recommendation 2)"),
+        ):
+            cells = table.row()
+            for text in row:
+                cells.cell(text)
+    pdf.body("Agency comments follow.")
+    markdown = document_markdown(pdf.bytes(), filename="gao.pdf")
+    assert (
+        "GAO is making two recommendations.\n\n"
+        "| Agency | Recommendation |\n"
+        "| --- | --- |\n"
+        "| ICE | The Director of ICE should publish detention standards. (Recommendation 1) |\n"
+        "| CBP | The Commissioner of CBP should track wait times. (Recommendation 2) |\n\n"
+        "Agency comments follow."
+    ) in markdown
+
+
 def test_a_pdf_without_a_text_layer_is_refused():
     pdf = FPDF()
     pdf.add_page()

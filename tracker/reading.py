@@ -397,6 +397,7 @@ class PdfLine:
     x0: float
     size: float
     text: str = ""
+    table: str = ""  # a table found on the page, as a Markdown pipe table
 
 
 def pdf_markdown(data: bytes, *, name: str = "") -> str:
@@ -404,7 +405,13 @@ def pdf_markdown(data: bytes, *, name: str = "") -> str:
 
     label = name or "this PDF"
     try:
-        pages = [pdf_lines(words, number) for number, words in enumerate(pdf_page_words(data))]
+        pages, ruled = [], []
+        for number, (words, has_rules) in enumerate(pdf_page_words(data)):
+            pages.append(pdf_lines(words, number))
+            if has_rules:
+                ruled.append(number)
+        if ruled:
+            add_pdf_tables(data, pages, ruled)
     except Exception as error:  # pdfminer raises many kinds for a damaged file
         # Some wrappers keep the original error as their first argument.
         cause = error.args[0] if error.args and isinstance(error.args[0], Exception) else error
@@ -414,7 +421,7 @@ def pdf_markdown(data: bytes, *, name: str = "") -> str:
             ) from None
         message = str(cause) or type(cause).__name__
         raise UnreadableDocument(f"{label} is not a readable PDF ({message}).") from None
-    if not any(pages):
+    if not any(line.text for page in pages for line in page):
         raise UnreadableDocument(
             f"This PDF has no text layer (a scanned image?): {label}. Run it through OCR, or "
             "import its text instead."
@@ -441,6 +448,10 @@ def pdf_page_words(data: bytes):
             self.words: list[dict] = []
             self.page_top = 0.0
             self.last: dict | None = None
+            self.rules = 0
+
+        def paint_path(self, graphicstate, stroke, fill, evenodd, path):
+            self.rules += sum(1 for segment in path if segment[0] in ("l", "re"))
 
         def render_char(self, matrix, font, fontsize, scaling, rise, cid, ncs, graphicstate):
             try:
@@ -480,10 +491,43 @@ def pdf_page_words(data: bytes):
     device = WordCollector(resources)
     interpreter = PDFPageInterpreter(resources, device)
     for page in PDFPage.get_pages(io.BytesIO(data), check_extractable=False):
-        device.words, device.last = [], None
+        device.words, device.last, device.rules = [], None, 0
         device.page_top = page.mediabox[3]
         interpreter.process_page(page)
-        yield device.words
+        # Ruled lines may draw a table: only then is the page read again for its tables.
+        yield device.words, device.rules >= MIN_TABLE_RULES
+
+
+# A page drawing this many straight lines or rectangles may hold a table.
+MIN_TABLE_RULES = 4
+
+
+def add_pdf_tables(data: bytes, pages: list[list[PdfLine]], numbers: list[int]):
+    """Replace the words of each ruled table on the given pages with one pipe table.
+
+    pdfplumber finds tables by their rules; it is slow, so it reads only these pages.
+    """
+    import pdfplumber
+
+    with pdfplumber.open(io.BytesIO(data), pages=[number + 1 for number in numbers]) as pdf:
+        for number, plumbed in zip(numbers, pdf.pages, strict=True):
+            for table in plumbed.find_tables():
+                rows = [
+                    [" ".join((cell or "").split()).replace("|", "\\|") for cell in row]
+                    for row in table.extract()
+                ]
+                if len(rows) < 2 or max(map(len, rows)) < 2:
+                    continue
+                x0, top, x1, bottom = table.bbox
+                page = pages[number]
+                inside = [
+                    line
+                    for line in page
+                    if x0 - 1 <= line.x0 <= x1 and top - 1 <= line.top and line.bottom <= bottom + 1
+                ]
+                page[:] = [line for line in page if line not in inside]
+                page.append(PdfLine([], number, top, bottom, x0, 0, table=pipe_table(rows)))
+                page.sort(key=lambda line: line.top)
 
 
 def pdf_lines(words: list[dict], number: int) -> list[PdfLine]:
@@ -542,6 +586,13 @@ def pdf_lines_markdown(pages: list[list[PdfLine]]) -> str:
         current = None
 
     for line in lines:
+        if line.table:
+            flush()
+            list_indents.clear()
+            list_widths.clear()
+            blocks.append(line.table)
+            previous = line
+            continue
         words = [word for word in line.words if not is_footnote_marker(word, line, body_size)]
         if not words:
             continue
@@ -644,8 +695,9 @@ def body_text_size(pages: list[list[PdfLine]]) -> float:
     sizes = Counter()
     for page in pages:
         for line in page:
-            sizes[line.size] += len(line.text)
-    return sizes.most_common(1)[0][0]
+            if line.text:
+                sizes[line.size] += len(line.text)
+    return sizes.most_common(1)[0][0] if sizes else 10.0
 
 
 def body_line_gap(pages: list[list[PdfLine]], body_size: float) -> float:
@@ -669,7 +721,11 @@ def drop_running_furniture(pages: list[list[PdfLine]], *, body_size: float):
         return re.sub(r"\d+", "#", line.text.strip().lower())
 
     edges = [
-        [line for line in page[:EDGE_LINES] + page[-EDGE_LINES:] if line.size <= body_size]
+        [
+            line
+            for line in page[:EDGE_LINES] + page[-EDGE_LINES:]
+            if line.size <= body_size and not line.table
+        ]
         for page in pages
     ]
     counts = Counter(text for edge in edges for text in {key(line) for line in edge})
@@ -692,7 +748,9 @@ def drop_footnotes(pages: list[list[PdfLine]], *, body_size: float):
             (index for index, line in enumerate(page) if line.size >= body_size), default=-1
         )
         tail = page[last_body + 1 :]
-        small = all(line.size < body_size * SUPERSCRIPT_SIZE_RATIO for line in tail)
+        small = not any(line.table for line in tail) and all(
+            line.size < body_size * SUPERSCRIPT_SIZE_RATIO for line in tail
+        )
         if tail and small and re.match(rf"[\d{SUPERSCRIPT_DIGITS}*†]", tail[0].text):
             del page[last_body + 1 :]
 
