@@ -347,7 +347,8 @@ if TRACKER_HTTPS:
 
 # Request limits, set deliberately: no form or API body Tracker expects comes near them.
 # Bodies over 2 MB are refused (a 413 in JSON from the API, a 400 page elsewhere); uploaded
-# files are not counted here, and the document upload refuses files over 2 MB itself.
+# files are not counted here, and the document upload refuses files over 20 MB itself
+# (tracker.reading.MAX_DOCUMENT_BYTES).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Uploads larger than this are spooled to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -130,8 +130,11 @@ def test_a_dry_run_upload_reports_and_writes_nothing(admin_client):
 @pytest.mark.parametrize(
     ("content", "name", "reason"),
     [
-        (b"# Report\n\n" + b"Words and more words.\n" * (3 * MB // 22), "big.md",
-         "This file is 3.0 MB; documents are limited to 2 MB."),
+        (b"# Report\n\n" + b"Words and more words.\n" * (21 * MB // 22), "big.md",
+         "This file is 21.0 MB; documents are limited to 20 MB."),
+        (b"%PDF-1.7 damaged", "report.pdf", "report.pdf is not a readable PDF"),
+        (b"PK\x03\x04 damaged", "report.docx", "report.docx is not a readable Word document"),
+        (b"\x89PNG\r\n\x1a\n", "picture.png", "Upload a .pdf, .docx,"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "picture.md",
          "This is a binary file, not a text document."),
         ("## 1. Caf\u00e9 policy should change".encode("latin-1"), "latin.md",
@@ -141,7 +144,8 @@ def test_a_dry_run_upload_reports_and_writes_nothing(admin_client):
          "No numbered section headings"),
         (b"code,text\nHILL-2021-1,\n", "rows.csv", "Row 2: code and text are required."),
     ],
-    ids=["oversized", "binary", "not-utf8", "empty", "no-sections", "bad-csv-row"],
+    ids=["oversized", "corrupt-pdf", "corrupt-docx", "other-type", "binary", "not-utf8", "empty",
+         "no-sections", "bad-csv-row"],
 )  # fmt: skip
 def test_a_refused_upload_shows_why_and_writes_nothing(admin_client, content, name, reason):
     PublisherFactory(name="The Hill")

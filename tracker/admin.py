@@ -18,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from . import digests, importing
+from . import digests, importing, reading
 from .audit import update_with_audit
 from .links import link_url
 from .models import (
@@ -166,8 +166,9 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
         ]
 
     def import_view(self, request):
-        """Upload a document (Markdown, op-ed text or CSV) and import it, as import_document
-        does; a file the importer refuses is shown with its reason and nothing is written."""
+        """Upload a document (PDF, Word, HTML, text, Markdown or CSV) and import it, as
+        import_document does; a file the importer refuses is shown with its reason and
+        nothing is written."""
         if not request.user.has_perms(IMPORT_PERMISSIONS):
             raise PermissionDenied
         form = ImportDocumentForm(request.POST or None, request.FILES or None)
@@ -211,8 +212,10 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/tracker/document/import.html", context)
 
 
-# The largest document the admin's upload accepts; real reports are a few hundred KB of text.
-MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+# The largest document the admin's upload accepts: the importer's own limit.
+MAX_UPLOAD_BYTES = reading.MAX_DOCUMENT_BYTES
+# What the upload accepts; the importer reads each of them (tracker.reading).
+UPLOAD_SUFFIXES = (".pdf", ".docx", ".html", ".htm", ".txt", ".md", ".markdown", ".csv")
 IMPORT_PERMISSIONS = [
     "tracker.add_document",
     "tracker.change_document",
@@ -223,7 +226,9 @@ IMPORT_PERMISSIONS = [
 
 class ImportDocumentForm(forms.Form):
     file = forms.FileField(
-        help_text="A Markdown report (.md), an op-ed's text (.txt) or a CSV (.csv), in UTF-8."
+        help_text="A report or an op-ed as PDF, Word (.docx), a saved web page (.html), text "
+        "(.txt) or Markdown (.md), or a CSV (.csv); text files in UTF-8.",
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(UPLOAD_SUFFIXES)}),
     )
     code = forms.CharField(
         max_length=40,
@@ -254,6 +259,10 @@ class ImportDocumentForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
+        if not upload.name.lower().endswith(UPLOAD_SUFFIXES):
+            raise ValidationError(
+                f"Upload a {', '.join(UPLOAD_SUFFIXES[:-1])} or {UPLOAD_SUFFIXES[-1]} file."
+            )
         if upload.size > MAX_UPLOAD_BYTES:
             raise ValidationError(
                 f"This file is {upload.size / 1024 / 1024:.1f} MB; documents are limited to "

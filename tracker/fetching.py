@@ -21,7 +21,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from urllib.parse import urljoin, urlsplit
 
@@ -97,8 +97,10 @@ class FetchResult:
     last_modified: str
     content_type: str  # media type without parameters, lower-case
     encoding: str  # codec used to decode ("" when not_modified)
-    text: str  # decoded body ("" when not_modified)
+    text: str  # decoded body ("" when not_modified or binary)
     body_bytes: int  # size of the decompressed body
+    # The decompressed body of a binary document (PDF, DOCX), which has no text; else b"".
+    body: bytes = field(default=b"", repr=False)
 
 
 class FetchError(Exception):
@@ -731,7 +733,10 @@ def _read_result(
     if media_type not in accept:
         raise FetchError(f"unexpected content type {media_type}", retryable=False)
     body = _read_body(response, max_bytes=max_bytes, timer=timer)
-    text, encoding = _decode(body, media_type=media_type, header_charset=charset)
+    if _is_binary(media_type):  # charset detection on megabytes of PDF would only waste time
+        text, encoding = "", ""
+    else:
+        text, encoding = _decode(body, media_type=media_type, header_charset=charset)
     return FetchResult(
         url=url,
         status_code=response.status_code,
@@ -742,6 +747,13 @@ def _read_result(
         encoding=encoding,
         text=text,
         body_bytes=len(body),
+        body=b"" if text else body,  # watched pages keep only their text, as before
+    )
+
+
+def _is_binary(media_type: str) -> bool:
+    return media_type in {"application/pdf"} or media_type.startswith(
+        "application/vnd.openxmlformats-officedocument."
     )
 
 

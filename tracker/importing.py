@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
+from . import reading
 from .caching import note_data_changed
 from .directory import CONGRESS, SHORT_NAMES, WHITE_HOUSE, ensure_agency_directory
 from .models import Agency, Document, Ownership, Publisher, Recommendation, Theme
@@ -326,23 +327,36 @@ class ImportResult:
 
 
 def read_source(path):
+    """Return a file's bytes, refusing one over the size limit before reading it."""
     path = Path(path)
     if not path.is_file():
         raise DocumentImportError("No such file.")
-    return decode_source(path.read_bytes())
+    size = path.stat().st_size
+    if size > reading.MAX_DOCUMENT_BYTES:
+        raise DocumentImportError(
+            f"This file is {size / 1024 / 1024:.1f} MB; documents are limited to "
+            f"{reading.MAX_DOCUMENT_BYTES // (1024 * 1024)} MB."
+        )
+    return path.read_bytes()
 
 
-def decode_source(source: str | bytes) -> str:
-    """Return the document as text; refuse binary, non-UTF-8 and empty input."""
+def fetch_source(url):
+    """Download a document through the fetch guard; return (bytes, file name, media type)."""
+    try:
+        return reading.fetch_document(url)
+    except reading.UnreadableDocument as error:
+        raise DocumentImportError(str(error)) from None
+
+
+def decode_source(source: str | bytes, *, filename: str = "", content_type: str = "") -> str:
+    """Return the document as text: PDF, Word, HTML and plain text become Markdown
+    (tracker.reading); Markdown and CSV come as they are. Refuse binary, non-UTF-8, empty
+    and oversized input."""
     if isinstance(source, bytes):
-        if b"\x00" in source:
-            raise DocumentImportError("This is a binary file, not a text document.")
         try:
-            source = source.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            raise DocumentImportError(
-                f"This file is not UTF-8 text (undecodable byte at position {error.start})."
-            ) from None
+            source = reading.document_markdown(source, filename=filename, content_type=content_type)
+        except reading.UnreadableDocument as error:
+            raise DocumentImportError(str(error)) from None
     text = source.removeprefix("\ufeff")
     if "\x00" in text:  # text given as str: NUL is binary too, and PostgreSQL refuses it
         raise DocumentImportError("This is a binary file, not a text document.")
@@ -1115,6 +1129,7 @@ def import_document(
     publisher_acronym: str = "",
     fmt: str | None = None,
     filename: str = "",
+    content_type: str = "",
     title: str | None = None,
     kind: str | None = None,
     published_on: datetime.date | None = None,
@@ -1143,7 +1158,7 @@ def import_document(
     5. All of it happens in one transaction; a dry run rolls it back after the same work, so
        its report is exact.
     """
-    text = decode_source(source)
+    text = decode_source(source, filename=filename, content_type=content_type)
     fmt = fmt or detect_format(text, filename=filename)
     parsed = parse_document(text, fmt=fmt, document_code=code)
     with transaction.atomic():

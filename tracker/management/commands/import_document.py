@@ -8,10 +8,12 @@ from tracker.importing import (
     FORMATS,
     DocumentImportError,
     default_document_code,
+    fetch_source,
     import_document,
     read_source,
 )
 from tracker.models import Document
+from tracker.reading import is_url
 
 
 def iso_date(value):
@@ -23,12 +25,12 @@ def iso_date(value):
 
 class Command(BaseCommand):
     help = (
-        "Import a document's recommendations from a Markdown report, an op-ed's text or a CSV "
-        "file. Importing again updates them in place."
+        "Import a document's recommendations from a file or a URL: Markdown, PDF, Word (.docx), "
+        "HTML, plain text (a report or an op-ed) or CSV. Importing again updates them in place."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("path", type=Path)
+        parser.add_argument("path", metavar="PATH|URL", help="A file, or an http(s) URL to fetch.")
         parser.add_argument(
             "--format", dest="fmt", choices=FORMATS, help="Default: from the extension or content."
         )
@@ -58,8 +60,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         path = options["path"]
+        content_type = ""
         try:
-            source = read_source(path)
+            if is_url(path):
+                source, filename, content_type = fetch_source(path)
+            else:
+                source, filename = read_source(path), Path(path).name
             code = options["code"] or default_document_code(
                 publisher=options["publisher"] or "",
                 publisher_acronym=options["publisher_acronym"],
@@ -68,7 +74,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Importing {path} as {code}…")
             result = import_document(
                 source,
-                filename=path.name,
+                filename=filename,
+                content_type=content_type,
                 fmt=options["fmt"],
                 code=code,
                 title=options["title"],
@@ -77,7 +84,7 @@ class Command(BaseCommand):
                 kind=options["kind"],
                 published_on=options["published_on"],
                 author=options["author"],
-                url=options["url"],
+                url=options["url"] or (path if is_url(path) else ""),
                 addressee=options["addressee"],
                 is_published=not options["draft"],
                 dry_run=options["dry_run"],
