@@ -386,6 +386,9 @@ LIGATURES = str.maketrans(
 )
 # Lines this close to a page's top or bottom may be running headers or footers.
 EDGE_LINES = 2
+# Running headers and footers are short; a list item or a long line at a page's edge is text,
+# even when every chapter ends with one much like it.
+RUNNING_MAX_CHARS = 80
 
 
 @dataclass
@@ -724,7 +727,10 @@ def drop_running_furniture(pages: list[list[PdfLine]], *, body_size: float):
         [
             line
             for line in page[:EDGE_LINES] + page[-EDGE_LINES:]
-            if line.size <= body_size and not line.table
+            if line.size <= body_size
+            and not line.table
+            and len(line.text) <= RUNNING_MAX_CHARS
+            and not LIST_MARKER_RE.match(line.text)
         ]
         for page in pages
     ]
