@@ -707,7 +707,7 @@ def test_command_needs_a_code_or_a_publication_date():
         ("empty.md", b"  \n\n", "empty"),
         ("image.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
         ("latin1.md", "## 1. Acción rápida\n".encode("latin-1"), "not UTF-8"),
-        ("plain.md", b"# A title\n\nNo numbered sections here.\n", "No numbered section"),
+        ("plain.md", b"# A title\n\nNo numbered sections here.\n", "No recommendations"),
         ("parent.csv", b"code,parent_code,text\nX-1,X-9,Do it.\n", "unknown parent code X-9"),
         (
             "agency.csv",

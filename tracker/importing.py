@@ -7,7 +7,6 @@ dry-run import leaves the database as it was. `export_csv()` writes the CSV form
 
 import csv
 import datetime
-import html
 import io
 import re
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from django.db.models import prefetch_related_objects
 from .caching import note_data_changed
 from .directory import CONGRESS, WHITE_HOUSE, ensure_agency_directory
 from .models import Agency, Document, Ownership, Publisher, Recommendation, Theme
+from .structure import document_title, find_asks, plain_text
 
 MARKDOWN = "markdown"
 OP_ED = "op-ed"
@@ -51,6 +51,10 @@ CSV_PRIORITY_VALUES = {
 
 # Short titles are the first sentence of the text, cut to this many characters.
 TITLE_MAX_LENGTH = 90
+# Where a long first sentence may be cut into a title: a comma, semicolon, colon or dash.
+CLAUSE_BOUNDARY_RE = re.compile(r"[,;:](?=\s)|\s[\u2013\u2014]\s")
+# A title cut at a clause boundary keeps at least this many characters.
+MIN_CLAUSE_LENGTH = 30
 # A bold span in running text needs this many words to be a recommendation, not a fact.
 MIN_RECOMMENDATION_WORDS = 8
 # After the last step of an op-ed come its closing paragraphs: keep this many as the note.
@@ -104,12 +108,6 @@ SECTION_NUMBER_RE = re.compile(
 BOLD_RE = re.compile(r"(\*\*|__)(?P<text>.+?)(?:\1|\Z)", re.DOTALL)
 # Words that make a bold span a recommendation rather than a highlighted fact or name.
 RECOMMENDING_RE = re.compile(r"\b(?:should|must|recommends?|urges?|calls? on)\b", re.IGNORECASE)
-# Markdown links and images: keep the text, drop the target.
-LINK_RE = re.compile(r"!?\[(?P<text>[^\]]*)\]\([^)]*\)")
-# Backslash escapes of Markdown punctuation: "\(COMAR\)".
-ESCAPE_RE = re.compile(r"\\(?P<char>[\\`*_{}\[\]()#+\-.!|>])")
-# Emphasis markers; underscores only at word edges, so snake_case survives.
-EMPHASIS_RE = re.compile(r"\*+|(?<!\w)_+|_+(?!\w)")
 WHITESPACE_RE = re.compile(r"\s+")
 # A sentence ends at . ! or ? before a capital, but not after initials such as "U.S.".
 SENTENCE_END_RE = re.compile(r"(?<![\s.][A-Z]\.)(?<=[.!?])\s+(?=[\"\u201c\u2018(]?[A-Z0-9])")
@@ -257,8 +255,10 @@ def detect_format(text, *, filename=""):
         return MARKDOWN
     if any(map(is_first_step, split_op_ed(text)[2])):
         return OP_ED
+    if find_asks(text):
+        return MARKDOWN
     raise DocumentImportError(
-        "Unrecognised document: expected Markdown with numbered section headings, an op-ed "
+        "Unrecognised document: expected Markdown with recommendations, an op-ed "
         'whose steps open with "First,", "Second,", ... or a CSV with code and text columns.'
     )
 
@@ -289,11 +289,9 @@ def clean_whitespace(text):
 
 
 def clean_markdown(text):
-    """Return Markdown as plain text: links to their text, no emphasis or escapes."""
-    text = LINK_RE.sub(r"\g<text>", text)
-    text = EMPHASIS_RE.sub("", text)
-    text = ESCAPE_RE.sub(r"\g<char>", text)
-    return clean_whitespace(html.unescape(text))
+    """Return Markdown as plain text: links to their text, no emphasis, escapes, inline HTML
+    or footnote markers."""
+    return plain_text(text)
 
 
 def split_sentences(text):
@@ -301,10 +299,15 @@ def split_sentences(text):
 
 
 def short_title(text, *, limit=TITLE_MAX_LENGTH):
-    """Return the text's first sentence, cut at a word boundary to at most `limit` chars."""
+    """Return the text's first sentence as a short clause of at most `limit` chars: cut at the
+    last clause boundary that fits, else between words with an ellipsis."""
     sentence = split_sentences(text)[0].rstrip(". ")
     if len(sentence) <= limit:
         return sentence
+    head = sentence[:limit]
+    boundaries = [m.start() for m in CLAUSE_BOUNDARY_RE.finditer(head)]
+    if boundaries and boundaries[-1] >= MIN_CLAUSE_LENGTH:
+        return head[: boundaries[-1]].rstrip()
     cut = sentence[: limit - 1].rsplit(" ", 1)[0]
     return cut.rstrip(",;:-\u2013 ") + "…"
 
@@ -339,6 +342,38 @@ class Section:
 
 
 def parse_markdown(text, *, document_code):
+    """Parse a Markdown document's recommendations, whatever its shape (see `structure`).
+
+    A report whose numbered headings read "## 1. Title" keeps the line-based reading below,
+    which also mends what a PDF's page breaks did to it (bold spans split across paragraphs).
+    """
+    blocks = split_blocks(text)
+    if numbered_sections(blocks):
+        return parse_numbered_report(blocks, document_code=document_code)
+    asks = find_asks(text)
+    if not asks:
+        raise DocumentImportError(
+            "No recommendations were found in this Markdown: no numbered headings, no "
+            '"Recommendations" section and no list or table of asks (sentences with "should", '
+            '"must", "urge" or opening with a verb such as "Fund" or "Restore").'
+        )
+    recommendations = [
+        ParsedRecommendation(
+            code=f"{document_code}-{ask.code}",
+            parent_code=f"{document_code}-{ask.parent_code}" if ask.parent_code else "",
+            text=ask.text,
+            note=ask.note,
+            section_title=ask.section_title,
+            lead_in=ask.lead_in,
+        )
+        for ask in asks
+    ]
+    return ParsedDocument(
+        format=MARKDOWN, recommendations=recommendations, title=document_title(text)
+    )
+
+
+def parse_numbered_report(blocks, *, document_code):
     """Parse a report whose numbered sections hold its recommendations.
 
     1. Each numbered heading is a recommendation; the bold list items under it, and bold
@@ -346,12 +381,7 @@ def parse_markdown(text, *, document_code):
     2. The numbered part ends at a horizontal rule or at a later heading without a number.
     3. Text after an item's bold span is the item's note.
     """
-    blocks = split_blocks(text)
     sections = numbered_sections(blocks)
-    if not sections:
-        raise DocumentImportError(
-            'No numbered section headings (such as "## 1. Title") were found in this Markdown.'
-        )
     numbers = [section.number for section in sections]
     if repeated := sorted({number for number in numbers if numbers.count(number) > 1}):
         raise DocumentImportError(f"Section number(s) {', '.join(repeated)} appear twice.")
