@@ -20,7 +20,7 @@ from django.db.models import prefetch_related_objects
 from .caching import note_data_changed
 from .directory import CONGRESS, WHITE_HOUSE, ensure_agency_directory
 from .models import Agency, Document, Ownership, Publisher, Recommendation, Theme
-from .structure import document_title, find_asks, plain_text
+from .structure import document_title, find_asks, is_ask, plain_text
 
 MARKDOWN = "markdown"
 OP_ED = "op-ed"
@@ -51,8 +51,15 @@ CSV_PRIORITY_VALUES = {
 
 # Short titles are the first sentence of the text, cut to this many characters.
 TITLE_MAX_LENGTH = 90
-# Where a long first sentence may be cut into a title: a comma, semicolon, colon or dash.
-CLAUSE_BOUNDARY_RE = re.compile(r"[,;:](?=\s)|\s[\u2013\u2014]\s")
+# Where a long first sentence may be cut into a title: a semicolon, colon or dash, or a comma
+# opening a clause ("…, which", "…, including"); not the commas of a list or a name
+# ("immediate, large-scale", "Population, Refugees, and Migration").
+CLAUSE_BOUNDARY_RE = re.compile(
+    r"[;:](?=\s)|\s[\u2013\u2014]\s|,(?=\s(?:including|which|who|whose|where|when|while|but|so"
+    r"|such|especially|particularly|because|since|although|unless|until|the|with|without|to"
+    r"|for|by|from|through|within|incluidos?|incluyendo|que|quienes?|donde|cuando|mientras"
+    r"|pero|la|el|los|las|con|sin|para|por)\b)"
+)
 # A title cut at a clause boundary keeps at least this many characters.
 MIN_CLAUSE_LENGTH = 30
 # A bold span in running text needs this many words to be a recommendation, not a fact.
@@ -304,10 +311,9 @@ def short_title(text, *, limit=TITLE_MAX_LENGTH):
     sentence = split_sentences(text)[0].rstrip(". ")
     if len(sentence) <= limit:
         return sentence
-    head = sentence[:limit]
-    boundaries = [m.start() for m in CLAUSE_BOUNDARY_RE.finditer(head)]
+    boundaries = [m.start() for m in CLAUSE_BOUNDARY_RE.finditer(sentence) if m.start() <= limit]
     if boundaries and boundaries[-1] >= MIN_CLAUSE_LENGTH:
-        return head[: boundaries[-1]].rstrip()
+        return sentence[: boundaries[-1]].rstrip()
     cut = sentence[: limit - 1].rsplit(" ", 1)[0]
     return cut.rstrip(",;:-\u2013 ") + "…"
 
@@ -348,9 +354,12 @@ def parse_markdown(text, *, document_code):
     which also mends what a PDF's page breaks did to it (bold spans split across paragraphs).
     """
     blocks = split_blocks(text)
-    if numbered_sections(blocks):
+    sections = numbered_sections(blocks)
+    if sections and all(is_ask(plain_text(section.heading)) for section in sections):
         return parse_numbered_report(blocks, document_code=document_code)
     asks = find_asks(text)
+    if not asks and sections:
+        return parse_numbered_report(blocks, document_code=document_code)
     if not asks:
         raise DocumentImportError(
             "No recommendations were found in this Markdown: no numbered headings, no "

@@ -38,7 +38,11 @@ IMPERATIVES = frozenset(
     raise reaffirm redesignate reduce reform reinstate reject release remove reopen repeal replace
     request require rescind resume restore restrict resettle return reverse review scale secure
     set simplify stop strengthen streamline support suspend terminate train treat uphold upgrade
-    use withdraw work
+    use withdraw work reunite welcome admit accept monitor investigate hold respect recognize
+    recognise reauthorize codify condemn coordinate consult oppose refrain revoke keep let give
+    bring put help ban pause address apply assess collect conduct consider encourage evaluate
+    expedite finalize identify inform mandate partner pursue reallocate recruit reimburse renew
+    report rebuild sign ratify update invest do act
     garantizar asegurar ampliar financiar restablecer crear proteger establecer eliminar aumentar
     detener reanudar suspender promover fortalecer implementar adoptar otorgar respetar poner
     cesar derogar permitir reconocer incrementar apoyar invertir mejorar
@@ -235,6 +239,19 @@ def bold_heading(markdown):
     return None
 
 
+def split_bold_lead(markdown):
+    """Return (bold text, rest) when the text opens with a bold sentence of its own, else None.
+
+    "**Restore** asylum at ports" is one sentence with a bold word, not a lead-in."""
+    match = LEADING_BOLD_RE.match(markdown)
+    if match is None:
+        return None
+    rest = plain_text(markdown[match.end() :])
+    if rest and not re.match(r"^[.:;,]?\s*(?:[\"\u201c(¿¡]?[A-Z0-9\u00c0-\u00de]|$)", rest):
+        return None
+    return plain_text(match["text"]), rest.lstrip(".,;: ")
+
+
 def heading_mark(text):
     """Return (mark, title) for a numbered or lettered heading that asks, else None."""
     match = HEADING_MARK_RE.match(text)
@@ -335,11 +352,10 @@ class TreeBuilder:
 
     def paragraph(self, block):
         text = plain_text(block.text)
-        bold = LEADING_BOLD_RE.match(block.text.strip())
+        bold = split_bold_lead(block.text.strip())
         self.items = {}
-        if bold and is_ask(plain_text(bold["text"])):
-            ask = capitalise(plain_text(bold["text"]))
-            note = plain_text(block.text.strip()[bold.end() :]).lstrip(".,;: ")
+        if bold and is_ask(bold[0]):
+            ask, note = capitalise(bold[0]), bold[1]
             self.add(self.node(ask, note=note), self.under)
             self.awaits_note = not note
             return
@@ -365,13 +381,9 @@ class TreeBuilder:
             del self.items[deeper]
         for deeper in [d for d in self.item_lead_ins if d >= depth]:
             del self.item_lead_ins[deeper]
-        raw = block.text.strip()
-        bold = LEADING_BOLD_RE.match(raw)
-        if bold:
-            text = capitalise(plain_text(bold["text"]))
-            note = plain_text(raw[bold.end() :]).lstrip(".,;: ")
-        else:
-            text, note = capitalise(plain_text(raw)), ""
+        bold = split_bold_lead(block.text.strip())
+        text, note = bold or (plain_text(block.text), "")
+        text = capitalise(text)
         lead_in = next(
             (self.item_lead_ins[d] for d in sorted(self.item_lead_ins, reverse=True)), self.lead_in
         )

@@ -1,0 +1,262 @@
+"""Markdown of every shape advocacy organisations publish becomes a tree of asks."""
+
+import pytest
+
+from tracker.importing import DocumentImportError, parse_markdown, short_title
+from tracker.structure import plain_text
+
+
+def tree(markdown):
+    """Return {local code: (parent's local code, text)} for the parsed document."""
+    parsed = parse_markdown(markdown, document_code="X")
+    return {
+        r.code.removeprefix("X-"): (r.parent_code.removeprefix("X-"), r.text)
+        for r in parsed.recommendations
+    }
+
+
+def by_code(markdown):
+    parsed = parse_markdown(markdown, document_code="X")
+    return {r.code.removeprefix("X-"): r for r in parsed.recommendations}
+
+
+def test_recommendation_headings_with_a_dash_become_the_top_level_asks():
+    markdown = (
+        "# Fixing the asylum system\n\n"
+        "## Background\n\nThe backlog has grown for a decade.\n\n"
+        "## Recommendation 1 \u2013 Fund more immigration judges\n\n"
+        "Judges decide too few cases.\n\n"
+        "## Recommendation 2 \u2014 Restore asylum at ports of entry\n\n"
+        "- Congress should fund interpreters at every port.\n"
+    )
+    assert tree(markdown) == {
+        "1": ("", "Fund more immigration judges"),
+        "2": ("", "Restore asylum at ports of entry"),
+        "2.1": ("2", "Congress should fund interpreters at every port."),
+    }
+    assert by_code(markdown)["1"].note == "Judges decide too few cases."
+
+
+def test_setext_and_lettered_headings_nest_letters_under_numbers():
+    markdown = (
+        "Protecting children\n===================\n\n"
+        "Recommendation 1: Fund legal representation for children\n"
+        "--------------------------------------------------------\n\n"
+        "### A. Expand the legal services program to every court\n\n"
+        "### B. Train judges in child-sensitive practice\n\n"
+        "Recommendation 2: Stop detaining families\n-----------------------------------------\n"
+    )
+    assert tree(markdown) == {
+        "1": ("", "Fund legal representation for children"),
+        "1.1": ("1", "Expand the legal services program to every court"),
+        "1.2": ("1", "Train judges in child-sensitive practice"),
+        "2": ("", "Stop detaining families"),
+    }
+    assert parse_markdown(markdown, document_code="X").title == "Protecting children"
+
+
+def test_bold_numbered_lines_are_headings_and_chapters_are_not_asks():
+    markdown = (
+        "## 1. Background\n\nMigration has changed.\n\n"
+        "**1. Expand refugee resettlement.**\n\n"
+        "Resettlement fell by half. It should recover.\n\n"
+        "**2. Reinstate the Central American Minors program.**\n"
+    )
+    recommendations = by_code(markdown)
+    assert {code: r.text for code, r in recommendations.items()} == {
+        "1": "Expand refugee resettlement.",
+        "2": "Reinstate the Central American Minors program.",
+    }
+    assert recommendations["1"].note == "Resettlement fell by half. It should recover."
+
+
+def test_a_recommendations_section_with_addressee_subsections_and_nested_lists():
+    markdown = (
+        "# Statement on the border\n\n"
+        "We are alarmed. Officials should be ashamed of the numbers.\n\n"
+        "- 3,000 people were turned back.\n\n"
+        "## Recommendations\n\n"
+        "### To the Department of State\n\n"
+        "1. Restore refugee processing in the region.\n"
+        "   - Reopen the Safe Mobility Offices.\n"
+        "     - Hire staff for the Guatemala office.\n"
+        "   - Publish processing times.\n"
+        "2. **Fund UNHCR registration.**\n\n"
+        "### To Congress\n\n"
+        "- Appropriate $1 billion for shelters.\n\n"
+        "## About us\n\n"
+        "- Support our work today.\n"
+    )
+    recommendations = by_code(markdown)
+    assert tree(markdown) == {
+        "1": ("", "Restore refugee processing in the region."),
+        "1.1": ("1", "Reopen the Safe Mobility Offices."),
+        "1.1.1": ("1.1", "Hire staff for the Guatemala office."),
+        "1.2": ("1", "Publish processing times."),
+        "2": ("", "Fund UNHCR registration."),
+        "3": ("", "Appropriate $1 billion for shelters."),
+    }
+    assert recommendations["1.1.1"].section_title == "To the Department of State"
+    assert recommendations["3"].section_title == "To Congress"
+
+
+def test_lead_in_ending_in_a_colon_makes_its_list_the_asks_and_is_kept():
+    markdown = (
+        "# KIND urges action for children\n\n"
+        "Children arrive alone every day. KIND calls on Congress to:\n\n"
+        "- Fund ORR's post-release services;\n"
+        "- Guarantee counsel for every unaccompanied child; and\n"
+        "- Keep children out of adult detention.\n\n"
+        "What will happen to these children?\n\n"
+        "> “We cannot wait,” said KIND's president.\n\n"
+        "For media inquiries, contact press@example.org or (202) 555-0100.\n"
+    )
+    recommendations = by_code(markdown)
+    assert [r.text for r in recommendations.values()] == [
+        "Fund ORR's post-release services;",
+        "Guarantee counsel for every unaccompanied child; and",
+        "Keep children out of adult detention.",
+    ]
+    assert {r.lead_in for r in recommendations.values()} == {"KIND calls on Congress to:"}
+    assert all(r.parent_code == "" for r in recommendations.values())
+
+
+def test_an_item_ending_in_a_colon_introduces_its_nested_asks():
+    markdown = (
+        "## What we ask\n\n"
+        "- The administration should:\n"
+        "  - End the asylum ban.\n"
+        "  - Restore parole programs.\n"
+        "- Congress must fund legal aid.\n"
+    )
+    recommendations = by_code(markdown)
+    assert tree(markdown) == {
+        "1": ("", "End the asylum ban."),
+        "2": ("", "Restore parole programs."),
+        "3": ("", "Congress must fund legal aid."),
+    }
+    assert recommendations["1"].lead_in == "The administration should:"
+
+
+def test_gao_table_rows_with_a_recommendation_column_are_asks():
+    markdown = (
+        "# Immigration Detention: ICE Should Improve Oversight\n\n"
+        "## Recommendations for Executive Action\n\n"
+        "| Agency affected | Recommendation | Status |\n"
+        "|---|---|---|\n"
+        "| ICE | The Director of ICE should collect data on detention standards. "
+        "(Recommendation 1) | Open |\n"
+        "| ICE | The Director of ICE should publish inspection results. (Recommendation 2) | "
+        "Closed |\n"
+    )
+    assert tree(markdown) == {
+        "1": ("", "The Director of ICE should collect data on detention standards."),
+        "2": ("", "The Director of ICE should publish inspection results."),
+    }
+
+
+def test_bold_lead_in_sentence_is_the_ask_and_its_paragraph_the_note():
+    markdown = (
+        "# Report\n\n"
+        "## Policy recommendations\n\n"
+        "**Congress should double the number of immigration judges.**\n\n"
+        "The courts have 3 million pending cases. Hiring would halve waits.\n\n"
+        "**End metering at ports of entry.** Metering leaves people waiting in danger.\n\n"
+        "**Over 900,000 people** waited in Mexico last year.\n"
+    )
+    recommendations = by_code(markdown)
+    assert [(r.text, r.note) for r in recommendations.values()] == [
+        (
+            "Congress should double the number of immigration judges.",
+            "The courts have 3 million pending cases. Hiring would halve waits.",
+        ),
+        ("End metering at ports of entry.", "Metering leaves people waiting in danger."),
+    ]
+
+
+def test_asks_repeated_in_the_summary_and_the_last_chapter_are_imported_once():
+    markdown = (
+        "# A long report\n\n"
+        "## Executive summary\n\n"
+        "## Recommendations\n\n"
+        "- Restore access to asylum.\n"
+        "- Fund shelters in Mexico.\n\n"
+        "## Chapter 1: History\n\nMuch background here.\n\n"
+        "## Chapter 9: Recommendations\n\n"
+        "- **Restore access to asylum.** Ports of entry turn people away.\n"
+        "- Fund shelters in Mexico\n"
+        "- Expand the CAM program.\n"
+    )
+    recommendations = by_code(markdown)
+    assert [(r.code.removeprefix("X-"), r.text, r.note) for r in recommendations.values()] == [
+        ("1", "Restore access to asylum.", "Ports of entry turn people away."),
+        ("2", "Fund shelters in Mexico.", ""),
+        ("3", "Expand the CAM program.", ""),
+    ]
+
+
+def test_asks_inside_a_recommendations_section_are_preferred_to_those_in_the_background():
+    markdown = (
+        "# Brief\n\n"
+        "In 2019 advocates said:\n\n- Stop family separation.\n\n"
+        "## Our asks\n\n- Reunite every separated family.\n"
+    )
+    assert tree(markdown) == {"1": ("", "Reunite every separated family.")}
+
+
+def test_a_spanish_statement_with_recomendaciones_and_infinitives():
+    markdown = (
+        "# Declaración sobre la frontera\n\n"
+        "¿Qué pasará con las familias?\n\n"
+        "## Recomendaciones\n\n"
+        "### Al Gobierno de México\n\n"
+        "1. Garantizar el acceso al asilo en la frontera sur.\n"
+        "2. **Poner fin a las deportaciones exprés.** Las personas no pueden pedir protección.\n"
+        "3. El Congreso debe financiar a la COMAR.\n"
+        "4. La COMAR recibió 140.000 solicitudes.\n\n"
+        "Para más información: prensa@example.org\n"
+    )
+    recommendations = by_code(markdown)
+    assert [(r.text, r.note) for r in recommendations.values()] == [
+        ("Garantizar el acceso al asilo en la frontera sur.", ""),
+        ("Poner fin a las deportaciones exprés.", "Las personas no pueden pedir protección."),
+        ("El Congreso debe financiar a la COMAR.", ""),
+    ]
+    assert {r.section_title for r in recommendations.values()} == {"Al Gobierno de México"}
+
+
+def test_stored_text_has_no_footnote_markers_html_or_markup():
+    markdown = (
+        "## Recommendations\n\n"
+        "- Congress should fund shelters at the border.12 Shelters are full.[^3]\n"
+        "- The <em>administration</em> should expand parole<sup>4</sup> for Haitians¹.\n"
+        "- **Restore** [asylum](https://example.org) at `ports`.\n"
+    )
+    assert [r.text for r in by_code(markdown).values()] == [
+        "Congress should fund shelters at the border. Shelters are full.",
+        "The administration should expand parole for Haitians.",
+        "Restore asylum at ports.",
+    ]
+    assert plain_text("The **U.S.**\\(USCIS\\) said,3 then") == "The U.S.(USCIS) said, then"
+
+
+def test_titles_are_a_short_clause_cut_at_a_boundary_never_mid_word():
+    text = (
+        "The Department of Homeland Security should restore access to asylum at every port of "
+        "entry, including for people without a CBP One appointment."
+    )
+    assert short_title(text) == (
+        "The Department of Homeland Security should restore access to asylum at every port of entry"
+    )
+    no_boundary = short_title("Fund " + "interpreters " * 12 + "now.")
+    assert no_boundary.endswith("interpreters…")
+    assert len(no_boundary) <= 90
+
+
+def test_a_document_with_no_asks_is_refused():
+    with pytest.raises(DocumentImportError, match="No recommendations"):
+        parse_markdown(
+            "# News\n\nThe minister visited the border.\n\n- **3,000 people** crossed.\n\n"
+            "Share this article\n",
+            document_code="X",
+        )
