@@ -540,7 +540,7 @@ def parse_op_ed(text, *, document_code):
     body = paragraphs[first:]
     # The bio closes the article: look for it only after the last step opens, so that a
     # sentence like "Kamala Harris has been asked..." between steps does not end them.
-    last_step = max(i for i, p in enumerate(body) if STEP_RE.match(p))
+    last_step = max(i for i, p in enumerate(body) if step_match(p))
     bio_at = next((i for i, p in enumerate(body) if i > last_step and BIO_RE.match(p)), len(body))
     steps = group_steps(body[:bio_at])
     if len(steps) < 2:
@@ -576,8 +576,16 @@ def split_op_ed(text):
     return title, bylines, paragraphs
 
 
-def is_first_step(paragraph):
+def step_match(paragraph):
+    """Match a step: an ordinal opening a sentence that asks, not a question ("First, why…?")."""
     match = STEP_RE.match(paragraph)
+    if match is None or split_sentences(match["text"])[0].endswith("?"):
+        return None
+    return match
+
+
+def is_first_step(paragraph):
+    match = step_match(paragraph)
     return match is not None and match["ordinal"] == "First"
 
 
@@ -586,7 +594,7 @@ def group_steps(paragraphs):
     steps = []
     closed = False
     for paragraph in paragraphs:
-        match = STEP_RE.match(paragraph)
+        match = step_match(paragraph)
         if match and not closed:
             steps.append((capitalise(match["text"]), []))
             closed = match["ordinal"] in LAST_STEP_ORDINALS
