@@ -260,3 +260,84 @@ def test_a_document_with_no_asks_is_refused():
             "Share this article\n",
             document_code="X",
         )
+
+
+def test_addressee_subsections_inside_numbered_sections_name_their_asks():
+    markdown = (
+        "## 1. Restore access to asylum\n\n"
+        "### To the Department of Homeland Security\n\n"
+        "- End metering at ports of entry.\n\n"
+        "### To Congress\n\n"
+        "- Fund asylum officers.\n\n"
+        "## 2. Protect children\n\n"
+        "- Guarantee counsel for children.\n"
+    )
+    recommendations = by_code(markdown)
+    assert tree(markdown) == {
+        "1": ("", "Restore access to asylum"),
+        "1.1": ("1", "End metering at ports of entry."),
+        "1.2": ("1", "Fund asylum officers."),
+        "2": ("", "Protect children"),
+        "2.1": ("2", "Guarantee counsel for children."),
+    }
+    assert recommendations["1.1"].section_title == "To the Department of Homeland Security"
+    assert recommendations["1.2"].section_title == "To Congress"
+
+
+def test_a_bare_recommendation_heading_takes_its_text_from_the_next_paragraph():
+    markdown = (
+        "## Recommendation 1\n\n"
+        "**The Secretary of Homeland Security should publish detention data monthly.** "
+        "Data are now released once a year.\n\n"
+        "## Recommendation 2\n\nThe Director of ICE should end the use of solitary confinement.\n"
+    )
+    assert [(r.text, r.note) for r in by_code(markdown).values()] == [
+        (
+            "The Secretary of Homeland Security should publish detention data monthly.",
+            "Data are now released once a year.",
+        ),
+        ("The Director of ICE should end the use of solitary confinement.", ""),
+    ]
+
+
+def test_plain_paragraphs_ask_only_inside_a_recommendations_section():
+    markdown = (
+        "# Niskanen brief\n\n"
+        "Lawmakers should understand the history. It is long.\n\n"
+        "**Our recommendations**\n\n"
+        "We recommend the following steps.\n\n"
+        "Congress should raise the refugee ceiling to 125,000. This would restore capacity.\n\n"
+        "Employers have asked for more visas since 2019.\n\n"
+        "Double the number of immigration judges at EOIR.\n"
+    )
+    assert [(r.text, r.note) for r in by_code(markdown).values()] == [
+        ("Congress should raise the refugee ceiling to 125,000.", "This would restore capacity."),
+        ("Double the number of immigration judges at EOIR.", ""),
+    ]
+
+
+def test_navigation_quotes_and_a_finished_lead_in_are_not_asks():
+    markdown = (
+        "- [Home](/)\n- [Donate](/donate)\n\n"
+        "# Refugees International statement\n\n"
+        "RI urges the administration to:\n\n"
+        "- Restore the refugee ceiling.\n\n"
+        "Those are our asks. Below are related stories.\n\n"
+        "- Haiti's crisis deepens\n"
+        '- "The administration should act now," said the director.\n'
+        "- Call (202) 555-0100 for interviews.\n"
+    )
+    assert tree(markdown) == {"1": ("", "Restore the refugee ceiling.")}
+
+
+def test_a_table_without_a_named_column_uses_the_column_that_asks():
+    markdown = (
+        "## Recommendations\n\n"
+        "| # | Ask | Owner |\n|---|---|---|\n"
+        "| 1 | Expand parole for Haitians | DHS |\n"
+        "| 2 | Congress should fund shelters | Congress |\n"
+    )
+    assert [r.text for r in by_code(markdown).values()] == [
+        "Expand parole for Haitians",
+        "Congress should fund shelters",
+    ]

@@ -355,7 +355,15 @@ def parse_markdown(text, *, document_code):
     """
     blocks = split_blocks(text)
     sections = numbered_sections(blocks)
-    if sections and all(is_ask(plain_text(section.heading)) for section in sections):
+    # The sections end at the first unnumbered heading; when numbered headings follow it
+    # ("### To Congress" inside a section), or a heading is a chapter ("## 1. Background"),
+    # the tree reader is the one that understands the document.
+    numbered_headings = [b for b in blocks if b.kind == HEADING and is_numbered_heading(b)]
+    if (
+        sections
+        and len(numbered_headings) == len(sections)
+        and all(is_ask(plain_text(section.heading)) for section in sections)
+    ):
         return parse_numbered_report(blocks, document_code=document_code)
     asks = find_asks(text)
     if not asks and sections:
@@ -457,6 +465,10 @@ def join_continuations(blocks):
 
 def has_unclosed_bold(text):
     return text.count("**") % 2 == 1 or text.count("__") % 2 == 1
+
+
+def is_numbered_heading(block):
+    return bool(SECTION_NUMBER_RE.match(clean_markdown(block.text)))
 
 
 def numbered_sections(blocks):

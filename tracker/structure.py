@@ -52,7 +52,8 @@ IMPERATIVES = frozenset(
 NOT_ASK_RE = re.compile(
     r"\b(?:media inquiries|press inquiries|for more information|contact us|share this"
     r"|all rights reserved|copyright|subscribe|sign up for|donate|read more|back to top"
-    r"|skip to)\b|©|@\w+\.\w+|\+?\d[\d ().-]{8,}\d",
+    r"|skip to)\b|©|@\w+\.\w+|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b|\+\d{1,3}[ .]\d"
+    r"|[\"\u201d],?\s+(?:said|says|according to|dijo|afirm[óo]|señal[óo])\b",
     re.IGNORECASE,
 )
 # A heading naming the part of a document that holds its asks.
@@ -89,6 +90,8 @@ ESCAPE_RE = re.compile(r"\\(?P<char>[\\`*_{}\[\]()#+\-.!|>])")
 EMPHASIS_RE = re.compile(r"\*+|(?<!\w)_+|_+(?!\w)|`+")
 WHITESPACE_RE = re.compile(r"\s+")
 SENTENCE_END_RE = re.compile(r"(?<![\s.][A-Z]\.)(?<=[.!?])\s+(?=[\"\u201c\u2018(¿¡]?[A-Z0-9])")
+# A list item that is nothing but a link: navigation.
+LINK_ONLY_RE = re.compile(r"^\s*!?\[[^\]]*\]\([^)]*\)\s*$")
 QUOTED_RE = re.compile(r"^[\"\u201c\u00ab].*[\"\u201d\u00bb][.,]?$", re.DOTALL)
 
 MARKDOWN_PARSER = MarkdownIt("commonmark").enable("table")
@@ -234,8 +237,13 @@ def read_blocks(markdown):
 def bold_heading(markdown):
     """A paragraph bold from end to end and numbered, "**1. Title.**", is a heading."""
     match = re.fullmatch(r"(\*\*|__)(?P<text>.+)\1", markdown.strip(), re.DOTALL)
-    if match and HEADING_MARK_RE.match(plain_text(match["text"])):
+    if match is None:
+        return None
+    title = plain_text(match["text"])
+    if HEADING_MARK_RE.match(title):
         return Block(HEADING, match["text"], level=7)
+    if RECOMMENDATIONS_HEADING_RE.search(title) and len(title) < 60 and not is_ask(title):
+        return Block(HEADING, match["text"], level=7)  # "**Our recommendations**"
     return None
 
 
@@ -274,9 +282,9 @@ def find_asks(markdown):
     """Return the document's asks as a flat list, parents first, coded by their place."""
     blocks = read_blocks(markdown)
     scoped = recommendation_sections(blocks)
-    roots = build_tree(scoped) if scoped else []
+    roots = build_tree(scoped, explicit=True) if scoped else []
     if not roots:
-        roots = build_tree(blocks)
+        roots = build_tree(blocks, explicit=False)
     return list(coded(merge_repeated(roots)))
 
 
@@ -299,7 +307,11 @@ def recommendation_sections(blocks):
 
 
 class TreeBuilder:
-    def __init__(self):
+    def __init__(self, *, explicit):
+        # Inside a "Recommendations" section, a plain paragraph that recommends is an ask;
+        # elsewhere it is background.
+        self.explicit = explicit
+        self.bare_heading = False  # "## Recommendation 3" alone: the next paragraph is its text
         self.roots = []
         self.heading_node = None  # the numbered heading the text is under
         self.under = None  # where asks found in the text go: that heading or a lettered one in it
@@ -327,10 +339,11 @@ class TreeBuilder:
         if mark is None:
             if self.heading_node is None or block.level <= self.heading_level:
                 self.heading_node = self.under = None
-                self.section_title = title
+            self.section_title = title  # "To the Department of State": whom the asks address
             self.last = None
             return
         number, text = mark
+        self.bare_heading = not text
         text = text or title
         nested = (
             self.heading_node is not None
@@ -354,6 +367,12 @@ class TreeBuilder:
         text = plain_text(block.text)
         bold = split_bold_lead(block.text.strip())
         self.items = {}
+        if self.bare_heading and self.last is not None and text:
+            self.bare_heading = False
+            self.last.text, self.last.note = bold if bold else (text, "")
+            self.last.section_title = self.section_title = self.last.text
+            self.awaits_note = not self.last.note
+            return
         if bold and is_ask(bold[0]):
             ask, note = capitalise(bold[0]), bold[1]
             self.add(self.node(ask, note=note), self.under)
@@ -371,8 +390,12 @@ class TreeBuilder:
             self.lead_in = split_sentences(text)[-1]
             self.last = None
             return
-        if self.awaits_note and self.last is not None and not is_ask(text):
+        self.lead_in = ""  # a paragraph between a lead-in and a list ends the lead-in
+        if self.awaits_note and self.last is not None and not is_not_ask(text):
             self.last.note = "\n\n".join(filter(None, (self.last.note, text)))
+        elif self.explicit and is_ask(text) and "following" not in text.lower():
+            ask, *rest = split_sentences(text)
+            self.add(self.node(ask, note=" ".join(rest)), self.under)
         self.awaits_note = False
 
     def item(self, block):
@@ -381,6 +404,9 @@ class TreeBuilder:
             del self.items[deeper]
         for deeper in [d for d in self.item_lead_ins if d >= depth]:
             del self.item_lead_ins[deeper]
+        if LINK_ONLY_RE.match(block.text):
+            self.items[depth] = None
+            return
         bold = split_bold_lead(block.text.strip())
         text, note = bold or (plain_text(block.text), "")
         text = capitalise(text)
@@ -418,7 +444,16 @@ class TreeBuilder:
     def table(self, block):
         header, *rows = block.rows or [[]]
         names = [plain_text(cell).lower() for cell in header]
-        column = next((i for i, n in enumerate(names) if "recomend" in n or "recommend" in n), 0)
+        named = [i for i, n in enumerate(names) if "recomend" in n or "recommend" in n]
+        column = (
+            named[0]
+            if named
+            else max(
+                range(len(header)),
+                key=lambda i: sum(i < len(row) and is_ask(plain_text(row[i])) for row in rows),
+                default=0,
+            )
+        )
         for row in rows:
             if column >= len(row):
                 continue
@@ -450,8 +485,8 @@ class TreeBuilder:
         return self.roots
 
 
-def build_tree(blocks):
-    return TreeBuilder().read(blocks)
+def build_tree(blocks, *, explicit):
+    return TreeBuilder(explicit=explicit).read(blocks)
 
 
 def merge_repeated(nodes, seen=None):
