@@ -2,7 +2,7 @@
 
 import pytest
 
-from tracker.importing import DocumentImportError, parse_markdown, short_title
+from tracker.importing import DocumentImportError, import_document, parse_markdown, short_title
 from tracker.structure import plain_text
 
 
@@ -341,3 +341,40 @@ def test_a_table_without_a_named_column_uses_the_column_that_asks():
         "Expand parole for Haitians",
         "Congress should fund shelters",
     ]
+
+
+def test_bullet_glyphs_copied_from_a_page_are_list_items_without_the_glyph():
+    markdown = (
+        "## Recommendations\n\n"
+        "•**Reopen the Central American Minors program.** It reunited families.\n"
+        "• Expand refugee processing in Guatemala.\n\n"
+        "- » **Fund legal aid for children.**\n"
+    )
+    assert [(r.text, r.note) for r in by_code(markdown).values()] == [
+        ("Reopen the Central American Minors program.", "It reunited families."),
+        ("Expand refugee processing in Guatemala.", ""),
+        ("Fund legal aid for children.", ""),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_nested_list_document_is_saved_with_its_parents():
+    markdown = (
+        "# Statement\n\n## What we ask\n\n"
+        "1. Restore refugee processing in the region.\n"
+        "   - Reopen the Safe Mobility Offices.\n"
+        "2. Fund shelters in Mexico.\n"
+    )
+    document = import_document(
+        markdown, code="ST-2025", publisher="Example Institute", filename="statement.md"
+    ).document
+    stored = {
+        r.code: (r.parent.code if r.parent else "", r.text)
+        for r in document.recommendations.order_by("position")
+    }
+    assert stored == {
+        "ST-2025-1": ("", "Restore refugee processing in the region."),
+        "ST-2025-1.1": ("ST-2025-1", "Reopen the Safe Mobility Offices."),
+        "ST-2025-2": ("", "Fund shelters in Mexico."),
+    }
+    assert document.title == "Statement"

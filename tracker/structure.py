@@ -90,6 +90,8 @@ ESCAPE_RE = re.compile(r"\\(?P<char>[\\`*_{}\[\]()#+\-.!|>])")
 EMPHASIS_RE = re.compile(r"\*+|(?<!\w)_+|_+(?!\w)|`+")
 WHITESPACE_RE = re.compile(r"\s+")
 SENTENCE_END_RE = re.compile(r"(?<![\s.][A-Z]\.)(?<=[.!?])\s+(?=[\"\u201c\u2018(¿¡]?[A-Z0-9])")
+# Bullet glyphs left in text copied from a PDF or a web page: "» ", "•", "▪ ".
+GLYPH_BULLET_RE = re.compile(r"^(?:[\u2022\u25aa\u25cf\u25e6\u00b7\u00bb\u2023\u2043\u25a0]\s*)+")
 # A list item that is nothing but a link: navigation.
 LINK_ONLY_RE = re.compile(r"^\s*!?\[[^\]]*\]\([^)]*\)\s*$")
 QUOTED_RE = re.compile(r"^[\"\u201c\u00ab].*[\"\u201d\u00bb][.,]?$", re.DOTALL)
@@ -228,7 +230,16 @@ def read_blocks(markdown):
             elif item_paragraphs:
                 first = item_paragraphs[-1] == 0
                 item_paragraphs[-1] += 1
-                blocks.append(Block(ITEM if first else ITEM_MORE, token.content, level=depth))
+                text = GLYPH_BULLET_RE.sub("", token.content)
+                blocks.append(Block(ITEM if first else ITEM_MORE, text, level=depth))
+            elif GLYPH_BULLET_RE.match(token.content):
+                # "•**Reopen…**": a list whose glyphs Markdown does not know
+                for line in token.content.split("\n"):
+                    text = GLYPH_BULLET_RE.sub("", line)
+                    if GLYPH_BULLET_RE.match(line) or not blocks or blocks[-1].kind != ITEM:
+                        blocks.append(Block(ITEM, text, level=depth + 1))
+                    else:
+                        blocks[-1].text += "\n" + text
             else:
                 blocks.append(bold_heading(token.content) or Block(PARAGRAPH, token.content))
     return blocks
