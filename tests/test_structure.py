@@ -378,3 +378,23 @@ def test_a_nested_list_document_is_saved_with_its_parents():
         "ST-2025-2": ("", "Fund shelters in Mexico."),
     }
     assert document.title == "Statement"
+
+
+def test_gao_recommendations_listed_after_a_lead_in_lose_their_reference():
+    markdown = (
+        "## Recommendations for Executive Action\n\n"
+        "We are making two recommendations to ICE:\n\n"
+        "- The Director of ICE should track detainee transfers. (Recommendation 1)\n"
+        "- The Director of ICE should report deaths in custody within 30 days. "
+        "(Recommendation 2)\n"
+    )
+    assert [(r.text, r.lead_in) for r in by_code(markdown).values()] == [
+        (
+            "The Director of ICE should track detainee transfers.",
+            "We are making two recommendations to ICE:",
+        ),
+        (
+            "The Director of ICE should report deaths in custody within 30 days.",
+            "We are making two recommendations to ICE:",
+        ),
+    ]

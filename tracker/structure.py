@@ -140,6 +140,7 @@ def plain_text(markdown):
     text = ESCAPE_RE.sub(r"\g<char>", text)
     text = SUPERSCRIPT_DIGITS_RE.sub("", html.unescape(text))
     text = GLUED_FOOTNOTE_RE.sub("", text)
+    text = RECOMMENDATION_REF_RE.sub("", text)  # GAO's "(Recommendation 1)": the code says it
     return WHITESPACE_RE.sub(" ", text).strip()
 
 
@@ -468,7 +469,7 @@ class TreeBuilder:
         for row in rows:
             if column >= len(row):
                 continue
-            text = RECOMMENDATION_REF_RE.sub("", plain_text(row[column])).strip()
+            text = plain_text(row[column])
             if is_ask(text):
                 self.add(self.node(text), self.under)
 
