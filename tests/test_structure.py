@@ -398,3 +398,50 @@ def test_gao_recommendations_listed_after_a_lead_in_lose_their_reference():
             "We are making two recommendations to ICE:",
         ),
     ]
+
+
+PRESS_RELEASE = """\
+[Home](/) | [About](/about) | [Donate](/donate)
+
+# KIND Urges Congress to Protect Unaccompanied Children
+
+**WASHINGTON, D.C.** - Today, Kids in Need of Defense (KIND) released the following statement.
+
+"Children should never face court alone," said Wendy Young, KIND president. "Congress must act."
+
+Last year, **more than 130,000 children** arrived alone.<sup>1</sup> Many had no lawyer.\u00b2
+
+KIND calls on Congress to:
+
+* **Fund ORR's post-release services** so that every child has a case manager;
+* Guarantee legal representation for all unaccompanied children, including:
+    * children in ORR custody;
+    * children released to sponsors.
+* Reject any proposal to weaken the Trafficking Victims Protection Reauthorization Act.
+
+Will Congress act before the end of the year?
+
+###
+
+**For media inquiries**, contact Jane Doe at media@supportkind.org or 202-555-0100.
+
+Share this: [Twitter](https://x.com) [Facebook](https://fb.com)
+
+\u00a9 2024 Kids in Need of Defense
+"""
+
+
+def test_press_release_keeps_only_the_asks_and_an_ask_ending_in_a_colon_keeps_its_parts():
+    recommendations = by_code(PRESS_RELEASE)
+    assert tree(PRESS_RELEASE) == {
+        "1": ("", "Fund ORR's post-release services so that every child has a case manager;"),
+        "2": ("", "Guarantee legal representation for all unaccompanied children, including:"),
+        "2.1": ("2", "Children in ORR custody;"),
+        "2.2": ("2", "Children released to sponsors."),
+        "3": (
+            "",
+            "Reject any proposal to weaken the Trafficking Victims Protection Reauthorization Act.",
+        ),
+    }
+    assert {r.lead_in for r in recommendations.values()} == {"KIND calls on Congress to:"}
+    assert {r.section_title for r in recommendations.values()} == {""}

@@ -272,6 +272,20 @@ def split_bold_lead(markdown):
     return plain_text(match["text"]), rest.lstrip(".,;: ")
 
 
+# A lead-in's closing words before its colon: "The administration should:", "KIND urges
+# Congress to:". An ask that merely continues in a list ("Fund X, including:") ends otherwise.
+LEAD_IN_END_RE = re.compile(
+    r"(?:\b(?:should|must|shall|will|to|urges?|recommends?|that|the following|following"
+    r"|deben?|deber[áa]n?|a|que|siguiente|siguientes)|\bcalls? on \S+(?: \S+)?)\s*:$",
+    re.IGNORECASE,
+)
+
+
+def only_introduces(text):
+    """Whether a line ending in a colon only introduces what follows, rather than asking."""
+    return bool(LEAD_IN_END_RE.search(text)) or not is_ask(text)
+
+
 def heading_mark(text):
     """Return (mark, title) for a numbered or lettered heading that asks, else None."""
     match = HEADING_MARK_RE.match(text)
@@ -323,6 +337,7 @@ class TreeBuilder:
         # Inside a "Recommendations" section, a plain paragraph that recommends is an ask;
         # elsewhere it is background.
         self.explicit = explicit
+        self.seen_title = False
         self.bare_heading = False  # "## Recommendation 3" alone: the next paragraph is its text
         self.roots = []
         self.heading_node = None  # the numbered heading the text is under
@@ -351,7 +366,10 @@ class TreeBuilder:
         if mark is None:
             if self.heading_node is None or block.level <= self.heading_level:
                 self.heading_node = self.under = None
-            self.section_title = title  # "To the Department of State": whom the asks address
+            if block.level > 1 or self.seen_title:
+                self.section_title = title  # "To the Department of State": whom asks address
+            self.seen_title = True  # the first level-one heading is the document's title
+
             self.last = None
             return
         number, text = mark
@@ -429,7 +447,7 @@ class TreeBuilder:
             (self.items[d] for d in sorted(self.items, reverse=True) if self.items[d]),
             self.under,
         )
-        introduces = text.endswith(":") and not note
+        introduces = text.endswith(":") and not note and only_introduces(text)
         asks = not introduces and (
             is_ask(text)
             or (lead_in and not is_not_ask(text))
