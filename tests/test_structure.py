@@ -445,3 +445,24 @@ def test_press_release_keeps_only_the_asks_and_an_ask_ending_in_a_colon_keeps_it
     }
     assert {r.lead_in for r in recommendations.values()} == {"KIND calls on Congress to:"}
     assert {r.section_title for r in recommendations.values()} == {""}
+
+
+def test_lettered_lists_markdown_does_not_know_and_recommendation_labels():
+    markdown = (
+        "## Recommendations\n\n"
+        "1. **Recommendation 1:** Congress should fund legal aid.\n"
+        "2. Expand processing, in particular:\n"
+        "   a) reopen offices in Guatemala;\n"
+        "   b) hire more officers.\n\n"
+        "The administration should:\n\n"
+        "a. End metering.\n"
+        "b. Restore the asylum ban waiver.\n"
+    )
+    assert tree(markdown) == {
+        "1": ("", "Congress should fund legal aid."),
+        "2": ("", "Expand processing, in particular:"),
+        "2.1": ("2", "Reopen offices in Guatemala;"),
+        "2.2": ("2", "Hire more officers."),
+        "3": ("", "End metering."),
+        "4": ("", "Restore the asylum ban waiver."),
+    }

@@ -92,6 +92,17 @@ WHITESPACE_RE = re.compile(r"\s+")
 SENTENCE_END_RE = re.compile(r"(?<![\s.][A-Z]\.)(?<=[.!?])\s+(?=[\"\u201c\u2018(¿¡]?[A-Z0-9])")
 # Bullet glyphs left in text copied from a PDF or a web page: "» ", "•", "▪ ".
 GLYPH_BULLET_RE = re.compile(r"^(?:[\u2022\u25aa\u25cf\u25e6\u00b7\u00bb\u2023\u2043\u25a0]\s*)+")
+# Markers of lists CommonMark does not know: glyphs, "a)", "b.", "(c)", "(iv)".
+TEXT_MARKER_RE = re.compile(
+    r"^\s*(?:[\u2022\u25aa\u25cf\u25e6\u00b7\u00bb\u2023\u2043\u25a0]|\(?[a-z]\)|[a-z]\.(?=\s)"
+    r"|\([ivx]+\))\s*"
+)
+# "Recommendation 1:" labelling an ask that follows on the same line.
+ASK_LABEL_RE = re.compile(
+    r"^(?:\*\*|__)?(?:recommendation|recomendaci[oó]n)\s+\d+\s*(?:[:.]|\s[\u2013\u2014-])"
+    r"\s*(?:\*\*|__)?\s*(?=\S)",
+    re.IGNORECASE,
+)
 # A list item that is nothing but a link: navigation.
 LINK_ONLY_RE = re.compile(r"^\s*!?\[[^\]]*\]\([^)]*\)\s*$")
 QUOTED_RE = re.compile(r"^[\"\u201c\u00ab].*[\"\u201d\u00bb][.,]?$", re.DOTALL)
@@ -231,19 +242,30 @@ def read_blocks(markdown):
             elif item_paragraphs:
                 first = item_paragraphs[-1] == 0
                 item_paragraphs[-1] += 1
-                text = GLYPH_BULLET_RE.sub("", token.content)
-                blocks.append(Block(ITEM if first else ITEM_MORE, text, level=depth))
-            elif GLYPH_BULLET_RE.match(token.content):
-                # "•**Reopen…**": a list whose glyphs Markdown does not know
-                for line in token.content.split("\n"):
-                    text = GLYPH_BULLET_RE.sub("", line)
-                    if GLYPH_BULLET_RE.match(line) or not blocks or blocks[-1].kind != ITEM:
-                        blocks.append(Block(ITEM, text, level=depth + 1))
-                    else:
-                        blocks[-1].text += "\n" + text
+                head, *marked = split_marked_lines(GLYPH_BULLET_RE.sub("", token.content))
+                blocks.append(Block(ITEM if first else ITEM_MORE, head, level=depth))
+                blocks += [Block(ITEM, line, level=depth + 1) for line in marked]
+            elif TEXT_MARKER_RE.match(token.content):
+                # "•**Reopen…**", "a) Fund…": a list whose markers Markdown does not know
+                head, *marked = split_marked_lines(token.content)
+                blocks += [Block(ITEM, line, level=depth + 1) for line in (head, *marked)]
             else:
                 blocks.append(bold_heading(token.content) or Block(PARAGRAPH, token.content))
     return blocks
+
+
+def split_marked_lines(content):
+    """Split text into the part before any marked line and the marked lines, markers dropped.
+
+    A line without a marker continues the line before it."""
+    parts = [""]
+    for line in content.split("\n"):
+        if TEXT_MARKER_RE.match(line):
+            parts.append(TEXT_MARKER_RE.sub("", line, count=1))
+        else:
+            parts[-1] = f"{parts[-1]}\n{line}" if parts[-1] else line
+    head, *marked = parts
+    return ([head] if head or not marked else [marked.pop(0)]) + marked
 
 
 def bold_heading(markdown):
@@ -394,6 +416,7 @@ class TreeBuilder:
         self.awaits_note = True
 
     def paragraph(self, block):
+        block.text = ASK_LABEL_RE.sub("", block.text.strip())
         text = plain_text(block.text)
         bold = split_bold_lead(block.text.strip())
         self.items = {}
@@ -437,7 +460,8 @@ class TreeBuilder:
         if LINK_ONLY_RE.match(block.text):
             self.items[depth] = None
             return
-        bold = split_bold_lead(block.text.strip())
+        block.text = ASK_LABEL_RE.sub("", block.text.strip())
+        bold = split_bold_lead(block.text)
         text, note = bold or (plain_text(block.text), "")
         text = capitalise(text)
         lead_in = next(
