@@ -466,3 +466,23 @@ def test_lettered_lists_markdown_does_not_know_and_recommendation_labels():
         "3": ("", "End metering."),
         "4": ("", "Restore the asylum ban waiver."),
     }
+
+
+def test_unnumbered_headings_that_ask_inside_a_recommendations_section_are_asks():
+    markdown = (
+        "# Report\n\n## Background\n\n### Detention grew\n\nNumbers rose.\n\n"
+        "## Recommendations\n\n"
+        "### End family detention\n\n"
+        "Families were held for months.\n\n"
+        "- Release families to case management.\n"
+        "- Close the Dilley facility.\n\n"
+        "### Restore oversight of detention\n"
+    )
+    recommendations = by_code(markdown)
+    assert tree(markdown) == {
+        "1": ("", "End family detention"),
+        "1.1": ("1", "Release families to case management."),
+        "1.2": ("1", "Close the Dilley facility."),
+        "2": ("", "Restore oversight of detention"),
+    }
+    assert recommendations["1"].note == "Families were held for months."

@@ -336,6 +336,11 @@ def find_asks(markdown):
     return list(coded(merge_repeated(roots)))
 
 
+def is_section_heading(title):
+    """A heading naming the part that holds the asks: "Recommendations", "What we ask"."""
+    return bool(RECOMMENDATIONS_HEADING_RE.search(title))
+
+
 def recommendation_sections(blocks):
     """Return the blocks inside the sections headed "Recommendations" and the like."""
     inside = []
@@ -344,7 +349,7 @@ def recommendation_sections(blocks):
         if block.kind == HEADING:
             title = plain_text(block.text)
             numbered = heading_mark(title) is not None
-            if RECOMMENDATIONS_HEADING_RE.search(title) and not numbered:
+            if is_section_heading(title) and not numbered:
                 level = block.level
                 continue
             if level is not None and not numbered and block.level <= level:
@@ -381,6 +386,8 @@ class TreeBuilder:
     def heading(self, block):
         title = plain_text(block.text)
         mark = heading_mark(title)
+        if mark is None and self.explicit and is_ask(title) and not is_section_heading(title):
+            mark = ("", title)  # "### End family detention" inside a Recommendations section
         self.lead_in = ""
         self.items = {}
         self.item_lead_ins = {}
