@@ -486,3 +486,14 @@ def test_unnumbered_headings_that_ask_inside_a_recommendations_section_are_asks(
         "2": ("", "Restore oversight of detention"),
     }
     assert recommendations["1"].note == "Families were held for months."
+
+
+def test_a_verb_used_as_a_noun_does_not_make_a_bullet_an_ask():
+    markdown = (
+        "## Recommendations\n\n"
+        "- Support for refugees fell by half.\n"
+        "- Work authorization is delayed for months.\n"
+        "- Report: detention rises again\n"
+        "- Support refugee resettlement agencies.\n"
+    )
+    assert tree(markdown) == {"1": ("", "Support refugee resettlement agencies.")}

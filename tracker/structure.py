@@ -177,8 +177,21 @@ def is_not_ask(text):
     )
 
 
+# Words after an opening verb that show it is a noun: "Support for refugees fell".
+NOUN_FOLLOWERS = frozenset(
+    "of for is are was were has have had from fell rose grew remains remained de del es fue".split()
+)
+
+COPULAS = frozenset("is are was were has have es son fue".split())
+
+
 def opens_with_imperative(text):
-    words = re.findall(r"[\w-]+", text.lower(), re.UNICODE)[:2]
+    words = re.findall(r"[\w-]+", text.lower(), re.UNICODE)[:3]
+    second, third = [*words, "", ""][1:3]
+    if second in NOUN_FOLLOWERS or third in COPULAS:
+        return False  # "Support for refugees fell", "Work authorization is delayed"
+    if re.match(r"^\W*[\w-]+:", text):
+        return False  # "Report: detention rises"
     return bool(words) and (words[0] in IMPERATIVES or words[:2] == ["poner", "fin"])
 
 
