@@ -497,3 +497,19 @@ def test_a_verb_used_as_a_noun_does_not_make_a_bullet_an_ask():
         "- Support refugee resettlement agencies.\n"
     )
     assert tree(markdown) == {"1": ("", "Support refugee resettlement agencies.")}
+
+
+def test_plain_bullets_under_numbered_headings_are_their_parts():
+    markdown = (
+        "## 1. Restore access to asylum\n\n"
+        "Congress should:\n\n"
+        "- End metering at ports of entry.\n"
+        "- Fund asylum officers.\n\n"
+        "## 2. Protect children\n"
+    )
+    assert tree(markdown) == {
+        "1": ("", "Restore access to asylum"),
+        "1.1": ("1", "End metering at ports of entry."),
+        "1.2": ("1", "Fund asylum officers."),
+        "2": ("", "Protect children"),
+    }

@@ -350,24 +350,27 @@ class Section:
 def parse_markdown(text, *, document_code):
     """Parse a Markdown document's recommendations, whatever its shape (see `structure`).
 
-    A report whose numbered headings read "## 1. Title" keeps the line-based reading below,
-    which also mends what a PDF's page breaks did to it (bold spans split across paragraphs).
+    A report whose numbered headings read "## 1. Title" may keep the line-based reading
+    below, which also mends what a PDF's page breaks did to it (bold spans split across
+    paragraphs), when it finds as many asks as the tree reader: the demo brief reads so.
     """
     blocks = split_blocks(text)
     sections = numbered_sections(blocks)
+    asks = find_asks(text)
     # The sections end at the first unnumbered heading; when numbered headings follow it
     # ("### To Congress" inside a section), or a heading is a chapter ("## 1. Background"),
-    # the tree reader is the one that understands the document.
+    # or plain bullets ask, the tree reader is the one that understands the document.
     numbered_headings = [b for b in blocks if b.kind == HEADING and is_numbered_heading(b)]
     if (
         sections
         and len(numbered_headings) == len(sections)
         and all(is_ask(plain_text(section.heading)) for section in sections)
     ):
-        return parse_numbered_report(blocks, document_code=document_code)
-    asks = find_asks(text)
+        report = parse_numbered_report(blocks, document_code=document_code)
+        if len(report.recommendations) >= len(asks):
+            return report
     if not asks and sections:
-        return parse_numbered_report(blocks, document_code=document_code)
+        return parse_numbered_report(blocks, document_code=document_code)  # says what is wrong
     if not asks:
         raise DocumentImportError(
             "No recommendations were found in this Markdown: no numbered headings, no "
