@@ -513,3 +513,18 @@ def test_plain_bullets_under_numbered_headings_are_their_parts():
         "1.2": ("1", "Fund asylum officers."),
         "2": ("", "Protect children"),
     }
+
+
+def test_decimal_numbered_headings_nest_under_their_chapter():
+    markdown = (
+        "## 1. Restore access to asylum\n\n"
+        "### 1.1 End metering at ports of entry\n\n"
+        "### 1.2 Fund asylum officers\n\n"
+        "## 2. Protect children\n"
+    )
+    assert tree(markdown) == {
+        "1": ("", "Restore access to asylum"),
+        "1.1": ("1", "End metering at ports of entry"),
+        "1.2": ("1", "Fund asylum officers"),
+        "2": ("", "Protect children"),
+    }

@@ -31,7 +31,7 @@ RECOMMENDING_RE = re.compile(
 IMPERATIVES = frozenset(
     """
     abolish adopt allocate allow appoint appropriate authorize build cease close commit continue
-    create data-driven define designate develop direct discontinue double eliminate empower end
+    create define designate develop direct discontinue double eliminate empower end
     engage enact enforce ensure establish exempt expand extend facilitate fix fund grant guarantee
     halt hire implement improve include increase invest issue lead lift limit maintain make
     modernize negotiate offer pass prevent prioritize prioritise prohibit protect provide publish
@@ -42,7 +42,7 @@ IMPERATIVES = frozenset(
     recognise reauthorize codify condemn coordinate consult oppose refrain revoke keep let give
     bring put help ban pause address apply assess collect conduct consider encourage evaluate
     expedite finalize identify inform mandate partner pursue reallocate recruit reimburse renew
-    report rebuild sign ratify update invest do act
+    report rebuild sign ratify update do act
     garantizar asegurar ampliar financiar restablecer crear proteger establecer eliminar aumentar
     detener reanudar suspender promover fortalecer implementar adoptar otorgar respetar poner
     cesar derogar permitir reconocer incrementar apoyar invertir mejorar
@@ -61,10 +61,10 @@ RECOMMENDATIONS_HEADING_RE = re.compile(
     r"\b(?:recommendations|recomendaciones|what we ask|our asks|policy asks|we urge|we call)\b",
     re.IGNORECASE,
 )
-# The mark opening a numbered or lettered heading: "1.", "2)", "A.", "Recommendation 3 -".
+# The mark opening a numbered or lettered heading: "1.", "2)", "1.2", "A.", "Recommendation 3 -".
 HEADING_MARK_RE = re.compile(
-    r"^(?:(?P<word>recommendations?|recomendaci[oó]n)\s+)?(?P<mark>\d{1,2}|[A-Z])"
-    r"(?:\s*[.):]|\s+[\u2013\u2014-])\s+(?P<text>\S.*)$"
+    r"^(?:(?P<word>recommendations?|recomendaci[oó]n)\s+)?(?P<mark>\d{1,2}(?:\.\d{1,2})*|[A-Z])"
+    r"(?:\s*[.):]|\s+[\u2013\u2014-]|(?<=\d\.\d)|(?<=\d\.\d\d))\s+(?P<text>\S.*)$"
     r"|^(?P<bare>(?:recommendation|recomendaci[oó]n)\s+(?P<number>\d{1,2}))$",
     re.IGNORECASE,
 )
@@ -411,16 +411,14 @@ class TreeBuilder:
             if block.level > 1 or self.seen_title:
                 self.section_title = title  # "To the Department of State": whom asks address
             self.seen_title = True  # the first level-one heading is the document's title
-
             self.last = None
             return
         number, text = mark
         self.bare_heading = not text
         text = text or title
-        nested = (
-            self.heading_node is not None
-            and number.isdigit() != self.heading_is_digit
-            and block.level > self.heading_level
+        nested = self.heading_node is not None and (
+            (number.isdigit() != self.heading_is_digit and block.level > self.heading_level)
+            or number.startswith(f"{self.heading_node.number}.")  # "1.2" under "1"
         )
         if nested:
             self.under = self.add(Node(text, section_title=self.section_title), self.heading_node)
