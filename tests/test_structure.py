@@ -528,3 +528,8 @@ def test_decimal_numbered_headings_nest_under_their_chapter():
         "1.2": ("1", "Fund asylum officers"),
         "2": ("", "Protect children"),
     }
+
+
+def test_items_without_words_are_skipped_not_a_crash():
+    with pytest.raises(DocumentImportError, match="No recommendations"):
+        parse_markdown("## Recommendations\n\n- \u2026\n- 42\n", document_code="X")

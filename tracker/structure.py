@@ -187,7 +187,7 @@ COPULAS = frozenset("is are was were has have es son fue".split())
 
 def opens_with_imperative(text):
     words = re.findall(r"[\w-]+", text.lower(), re.UNICODE)[:3]
-    second, third = [*words, "", ""][1:3]
+    second, third = [*words, "", "", ""][1:3]
     if second in NOUN_FOLLOWERS or third in COPULAS:
         return False  # "Support for refugees fell", "Work authorization is delayed"
     if re.match(r"^\W*[\w-]+:", text):
