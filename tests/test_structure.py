@@ -533,3 +533,17 @@ def test_decimal_numbered_headings_nest_under_their_chapter():
 def test_items_without_words_are_skipped_not_a_crash():
     with pytest.raises(DocumentImportError, match="No recommendations"):
         parse_markdown("## Recommendations\n\n- \u2026\n- 42\n", document_code="X")
+
+
+def test_bold_addressee_lines_are_subsections():
+    markdown = (
+        "## Recommendations\n\n"
+        "**To the Department of State:**\n\n"
+        "- Resume refugee processing in Guatemala.\n\n"
+        "**To Congress:**\n\n"
+        "- Fund the Office of Refugee Resettlement.\n"
+    )
+    assert [(r.text, r.section_title) for r in by_code(markdown).values()] == [
+        ("Resume refugee processing in Guatemala.", "To the Department of State:"),
+        ("Fund the Office of Refugee Resettlement.", "To Congress:"),
+    ]

@@ -103,6 +103,10 @@ ASK_LABEL_RE = re.compile(
     r"\s*(?:\*\*|__)?\s*(?=\S)",
     re.IGNORECASE,
 )
+# A bold line naming whom the asks below address: "To Congress:", "Al Gobierno de México".
+ADDRESSEE_RE = re.compile(
+    r"^(?:[Tt]o|[Ff]or|[Aa]l|[Aa] la|[Aa] los|[Aa] las|[Pp]ara)\s+(?:the\s+)?[A-ZÁÉÍÓÚ]"
+)
 # A list item that is nothing but a link: navigation.
 LINK_ONLY_RE = re.compile(r"^\s*!?\[[^\]]*\]\([^)]*\)\s*$")
 QUOTED_RE = re.compile(r"^[\"\u201c\u00ab].*[\"\u201d\u00bb][.,]?$", re.DOTALL)
@@ -291,6 +295,8 @@ def bold_heading(markdown):
         return Block(HEADING, match["text"], level=7)
     if RECOMMENDATIONS_HEADING_RE.search(title) and len(title) < 60 and not is_ask(title):
         return Block(HEADING, match["text"], level=7)  # "**Our recommendations**"
+    if ADDRESSEE_RE.match(title) and len(title) < 80:
+        return Block(HEADING, match["text"], level=7)  # "**To the Department of State:**"
     return None
 
 
