@@ -547,3 +547,19 @@ def test_bold_addressee_lines_are_subsections():
         ("Resume refugee processing in Guatemala.", "To the Department of State:"),
         ("Fund the Office of Refugee Resettlement.", "To Congress:"),
     ]
+
+
+def test_a_paragraph_inside_a_list_item_is_its_note():
+    markdown = (
+        "## Our asks\n\n"
+        "1. **Fund legal representation for children.**\n\n"
+        "   Children with lawyers win their cases five times as often.\n\n"
+        "2. Expand the Central American Minors program.\n"
+    )
+    assert [(r.text, r.note) for r in by_code(markdown).values()] == [
+        (
+            "Fund legal representation for children.",
+            "Children with lawyers win their cases five times as often.",
+        ),
+        ("Expand the Central American Minors program.", ""),
+    ]
