@@ -141,7 +141,7 @@ def test_a_dry_run_upload_reports_and_writes_nothing(admin_client):
          "This file is not UTF-8 text"),
         (b"", "empty.md", "The submitted file is empty."),
         (b"Just a paragraph, with no numbered sections.", "plain.md",
-         "No numbered section headings"),
+         "No recommendations were found"),
         (b"code,text\nHILL-2021-1,\n", "rows.csv", "Row 2: code and text are required."),
     ],
     ids=["oversized", "corrupt-pdf", "corrupt-docx", "other-type", "binary", "not-utf8", "empty",

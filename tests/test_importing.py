@@ -705,7 +705,7 @@ def test_command_needs_a_code_or_a_publication_date():
         ("empty.md", b"  \n\n", "empty"),
         ("image.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
         ("latin1.md", "## 1. Acción rápida\n".encode("latin-1"), "not UTF-8"),
-        ("plain.md", b"# A title\n\nNo numbered sections here.\n", "No numbered section"),
+        ("plain.md", b"# A title\n\nNo numbered sections here.\n", "No recommendations"),
         ("parent.csv", b"code,parent_code,text\nX-1,X-9,Do it.\n", "unknown parent code X-9"),
         (
             "agency.csv",
@@ -753,3 +753,23 @@ def test_an_op_ed_sentence_about_a_person_between_steps_does_not_end_the_steps()
     assert [r.code for r in parsed.recommendations] == ["X-2025-1", "X-2025-2", "X-2025-3"]
     assert "Kamala Harris" in parsed.recommendations[0].note
     assert parsed.author == "Jane Doe"
+
+
+def test_op_ed_questions_opening_with_ordinals_are_not_steps():
+    questions = (
+        "Three questions for the White House\n\n"
+        "First, why has the administration not restored asylum at the border?\n\n"
+        "Second, who will pay for the shelters? Nobody has said.\n\n"
+        "Third, when will separated families be reunited?\n\n"
+    )
+    with pytest.raises(DocumentImportError, match="No ordinal steps"):
+        parse_op_ed(questions, document_code="X")
+    answers = (
+        "First, Congress must fund shelters along the route.\n\n"
+        "Second, USCIS should reunite families within a year.\n"
+    )
+    parsed = parse_op_ed(questions + answers, document_code="X")
+    assert [r.text for r in parsed.recommendations] == [
+        "Congress must fund shelters along the route.",
+        "USCIS should reunite families within a year.",
+    ]

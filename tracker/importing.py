@@ -9,7 +9,6 @@ to it by text (`match_recommendations()`), so each ask keeps its history whateve
 
 import csv
 import datetime
-import html
 import io
 import re
 from collections import defaultdict
@@ -27,6 +26,7 @@ from . import reading
 from .caching import note_data_changed
 from .directory import CONGRESS, SHORT_NAMES, WHITE_HOUSE, ensure_agency_directory
 from .models import Agency, Document, Ownership, Publisher, Recommendation, Theme
+from .structure import document_title, find_asks, is_ask, plain_text
 
 MARKDOWN = "markdown"
 OP_ED = "op-ed"
@@ -57,6 +57,17 @@ CSV_PRIORITY_VALUES = {
 
 # Short titles are the first sentence of the text, cut to this many characters.
 TITLE_MAX_LENGTH = 90
+# Where a long first sentence may be cut into a title: a semicolon, colon or dash, or a comma
+# opening a clause ("…, which", "…, including"); not the commas of a list or a name
+# ("immediate, large-scale", "Population, Refugees, and Migration").
+CLAUSE_BOUNDARY_RE = re.compile(
+    r"[;:](?=\s)|\s[\u2013\u2014]\s|,(?=\s(?:including|which|who|whose|where|when|while|but|so"
+    r"|such|especially|particularly|because|since|although|unless|until|the|with|without|to"
+    r"|for|by|from|through|within|incluidos?|incluyendo|que|quienes?|donde|cuando|mientras"
+    r"|pero|la|el|los|las|con|sin|para|por)\b)"
+)
+# A title cut at a clause boundary keeps at least this many characters.
+MIN_CLAUSE_LENGTH = 30
 # A bold span in running text needs this many words to be a recommendation, not a fact.
 MIN_RECOMMENDATION_WORDS = 8
 # After the last step of an op-ed come its closing paragraphs: keep this many as the note.
@@ -110,12 +121,6 @@ SECTION_NUMBER_RE = re.compile(
 BOLD_RE = re.compile(r"(\*\*|__)(?P<text>.+?)(?:\1|\Z)", re.DOTALL)
 # Words that make a bold span a recommendation rather than a highlighted fact or name.
 RECOMMENDING_RE = re.compile(r"\b(?:should|must|recommends?|urges?|calls? on)\b", re.IGNORECASE)
-# Markdown links and images: keep the text, drop the target.
-LINK_RE = re.compile(r"!?\[(?P<text>[^\]]*)\]\([^)]*\)")
-# Backslash escapes of Markdown punctuation: "\(COMAR\)".
-ESCAPE_RE = re.compile(r"\\(?P<char>[\\`*_{}\[\]()#+\-.!|>])")
-# Emphasis markers; underscores only at word edges, so snake_case survives.
-EMPHASIS_RE = re.compile(r"\*+|(?<!\w)_+|_+(?!\w)")
 WHITESPACE_RE = re.compile(r"\s+")
 # A sentence ends at . ! or ? before a capital, but not after initials such as "U.S.".
 SENTENCE_END_RE = re.compile(r"(?<![\s.][A-Z]\.)(?<=[.!?])\s+(?=[\"\u201c\u2018(]?[A-Z0-9])")
@@ -376,8 +381,10 @@ def detect_format(text, *, filename=""):
         return MARKDOWN
     if any(map(is_first_step, split_op_ed(text)[2])):
         return OP_ED
+    if find_asks(text):
+        return MARKDOWN
     raise DocumentImportError(
-        "Unrecognised document: expected Markdown with numbered section headings, an op-ed "
+        "Unrecognised document: expected Markdown with recommendations, an op-ed "
         'whose steps open with "First,", "Second,", ... or a CSV with code and text columns.'
     )
 
@@ -408,11 +415,9 @@ def clean_whitespace(text):
 
 
 def clean_markdown(text):
-    """Return Markdown as plain text: links to their text, no emphasis or escapes."""
-    text = LINK_RE.sub(r"\g<text>", text)
-    text = EMPHASIS_RE.sub("", text)
-    text = ESCAPE_RE.sub(r"\g<char>", text)
-    return clean_whitespace(html.unescape(text))
+    """Return Markdown as plain text: links to their text, no emphasis, escapes, inline HTML
+    or footnote markers."""
+    return plain_text(text)
 
 
 def split_sentences(text):
@@ -420,10 +425,14 @@ def split_sentences(text):
 
 
 def short_title(text, *, limit=TITLE_MAX_LENGTH):
-    """Return the text's first sentence, cut at a word boundary to at most `limit` chars."""
+    """Return the text's first sentence as a short clause of at most `limit` chars: cut at the
+    last clause boundary that fits, else between words with an ellipsis."""
     sentence = split_sentences(text)[0].rstrip(". ")
     if len(sentence) <= limit:
         return sentence
+    boundaries = [m.start() for m in CLAUSE_BOUNDARY_RE.finditer(sentence) if m.start() <= limit]
+    if boundaries and boundaries[-1] >= MIN_CLAUSE_LENGTH:
+        return sentence[: boundaries[-1]].rstrip()
     cut = sentence[: limit - 1].rsplit(" ", 1)[0]
     return cut.rstrip(",;:-\u2013 ") + "…"
 
@@ -458,6 +467,52 @@ class Section:
 
 
 def parse_markdown(text, *, document_code):
+    """Parse a Markdown document's recommendations, whatever its shape (see `structure`).
+
+    A report whose numbered headings read "## 1. Title" may keep the line-based reading
+    below, which also mends what a PDF's page breaks did to it (bold spans split across
+    paragraphs), when it finds as many asks as the tree reader: the demo brief reads so.
+    """
+    blocks = split_blocks(text)
+    sections = numbered_sections(blocks)
+    asks = find_asks(text)
+    # The sections end at the first unnumbered heading; when numbered headings follow it
+    # ("### To Congress" inside a section), or a heading is a chapter ("## 1. Background"),
+    # or plain bullets ask, the tree reader is the one that understands the document.
+    numbered_headings = [b for b in blocks if b.kind == HEADING and is_numbered_heading(b)]
+    if (
+        sections
+        and len(numbered_headings) == len(sections)
+        and all(is_ask(plain_text(section.heading)) for section in sections)
+    ):
+        report = parse_numbered_report(blocks, document_code=document_code)
+        if len(report.recommendations) >= len(asks):
+            return report
+    if not asks and sections:
+        return parse_numbered_report(blocks, document_code=document_code)  # says what is wrong
+    if not asks:
+        raise DocumentImportError(
+            "No recommendations were found in this Markdown: no numbered headings, no "
+            '"Recommendations" section and no list or table of asks (sentences with "should", '
+            '"must", "urge" or opening with a verb such as "Fund" or "Restore").'
+        )
+    recommendations = [
+        ParsedRecommendation(
+            code=f"{document_code}-{ask.code}",
+            parent_code=f"{document_code}-{ask.parent_code}" if ask.parent_code else "",
+            text=ask.text,
+            note=ask.note,
+            section_title=ask.section_title,
+            lead_in=ask.lead_in,
+        )
+        for ask in asks
+    ]
+    return ParsedDocument(
+        format=MARKDOWN, recommendations=recommendations, title=document_title(text)
+    )
+
+
+def parse_numbered_report(blocks, *, document_code):
     """Parse a report whose numbered sections hold its recommendations.
 
     1. Each numbered heading is a recommendation; the bold list items under it, and bold
@@ -465,12 +520,7 @@ def parse_markdown(text, *, document_code):
     2. The numbered part ends at a horizontal rule or at a later heading without a number.
     3. Text after an item's bold span is the item's note.
     """
-    blocks = split_blocks(text)
     sections = numbered_sections(blocks)
-    if not sections:
-        raise DocumentImportError(
-            'No numbered section headings (such as "## 1. Title") were found in this Markdown.'
-        )
     numbers = [section.number for section in sections]
     if repeated := sorted({number for number in numbers if numbers.count(number) > 1}):
         raise DocumentImportError(f"Section number(s) {', '.join(repeated)} appear twice.")
@@ -537,6 +587,10 @@ def join_continuations(blocks):
 
 def has_unclosed_bold(text):
     return text.count("**") % 2 == 1 or text.count("__") % 2 == 1
+
+
+def is_numbered_heading(block):
+    return bool(SECTION_NUMBER_RE.match(clean_markdown(block.text)))
 
 
 def numbered_sections(blocks):
@@ -620,7 +674,7 @@ def parse_op_ed(text, *, document_code):
     body = paragraphs[first:]
     # The bio closes the article: look for it only after the last step opens, so that a
     # sentence like "Kamala Harris has been asked..." between steps does not end them.
-    last_step = max(i for i, p in enumerate(body) if STEP_RE.match(p))
+    last_step = max(i for i, p in enumerate(body) if step_match(p))
     bio_at = next((i for i, p in enumerate(body) if i > last_step and BIO_RE.match(p)), len(body))
     steps = group_steps(body[:bio_at])
     if len(steps) < 2:
@@ -656,8 +710,16 @@ def split_op_ed(text):
     return title, bylines, paragraphs
 
 
-def is_first_step(paragraph):
+def step_match(paragraph):
+    """Match a step: an ordinal opening a sentence that asks, not a question ("First, why…?")."""
     match = STEP_RE.match(paragraph)
+    if match is None or split_sentences(match["text"])[0].endswith("?"):
+        return None
+    return match
+
+
+def is_first_step(paragraph):
+    match = step_match(paragraph)
     return match is not None and match["ordinal"] == "First"
 
 
@@ -666,7 +728,7 @@ def group_steps(paragraphs):
     steps = []
     closed = False
     for paragraph in paragraphs:
-        match = STEP_RE.match(paragraph)
+        match = step_match(paragraph)
         if match and not closed:
             steps.append((capitalise(match["text"]), []))
             closed = match["ordinal"] in LAST_STEP_ORDINALS
