@@ -1,6 +1,8 @@
 import csv
 import datetime
 import io
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -682,6 +684,39 @@ def test_command_dry_run_says_so_and_writes_nothing():
     )
     assert f"{len(MESSY_BRIEF_CODES)} created" in output
     assert "Dry run: nothing was written." in output
+    assert not Document.objects.exists()
+
+
+@pytest.mark.django_db
+def test_command_dry_run_prints_the_whole_proposal_as_a_tree():
+    output = run_command(
+        SAMPLES_DIR / MESSY_BRIEF, "--code", "EI-2024", "--publisher", "EI", "--dry-run"
+    )
+    tree = [line for line in output.splitlines() if re.match(r"[+~ ] +EI-2024-", line)]
+    assert len(tree) == len(MESSY_BRIEF_CODES)
+    assert "+   EI-2024-1.2  [Congress" in output  # a child, indented under its parent
+    assert "Fund USCIS to hire more asylum officers" in output
+    assert not Document.objects.exists()
+
+
+@pytest.mark.django_db
+def test_command_json_gives_the_proposal_as_data_and_writes_nothing_in_a_dry_run():
+    stdout, stderr = io.StringIO(), io.StringIO()
+    call_command(
+        "import_document", str(SAMPLES_DIR / MESSY_BRIEF), "--code", "EI-2024",
+        "--publisher", "EI", "--dry-run", "--json", stdout=stdout, stderr=stderr,
+    )  # fmt: skip
+    data = json.loads(stdout.getvalue())
+    assert data["dry_run"] and data["document"]["code"] == "EI-2024"
+    items = {item["code"]: item for item in data["recommendations"]}
+    assert list(items) == [f"EI-2024-{code}" for code in MESSY_BRIEF_CODES]
+    child = items["EI-2024-1.2"]
+    assert child["parent"] == "EI-2024-1"
+    assert child["outcome"] == "created"
+    assert child["lead"] == "Congress"
+    assert child["text"].startswith("Fund USCIS to hire more asylum officers")
+    assert data["summary"].startswith(f"{len(MESSY_BRIEF_CODES)} created")
+    assert "Importing" in stderr.getvalue()
     assert not Document.objects.exists()
 
 

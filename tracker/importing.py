@@ -314,6 +314,9 @@ class ImportResult:
     leads: dict[str, Agency | None] = field(default_factory=dict)
     # What staff should review, e.g. recommendations whose owner was not found.
     flags: list[ImportFlag] = field(default_factory=list)
+    # Every recommendation of the new version as it was saved (or would be, in a dry run):
+    # see proposal_item.
+    proposal: list[dict] = field(default_factory=list)
 
     def record(self, recommendation, outcome, *, lead):
         getattr(self, outcome).append(recommendation)
@@ -1275,9 +1278,48 @@ def import_document(
             if recommendation.pk in before:
                 record_identity(result, recommendation, before=before)
         result.withdrawn = withdraw(unmatched)
+        result.proposal = describe_proposal(result, list(saved.values()))
         if dry_run:
             transaction.set_rollback(True)
     return result
+
+
+def describe_proposal(result, recommendations):
+    """Return each recommendation of the import as plain data, read inside its transaction so
+    a dry run describes exactly what it would have saved."""
+    prefetch_related_objects(recommendations, "parent", "ownerships__agency")
+    outcomes = {
+        recommendation.pk: outcome
+        for outcome in ("created", "updated", "unchanged")
+        for recommendation in getattr(result, outcome)
+    }
+    flags = {}
+    for flag in result.flags:
+        flags.setdefault(flag.code, []).append(flag.problem)
+    return [
+        proposal_item(recommendation, outcome=outcomes[recommendation.pk], flags=flags)
+        for recommendation in recommendations
+    ]
+
+
+def proposal_item(recommendation, *, outcome, flags):
+    ownerships = recommendation.ownerships.all()
+    return {
+        "code": recommendation.code,
+        "parent": recommendation.parent.code if recommendation.parent_id else None,
+        "outcome": outcome,
+        "section": recommendation.section_title,
+        "title": recommendation.title,
+        "text": recommendation.text,
+        "note": recommendation.note,
+        "lead": next(
+            (agency_label(o.agency) for o in ownerships if o.role == Ownership.Role.LEAD), None
+        ),
+        "supporting": [
+            agency_label(o.agency) for o in ownerships if o.role == Ownership.Role.SUPPORTING
+        ],
+        "flags": flags.get(recommendation.code, []),
+    }
 
 
 def save_document(

@@ -1,5 +1,6 @@
 import argparse
 import datetime
+import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -55,7 +56,15 @@ class Command(BaseCommand):
             "--draft", action="store_true", help="Leave new recommendations unpublished."
         )
         parser.add_argument(
-            "--dry-run", action="store_true", help="Report what would change; write nothing."
+            "--dry-run",
+            action="store_true",
+            help="Print every recommendation the import would save, and what would change; "
+            "write nothing.",
+        )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print the import (or, with --dry-run, the proposal) as one JSON object.",
         )
 
     def handle(self, *args, **options):
@@ -71,7 +80,7 @@ class Command(BaseCommand):
                 publisher_acronym=options["publisher_acronym"],
                 published_on=options["published_on"],
             )
-            self.stdout.write(f"Importing {path} as {code}…")
+            (self.stderr if options["json"] else self.stdout).write(f"Importing {path} as {code}…")
             result = import_document(
                 source,
                 filename=filename,
@@ -91,13 +100,18 @@ class Command(BaseCommand):
             )
         except DocumentImportError as error:
             raise CommandError(f"{path}: {error}") from error
-        self.report(result, verbosity=options["verbosity"])
+        if options["json"]:
+            self.stdout.write(json.dumps(as_json(result), ensure_ascii=False, indent=2))
+        else:
+            self.report(result, verbosity=options["verbosity"])
 
     def report(self, result, *, verbosity):
         document = result.document
         age = "new" if result.document_created else "existing"
         self.stdout.write(f"Read as {result.format}: {age} document {document.code}, {document}.")
-        if verbosity >= 2:
+        if result.dry_run:
+            self.print_proposal(result.proposal)
+        elif verbosity >= 2:
             for recommendation in result.created:
                 lead = result.leads[recommendation.code]
                 lead_name = lead.display_name if lead else "not found"
@@ -131,3 +145,37 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.WARNING(f"  {flag}"))
         if result.dry_run:
             self.stdout.write("Dry run: nothing was written.")
+
+    def print_proposal(self, proposal):
+        """The whole proposal as a tree: outcome, code, owners, title, then what to check."""
+        depth = {}
+        marks = {"created": "+", "updated": "~", "unchanged": " "}
+        for item in proposal:
+            depth[item["code"]] = depth.get(item["parent"], -1) + 1 if item["parent"] else 0
+            owners = item["lead"] or "owner not found"
+            if item["supporting"]:
+                owners += " + " + ", ".join(item["supporting"])
+            indent = "  " * depth[item["code"]]
+            self.stdout.write(
+                f"{marks[item['outcome']]} {indent}{item['code']}  [{owners}]  {item['title']}"
+            )
+
+
+def as_json(result):
+    """The import as data: the document, every recommendation, what changed and what to check."""
+    document = result.document
+    return {
+        "document": {
+            "code": document.code,
+            "title": document.title,
+            "created": result.document_created,
+        },
+        "format": result.format,
+        "dry_run": result.dry_run,
+        "recommendations": result.proposal,
+        "moved": [{"code": m.recommendation.code, "from": m.old_code} for m in result.moved],
+        "reworded": [{"code": r.recommendation.code, "diff": r.diff} for r in result.reworded],
+        "withdrawn": [recommendation.code for recommendation in result.withdrawn],
+        "restored": [recommendation.code for recommendation in result.restored],
+        "summary": result.summary(),
+    }
