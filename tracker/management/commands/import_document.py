@@ -2,6 +2,7 @@ import argparse
 import datetime
 import json
 from pathlib import Path
+from textwrap import shorten
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -159,6 +160,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{marks[item['outcome']]} {indent}{item['code']}  [{owners}]  {item['title']}"
             )
+            if item["note"]:
+                self.stdout.write(f"  {indent}    note: {shorten(item['note'], 100)}")
 
 
 def as_json(result):
