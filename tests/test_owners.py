@@ -327,6 +327,21 @@ def test_a_document_addresses_the_agency_most_often_its_subject_or_called_on(ind
     assert name(detect_addressee(described, index=index)) == "Congress"
 
 
+def test_a_document_asking_as_much_of_several_agencies_addresses_none_of_them(index):
+    memo = (
+        "DHS should restore parole. The State Department should fund host countries. "
+        "The White House should convene the region. USAID should count returns."
+    )
+    assert detect_addressee(memo, index=index) is None
+    assert name(detect_addressee(memo + " We urge DHS to act.", index=index)) == "DHS"
+
+
+def test_a_name_the_directory_writes_with_an_article_is_found_without_it(index):
+    spanish = "Instamos al gobierno de Estados Unidos a:"
+    assert owners_for(index, "Financiar albergues.", lead_in=spanish)[0] == "WH"
+    assert owners_for(index, "US government should restore asylum.")[0] == "WH"
+
+
 @pytest.mark.seeds
 def test_the_wrc_brief_and_the_op_ed_address_the_white_house_which_leads_what_names_no_one(
     index,

@@ -912,6 +912,17 @@ class AgencyIndex:
             for agency in self.by_pk.values()
             for term in {agency.name, agency.acronym, *agency.alias_list} - {""}
         ]
+        # An alias opening with an article is also written without it: Spanish contracts
+        # "a el" and "de el" ("Instamos al gobierno de Estados Unidos"), English drops it
+        # after a possessive or a number.
+        known = {term.casefold() for term, _ in terms}
+        terms += [
+            (bare, agency)
+            for term, agency in terms
+            if (bare := LEADING_ARTICLE_RE.sub("", term)) != term
+            and " " in bare
+            and bare.casefold() not in known
+        ]
         self.by_name = {term.casefold(): agency for term, agency in terms}
         self.by_short_name = {
             short.casefold(): agency
@@ -1110,7 +1121,8 @@ def detect_addressee(text, *, index):
 
     It is the agency most often the subject of a recommending verb ("The administration
     should") or called on ("we urge Congress"), then of "can" or "will" ("the Biden-Harris
-    administration can take"); the first named on a tie.
+    administration can take"). None when two agencies tie for most: a document asking as much
+    of each addresses no one agency, and its asks must name their own.
     """
     text = clean_markdown(text)
     counts = {}
@@ -1124,7 +1136,11 @@ def detect_addressee(text, *, index):
         else:
             continue
         counts[mention.agency] = counts.get(mention.agency, 0) + weight
-    return max(counts, key=counts.get) if counts else None  # max keeps the first on a tie
+    ranked = sorted(counts.values(), reverse=True)
+    if not ranked or (len(ranked) > 1 and ranked[0] == ranked[1]):
+        # Several agencies addressed as often: each ask names its own, none is the document's.
+        return None
+    return max(counts, key=counts.get)
 
 
 def listed_owners(parsed, *, index, default_lead):
