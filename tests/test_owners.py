@@ -15,7 +15,9 @@ from tracker.importing import (
     BY_DOCUMENT,
     BY_HEADING,
     BY_LEAD_IN,
+    BY_NOTE,
     BY_OWN_WORK,
+    BY_PARENT,
     BY_SUBJECT,
     OWNER_NOT_FOUND,
     AgencyIndex,
@@ -303,6 +305,52 @@ def test_the_lead_in_comes_before_the_heading(index):
 
 
 # --- Rules 4 and 5: the document's addressee, or no lead at all ----------------------------
+
+
+def test_a_title_ask_is_led_by_the_subject_its_note_calls_on(index):
+    def title_owners(title, note, **kwargs):
+        parsed = ParsedRecommendation(code="2", text=title, note=note)
+        owners = detect_owners(parsed, index=index, default_lead=None, **kwargs)
+        return name(owners.lead), [name(a) for a in owners.supporting], owners.found_by
+
+    note = (
+        "Courts move faster when the facts are prepared. The Department of Justice should "
+        "fund appointed counsel through EOIR."
+    )
+    assert title_owners("Give every asylum seeker a lawyer", note) == ("DOJ", ["EOIR"], BY_NOTE)
+    vague = "Shelters are full. The United States should help fund COMAR, with UNHCR."
+    assert title_owners("Support asylum in the region.", vague) == (None, ["COMAR", "UNHCR"], "")
+    # An ask naming its own agency keeps it; its note only explains.
+    assert title_owners("Fund PRM to help shelters.", "COMAR needs to grow.")[:2] == (None, ["PRM"])
+
+
+def test_a_sub_ask_naming_no_one_is_led_by_the_agency_its_parent_names(index):
+    parent = ParsedRecommendation(code="1", text="PRM should reopen processing in the region.")
+    child = ParsedRecommendation(
+        code="1.1", text="Prioritise referrals of families.", parent_code="1"
+    )
+    owners = detect_owners(child, index=index, default_lead=index.find("WH"), ancestors=[parent])
+    assert (name(owners.lead), owners.found_by) == ("PRM", BY_PARENT)
+    # A parent led only by the document's addressee passes nothing down: the addressee leads.
+    vague_parent = ParsedRecommendation(code="1", text="Protect people in the pipeline.")
+    owners = detect_owners(
+        child, index=index, default_lead=index.find("WH"), ancestors=[vague_parent]
+    )
+    assert (name(owners.lead), owners.found_by) == ("WH", BY_DOCUMENT)
+
+
+def test_an_imported_sub_bullet_takes_its_parents_agency():
+    markdown = (
+        "# Resettlement\n\nWe recommend the following.\n\n"
+        "- **Restore refugee admissions to a ceiling of 125,000.**\n"
+        "  - PRM should reopen processing in Latin America.\n"
+        "    - Prioritise referrals of refugees with family in the United States.\n"
+        "  - The White House should set the ceiling early.\n"
+    )
+    result = import_document(markdown, code="RRA-1", publisher="RRA", fmt="markdown")
+    leads = {ask.text: name(result.leads[ask.code]) for ask in result.created}
+    assert leads["Prioritise referrals of refugees with family in the United States."] == "PRM"
+    assert leads["Restore refugee admissions to a ceiling of 125,000."] is None
 
 
 def test_the_document_addressee_leads_where_the_text_names_no_one(index):

@@ -215,6 +215,8 @@ MAX_HEADING_ADDRESSEE_WORDS = 8
 # Why a recommendation has the lead it has (see detect_owners), for review and reports.
 BY_SUBJECT = "subject"
 BY_OWN_WORK = "own work"
+BY_NOTE = "note"
+BY_PARENT = "parent"
 BY_LEAD_IN = "lead-in"
 BY_HEADING = "subsection heading"
 BY_DOCUMENT = "document addressee"
@@ -1019,7 +1021,7 @@ def term_pattern(term, *, case_sensitive):
     return rf"(?<!\w){body if case_sensitive else f'(?i:{body})'}(?!\w)"
 
 
-def detect_owners(parsed, *, index, default_lead):
+def detect_owners(parsed, *, index, default_lead, ancestors=()):
     """Return who leads a recommendation and who supports it, and which rule found the lead.
 
     1. An agency that is the grammatical subject leads: "The Director of ICE should ...",
@@ -1027,17 +1029,25 @@ def detect_owners(parsed, *, index, default_lead):
     2. An imperative naming one agency whose own work changes is led by it: "Double the
        number of immigration judges at EOIR". Not when the agency receives money, orders or
        partnership ("Fund ORR's services", "Negotiate with Mexico"): see RECIPIENT_VERBS.
-    3. Otherwise whom the lead-in addresses leads ("KIND calls on Congress to:"), else whom the
+    3. Otherwise, for a title ask ("Invest in host countries."), the subject of its note's
+       first recommending sentence ("The State Department should commit ...") leads, and
+       the other agencies that sentence names support.
+    4. Otherwise the lead its nearest ancestor found by rules 1 to 3 (`ancestors`, nearest
+       first) leads: a sub-bullet under "PRM should reopen processing" is PRM's.
+    5. Otherwise whom the lead-in addresses leads ("KIND calls on Congress to:"), else whom the
        subsection heading addresses ("To the Department of State").
-    4. Otherwise the document's addressee (`default_lead`) leads.
-    5. Otherwise there is no lead: the import flags the recommendation "owner not found".
+    6. Otherwise the document's addressee (`default_lead`) leads.
+    7. Otherwise there is no lead: the import flags the recommendation "owner not found".
     Every other agency the text names supports.
     """
     text = parsed.text
+    note_sentence = recommending_note_sentence(parsed, index=index)
     lead, found_by = None, ""
     for rule, find_lead in (
         (BY_SUBJECT, lambda: subject_agency(text, index=index)),
         (BY_OWN_WORK, lambda: own_work_agency(text, index=index)),
+        (BY_NOTE, lambda: subject_agency(note_sentence, index=index) if note_sentence else None),
+        (BY_PARENT, lambda: inherited_lead(ancestors, index=index)),
         (BY_LEAD_IN, lambda: lead_in_addressee(parsed.lead_in, index=index)),
         (BY_HEADING, lambda: heading_addressee(parsed.section_title, index=index)),
         (BY_DOCUMENT, lambda: default_lead),
@@ -1046,8 +1056,36 @@ def detect_owners(parsed, *, index, default_lead):
         if lead is not None:
             found_by = rule
             break
-    supporting = tuple(agency for agency in index.agencies_in(text) if agency != lead)
+    named = dict.fromkeys(index.agencies_in(text) + index.agencies_in(note_sentence))
+    supporting = tuple(agency for agency in named if agency != lead)
     return Owners(lead, supporting, found_by)
+
+
+def recommending_note_sentence(parsed, *, index):
+    """Return the sentence of a title ask's note that says who should act, or "".
+
+    Only for an ask that has no subject and names no agency ("Invest in host countries."):
+    its note's first sentence with "should", "must" or "debe" is the ask written out in
+    full. A note under an ask naming its agency only explains it."""
+    if (
+        not parsed.note
+        or SUBJECT_VERB_RE.search(split_sentences(parsed.text)[0])
+        or index.mentions(parsed.text)
+    ):
+        return ""
+    for sentence in split_sentences(clean_markdown(parsed.note)):
+        if SUBJECT_VERB_RE.search(sentence):
+            return sentence
+    return ""
+
+
+def inherited_lead(ancestors, *, index):
+    """Return the lead the nearest ancestor names itself (its subject, own work or note)."""
+    for ancestor in ancestors:
+        owners = detect_owners(ancestor, index=index, default_lead=None)
+        if owners.found_by in (BY_SUBJECT, BY_OWN_WORK, BY_NOTE):
+            return owners.lead
+    return None
 
 
 def subject_agency(text, *, index):
@@ -1275,6 +1313,7 @@ def import_document(
             taken={item.code for item in parsed.recommendations},
         )
         saved = {}
+        by_code = {item.code: item for item in parsed.recommendations}
         for position, item in enumerate(parsed.recommendations, start=1):
             recommendation, outcome, lead = save_recommendation(
                 document,
@@ -1283,6 +1322,7 @@ def import_document(
                 parent=saved.get(item.parent_code),
                 position=position,
                 index=index,
+                ancestors=parsed_ancestors(item, by_code),
                 lists_owners=parsed.lists_owners,
                 is_published=is_published,
             )
@@ -1331,8 +1371,16 @@ def get_publisher(publisher, *, acronym):
     return found
 
 
+def parsed_ancestors(item, by_code):
+    """Return the parsed asks an ask sits under, nearest first."""
+    ancestors = []
+    while (item := by_code.get(item.parent_code)) is not None and item not in ancestors:
+        ancestors.append(item)
+    return ancestors
+
+
 def save_recommendation(
-    document, parsed, *, stored, parent, position, index, lists_owners, is_published
+    document, parsed, *, stored, parent, position, index, ancestors, lists_owners, is_published
 ):
     """Create a recommendation, or update the `stored` one this parsed one continues; return
     it, its outcome and its lead.
@@ -1359,8 +1407,12 @@ def save_recommendation(
     }
     apply_owners = lists_owners or created or not recommendation.ownerships.exists()
     if apply_owners:
-        find_owners = listed_owners if lists_owners else detect_owners
-        owners = find_owners(parsed, index=index, default_lead=document.addressee)
+        if lists_owners:
+            owners = listed_owners(parsed, index=index, default_lead=document.addressee)
+        else:
+            owners = detect_owners(
+                parsed, index=index, default_lead=document.addressee, ancestors=ancestors
+            )
         fields["addressed_to"] = parsed.addressed_to or addressed_to_for(owners.lead)
     if lists_owners:
         fields["is_priority"] = parsed.is_priority
