@@ -353,6 +353,19 @@ def test_an_imported_sub_bullet_takes_its_parents_agency():
     assert leads["Restore refugee admissions to a ceiling of 125,000."] is None
 
 
+def test_a_part_of_the_lead_named_only_by_its_people_does_not_support(index):
+    hire = "The Department of Justice should hire more immigration judges."
+    assert owners_for(index, hire)[:2] == ("DOJ", [])
+    # Named as an agency of its own, it supports.
+    fund = "The Department of Justice should fund counsel through EOIR."
+    assert owners_for(index, fund)[:2] == ("DOJ", ["EOIR"])
+    # Under another lead, the immigration judges are EOIR's.
+    assert owners_for(index, "Congress should fund immigration judges.")[:2] == (
+        "Congress",
+        ["EOIR"],
+    )
+
+
 def test_the_document_addressee_leads_where_the_text_names_no_one(index):
     assert owners_for(index, "Expand legal pathways.", default_lead=index.find("WH")) == (
         "WH",

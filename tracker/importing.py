@@ -1057,8 +1057,21 @@ def detect_owners(parsed, *, index, default_lead, ancestors=()):
             found_by = rule
             break
     named = dict.fromkeys(index.agencies_in(text) + index.agencies_in(note_sentence))
-    supporting = tuple(agency for agency in named if agency != lead)
+    supporting = tuple(
+        agency
+        for agency in named
+        if agency != lead and not is_leads_own_staff(agency, lead, text, index=index)
+    )
     return Owners(lead, supporting, found_by)
+
+
+def is_leads_own_staff(agency, lead, text, *, index):
+    """Whether the text names a part of the lead only by what its people are: "The
+    Department of Justice should hire immigration judges" asks nothing of EOIR as such."""
+    if lead is None or lead not in index.ancestors(agency):
+        return False
+    spans = [text[m.start : m.end] for m in index.mentions(text) if m.agency == agency]
+    return bool(spans) and all(span.islower() for span in spans)
 
 
 def recommending_note_sentence(parsed, *, index):
