@@ -200,7 +200,10 @@ def score_document(truths, predictions):
             shown = sorted(prediction.lead, key=len)[0] if prediction.lead else None
             score.wrong.append(f"lead {shown} (want {truth.lead}) of {truth.text[:50]!r}")
         if not supporting_right:
-            shown = sorted(sorted(names, key=len)[0] for names in prediction.supporting)
+            shown = sorted(
+                next((t for t in truth.supporting if same_agency(t, names)), min(names, key=len))
+                for names in prediction.supporting
+            )
             score.wrong.append(
                 f"supporting {shown} (want {sorted(truth.supporting)}) of {truth.text[:40]!r}"
             )

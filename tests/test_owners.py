@@ -366,6 +366,13 @@ def test_a_part_of_the_lead_named_only_by_its_people_does_not_support(index):
     )
 
 
+def test_a_country_asked_to_act_supports_but_a_country_as_a_place_does_not(index):
+    helped = "PRM should fund UNHCR to help Mexico register asylum claims."
+    assert owners_for(index, helped)[:2] == ("PRM", ["UNHCR", "Government of Mexico"])
+    place = "USAID should fund integration programmes in southern Mexico."
+    assert owners_for(index, place)[:2] == ("USAID", [])
+
+
 def test_the_document_addressee_leads_where_the_text_names_no_one(index):
     assert owners_for(index, "Expand legal pathways.", default_lead=index.find("WH")) == (
         "WH",

@@ -208,6 +208,13 @@ HEADING_ADDRESSEE_RE = re.compile(
     r"^(?:recommendations?\s+|recomendaciones?\s+)?(?:to|for|para|al|a)\s+(?P<name>.+?)\s*[.:]?$",
     re.IGNORECASE,
 )
+# A country's short name in running text is usually a place ("shelters in Mexico", "returns
+# to Mexico"); as the object of these verbs it is the government asked to act ("help Mexico
+# register claims"), which supports.
+SHORT_NAME_RECIPIENT_RE = re.compile(
+    r"\b(?:help|helps|helping|urge|urges|encourage|encourages|ayudar a|instar a)\s*$",
+    re.IGNORECASE,
+)
 LEADING_ARTICLE_RE = re.compile(r"^(?:the|el|la|los|las)\s+", re.IGNORECASE)
 # A heading that names whom it addresses is short; a longer one is a sentence about something.
 MAX_HEADING_ADDRESSEE_WORDS = 8
@@ -1056,7 +1063,11 @@ def detect_owners(parsed, *, index, default_lead, ancestors=()):
         if lead is not None:
             found_by = rule
             break
-    named = dict.fromkeys(index.agencies_in(text) + index.agencies_in(note_sentence))
+    named = dict.fromkeys(
+        index.agencies_in(text)
+        + index.agencies_in(note_sentence)
+        + recipient_short_names(text, index=index)
+    )
     supporting = tuple(
         agency
         for agency in named
@@ -1072,6 +1083,15 @@ def is_leads_own_staff(agency, lead, text, *, index):
         return False
     spans = [text[m.start : m.end] for m in index.mentions(text) if m.agency == agency]
     return bool(spans) and all(span.islower() for span in spans)
+
+
+def recipient_short_names(text, *, index):
+    """Return the governments a text names by short name as asked to act: "help Mexico"."""
+    return [
+        mention.agency
+        for mention in index.short_mentions(text)
+        if SHORT_NAME_RECIPIENT_RE.search(text[: mention.start])
+    ]
 
 
 def recommending_note_sentence(parsed, *, index):
