@@ -373,6 +373,13 @@ def test_a_country_asked_to_act_supports_but_a_country_as_a_place_does_not(index
     assert owners_for(index, place)[:2] == ("USAID", [])
 
 
+def test_an_agency_named_only_as_where_people_are_held_does_not_support(index):
+    review = "The Secretary of Homeland Security should review every death in ICE custody."
+    assert owners_for(index, review)[:2] == ("DHS", [])
+    release = "DHS should release children from ORR care and work with ICE."
+    assert owners_for(index, release)[:2] == ("DHS", ["ICE"])
+
+
 def test_the_document_addressee_leads_where_the_text_names_no_one(index):
     assert owners_for(index, "Expand legal pathways.", default_lead=index.find("WH")) == (
         "WH",

@@ -215,6 +215,13 @@ SHORT_NAME_RECIPIENT_RE = re.compile(
     r"\b(?:help|helps|helping|urge|urges|encourage|encourages|ayudar a|instar a)\s*$",
     re.IGNORECASE,
 )
+# An agency named as where people are held or cared for ("deaths in ICE custody", "children
+# in ORR care") is the setting of the ask, not a partner in it.
+IN_AGENCY_CARE_RE = re.compile(
+    r"\s+(?:custody|care|detention|facilities|facility|shelters?|centers?|centres?)\b",
+    re.IGNORECASE,
+)
+IN_BEFORE_RE = re.compile(r"\b(?:in|into|under|from)\s+$", re.IGNORECASE)
 LEADING_ARTICLE_RE = re.compile(r"^(?:the|el|la|los|las)\s+", re.IGNORECASE)
 # A heading that names whom it addresses is short; a longer one is a sentence about something.
 MAX_HEADING_ADDRESSEE_WORDS = 8
@@ -1071,9 +1078,20 @@ def detect_owners(parsed, *, index, default_lead, ancestors=()):
     supporting = tuple(
         agency
         for agency in named
-        if agency != lead and not is_leads_own_staff(agency, lead, text, index=index)
+        if agency != lead
+        and not is_leads_own_staff(agency, lead, text, index=index)
+        and not is_only_a_setting(agency, text, index=index)
     )
     return Owners(lead, supporting, found_by)
+
+
+def is_only_a_setting(agency, text, *, index):
+    """Whether the text names the agency only as where people are held: "in ICE custody"."""
+    mentions = [m for m in index.mentions(text) if m.agency == agency]
+    return bool(mentions) and all(
+        IN_BEFORE_RE.search(text[: m.start]) and IN_AGENCY_CARE_RE.match(text, m.end)
+        for m in mentions
+    )
 
 
 def is_leads_own_staff(agency, lead, text, *, index):
