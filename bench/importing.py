@@ -186,10 +186,11 @@ def score_document(truths, predictions):
         else:
             lead_right = prediction.lead is not None and same_agency(truth.lead, prediction.lead)
         score.leads_right += lead_right
-        score.supporting_right += len(truth.supporting) == len(prediction.supporting) and all(
+        supporting_right = len(truth.supporting) == len(prediction.supporting) and all(
             any(same_agency(label, names) for names in prediction.supporting)
             for label in truth.supporting
         )
+        score.supporting_right += supporting_right
         if truth.note:  # the stored note should hold the document's explanation
             score.notes += 1
             score.notes_right += normalise(truth.note) in normalise(prediction.note)
@@ -198,6 +199,14 @@ def score_document(truths, predictions):
         if not lead_right:
             shown = sorted(prediction.lead, key=len)[0] if prediction.lead else None
             score.wrong.append(f"lead {shown} (want {truth.lead}) of {truth.text[:50]!r}")
+        if not supporting_right:
+            shown = sorted(
+                next((t for t in truth.supporting if same_agency(t, names)), min(names, key=len))
+                for names in prediction.supporting
+            )
+            score.wrong.append(
+                f"supporting {shown} (want {sorted(truth.supporting)}) of {truth.text[:40]!r}"
+            )
     taken = set(matches.values())
     score.extra = [predictions[p].text for p in range(len(predictions)) if p not in taken]
     score.missed = [

@@ -15,7 +15,9 @@ from tracker.importing import (
     BY_DOCUMENT,
     BY_HEADING,
     BY_LEAD_IN,
+    BY_NOTE,
     BY_OWN_WORK,
+    BY_PARENT,
     BY_SUBJECT,
     OWNER_NOT_FOUND,
     AgencyIndex,
@@ -305,6 +307,79 @@ def test_the_lead_in_comes_before_the_heading(index):
 # --- Rules 4 and 5: the document's addressee, or no lead at all ----------------------------
 
 
+def test_a_title_ask_is_led_by_the_subject_its_note_calls_on(index):
+    def title_owners(title, note, **kwargs):
+        parsed = ParsedRecommendation(code="2", text=title, note=note)
+        owners = detect_owners(parsed, index=index, default_lead=None, **kwargs)
+        return name(owners.lead), [name(a) for a in owners.supporting], owners.found_by
+
+    note = (
+        "Courts move faster when the facts are prepared. The Department of Justice should "
+        "fund appointed counsel through EOIR."
+    )
+    assert title_owners("Give every asylum seeker a lawyer", note) == ("DOJ", ["EOIR"], BY_NOTE)
+    vague = "Shelters are full. The United States should help fund COMAR, with UNHCR."
+    assert title_owners("Support asylum in the region.", vague) == (None, ["COMAR", "UNHCR"], "")
+    # An ask naming its own agency keeps it; its note only explains.
+    assert title_owners("Fund PRM to help shelters.", "COMAR needs to grow.")[:2] == (None, ["PRM"])
+
+
+def test_a_sub_ask_naming_no_one_is_led_by_the_agency_its_parent_names(index):
+    parent = ParsedRecommendation(code="1", text="PRM should reopen processing in the region.")
+    child = ParsedRecommendation(
+        code="1.1", text="Prioritise referrals of families.", parent_code="1"
+    )
+    owners = detect_owners(child, index=index, default_lead=index.find("WH"), ancestors=[parent])
+    assert (name(owners.lead), owners.found_by) == ("PRM", BY_PARENT)
+    # A parent led only by the document's addressee passes nothing down: the addressee leads.
+    vague_parent = ParsedRecommendation(code="1", text="Protect people in the pipeline.")
+    owners = detect_owners(
+        child, index=index, default_lead=index.find("WH"), ancestors=[vague_parent]
+    )
+    assert (name(owners.lead), owners.found_by) == ("WH", BY_DOCUMENT)
+
+
+def test_an_imported_sub_bullet_takes_its_parents_agency():
+    markdown = (
+        "# Resettlement\n\nWe recommend the following.\n\n"
+        "- **Restore refugee admissions to a ceiling of 125,000.**\n"
+        "  - PRM should reopen processing in Latin America.\n"
+        "    - Prioritise referrals of refugees with family in the United States.\n"
+        "  - The White House should set the ceiling early.\n"
+    )
+    result = import_document(markdown, code="RRA-1", publisher="RRA", fmt="markdown")
+    leads = {ask.text: name(result.leads[ask.code]) for ask in result.created}
+    assert leads["Prioritise referrals of refugees with family in the United States."] == "PRM"
+    assert leads["Restore refugee admissions to a ceiling of 125,000."] is None
+
+
+def test_a_part_of_the_lead_named_only_by_its_people_does_not_support(index):
+    hire = "The Department of Justice should hire more immigration judges."
+    assert owners_for(index, hire)[:2] == ("DOJ", [])
+    # Named as an agency of its own, it supports.
+    fund = "The Department of Justice should fund counsel through EOIR."
+    assert owners_for(index, fund)[:2] == ("DOJ", ["EOIR"])
+    # Under another lead, the immigration judges are EOIR's.
+    assert owners_for(index, "Congress should fund immigration judges.")[:2] == (
+        "Congress",
+        ["EOIR"],
+    )
+
+
+def test_a_country_asked_to_act_supports_but_a_country_as_a_place_does_not(index):
+    helped = "PRM should fund UNHCR to help Mexico register asylum claims."
+    assert owners_for(index, helped)[:2] == ("PRM", ["UNHCR", "Government of Mexico"])
+    place = "USAID should fund integration programmes in southern Mexico."
+    assert owners_for(index, place)[:2] == ("USAID", [])
+
+
+def test_an_agency_named_only_as_where_people_are_held_does_not_support(index):
+    review = "The Secretary of Homeland Security should review every death in ICE custody."
+    assert owners_for(index, review)[:2] == ("DHS", [])
+    release = "DHS should release children from ORR care and work with ICE."
+    assert owners_for(index, release)[:2] == ("DHS", ["ICE"])
+
+
 def test_the_document_addressee_leads_where_the_text_names_no_one(index):
     assert owners_for(index, "Expand legal pathways.", default_lead=index.find("WH")) == (
         "WH",
@@ -325,6 +400,21 @@ def test_a_document_addresses_the_agency_most_often_its_subject_or_called_on(ind
     assert detect_addressee("Shelters in Mexico are full.", index=index) is None
     described = "ICE will detain more people. Congress should stop it."
     assert name(detect_addressee(described, index=index)) == "Congress"
+
+
+def test_a_document_asking_as_much_of_several_agencies_addresses_none_of_them(index):
+    memo = (
+        "DHS should restore parole. The State Department should fund host countries. "
+        "The White House should convene the region. USAID should count returns."
+    )
+    assert detect_addressee(memo, index=index) is None
+    assert name(detect_addressee(memo + " We urge DHS to act.", index=index)) == "DHS"
+
+
+def test_a_name_the_directory_writes_with_an_article_is_found_without_it(index):
+    spanish = "Instamos al gobierno de Estados Unidos a:"
+    assert owners_for(index, "Financiar albergues.", lead_in=spanish)[0] == "WH"
+    assert owners_for(index, "US government should restore asylum.")[0] == "WH"
 
 
 @pytest.mark.seeds

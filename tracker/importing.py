@@ -208,6 +208,20 @@ HEADING_ADDRESSEE_RE = re.compile(
     r"^(?:recommendations?\s+|recomendaciones?\s+)?(?:to|for|para|al|a)\s+(?P<name>.+?)\s*[.:]?$",
     re.IGNORECASE,
 )
+# A country's short name in running text is usually a place ("shelters in Mexico", "returns
+# to Mexico"); as the object of these verbs it is the government asked to act ("help Mexico
+# register claims"), which supports.
+SHORT_NAME_RECIPIENT_RE = re.compile(
+    r"\b(?:help|helps|helping|urge|urges|encourage|encourages|ayudar a|instar a)\s*$",
+    re.IGNORECASE,
+)
+# An agency named as where people are held or cared for ("deaths in ICE custody", "children
+# in ORR care") is the setting of the ask, not a partner in it.
+IN_AGENCY_CARE_RE = re.compile(
+    r"\s+(?:custody|care|detention|facilities|facility|shelters?|centers?|centres?)\b",
+    re.IGNORECASE,
+)
+IN_BEFORE_RE = re.compile(r"\b(?:in|into|under|from)\s+$", re.IGNORECASE)
 LEADING_ARTICLE_RE = re.compile(r"^(?:the|el|la|los|las)\s+", re.IGNORECASE)
 # A heading that names whom it addresses is short; a longer one is a sentence about something.
 MAX_HEADING_ADDRESSEE_WORDS = 8
@@ -215,6 +229,8 @@ MAX_HEADING_ADDRESSEE_WORDS = 8
 # Why a recommendation has the lead it has (see detect_owners), for review and reports.
 BY_SUBJECT = "subject"
 BY_OWN_WORK = "own work"
+BY_NOTE = "note"
+BY_PARENT = "parent"
 BY_LEAD_IN = "lead-in"
 BY_HEADING = "subsection heading"
 BY_DOCUMENT = "document addressee"
@@ -915,6 +931,17 @@ class AgencyIndex:
             for agency in self.by_pk.values()
             for term in {agency.name, agency.acronym, *agency.alias_list} - {""}
         ]
+        # An alias opening with an article is also written without it: Spanish contracts
+        # "a el" and "de el" ("Instamos al gobierno de Estados Unidos"), English drops it
+        # after a possessive or a number.
+        known = {term.casefold() for term, _ in terms}
+        terms += [
+            (bare, agency)
+            for term, agency in terms
+            if (bare := LEADING_ARTICLE_RE.sub("", term)) != term
+            and " " in bare
+            and bare.casefold() not in known
+        ]
         self.by_name = {term.casefold(): agency for term, agency in terms}
         self.by_short_name = {
             short.casefold(): agency
@@ -1011,7 +1038,7 @@ def term_pattern(term, *, case_sensitive):
     return rf"(?<!\w){body if case_sensitive else f'(?i:{body})'}(?!\w)"
 
 
-def detect_owners(parsed, *, index, default_lead):
+def detect_owners(parsed, *, index, default_lead, ancestors=()):
     """Return who leads a recommendation and who supports it, and which rule found the lead.
 
     1. An agency that is the grammatical subject leads: "The Director of ICE should ...",
@@ -1019,17 +1046,25 @@ def detect_owners(parsed, *, index, default_lead):
     2. An imperative naming one agency whose own work changes is led by it: "Double the
        number of immigration judges at EOIR". Not when the agency receives money, orders or
        partnership ("Fund ORR's services", "Negotiate with Mexico"): see RECIPIENT_VERBS.
-    3. Otherwise whom the lead-in addresses leads ("KIND calls on Congress to:"), else whom the
+    3. Otherwise, for a title ask ("Invest in host countries."), the subject of its note's
+       first recommending sentence ("The State Department should commit ...") leads, and
+       the other agencies that sentence names support.
+    4. Otherwise the lead its nearest ancestor found by rules 1 to 3 (`ancestors`, nearest
+       first) leads: a sub-bullet under "PRM should reopen processing" is PRM's.
+    5. Otherwise whom the lead-in addresses leads ("KIND calls on Congress to:"), else whom the
        subsection heading addresses ("To the Department of State").
-    4. Otherwise the document's addressee (`default_lead`) leads.
-    5. Otherwise there is no lead: the import flags the recommendation "owner not found".
+    6. Otherwise the document's addressee (`default_lead`) leads.
+    7. Otherwise there is no lead: the import flags the recommendation "owner not found".
     Every other agency the text names supports.
     """
     text = parsed.text
+    note_sentence = recommending_note_sentence(parsed, index=index)
     lead, found_by = None, ""
     for rule, find_lead in (
         (BY_SUBJECT, lambda: subject_agency(text, index=index)),
         (BY_OWN_WORK, lambda: own_work_agency(text, index=index)),
+        (BY_NOTE, lambda: subject_agency(note_sentence, index=index) if note_sentence else None),
+        (BY_PARENT, lambda: inherited_lead(ancestors, index=index)),
         (BY_LEAD_IN, lambda: lead_in_addressee(parsed.lead_in, index=index)),
         (BY_HEADING, lambda: heading_addressee(parsed.section_title, index=index)),
         (BY_DOCUMENT, lambda: default_lead),
@@ -1038,8 +1073,73 @@ def detect_owners(parsed, *, index, default_lead):
         if lead is not None:
             found_by = rule
             break
-    supporting = tuple(agency for agency in index.agencies_in(text) if agency != lead)
+    named = dict.fromkeys(
+        index.agencies_in(text)
+        + index.agencies_in(note_sentence)
+        + recipient_short_names(text, index=index)
+    )
+    supporting = tuple(
+        agency
+        for agency in named
+        if agency != lead
+        and not is_leads_own_staff(agency, lead, text, index=index)
+        and not is_only_a_setting(agency, text, index=index)
+    )
     return Owners(lead, supporting, found_by)
+
+
+def is_only_a_setting(agency, text, *, index):
+    """Whether the text names the agency only as where people are held: "in ICE custody"."""
+    mentions = [m for m in index.mentions(text) if m.agency == agency]
+    return bool(mentions) and all(
+        IN_BEFORE_RE.search(text[: m.start]) and IN_AGENCY_CARE_RE.match(text, m.end)
+        for m in mentions
+    )
+
+
+def is_leads_own_staff(agency, lead, text, *, index):
+    """Whether the text names a part of the lead only by what its people are: "The
+    Department of Justice should hire immigration judges" asks nothing of EOIR as such."""
+    if lead is None or lead not in index.ancestors(agency):
+        return False
+    spans = [text[m.start : m.end] for m in index.mentions(text) if m.agency == agency]
+    return bool(spans) and all(span.islower() for span in spans)
+
+
+def recipient_short_names(text, *, index):
+    """Return the governments a text names by short name as asked to act: "help Mexico"."""
+    return [
+        mention.agency
+        for mention in index.short_mentions(text)
+        if SHORT_NAME_RECIPIENT_RE.search(text[: mention.start])
+    ]
+
+
+def recommending_note_sentence(parsed, *, index):
+    """Return the sentence of a title ask's note that says who should act, or "".
+
+    Only for an ask that has no subject and names no agency ("Invest in host countries."):
+    its note's first sentence with "should", "must" or "debe" is the ask written out in
+    full. A note under an ask naming its agency only explains it."""
+    if (
+        not parsed.note
+        or SUBJECT_VERB_RE.search(split_sentences(parsed.text)[0])
+        or index.mentions(parsed.text)
+    ):
+        return ""
+    for sentence in split_sentences(clean_markdown(parsed.note)):
+        if SUBJECT_VERB_RE.search(sentence):
+            return sentence
+    return ""
+
+
+def inherited_lead(ancestors, *, index):
+    """Return the lead the nearest ancestor names itself (its subject, own work or note)."""
+    for ancestor in ancestors:
+        owners = detect_owners(ancestor, index=index, default_lead=None)
+        if owners.found_by in (BY_SUBJECT, BY_OWN_WORK, BY_NOTE):
+            return owners.lead
+    return None
 
 
 def subject_agency(text, *, index):
@@ -1113,7 +1213,8 @@ def detect_addressee(text, *, index):
 
     It is the agency most often the subject of a recommending verb ("The administration
     should") or called on ("we urge Congress"), then of "can" or "will" ("the Biden-Harris
-    administration can take"); the first named on a tie.
+    administration can take"). None when two agencies tie for most: a document asking as much
+    of each addresses no one agency, and its asks must name their own.
     """
     text = clean_markdown(text)
     counts = {}
@@ -1127,7 +1228,11 @@ def detect_addressee(text, *, index):
         else:
             continue
         counts[mention.agency] = counts.get(mention.agency, 0) + weight
-    return max(counts, key=counts.get) if counts else None  # max keeps the first on a tie
+    ranked = sorted(counts.values(), reverse=True)
+    if not ranked or (len(ranked) > 1 and ranked[0] == ranked[1]):
+        # Several agencies addressed as often: each ask names its own, none is the document's.
+        return None
+    return max(counts, key=counts.get)
 
 
 def listed_owners(parsed, *, index, default_lead):
@@ -1262,6 +1367,7 @@ def import_document(
             taken={item.code for item in parsed.recommendations},
         )
         saved = {}
+        by_code = {item.code: item for item in parsed.recommendations}
         for position, item in enumerate(parsed.recommendations, start=1):
             recommendation, outcome, lead = save_recommendation(
                 document,
@@ -1270,6 +1376,7 @@ def import_document(
                 parent=saved.get(item.parent_code),
                 position=position,
                 index=index,
+                ancestors=parsed_ancestors(item, by_code),
                 lists_owners=parsed.lists_owners,
                 is_published=is_published,
             )
@@ -1357,8 +1464,16 @@ def get_publisher(publisher, *, acronym):
     return found
 
 
+def parsed_ancestors(item, by_code):
+    """Return the parsed asks an ask sits under, nearest first."""
+    ancestors = []
+    while (item := by_code.get(item.parent_code)) is not None and item not in ancestors:
+        ancestors.append(item)
+    return ancestors
+
+
 def save_recommendation(
-    document, parsed, *, stored, parent, position, index, lists_owners, is_published
+    document, parsed, *, stored, parent, position, index, ancestors, lists_owners, is_published
 ):
     """Create a recommendation, or update the `stored` one this parsed one continues; return
     it, its outcome and its lead.
@@ -1385,8 +1500,12 @@ def save_recommendation(
     }
     apply_owners = lists_owners or created or not recommendation.ownerships.exists()
     if apply_owners:
-        find_owners = listed_owners if lists_owners else detect_owners
-        owners = find_owners(parsed, index=index, default_lead=document.addressee)
+        if lists_owners:
+            owners = listed_owners(parsed, index=index, default_lead=document.addressee)
+        else:
+            owners = detect_owners(
+                parsed, index=index, default_lead=document.addressee, ancestors=ancestors
+            )
         fields["addressed_to"] = parsed.addressed_to or addressed_to_for(owners.lead)
     if lists_owners:
         fields["is_priority"] = parsed.is_priority
