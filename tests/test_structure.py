@@ -563,3 +563,23 @@ def test_a_paragraph_inside_a_list_item_is_its_note():
         ),
         ("Expand the Central American Minors program.", ""),
     ]
+
+
+@pytest.mark.django_db
+def test_a_plain_text_statement_without_headings_takes_its_title_from_its_first_title_line():
+    text = (
+        "EMBARGOED UNTIL 9 AM\n"
+        "March 3, 2026\n\n"
+        "Contact:\n"
+        "Press Office\n\n"
+        "River Alliance Asks Lawmakers to Protect Border Shelters\n\n"
+        "The alliance asks Congress to:\n\n"
+        "- Fund shelters along the border for families waiting for hearings.\n"
+        "- Restore legal aid for children who arrive alone.\n\n"
+        "###\n"
+    )
+    document = import_document(
+        text.encode(), code="RA-2026", publisher="River Alliance", filename="statement.txt"
+    ).document
+    assert document.title == "River Alliance Asks Lawmakers to Protect Border Shelters"
+    assert document.recommendations.count() == 2

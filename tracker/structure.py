@@ -75,6 +75,10 @@ RECOMMENDATION_REF_RE = re.compile(
 # A bold span opening a paragraph or item, closing marker optional (page breaks split spans).
 LEADING_BOLD_RE = re.compile(r"^(\*\*|__)(?P<text>.+?)(?:\1|\Z)", re.DOTALL)
 BOLD_RE = re.compile(r"(\*\*|__)(?P<text>.+?)(?:\1|\Z)", re.DOTALL)
+# A title line found in text without headings: long enough not to be a date, a name or a label,
+# short enough not to be a sentence of the body.
+MIN_TITLE_LINE_WORDS = 5
+MAX_TITLE_LINE_LENGTH = 120
 # A bold span in running text needs this many words to be an ask rather than a fact.
 MIN_INLINE_ASK_WORDS = 8
 
@@ -604,8 +608,28 @@ def coded(nodes, parent_code=""):
 
 
 def document_title(markdown):
-    """The first level-one heading's text."""
-    return next(
-        (plain_text(b.text) for b in read_blocks(markdown) if b.kind == HEADING and b.level == 1),
-        "",
+    """The first level-one heading's text, else the first heading's, else the first short line
+    that reads like a title (plain text and PDF copies have no headings)."""
+    # An empty heading is a mark, such as the "###" that ends a press release.
+    headings = [b for b in read_blocks(markdown) if b.kind == HEADING and plain_text(b.text)]
+    heading = next((b for b in headings if b.level == 1), headings[0] if headings else None)
+    if heading is not None:
+        return plain_text(heading.text)
+    for line in markdown.splitlines():
+        line = " ".join(plain_text(line).split())
+        if looks_like_title_line(line):
+            return line
+    return ""
+
+
+def looks_like_title_line(line):
+    """A line of a few words that is neither a label ("FOR IMMEDIATE RELEASE", "Contact:"), a
+    date or name, nor running text."""
+    words = line.split()
+    return (
+        len(words) >= MIN_TITLE_LINE_WORDS
+        and len(line) <= MAX_TITLE_LINE_LENGTH
+        and not line.isupper()
+        and not line.endswith((":", ".", ","))
+        and not NOT_ASK_RE.search(line)
     )
