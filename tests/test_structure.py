@@ -583,3 +583,31 @@ def test_a_plain_text_statement_without_headings_takes_its_title_from_its_first_
     ).document
     assert document.title == "River Alliance Asks Lawmakers to Protect Border Shelters"
     assert document.recommendations.count() == 2
+
+
+def test_bold_numbered_titles_run_into_their_paragraph_are_asks_with_the_rest_as_note():
+    markdown = (
+        "# Memo\n\nWe see three steps.\n\n"
+        "**1. Hire more asylum officers.** Backlogs have tripled since 2020.\n\n"
+        "**2. Publish wait times.** Families cannot plan without them.\n\n"
+        "**3. A fair hearing for all.** Courts should give every family a lawyer.\n"
+    )
+    recommendations = by_code(markdown)
+    assert [(r.text, r.note) for r in recommendations.values()] == [
+        ("Hire more asylum officers.", "Backlogs have tripled since 2020."),
+        ("Publish wait times.", "Families cannot plan without them."),
+        ("A fair hearing for all.", "Courts should give every family a lawyer."),
+    ]
+
+
+def test_a_bold_list_item_titled_without_a_verb_asks_when_its_explanation_asks():
+    markdown = (
+        "# Memo\n\n"
+        "1. **Hire more asylum officers.** Backlogs have tripled since 2020.\n"
+        "2. **A fair hearing for all.** Courts should give every family a lawyer.\n\n"
+        "- **Detention grew.** It doubled in two years.\n"
+    )
+    assert [r.text for r in by_code(markdown).values()] == [
+        "Hire more asylum officers.",
+        "A fair hearing for all.",
+    ]

@@ -408,7 +408,7 @@ class TreeBuilder:
 
     def heading(self, block):
         title = plain_text(block.text)
-        mark = heading_mark(title)
+        mark = self.mark(title, level=block.level)
         if mark is None and self.explicit and is_ask(title) and not is_section_heading(title):
             mark = ("", title)  # "### End family detention" inside a Recommendations section
         self.lead_in = ""
@@ -443,6 +443,26 @@ class TreeBuilder:
         self.heading_is_digit = number.isdigit()
         self.awaits_note = True
 
+    def mark(self, title, *, level):
+        """Return (mark, title) for a numbered heading that asks or that continues the
+        numbered asks before it at its level ("5. Count what matters" after "4. Fund…"), else
+        None."""
+        mark = heading_mark(title)
+        if mark is not None:
+            return mark
+        match = HEADING_MARK_RE.match(title)
+        previous = self.heading_node
+        if (
+            match is not None
+            and match["text"]
+            and previous is not None
+            and previous.number.isdigit()
+            and level == self.heading_level
+            and match["mark"] == str(int(previous.number) + 1)
+        ):
+            return match["mark"], match["text"].strip()
+        return None
+
     def paragraph(self, block):
         block.text = ASK_LABEL_RE.sub("", block.text.strip())
         text = plain_text(block.text)
@@ -453,6 +473,13 @@ class TreeBuilder:
             self.last.text, self.last.note = bold if bold else (text, "")
             self.last.section_title = self.section_title = self.last.text
             self.awaits_note = not self.last.note
+            return
+        if bold and self.mark(bold[0], level=7):
+            # "**1. Fund shelters.** Why it matters…": a numbered heading run into its note
+            self.heading(Block(HEADING, bold[0], level=7))
+            if bold[1] and self.last is not None:
+                self.last.note = bold[1]
+                self.awaits_note = False
             return
         if bold and is_ask(bold[0]):
             ask, note = capitalise(bold[0]), bold[1]
@@ -481,6 +508,7 @@ class TreeBuilder:
 
     def item(self, block):
         depth = block.level
+        sibling = self.items.get(depth)  # the ask the item before this one made, if any
         for deeper in [d for d in self.items if d >= depth]:
             del self.items[deeper]
         for deeper in [d for d in self.item_lead_ins if d >= depth]:
@@ -505,6 +533,9 @@ class TreeBuilder:
             or (lead_in and not is_not_ask(text))
             or (bold and self.heading_node is not None and not is_not_ask(text))
             or (parent is not None and parent is not self.under and not is_not_ask(text))
+            # "**Count what matters.** Agencies should publish…" after other asks: a title
+            # whose explanation asks
+            or (bold and note and sibling is not None and not is_not_ask(text) and is_ask(note))
         )
         if introduces:
             self.item_lead_ins[depth] = text
