@@ -2,7 +2,13 @@
 
 import pytest
 
-from tracker.importing import DocumentImportError, import_document, parse_markdown, short_title
+from tracker.importing import (
+    DocumentImportError,
+    import_document,
+    parse_markdown,
+    parse_op_ed,
+    short_title,
+)
 from tracker.structure import plain_text
 
 
@@ -610,4 +616,19 @@ def test_a_bold_list_item_titled_without_a_verb_asks_when_its_explanation_asks()
     assert [r.text for r in by_code(markdown).values()] == [
         "Hire more asylum officers.",
         "A fair hearing for all.",
+    ]
+
+
+def test_an_op_ed_step_keeps_its_asking_sentences_and_its_explanation_becomes_the_note():
+    text = (
+        "Fix the courts\n\nBy Ana Ruiz\n\n"
+        "First, Congress should hire more judges. Cases now wait five years.\n\n"
+        "Second, the courts need interpreters. Each court should keep two on staff.\n\n"
+        "Finally, states should fund legal aid for children.\n"
+    )
+    steps = parse_op_ed(text, document_code="X").recommendations
+    assert [(r.text, r.note) for r in steps] == [
+        ("Congress should hire more judges.", "Cases now wait five years."),
+        ("The courts need interpreters. Each court should keep two on staff.", ""),
+        ("States should fund legal aid for children.", ""),
     ]
