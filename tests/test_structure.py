@@ -632,3 +632,17 @@ def test_an_op_ed_step_keeps_its_asking_sentences_and_its_explanation_becomes_th
         ("The courts need interpreters. Each court should keep two on staff.", ""),
         ("States should fund legal aid for children.", ""),
     ]
+
+
+def test_a_listed_ask_opening_with_a_verb_we_do_not_list_is_found_in_a_recommendations_section():
+    markdown = (
+        "# Brief\n\n## Background\n\n- Visit the archive for the data.\n\n"
+        "## Recommendations\n\n"
+        "- Reopen the shelters in Tijuana.\n"
+        "- Lobby the regional governments to share asylum data.\n"
+        "- In the meantime, nothing changes.\n"
+    )
+    assert [r.text for r in by_code(markdown).values()] == [
+        "Reopen the shelters in Tijuana.",
+        "Lobby the regional governments to share asylum data.",
+    ]

@@ -203,6 +203,44 @@ def opens_with_imperative(text):
     return bool(words) and (words[0] in IMPERATIVES or words[:2] == ["poner", "fin"])
 
 
+# Words that open a sentence without being verbs, when a determiner follows them: "In the
+# region", "All the families", "Today the courts".
+NOT_VERBS = frozenset(
+    """
+    a an the this that these those it its we our they their he his she her you your i my there
+    here in on at for with by from to of after before during under over since despite across
+    among beyond through throughout within without between about against along around behind
+    below above like unlike toward towards upon into onto near per via as if when while because
+    although though unless until once whereas where whether and or but so yet then also only
+    even all both each every some many most much few half several any no not nearly almost
+    today yesterday now last next meanwhile however moreover still thus instead why how what
+    who which el la los las en de del con por para que un una y o
+    """.split()
+)
+# What follows a verb that takes an object: "Press the", "Register every", "Waive its".
+OBJECT_OPENERS = frozenset(
+    """
+    the a an every each all any its their our his her them it us more new no what how whether
+    existing current
+    """.split()
+)
+
+
+def reads_as_imperative(text):
+    """Whether a sentence opens like a command whose verb we do not list: a word that is no
+    function word, gerund or past form, followed by a determiner ("Press the government")."""
+    words = re.findall(r"[\w'-]+", text, re.UNICODE)[:2]
+    if len(words) < 2 or not words[0][:1].isupper() or words[0].isupper():
+        return False
+    first, second = words[0].lower(), words[1].lower()
+    return (
+        first not in NOT_VERBS
+        and not first.endswith(("ing", "ed", "ly"))
+        and second in OBJECT_OPENERS
+        and not is_not_ask(text)
+    )
+
+
 def is_ask(text):
     """Whether the text recommends something: a recommending verb or an opening imperative."""
     if is_not_ask(text):
@@ -530,6 +568,7 @@ class TreeBuilder:
         introduces = text.endswith(":") and not note and only_introduces(text)
         asks = not introduces and (
             is_ask(text)
+            or (self.explicit and reads_as_imperative(text))  # a verb we do not list
             or (lead_in and not is_not_ask(text))
             or (bold and self.heading_node is not None and not is_not_ask(text))
             or (parent is not None and parent is not self.under and not is_not_ask(text))
