@@ -596,13 +596,13 @@ def test_bold_numbered_titles_run_into_their_paragraph_are_asks_with_the_rest_as
         "# Memo\n\nWe see three steps.\n\n"
         "**1. Hire more asylum officers.** Backlogs have tripled since 2020.\n\n"
         "**2. Publish wait times.** Families cannot plan without them.\n\n"
-        "**3. A fair hearing for all.** Courts should give every family a lawyer.\n"
+        "**3. Lobby the courts.** Every family deserves a lawyer.\n"
     )
     recommendations = by_code(markdown)
     assert [(r.text, r.note) for r in recommendations.values()] == [
         ("Hire more asylum officers.", "Backlogs have tripled since 2020."),
         ("Publish wait times.", "Families cannot plan without them."),
-        ("A fair hearing for all.", "Courts should give every family a lawyer."),
+        ("Lobby the courts.", "Every family deserves a lawyer."),
     ]
 
 
@@ -646,3 +646,26 @@ def test_a_listed_ask_opening_with_a_verb_we_do_not_list_is_found_in_a_recommend
         "Reopen the shelters in Tijuana.",
         "Lobby the regional governments to share asylum data.",
     ]
+
+
+def test_numbered_titles_underlined_as_setext_headings_hold_the_bullets_below_them():
+    markdown = (
+        "Border Brief\n============\n\n"
+        "1. Train officers in trauma-informed interviews\n"
+        "-----------------------------------------------\n\n"
+        "- ICE should fund the training every year.\n\n"
+        "2. Reunite separated families\n"
+        "-----------------------------\n\n"
+        "- HHS should track every child in its care.\n"
+    )
+    assert tree(markdown) == {
+        "1": ("", "Train officers in trauma-informed interviews"),
+        "1.1": ("1", "ICE should fund the training every year."),
+        "2": ("", "Reunite separated families"),
+        "2.1": ("2", "HHS should track every child in its care."),
+    }
+
+
+def test_a_numbered_heading_opening_like_a_command_with_a_verb_we_do_not_list_asks():
+    markdown = "# Brief\n\n## 1. Lobby the states for shelter funds\n\n## 2. Background\n"
+    assert tree(markdown) == {"1": ("", "Lobby the states for shelter funds")}

@@ -116,6 +116,12 @@ LINK_ONLY_RE = re.compile(r"^\s*!?\[[^\]]*\]\([^)]*\)\s*$")
 QUOTED_RE = re.compile(r"^[\"\u201c\u00ab].*[\"\u201d\u00bb][.,]?$", re.DOTALL)
 
 MARKDOWN_PARSER = MarkdownIt("commonmark").enable("table")
+# "1. Title" underlined with "---" or "===": CommonMark reads a list item (and a rule), but its
+# author meant a numbered setext heading.
+NUMBERED_SETEXT_RE = re.compile(
+    r"^(?P<number>[ \t]{0,3}\d{1,2})(?P<mark>[.)])(?= )(?=.*\n[ \t]{0,3}(?:-{3,}|={3,})[ \t]*$)",
+    re.MULTILINE,
+)
 
 
 @dataclass
@@ -221,7 +227,7 @@ NOT_VERBS = frozenset(
 OBJECT_OPENERS = frozenset(
     """
     the a an every each all any its their our his her them it us more new no what how whether
-    existing current
+    existing current everyone everybody anyone
     """.split()
 )
 
@@ -265,6 +271,7 @@ def read_blocks(markdown):
     item_paragraphs = []  # per open list item: paragraphs seen so far
     heading_level = 0
     table = None
+    markdown = NUMBERED_SETEXT_RE.sub(r"\g<number>\\\g<mark>", markdown)
     for token in MARKDOWN_PARSER.parse(markdown):
         kind = token.type
         if kind in ("bullet_list_open", "ordered_list_open"):
@@ -377,9 +384,10 @@ def heading_mark(text):
     if match["bare"]:
         return match["number"], ""
     title = match["text"].strip()
-    if match["mark"].isalpha() and not is_ask(title):
+    asks = is_ask(title) or reads_as_imperative(title)
+    if match["mark"].isalpha() and not asks:
         return None  # "A. Background", "I. Introduction"
-    if not match["word"] and not is_ask(title):
+    if not match["word"] and not asks:
         return None  # "1. Background": a chapter, not an ask
     return match["mark"], title
 
@@ -446,7 +454,7 @@ class TreeBuilder:
 
     def heading(self, block):
         title = plain_text(block.text)
-        mark = self.mark(title, level=block.level)
+        mark = heading_mark(title)
         if mark is None and self.explicit and is_ask(title) and not is_section_heading(title):
             mark = ("", title)  # "### End family detention" inside a Recommendations section
         self.lead_in = ""
@@ -481,26 +489,6 @@ class TreeBuilder:
         self.heading_is_digit = number.isdigit()
         self.awaits_note = True
 
-    def mark(self, title, *, level):
-        """Return (mark, title) for a numbered heading that asks or that continues the
-        numbered asks before it at its level ("5. Count what matters" after "4. Fund…"), else
-        None."""
-        mark = heading_mark(title)
-        if mark is not None:
-            return mark
-        match = HEADING_MARK_RE.match(title)
-        previous = self.heading_node
-        if (
-            match is not None
-            and match["text"]
-            and previous is not None
-            and previous.number.isdigit()
-            and level == self.heading_level
-            and match["mark"] == str(int(previous.number) + 1)
-        ):
-            return match["mark"], match["text"].strip()
-        return None
-
     def paragraph(self, block):
         block.text = ASK_LABEL_RE.sub("", block.text.strip())
         text = plain_text(block.text)
@@ -512,7 +500,7 @@ class TreeBuilder:
             self.last.section_title = self.section_title = self.last.text
             self.awaits_note = not self.last.note
             return
-        if bold and self.mark(bold[0], level=7):
+        if bold and heading_mark(bold[0]):
             # "**1. Fund shelters.** Why it matters…": a numbered heading run into its note
             self.heading(Block(HEADING, bold[0], level=7))
             if bold[1] and self.last is not None:
