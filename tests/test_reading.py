@@ -290,6 +290,20 @@ def test_a_word_document_reads_as_markdown():
     )
 
 
+def test_a_body_paragraph_after_a_word_list_ends_the_list_and_an_indented_one_continues_it():
+    document = docx.Document()
+    document.add_paragraph("Reopen ports of entry.", style="List Bullet")
+    document.add_paragraph("Ports closed in 2020.").paragraph_format.left_indent = docx.shared.Cm(1)
+    document.add_paragraph("Fund interpreters.", style="List Bullet")
+    document.add_paragraph("Published by the Border Project.")
+    assert document_markdown(docx_bytes(document), filename="b.docx") == (
+        "- Reopen ports of entry.\n"
+        "  Ports closed in 2020.\n"
+        "- Fund interpreters.\n\n"
+        "Published by the Border Project.\n"
+    )
+
+
 def numbered(document, text, *, num_id, level=0):
     """A paragraph numbered as Word numbers them: List Paragraph style plus numbering."""
     paragraph = document.add_paragraph(text, style="List Paragraph")

@@ -2,7 +2,13 @@
 
 import pytest
 
-from tracker.importing import DocumentImportError, import_document, parse_markdown, short_title
+from tracker.importing import (
+    DocumentImportError,
+    import_document,
+    parse_markdown,
+    parse_op_ed,
+    short_title,
+)
 from tracker.structure import plain_text
 
 
@@ -563,3 +569,103 @@ def test_a_paragraph_inside_a_list_item_is_its_note():
         ),
         ("Expand the Central American Minors program.", ""),
     ]
+
+
+@pytest.mark.django_db
+def test_a_plain_text_statement_without_headings_takes_its_title_from_its_first_title_line():
+    text = (
+        "EMBARGOED UNTIL 9 AM\n"
+        "March 3, 2026\n\n"
+        "Contact:\n"
+        "Press Office\n\n"
+        "River Alliance Asks Lawmakers to Protect Border Shelters\n\n"
+        "The alliance asks Congress to:\n\n"
+        "- Fund shelters along the border for families waiting for hearings.\n"
+        "- Restore legal aid for children who arrive alone.\n\n"
+        "###\n"
+    )
+    document = import_document(
+        text.encode(), code="RA-2026", publisher="River Alliance", filename="statement.txt"
+    ).document
+    assert document.title == "River Alliance Asks Lawmakers to Protect Border Shelters"
+    assert document.recommendations.count() == 2
+
+
+def test_bold_numbered_titles_run_into_their_paragraph_are_asks_with_the_rest_as_note():
+    markdown = (
+        "# Memo\n\nWe see three steps.\n\n"
+        "**1. Hire more asylum officers.** Backlogs have tripled since 2020.\n\n"
+        "**2. Publish wait times.** Families cannot plan without them.\n\n"
+        "**3. Lobby the courts.** Every family deserves a lawyer.\n"
+    )
+    recommendations = by_code(markdown)
+    assert [(r.text, r.note) for r in recommendations.values()] == [
+        ("Hire more asylum officers.", "Backlogs have tripled since 2020."),
+        ("Publish wait times.", "Families cannot plan without them."),
+        ("Lobby the courts.", "Every family deserves a lawyer."),
+    ]
+
+
+def test_a_bold_list_item_titled_without_a_verb_asks_when_its_explanation_asks():
+    markdown = (
+        "# Memo\n\n"
+        "1. **Hire more asylum officers.** Backlogs have tripled since 2020.\n"
+        "2. **A fair hearing for all.** Courts should give every family a lawyer.\n\n"
+        "- **Detention grew.** It doubled in two years.\n"
+    )
+    assert [r.text for r in by_code(markdown).values()] == [
+        "Hire more asylum officers.",
+        "A fair hearing for all.",
+    ]
+
+
+def test_an_op_ed_step_keeps_its_asking_sentences_and_its_explanation_becomes_the_note():
+    text = (
+        "Fix the courts\n\nBy Ana Ruiz\n\n"
+        "First, Congress should hire more judges. Cases now wait five years.\n\n"
+        "Second, the courts need interpreters. Each court should keep two on staff.\n\n"
+        "Finally, states should fund legal aid for children.\n"
+    )
+    steps = parse_op_ed(text, document_code="X").recommendations
+    assert [(r.text, r.note) for r in steps] == [
+        ("Congress should hire more judges.", "Cases now wait five years."),
+        ("The courts need interpreters. Each court should keep two on staff.", ""),
+        ("States should fund legal aid for children.", ""),
+    ]
+
+
+def test_a_listed_ask_opening_with_a_verb_we_do_not_list_is_found_in_a_recommendations_section():
+    markdown = (
+        "# Brief\n\n## Background\n\n- Visit the archive for the data.\n\n"
+        "## Recommendations\n\n"
+        "- Reopen the shelters in Tijuana.\n"
+        "- Lobby the regional governments to share asylum data.\n"
+        "- In the meantime, nothing changes.\n"
+    )
+    assert [r.text for r in by_code(markdown).values()] == [
+        "Reopen the shelters in Tijuana.",
+        "Lobby the regional governments to share asylum data.",
+    ]
+
+
+def test_numbered_titles_underlined_as_setext_headings_hold_the_bullets_below_them():
+    markdown = (
+        "Border Brief\n============\n\n"
+        "1. Train officers in trauma-informed interviews\n"
+        "-----------------------------------------------\n\n"
+        "- ICE should fund the training every year.\n\n"
+        "2. Reunite separated families\n"
+        "-----------------------------\n\n"
+        "- HHS should track every child in its care.\n"
+    )
+    assert tree(markdown) == {
+        "1": ("", "Train officers in trauma-informed interviews"),
+        "1.1": ("1", "ICE should fund the training every year."),
+        "2": ("", "Reunite separated families"),
+        "2.1": ("2", "HHS should track every child in its care."),
+    }
+
+
+def test_a_numbered_heading_opening_like_a_command_with_a_verb_we_do_not_list_asks():
+    markdown = "# Brief\n\n## 1. Lobby the states for shelter funds\n\n## 2. Background\n"
+    assert tree(markdown) == {"1": ("", "Lobby the states for shelter funds")}

@@ -749,12 +749,26 @@ def group_steps(paragraphs):
     for paragraph in paragraphs:
         match = step_match(paragraph)
         if match and not closed:
-            steps.append((capitalise(match["text"]), []))
+            steps.append((*split_step(capitalise(match["text"])), []))
             closed = match["ordinal"] in LAST_STEP_ORDINALS
         else:
-            steps[-1][1].append(paragraph)
-    del steps[-1][1][MAX_CLOSING_NOTE_PARAGRAPHS:]
-    return steps
+            steps[-1][2].append(paragraph)
+    del steps[-1][2][MAX_CLOSING_NOTE_PARAGRAPHS:]
+    return [
+        (text, [explanation, *notes] if explanation else notes)
+        for text, explanation, notes in steps
+    ]
+
+
+def split_step(text):
+    """Return (ask, explanation): a step's sentences up to the last that asks, and the
+    sentences after it, which only explain ("... When it ran, crossings fell.")."""
+    sentences = split_sentences(text)
+    asking = [i for i, sentence in enumerate(sentences) if is_ask(sentence)]
+    if not asking:
+        return text, ""
+    last = asking[-1] + 1
+    return " ".join(sentences[:last]), " ".join(sentences[last:])
 
 
 # --- CSV -----------------------------------------------------------------------------------

@@ -851,8 +851,11 @@ class DocxReader:
         if listing is None:
             if not self.counters:
                 return text
-            # A paragraph inside a list item keeps the list open, indented under it.
-            return " " * sum(self.widths) + text
+            if continues_list_item(paragraph, style):
+                # A paragraph inside a list item keeps the list open, indented under it.
+                return " " * sum(self.widths) + text
+            self.reset_list()  # body text after a list: the list is over
+            return text
         level, numbered = listing
         del self.counters[level + 1 :]
         del self.widths[level + 1 :]
@@ -878,6 +881,13 @@ class DocxReader:
             level = int(by_style[2]) - 1 if by_style[2] else 0
             return level, by_style[1].lower() == "number"
         return None
+
+
+def continues_list_item(paragraph, style: str) -> bool:
+    """An unnumbered paragraph after a list item belongs to it when Word indents it or styles
+    it as list text ("List Paragraph", "List Continue"); a plain body paragraph ends the list."""
+    indent = paragraph.paragraph_format.left_indent
+    return style.lower().startswith("list") or (indent is not None and indent > 0)
 
 
 def numbering_formats(document) -> dict[tuple[int, int], str]:

@@ -75,6 +75,10 @@ RECOMMENDATION_REF_RE = re.compile(
 # A bold span opening a paragraph or item, closing marker optional (page breaks split spans).
 LEADING_BOLD_RE = re.compile(r"^(\*\*|__)(?P<text>.+?)(?:\1|\Z)", re.DOTALL)
 BOLD_RE = re.compile(r"(\*\*|__)(?P<text>.+?)(?:\1|\Z)", re.DOTALL)
+# A title line found in text without headings: long enough not to be a date, a name or a label,
+# short enough not to be a sentence of the body.
+MIN_TITLE_LINE_WORDS = 5
+MAX_TITLE_LINE_LENGTH = 120
 # A bold span in running text needs this many words to be an ask rather than a fact.
 MIN_INLINE_ASK_WORDS = 8
 
@@ -112,6 +116,12 @@ LINK_ONLY_RE = re.compile(r"^\s*!?\[[^\]]*\]\([^)]*\)\s*$")
 QUOTED_RE = re.compile(r"^[\"\u201c\u00ab].*[\"\u201d\u00bb][.,]?$", re.DOTALL)
 
 MARKDOWN_PARSER = MarkdownIt("commonmark").enable("table")
+# "1. Title" underlined with "---" or "===": CommonMark reads a list item (and a rule), but its
+# author meant a numbered setext heading.
+NUMBERED_SETEXT_RE = re.compile(
+    r"^(?P<number>[ \t]{0,3}\d{1,2})(?P<mark>[.)])(?= )(?=.*\n[ \t]{0,3}(?:-{3,}|={3,})[ \t]*$)",
+    re.MULTILINE,
+)
 
 
 @dataclass
@@ -199,6 +209,44 @@ def opens_with_imperative(text):
     return bool(words) and (words[0] in IMPERATIVES or words[:2] == ["poner", "fin"])
 
 
+# Words that open a sentence without being verbs, when a determiner follows them: "In the
+# region", "All the families", "Today the courts".
+NOT_VERBS = frozenset(
+    """
+    a an the this that these those it its we our they their he his she her you your i my there
+    here in on at for with by from to of after before during under over since despite across
+    among beyond through throughout within without between about against along around behind
+    below above like unlike toward towards upon into onto near per via as if when while because
+    although though unless until once whereas where whether and or but so yet then also only
+    even all both each every some many most much few half several any no not nearly almost
+    today yesterday now last next meanwhile however moreover still thus instead why how what
+    who which el la los las en de del con por para que un una y o
+    """.split()
+)
+# What follows a verb that takes an object: "Press the", "Register every", "Waive its".
+OBJECT_OPENERS = frozenset(
+    """
+    the a an every each all any its their our his her them it us more new no what how whether
+    existing current everyone everybody anyone
+    """.split()
+)
+
+
+def reads_as_imperative(text):
+    """Whether a sentence opens like a command whose verb we do not list: a word that is no
+    function word, gerund or past form, followed by a determiner ("Press the government")."""
+    words = re.findall(r"[\w'-]+", text, re.UNICODE)[:2]
+    if len(words) < 2 or not words[0][:1].isupper() or words[0].isupper():
+        return False
+    first, second = words[0].lower(), words[1].lower()
+    return (
+        first not in NOT_VERBS
+        and not first.endswith(("ing", "ed", "ly"))
+        and second in OBJECT_OPENERS
+        and not is_not_ask(text)
+    )
+
+
 def is_ask(text):
     """Whether the text recommends something: a recommending verb or an opening imperative."""
     if is_not_ask(text):
@@ -223,6 +271,7 @@ def read_blocks(markdown):
     item_paragraphs = []  # per open list item: paragraphs seen so far
     heading_level = 0
     table = None
+    markdown = NUMBERED_SETEXT_RE.sub(r"\g<number>\\\g<mark>", markdown)
     for token in MARKDOWN_PARSER.parse(markdown):
         kind = token.type
         if kind in ("bullet_list_open", "ordered_list_open"):
@@ -335,9 +384,10 @@ def heading_mark(text):
     if match["bare"]:
         return match["number"], ""
     title = match["text"].strip()
-    if match["mark"].isalpha() and not is_ask(title):
+    asks = is_ask(title) or reads_as_imperative(title)
+    if match["mark"].isalpha() and not asks:
         return None  # "A. Background", "I. Introduction"
-    if not match["word"] and not is_ask(title):
+    if not match["word"] and not asks:
         return None  # "1. Background": a chapter, not an ask
     return match["mark"], title
 
@@ -450,6 +500,13 @@ class TreeBuilder:
             self.last.section_title = self.section_title = self.last.text
             self.awaits_note = not self.last.note
             return
+        if bold and heading_mark(bold[0]):
+            # "**1. Fund shelters.** Why it matters…": a numbered heading run into its note
+            self.heading(Block(HEADING, bold[0], level=7))
+            if bold[1] and self.last is not None:
+                self.last.note = bold[1]
+                self.awaits_note = False
+            return
         if bold and is_ask(bold[0]):
             ask, note = capitalise(bold[0]), bold[1]
             self.add(self.node(ask, note=note), self.under)
@@ -477,6 +534,7 @@ class TreeBuilder:
 
     def item(self, block):
         depth = block.level
+        sibling = self.items.get(depth)  # the ask the item before this one made, if any
         for deeper in [d for d in self.items if d >= depth]:
             del self.items[deeper]
         for deeper in [d for d in self.item_lead_ins if d >= depth]:
@@ -498,9 +556,13 @@ class TreeBuilder:
         introduces = text.endswith(":") and not note and only_introduces(text)
         asks = not introduces and (
             is_ask(text)
+            or (self.explicit and reads_as_imperative(text))  # a verb we do not list
             or (lead_in and not is_not_ask(text))
             or (bold and self.heading_node is not None and not is_not_ask(text))
             or (parent is not None and parent is not self.under and not is_not_ask(text))
+            # "**Count what matters.** Agencies should publish…" after other asks: a title
+            # whose explanation asks
+            or (bold and note and sibling is not None and not is_not_ask(text) and is_ask(note))
         )
         if introduces:
             self.item_lead_ins[depth] = text
@@ -604,8 +666,28 @@ def coded(nodes, parent_code=""):
 
 
 def document_title(markdown):
-    """The first level-one heading's text."""
-    return next(
-        (plain_text(b.text) for b in read_blocks(markdown) if b.kind == HEADING and b.level == 1),
-        "",
+    """The first level-one heading's text, else the first heading's, else the first short line
+    that reads like a title (plain text and PDF copies have no headings)."""
+    # An empty heading is a mark, such as the "###" that ends a press release.
+    headings = [b for b in read_blocks(markdown) if b.kind == HEADING and plain_text(b.text)]
+    heading = next((b for b in headings if b.level == 1), headings[0] if headings else None)
+    if heading is not None:
+        return plain_text(heading.text)
+    for line in markdown.splitlines():
+        line = " ".join(plain_text(line).split())
+        if looks_like_title_line(line):
+            return line
+    return ""
+
+
+def looks_like_title_line(line):
+    """A line of a few words that is neither a label ("FOR IMMEDIATE RELEASE", "Contact:"), a
+    date or name, nor running text."""
+    words = line.split()
+    return (
+        len(words) >= MIN_TITLE_LINE_WORDS
+        and len(line) <= MAX_TITLE_LINE_LENGTH
+        and not line.isupper()
+        and not line.endswith((":", ".", ","))
+        and not NOT_ASK_RE.search(line)
     )
