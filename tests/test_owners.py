@@ -1,15 +1,13 @@
 """Who a recommendation is addressed to: the agency directory, the owner rules, the addressee
 of a document and the "owner not found" flag."""
 
-import io
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from django.urls import reverse
 
 from tests.factories import PublisherFactory
-from tests.test_importing import HILL_OP_ED, WRC_BRIEF, read_seed
+from tests.test_importing import HILL_OP_ED, WRC_BRIEF, read_seed, run_command
 from tracker.directory import AGENCY_DIRECTORY, ensure_agency_directory
 from tracker.importing import (
     BY_DOCUMENT,
@@ -501,12 +499,6 @@ def test_an_unknown_addressee_is_refused_and_nothing_is_written():
 
 
 # --- The command and the upload form -------------------------------------------------------
-
-
-def run_command(*args):
-    stdout = io.StringIO()
-    call_command("import_document", *map(str, args), stdout=stdout)
-    return stdout.getvalue()
 
 
 @pytest.fixture

@@ -64,24 +64,23 @@ def message_of(parts, to, *, headers=None):
 
 
 def confirmation_message(subscription, links):
-    with translation.override(subscription.language):
-        context = {
-            "subscription": subscription,
-            "home_url": absolute_url(reverse("public:home")),
-            **links,
-        }
-        return make_message("confirmation", subscription.email, context)
+    return subscription_message("confirmation", subscription, links)
 
 
 def already_subscribed_message(subscription, links):
     """To a confirmed address signed up again: nothing changed, and where to change it."""
+    return subscription_message("already-subscribed", subscription, links)
+
+
+def subscription_message(name, subscription, links):
+    """A mail about the subscription itself, in its language, with its signed links."""
     with translation.override(subscription.language):
         context = {
             "subscription": subscription,
             "home_url": absolute_url(reverse("public:home")),
             **links,
         }
-        return make_message("already-subscribed", subscription.email, context)
+        return make_message(name, subscription.email, context)
 
 
 @dataclass

@@ -895,6 +895,8 @@ def numbering_formats(document) -> dict[tuple[int, int], str]:
     try:
         numbering = document.part.numbering_part.element
     except (KeyError, NotImplementedError):
+        # python-docx raises NotImplementedError for a document without a numbering part
+        # (it cannot add one): such a document has no Word-numbered lists to read.
         return {}
     w = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
     abstract = {}
