@@ -284,6 +284,7 @@ def import_file(path, *, code, meta):
     """Import the file as a user would; return its stored asks. Arguments the importer of the
     day does not take (an addressee, say) are left out rather than failing."""
     from tracker.directory import ensure_agency_directory
+    from tracker import importing
     from tracker.importing import import_document
     from tracker.models import Recommendation
 
@@ -294,7 +295,15 @@ def import_file(path, *, code, meta):
         "publisher": meta.get("publisher") or "Corpus",
         "addressee": find_agency(meta["addressee"]) if meta.get("addressee") else None,
     }
-    accepted = inspect.signature(import_document).parameters
+    accepted = {
+        *inspect.signature(import_document).parameters,
+        # import_document passes its other options to save_import.
+        *(
+            inspect.signature(importing.save_import).parameters
+            if hasattr(importing, "save_import")
+            else ()
+        ),
+    }
     import_document(
         path.read_bytes(), **{k: v for k, v in wanted.items() if k in accepted and v is not None}
     )

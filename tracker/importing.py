@@ -9,7 +9,9 @@ to it by text (`match_recommendations()`), so each ask keeps its history whateve
 
 import csv
 import datetime
+import hashlib
 import io
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -237,6 +239,11 @@ BY_DOCUMENT = "document addressee"
 BY_LIST = "listed"
 # The flag for a recommendation whose lead could not be found: staff must choose one.
 OWNER_NOT_FOUND = "owner not found"
+# Asks this much alike (difflib's ratio on words) within one version may be one ask twice.
+DUPLICATE_SIMILARITY = 0.85
+# An ask shorter than this, or longer, is likely a fragment or several asks run together.
+MIN_ASK_WORDS = 4
+MAX_ASK_WORDS = 150
 
 
 class DocumentImportError(ValueError):
@@ -269,11 +276,13 @@ class ParsedDocument:
     recommendations: list[ParsedRecommendation]
     title: str = ""
     author: str = ""
+    # Owners and themes set by staff reviewing a proposal (tracker.proposals), as a CSV lists.
+    reviewed: bool = False
 
     @property
     def lists_owners(self):
         """Whether the source lists owners and themes, which then replace the stored ones."""
-        return self.format == CSV
+        return self.format == CSV or self.reviewed
 
 
 @dataclass(frozen=True)
@@ -333,6 +342,8 @@ class ImportResult:
     # Every recommendation of the new version as it was saved (or would be, in a dry run):
     # see proposal_item.
     proposal: list[dict] = field(default_factory=list)
+    # What the document's stored recommendations were before the import (stored_fingerprint).
+    stored_fingerprint: str = ""
 
     def record(self, recommendation, outcome, *, lead):
         getattr(self, outcome).append(recommendation)
@@ -1255,9 +1266,9 @@ def listed_owners(parsed, *, index, default_lead):
     def find(name):
         agency = index.find(name)
         if agency is None:
+            where = f"Row {parsed.row} ({parsed.code})" if parsed.row else parsed.code
             raise DocumentImportError(
-                f"Row {parsed.row} ({parsed.code}): unknown agency {name!r}; "
-                "add it to the agency directory first."
+                f"{where}: unknown agency {name!r}; add it to the agency directory first."
             )
         return agency
 
@@ -1309,42 +1320,57 @@ def import_document(
     source: str | bytes,
     *,
     code: str,
-    publisher: Publisher | str | None = None,
-    publisher_acronym: str = "",
     fmt: str | None = None,
     filename: str = "",
     content_type: str = "",
+    **options,
+) -> ImportResult:
+    """Read and parse a document, then save it (save_import, which `options` are for).
+
+    Input that cannot be imported raises DocumentImportError before anything is written.
+    """
+    text = decode_source(source, filename=filename, content_type=content_type)
+    fmt = fmt or detect_format(text, filename=filename)
+    parsed = parse_document(text, fmt=fmt, document_code=code)
+    return save_import(parsed, code=code, addressee_text=text, **options)
+
+
+def save_import(
+    parsed: ParsedDocument,
+    *,
+    code: str,
+    publisher: Publisher | str | None = None,
+    publisher_acronym: str = "",
     title: str | None = None,
     kind: str | None = None,
     published_on: datetime.date | None = None,
     author: str = "",
     url: str = "",
     addressee: Agency | str | None = None,
+    addressee_text: str = "",
     is_published: bool = True,
     dry_run: bool = False,
+    matched: dict[str, int] | None = None,
+    expected_fingerprint: str | None = None,
 ) -> ImportResult:
-    """Import a document and its recommendations; return what was created or changed.
+    """Save a parsed document and its recommendations; return what was created or changed.
 
-    1. The text is parsed first: input that cannot be imported raises DocumentImportError
-       before anything is written.
-    2. The document is found by code, or created; the metadata given replaces its own, and
+    1. The document is found by code, or created; the metadata given replaces its own, and
        the title and author found in the text fill only blanks. Its addressee (an agency, or
-       its acronym or name) is the one given, else the stored one, else the agency the text
-       most often addresses (detect_addressee), else none.
-    3. Each recommendation of the new version is matched to the stored one it continues by
-       its text, not its code (match_recommendations): a match is updated in place, taking
-       the new code, parent, position and text, so its history, evidence and owners stay
-       with the ask; an unmatched one is created with `is_published`. Owners and themes
-       found in Markdown or an op-ed are applied only where staff have set none; those a
-       CSV lists replace them.
-    4. Stored recommendations the new version no longer has are withdrawn: kept with their
+       its acronym or name) is the one given, else the stored one, else the agency
+       `addressee_text` most often addresses (detect_addressee), else none.
+    2. Each recommendation of the new version is matched to the stored one it continues by
+       its text, not its code (match_recommendations), or as staff confirmed it (`matched`:
+       {code: stored pk}): a match is updated in place, taking the new code, parent, position
+       and text, so its history, evidence and owners stay with the ask; an unmatched one is
+       created with `is_published`. Owners and themes found in Markdown or an op-ed are
+       applied only where staff have set none; those a CSV or a review lists replace them.
+    3. Stored recommendations the new version no longer has are withdrawn: kept with their
        history, hidden from the public (RecommendationQuerySet.public).
-    5. All of it happens in one transaction; a dry run rolls it back after the same work, so
-       its report is exact.
+    4. All of it happens in one transaction; a dry run rolls it back after the same work, so
+       its report is exact. With `expected_fingerprint`, the stored recommendations must be
+       as they were when that was taken (stored_fingerprint), or nothing is written.
     """
-    text = decode_source(source, filename=filename, content_type=content_type)
-    fmt = fmt or detect_format(text, filename=filename)
-    parsed = parse_document(text, fmt=fmt, document_code=code)
     with transaction.atomic():
         ensure_agency_directory()
         index = AgencyIndex(Agency.objects.all())
@@ -1356,7 +1382,9 @@ def import_document(
             publisher=publisher,
             publisher_acronym=publisher_acronym,
             addressee=addressee,
-            default_addressee=None if addressee else detect_addressee(text, index=index),
+            default_addressee=(
+                None if addressee else detect_addressee(addressee_text, index=index)
+            ),
             title=title,
             kind=kind,
             published_on=published_on,
@@ -1364,15 +1392,28 @@ def import_document(
             url=url,
         )
         result = ImportResult(
-            document=document, format=fmt, document_created=document_created, dry_run=dry_run
+            document=document,
+            format=parsed.format,
+            document_created=document_created,
+            dry_run=dry_run,
         )
         # Locked, so two imports of one document cannot interleave their matching.
         stored = list(document.recommendations.select_for_update().order_by("position", "pk"))
+        result.stored_fingerprint = stored_fingerprint(stored)
+        if expected_fingerprint is not None and result.stored_fingerprint != expected_fingerprint:
+            raise DocumentImportError(
+                f"The recommendations of {code} changed after this proposal was made (another "
+                "import or an edit); import the document again to review a fresh proposal."
+            )
         before = {recommendation.pk: Snapshot.of(recommendation) for recommendation in stored}
-        matches = match_recommendations(parsed.recommendations, stored)
-        matched = {recommendation.pk for recommendation in matches.values()}
+        if matched is None:
+            matches = match_recommendations(parsed.recommendations, stored)
+        else:
+            by_pk = {recommendation.pk: recommendation for recommendation in stored}
+            matches = {code: by_pk[pk] for code, pk in matched.items() if pk in by_pk}
+        matched_pks = {recommendation.pk for recommendation in matches.values()}
         unmatched = [
-            recommendation for recommendation in stored if recommendation.pk not in matched
+            recommendation for recommendation in stored if recommendation.pk not in matched_pks
         ]
         move_codes(
             stored,
@@ -1398,17 +1439,67 @@ def import_document(
             result.record(recommendation, outcome, lead=lead)
             if recommendation.pk in before:
                 record_identity(result, recommendation, before=before)
+        result.flags += doubt_flags(parsed.recommendations)
         result.withdrawn = withdraw(unmatched)
-        result.proposal = describe_proposal(result, list(saved.values()))
+        result.proposal = describe_proposal(result, list(saved.values()), before=before)
         if dry_run:
             transaction.set_rollback(True)
     return result
 
 
-def describe_proposal(result, recommendations):
+def stored_fingerprint(recommendations):
+    """A digest of what an import matches against and replaces: each stored recommendation's
+    code, parent, text, withdrawal, owners and themes. Equal digests, same starting point."""
+    prefetch_related_objects(recommendations, "ownerships", "themes")
+    state = sorted(
+        (
+            recommendation.pk,
+            recommendation.code,
+            recommendation.parent_id,
+            recommendation.text,
+            recommendation.withdrawn_at is not None,
+            sorted((o.agency_id, o.role) for o in recommendation.ownerships.all()),
+            sorted(theme.pk for theme in recommendation.themes.all()),
+        )
+        for recommendation in recommendations
+    )
+    return hashlib.sha256(json.dumps(state).encode()).hexdigest()
+
+
+def doubt_flags(recommendations):
+    """Flag asks that may be wrong: near-duplicates within the version, fragments and
+    run-ons, questions (an ask is not a question). A parent may be a short heading."""
+    flags = []
+    words = [match_words(item.text) for item in recommendations]
+    parents = {item.parent_code for item in recommendations}
+    for number, item in enumerate(recommendations):
+        count = len(words[number])
+        if count < MIN_ASK_WORDS and item.code not in parents:
+            flags.append(ImportFlag(item.code, "low confidence: very short for a recommendation"))
+        elif count > MAX_ASK_WORDS:
+            flags.append(ImportFlag(item.code, "low confidence: long, may hold several asks"))
+        if item.text.rstrip().endswith("?"):
+            flags.append(ImportFlag(item.code, "low confidence: reads as a question"))
+        matcher = SequenceMatcher(None, autojunk=False)
+        matcher.set_seq2(words[number])
+        for earlier in range(number):
+            matcher.set_seq1(words[earlier])
+            if (
+                matcher.real_quick_ratio() >= DUPLICATE_SIMILARITY
+                and matcher.quick_ratio() >= DUPLICATE_SIMILARITY
+                and matcher.ratio() >= DUPLICATE_SIMILARITY
+            ):
+                duplicate = recommendations[earlier].code
+                flags.append(ImportFlag(item.code, f"possible duplicate of {duplicate}"))
+                break
+    return flags
+
+
+def describe_proposal(result, recommendations, *, before):
     """Return each recommendation of the import as plain data, read inside its transaction so
-    a dry run describes exactly what it would have saved."""
-    prefetch_related_objects(recommendations, "parent", "ownerships__agency")
+    a dry run describes exactly what it would have saved; `before` ({pk: Snapshot}) is what
+    the stored ones were."""
+    prefetch_related_objects(recommendations, "parent", "ownerships__agency", "themes")
     outcomes = {
         recommendation.pk: outcome
         for outcome in ("created", "updated", "unchanged")
@@ -1418,12 +1509,19 @@ def describe_proposal(result, recommendations):
     for flag in result.flags:
         flags.setdefault(flag.code, []).append(flag.problem)
     return [
-        proposal_item(recommendation, outcome=outcomes[recommendation.pk], flags=flags)
+        proposal_item(
+            recommendation,
+            outcome=outcomes[recommendation.pk],
+            flags=flags,
+            before=before.get(recommendation.pk),
+        )
         for recommendation in recommendations
     ]
 
 
-def proposal_item(recommendation, *, outcome, flags):
+def proposal_item(recommendation, *, outcome, flags, before=None):
+    """One recommendation of an import as plain data; `stored` is the stored recommendation
+    it continues, as it was (None for a new one)."""
     ownerships = recommendation.ownerships.all()
     return {
         "code": recommendation.code,
@@ -1439,7 +1537,18 @@ def proposal_item(recommendation, *, outcome, flags):
         "supporting": [
             agency_label(o.agency) for o in ownerships if o.role == Ownership.Role.SUPPORTING
         ],
+        "themes": sorted(theme.name for theme in recommendation.themes.all()),
+        "addressed_to": recommendation.addressed_to,
+        "is_priority": recommendation.is_priority,
         "flags": flags.get(recommendation.code, []),
+        "stored": None
+        if before is None
+        else {
+            "pk": recommendation.pk,
+            "code": before.code,
+            "text": before.text,
+            "withdrawn": before.withdrawn,
+        },
     }
 
 
