@@ -283,8 +283,8 @@ def find_agency(label):
 def import_file(path, *, code, meta):
     """Import the file as a user would; return its stored asks. Arguments the importer of the
     day does not take (an addressee, say) are left out rather than failing."""
-    from tracker.directory import ensure_agency_directory
     from tracker import importing
+    from tracker.directory import ensure_agency_directory
     from tracker.importing import import_document
     from tracker.models import Recommendation
 

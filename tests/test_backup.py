@@ -17,6 +17,7 @@ from tracker.models import (
     ChangeAlert,
     DigestDelivery,
     FeedEntry,
+    ImportProposal,
     Publisher,
     Recommendation,
     Source,
@@ -77,6 +78,10 @@ def tracked():
     DigestDelivery.objects.create(
         subscription=subscriber, period="2024-W36", period_start=datetime.date(2024, 9, 2),
         period_end=datetime.date(2024, 9, 8), state=DigestDelivery.State.SENT, sent_at=now,
+    )  # fmt: skip
+    ImportProposal.objects.create(
+        code="WRC-2025", format="markdown", stored_fingerprint="0" * 64, created_by=recorder,
+        items=[{"code": "WRC-2025-1", "text": "Restore asylum (\u00e9t\u00e9).", "lead": "DHS"}],
     )  # fmt: skip
     return {"recommendation": recommendation, "evidence": evidence, "recorder": recorder}
 

@@ -10,9 +10,11 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from tests.factories import PublisherFactory, RecommendationFactory
+from tests.support import review_data, review_url
 from tracker import backup
 from tracker.demo import DEMO_DIR
-from tracker.models import Document, StatusChange
+from tracker.directory import ensure_agency_directory
+from tracker.models import Document, ImportProposal, StatusChange
 
 pytestmark = pytest.mark.django_db
 MB = 1024 * 1024
@@ -108,6 +110,9 @@ def test_staff_import_a_document_by_upload(admin_client):
     assert 'enctype="multipart/form-data"' in form_page  # else browsers send no file
     content = (DEMO_DIR / "hill-2021.csv").read_bytes()
     response = upload(admin_client, content, name="hill.csv", publisher=publisher.pk)
+    proposal = ImportProposal.objects.get()
+    assert response.status_code == 302 and response["Location"] == review_url(proposal)
+    response = admin_client.post(review_url(proposal), review_data(proposal))
     document = Document.objects.get(code="HILL-2021")
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:tracker_document_change", args=[document.pk])
@@ -117,14 +122,14 @@ def test_staff_import_a_document_by_upload(admin_client):
     assert document.publisher == publisher
 
 
-def test_a_dry_run_upload_reports_and_writes_nothing(admin_client):
+def test_an_upload_writes_nothing_but_its_proposal_until_confirmed(admin_client):
     publisher = PublisherFactory(name="The Hill")
+    ensure_agency_directory()
     before = row_counts()
     content = (DEMO_DIR / "hill-2021.csv").read_bytes()
-    response = upload(admin_client, content, name="h.csv", publisher=publisher.pk, dry_run="on")
-    assert response.status_code == 200
-    assert "Dry run, nothing written:" in response.text
-    assert row_counts() == before
+    response = upload(admin_client, content, name="h.csv", publisher=publisher.pk)
+    assert response.status_code == 302
+    assert row_counts() == before | {"tracker.importproposal": 1}
 
 
 @pytest.mark.parametrize(

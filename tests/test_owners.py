@@ -7,6 +7,7 @@ from django.core.management import CommandError
 from django.urls import reverse
 
 from tests.factories import PublisherFactory
+from tests.support import review_data, review_url
 from tests.test_importing import HILL_OP_ED, WRC_BRIEF, read_seed, run_command
 from tracker.directory import AGENCY_DIRECTORY, ensure_agency_directory
 from tracker.importing import (
@@ -551,8 +552,10 @@ def test_the_upload_form_takes_the_addressee_and_shows_flags(admin_client):
         return admin_client.post(url, form | fields, follow=True)
 
     flagged = upload("ST-2024").text
-    assert "To review: ST-2024-1.1: owner not found" in flagged
-    addressed = upload("ST-2025", addressee="DHS").text
-    assert "owner not found" not in addressed
+    assert "<strong>Check:</strong> owner not found" in flagged
+    addressed = upload("ST-2025", addressee="DHS")
+    assert "owner not found" not in addressed.text
+    proposal = addressed.context["original"]
+    admin_client.post(review_url(proposal), review_data(proposal))
     recommendation = Agency.objects.get(acronym="DHS").recommendations.get(code="ST-2025-1.1")
     assert stored_owners(recommendation) == (["DHS"], [])

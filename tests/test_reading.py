@@ -12,9 +12,10 @@ from fpdf import FPDF
 
 from tests.conftest import local_url
 from tests.factories import PublisherFactory
+from tests.support import review_data, review_url
 from tracker.demo import DEMO_DIR
 from tracker.importing import DocumentImportError, decode_source
-from tracker.models import Document, Recommendation
+from tracker.models import Document, ImportProposal, Recommendation
 from tracker.reading import (
     UnreadableDocument,
     document_markdown,
@@ -349,6 +350,8 @@ def test_staff_upload_a_word_document_in_the_admin(admin_client):
     }
     response = admin_client.post(reverse("admin:tracker_document_import"), form)
     assert response.status_code == 302
+    proposal = ImportProposal.objects.get()
+    admin_client.post(review_url(proposal), review_data(proposal))
     document = Document.objects.get(code="WRC-2024")
     assert document.recommendations.filter(parent=None).count() == 2
 

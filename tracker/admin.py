@@ -18,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from . import digests, importing, reading
+from . import digests, importing, proposals, reading
 from .audit import update_with_audit
 from .links import link_url
 from .models import (
@@ -29,6 +29,7 @@ from .models import (
     Document,
     Evidence,
     FeedEntry,
+    ImportProposal,
     Ownership,
     Publisher,
     Recommendation,
@@ -166,16 +167,16 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
         ]
 
     def import_view(self, request):
-        """Upload a document (PDF, Word, HTML, text, Markdown or CSV) and import it, as
-        import_document does; a file the importer refuses is shown with its reason and
-        nothing is written."""
+        """Upload a document (PDF, Word, HTML, text, Markdown or CSV): the importer reads it
+        into a proposal for review, and saves nothing until staff confirm it there; a file
+        the importer refuses is shown with its reason and nothing is kept."""
         if not request.user.has_perms(IMPORT_PERMISSIONS):
             raise PermissionDenied
         form = ImportDocumentForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                result = importing.import_document(
+                proposal = proposals.propose_import(
                     data["file"].read(),
                     filename=data["file"].name,
                     code=data["code"],
@@ -185,22 +186,17 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
                     published_on=data["published_on"],
                     addressee=data["addressee"],
                     is_published=not data["draft"],
-                    dry_run=data["dry_run"],
+                    created_by=request.user,
                 )
             except importing.DocumentImportError as error:
                 form.add_error("file", str(error))
             else:
-                document = result.document
-                for flag in result.flags:
-                    self.message_user(request, f"To review: {flag}", messages.WARNING)
-                if result.dry_run:
-                    self.message_user(request, f"Dry run, nothing written: {result.summary()}")
-                else:
-                    self.log_change(request, document, f"Imported: {result.summary()}")
-                    self.message_user(
-                        request, f"Imported {document.code}: {result.summary()}", messages.SUCCESS
-                    )
-                    return redirect(reverse("admin:tracker_document_change", args=[document.pk]))
+                self.message_user(
+                    request,
+                    f"Read {len(proposal.items)} recommendations: review them, then confirm "
+                    "the import. Nothing is saved until you do.",
+                )
+                return redirect(reverse("admin:tracker_importproposal_change", args=[proposal.pk]))
         context = {
             **self.admin_site.each_context(request),
             "title": "Import a document",
@@ -255,7 +251,6 @@ class ImportDocumentForm(forms.Form):
         "addresses.",
     )
     draft = forms.BooleanField(required=False, label="Leave new recommendations as drafts")
-    dry_run = forms.BooleanField(required=False, label="Dry run: report, write nothing")
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
@@ -269,6 +264,214 @@ class ImportDocumentForm(forms.Form):
                 f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
             )
         return upload
+
+
+class ProposalItemForm(forms.Form):
+    """One proposed recommendation on the review page: what staff may change about it."""
+
+    keep = forms.BooleanField(
+        required=False,
+        label="Keep",
+        help_text="Untick to leave it out; a stored recommendation it continues is withdrawn.",
+    )
+    code = forms.CharField(max_length=40)
+    parent_key = forms.ChoiceField(label="Under", required=False)
+    merge_into = forms.ChoiceField(
+        label="Merge into",
+        required=False,
+        help_text="Its text joins the end of that item's; its sub-items move there.",
+    )
+    title = forms.CharField(max_length=300, required=False)
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 90}))
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 90}))
+    lead = forms.CharField(
+        label="Lead agency",
+        max_length=200,
+        required=False,
+        help_text="Acronym or name. Blank: the document's addressee, if any.",
+        widget=forms.TextInput(attrs={"list": "agency-names"}),
+    )
+    supporting = forms.CharField(
+        label="Supporting agencies",
+        max_length=1000,
+        required=False,
+        help_text="Separated by semicolons.",
+        widget=forms.TextInput(attrs={"list": "agency-names", "size": 60}),
+    )
+
+    def __init__(self, *args, choices, index, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["parent_key"].choices = [("", "— the top level —"), *choices]
+        self.fields["merge_into"].choices = [("", "— no, keep it separate —"), *choices]
+        self.index = index
+
+    def agency(self, name):
+        agency = self.index.find(name)
+        if agency is None:
+            raise ValidationError(
+                f"No agency {name!r} in the directory: choose one from Agencies, or add it "
+                "there first."
+            )
+        return importing.agency_label(agency)
+
+    def clean_lead(self):
+        name = self.cleaned_data["lead"].strip()
+        return self.agency(name) if name else ""
+
+    def clean_supporting(self):
+        names = [name.strip() for name in self.cleaned_data["supporting"].split(";")]
+        return list(dict.fromkeys(self.agency(name) for name in names if name))
+
+    def clean(self):
+        cleaned = super().clean()
+        key = self.initial.get("key")
+        if key and key in (cleaned.get("parent_key"), cleaned.get("merge_into")):
+            raise ValidationError("An item cannot sit under, or merge into, itself.")
+        return cleaned
+
+
+ProposalItemFormSet = forms.formset_factory(ProposalItemForm, extra=0)
+REVIEWED_FIELDS = [name for name in ProposalItemForm.base_fields]
+
+
+def proposal_choices(items):
+    return [(item["key"], f"{item['code']} {item['title'][:60]}") for item in items]
+
+
+def review_rows(proposal, formset):
+    """Each item with its form and what the reviewer should see: its depth in the tree, what
+    becomes of the stored recommendation it continues (moved, reworded word by word)."""
+    depth = {}
+    rows = []
+    for item, form in zip(proposal.items, formset.forms, strict=True):
+        depth[item["key"]] = depth.get(item["parent_key"], -1) + 1 if item["parent_key"] else 0
+        stored = item["stored"]
+        rows.append(
+            {
+                "item": item,
+                "form": form,
+                "depth": min(depth[item["key"]], 4),
+                "changes": (
+                    importing.word_changes(stored["text"], item["text"])
+                    if stored and stored["text"] != item["text"]
+                    else None
+                ),
+                "moved_from": stored["code"] if stored and stored["code"] != item["code"] else "",
+            }
+        )
+    return rows
+
+
+@admin.register(ImportProposal)
+class ImportProposalAdmin(admin.ModelAdmin):
+    """Imports awaiting review: the upload page and `import_document --review` make them; the
+    change page is the review, where staff edit the items and confirm or discard."""
+
+    list_display = ["__str__", "source_name", "state", "item_count", "created_by", "created_at"]
+    list_filter = ["state"]
+    list_select_related = ["created_by"]
+    search_fields = ["code", "source_name"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="Recommendations")
+    def item_count(self, obj):
+        return len(obj.items)
+
+    def has_add_permission(self, request):
+        return False  # proposals come from an upload or the command
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perms(IMPORT_PERMISSIONS)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perms(IMPORT_PERMISSIONS)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.has_perms(IMPORT_PERMISSIONS)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        proposal = self.get_object(request, unquote(object_id))
+        if proposal is None:
+            raise Http404("No such import proposal.")
+        if not self.has_change_permission(request, proposal):
+            raise PermissionDenied
+        pending = proposal.state == ImportProposal.State.PENDING
+        index = importing.AgencyIndex(Agency.objects.all())
+        form_kwargs = {"choices": proposal_choices(proposal.items), "index": index}
+        initial = [
+            item | {"supporting": "; ".join(item["supporting"]), "lead": item["lead"] or ""}
+            for item in proposal.items
+        ]
+        data = request.POST if request.method == "POST" and pending else None
+        formset = ProposalItemFormSet(data, initial=initial, form_kwargs=form_kwargs)
+        if data is not None:
+            response = self.review_post(request, proposal, formset)
+            if response is not None:
+                return response
+        if not pending:
+            for form in formset.forms:
+                for field in form.fields.values():
+                    field.disabled = True
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Review the import of {proposal.code}",
+            "opts": self.opts,
+            "original": proposal,
+            "pending": pending,
+            "formset": formset,
+            "rows": review_rows(proposal, formset),
+            "agency_names": sorted(importing.agency_label(a) for a in index.by_pk.values()),
+            "withdrawn": proposal.withdrawn,
+            "flag_count": sum(bool(item["flags"]) for item in proposal.items),
+            "document": Document.objects.filter(code=proposal.code).first(),
+            "media": self.media + formset.media,
+        }
+        return TemplateResponse(request, "admin/tracker/importproposal/review.html", context)
+
+    def review_post(self, request, proposal, formset):
+        """Save the edits; then confirm or discard, as the button pressed says. Return the
+        response, or None to show the page again with what went wrong."""
+        if "_discard" in request.POST:
+            try:
+                proposals.discard_proposal(proposal, user=request.user)
+            except importing.DocumentImportError as error:
+                self.message_user(request, str(error), messages.ERROR)
+            else:
+                self.message_user(request, f"Discarded the import of {proposal.code}.")
+            return redirect(reverse("admin:tracker_importproposal_changelist"))
+        if len(formset.forms) != len(proposal.items):
+            self.message_user(
+                request, "The page was out of date: here it is again.", messages.ERROR
+            )
+            return redirect(request.path)
+        if not formset.is_valid():
+            self.message_user(request, "Please correct the errors below.", messages.ERROR)
+            return None
+        edits = {
+            form.initial["key"]: {name: form.cleaned_data[name] for name in REVIEWED_FIELDS}
+            for form in formset.forms
+        }
+        proposals.update_items(proposal, edits)
+        if "_confirm" not in request.POST:
+            self.message_user(request, "Saved your changes; the import still awaits confirmation.")
+            return redirect(request.path)
+        try:
+            result = proposals.confirm_proposal(proposal, user=request.user)
+        except proposals.ProposalError as error:
+            for problem in error.problems:
+                self.message_user(request, problem, messages.ERROR)
+            return None
+        except importing.DocumentImportError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return None
+        document = result.document
+        for flag in result.flags:
+            self.message_user(request, f"To review: {flag}", messages.WARNING)
+        self.log_change(request, document, f"Imported after review: {result.summary()}")
+        self.message_user(
+            request, f"Imported {document.code}: {result.summary()}", messages.SUCCESS
+        )
+        return redirect(reverse("admin:tracker_document_change", args=[document.pk]))
 
 
 class OwnershipFormSet(BaseInlineFormSet):

@@ -1819,20 +1819,27 @@ def record_identity(result, recommendation, *, before):
         result.restored.append(recommendation)
 
 
-def word_diff(old, new):
-    """Return the edit from `old` to `new` word by word: "[-removed-] {+added+}"."""
+def word_changes(old, new):
+    """Return the edit from `old` to `new` word by word: [(tag, words)], the tag "equal",
+    "removed" or "added"."""
     old_words, new_words = old.split(), new.split()
-    parts = []
+    changes = []
     matcher = SequenceMatcher(None, old_words, new_words, autojunk=False)
     for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes():
         if tag == "equal":
-            parts.append(" ".join(old_words[old_start:old_end]))
+            changes.append(("equal", " ".join(old_words[old_start:old_end])))
             continue
         if old_end > old_start:
-            parts.append(f"[-{' '.join(old_words[old_start:old_end])}-]")
+            changes.append(("removed", " ".join(old_words[old_start:old_end])))
         if new_end > new_start:
-            parts.append(f"{{+{' '.join(new_words[new_start:new_end])}+}}")
-    return " ".join(parts)
+            changes.append(("added", " ".join(new_words[new_start:new_end])))
+    return changes
+
+
+def word_diff(old, new):
+    """Return the edit from `old` to `new` word by word: "[-removed-] {+added+}"."""
+    marks = {"equal": "{}", "removed": "[-{}-]", "added": "{{+{}+}}"}
+    return " ".join(marks[tag].format(words) for tag, words in word_changes(old, new))
 
 
 def withdraw(recommendations):

@@ -860,3 +860,62 @@ class DigestDelivery(models.Model):
 
     def __str__(self):
         return f"Digest {self.period} to {self.subscription} ({self.get_state_display()})"
+
+
+class ImportProposal(models.Model):
+    """An import waiting for staff review: what the importer read in a document, as staff
+    edit it. Nothing of it reaches the document until it is confirmed (tracker.proposals)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Awaiting review"
+        CONFIRMED = "confirmed", "Imported"
+        DISCARDED = "discarded", "Discarded"
+
+    code = models.CharField("document code", max_length=40)
+    source_name = models.CharField(
+        max_length=500, blank=True, help_text="The file or URL the document was read from."
+    )
+    format = models.CharField(max_length=20)
+    document_is_new = models.BooleanField(default=False)
+    # The document's metadata and the import's options, as save_import takes them.
+    options = models.JSONField(default=dict)
+    # The proposed recommendations in document order (importing.proposal_item), as edited.
+    items = models.JSONField(default=list)
+    # Stored recommendations this version no longer has: {pk, code, title}.
+    withdrawn = models.JSONField(default=list)
+    # What the document's recommendations were when proposed (importing.stored_fingerprint):
+    # confirming over a document changed since then is refused.
+    stored_fingerprint = models.CharField(max_length=64, editable=False)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    summary = models.CharField(max_length=300, blank=True)
+    document = models.ForeignKey(
+        Document,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="import_proposals",
+        help_text="The document once imported.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["state", "-created_at"], name="proposal_state_idx")]
+
+    def __str__(self):
+        return f"Import of {self.code} ({self.get_state_display().lower()})"

@@ -5,6 +5,7 @@ from pathlib import Path
 from textwrap import shorten
 
 from django.core.management.base import BaseCommand, CommandError
+from django.urls import reverse
 
 from tracker.importing import (
     FORMATS,
@@ -15,6 +16,7 @@ from tracker.importing import (
     read_source,
 )
 from tracker.models import Document
+from tracker.proposals import propose_import
 from tracker.reading import is_url
 
 
@@ -63,12 +65,22 @@ class Command(BaseCommand):
             "write nothing.",
         )
         parser.add_argument(
+            "--review",
+            action="store_true",
+            help="Save nothing: leave the import as a proposal for staff to review, edit and "
+            "confirm in the admin (Import proposals).",
+        )
+        parser.add_argument(
             "--json",
             action="store_true",
             help="Print the import (or, with --dry-run, the proposal) as one JSON object.",
         )
 
     def handle(self, *args, **options):
+        if options["review"] and options["dry_run"]:
+            raise CommandError(
+                "--review and --dry-run exclude each other: a review saves nothing either."
+            )
         path = options["path"]
         content_type = ""
         try:
@@ -82,22 +94,14 @@ class Command(BaseCommand):
                 published_on=options["published_on"],
             )
             (self.stderr if options["json"] else self.stdout).write(f"Importing {path} as {code}…")
+            if options["review"]:
+                return self.leave_for_review(path, source, filename, content_type, code, options)
             result = import_document(
                 source,
                 filename=filename,
                 content_type=content_type,
-                fmt=options["fmt"],
-                code=code,
-                title=options["title"],
-                publisher=options["publisher"],
-                publisher_acronym=options["publisher_acronym"],
-                kind=options["kind"],
-                published_on=options["published_on"],
-                author=options["author"],
-                url=options["url"] or (path if is_url(path) else ""),
-                addressee=options["addressee"],
-                is_published=not options["draft"],
                 dry_run=options["dry_run"],
+                **import_options(options, code=code, path=path),
             )
         except DocumentImportError as error:
             raise CommandError(f"{path}: {error}") from error
@@ -105,6 +109,26 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(as_json(result), ensure_ascii=False, indent=2))
         else:
             self.report(result, verbosity=options["verbosity"])
+
+    def leave_for_review(self, path, source, filename, content_type, code, options):
+        proposal = propose_import(
+            source,
+            source_name=path,
+            filename=filename,
+            content_type=content_type,
+            **import_options(options, code=code, path=path),
+        )
+        flagged = sum(bool(item["flags"]) for item in proposal.items)
+        url = reverse("admin:tracker_importproposal_change", args=[proposal.pk])
+        if options["json"]:
+            data = {"proposal": proposal.pk, "review_url": url, "recommendations": proposal.items}
+            self.stdout.write(json.dumps(data, ensure_ascii=False, indent=2))
+            return
+        self.stdout.write(
+            f"Read as {proposal.format}: {len(proposal.items)} recommendations, "
+            f"{flagged} to check, {len(proposal.withdrawn)} to withdraw. Nothing was saved."
+        )
+        self.stdout.write(self.style.SUCCESS(f"Left for review in the admin: {url}"))
 
     def report(self, result, *, verbosity):
         document = result.document
@@ -162,6 +186,23 @@ class Command(BaseCommand):
             )
             if item["note"]:
                 self.stdout.write(f"  {indent}    note: {shorten(item['note'], 100)}")
+
+
+def import_options(options, *, code, path):
+    """The command's options as the importer takes them."""
+    return {
+        "code": code,
+        "fmt": options["fmt"],
+        "title": options["title"],
+        "publisher": options["publisher"],
+        "publisher_acronym": options["publisher_acronym"],
+        "kind": options["kind"],
+        "published_on": options["published_on"],
+        "author": options["author"],
+        "url": options["url"] or (path if is_url(path) else ""),
+        "addressee": options["addressee"],
+        "is_published": not options["draft"],
+    }
 
 
 def as_json(result):
