@@ -342,6 +342,41 @@ def test_staff_work_in_the_admin_under_its_policy(page, site):
     screenshot(page, "admin-schedule")
 
 
+def test_staff_upload_review_and_confirm_an_import(page, site, tmp_path):
+    UserFactory(
+        username="staff", password="a long staff password", is_staff=True, is_superuser=True
+    )
+    open_page(page, f"{site}/admin/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "a long staff password")
+    with page.expect_navigation():
+        page.locator("input[type=submit]").click()
+    brief = tmp_path / "statement.md"
+    brief.write_text(
+        "# Statement on children at the border\n\n## Recommendations\n\n"
+        "The administration should:\n\n"
+        "- Reopen the Central American Minors program to all eligible parents.\n"
+        "- Fund interpreters for every child appearing before the immigration courts.\n"
+    )
+    open_page(page, f"{site}/admin/tracker/document/import/")
+    page.set_input_files("#id_file", str(brief))
+    page.fill("#id_code", "ST-2025")
+    page.select_option("#id_publisher", label=str(Document.objects.first().publisher))
+    with page.expect_navigation():
+        page.locator("input[type=submit]").click()
+    assert "Review the import of ST-2025" in page.locator("h1").inner_text()
+    assert not Document.objects.filter(code="ST-2025").exists()
+    screenshot(page, "admin-import-review")
+
+    interpreters = page.locator("fieldset.proposal-item").nth(1)
+    interpreters.get_by_label("Lead agency").fill("EOIR")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Confirm and import").click()
+    assert "Imported ST-2025" in page.locator(".messagelist").inner_text()
+    recommendation = Recommendation.objects.get(text__startswith="Fund interpreters")
+    assert recommendation.ownerships.get(role="lead").agency.acronym == "EOIR"
+
+
 def test_the_api_docs_render_and_call_the_api(page, site):
     open_page(page, f"{site}/api/docs/")
     page.locator(".swagger-ui .info .title").wait_for()

@@ -267,36 +267,27 @@ class ImportDocumentForm(forms.Form):
 
 
 class ProposalItemForm(forms.Form):
-    """One proposed recommendation on the review page: what staff may change about it."""
+    """One proposed recommendation on the review page: what staff may change about it (the
+    page explains each field once, above the items)."""
 
-    keep = forms.BooleanField(
-        required=False,
-        label="Keep",
-        help_text="Untick to leave it out; a stored recommendation it continues is withdrawn.",
-    )
+    keep = forms.BooleanField(required=False, label="Keep")
     code = forms.CharField(max_length=40)
     parent_key = forms.ChoiceField(label="Under", required=False)
-    merge_into = forms.ChoiceField(
-        label="Merge into",
-        required=False,
-        help_text="Its text joins the end of that item's; its sub-items move there.",
-    )
+    merge_into = forms.ChoiceField(label="Merge into", required=False)
     title = forms.CharField(max_length=300, required=False)
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 90}))
-    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 90}))
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 1}))
     lead = forms.CharField(
         label="Lead agency",
         max_length=200,
         required=False,
-        help_text="Acronym or name. Blank: the document's addressee, if any.",
         widget=forms.TextInput(attrs={"list": "agency-names"}),
     )
     supporting = forms.CharField(
         label="Supporting agencies",
         max_length=1000,
         required=False,
-        help_text="Separated by semicolons.",
-        widget=forms.TextInput(attrs={"list": "agency-names", "size": 60}),
+        widget=forms.TextInput(attrs={"list": "agency-names"}),
     )
 
     def __init__(self, *args, choices, index, **kwargs):
