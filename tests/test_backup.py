@@ -79,6 +79,7 @@ def tracked():
         subscription=subscriber, period="2024-W36", period_start=datetime.date(2024, 9, 2),
         period_end=datetime.date(2024, 9, 8), state=DigestDelivery.State.SENT, sent_at=now,
     )  # fmt: skip
+    recommendation.former_codes.create(code="WRC-2024-9.9")
     ImportProposal.objects.create(
         code="WRC-2025", format="markdown", stored_fingerprint="0" * 64, created_by=recorder,
         items=[{"code": "WRC-2025-1", "text": "Restore asylum (\u00e9t\u00e9).", "lead": "DHS"}],

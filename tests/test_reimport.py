@@ -158,6 +158,46 @@ def test_a_bullet_inserted_above_leaves_history_on_the_same_text(tracked):
     assert by_text(MINORS_TEXT).ownerships.get().agency.acronym == "DOS"
 
 
+def test_links_to_a_renumbered_ask_lead_to_it_and_a_reused_code_shows_its_new_ask(tracked):
+    inserted = "- **Restore the refugee admissions ceiling to 125,000 people a year.**\n"
+    # 1.1 (parole) moves to 1.2, ..., 1.3 (interpreters) to 1.4; 2.2 (services) is deleted.
+    import_version(HEAD + inserted + PAROLE + MINORS + INTERPRETERS + SECTION_2 + COUNSEL)
+    client = Client()
+
+    def link(code, view="public:recommendation"):
+        return client.get(reverse(view, args=[CODE, f"{CODE}-{code}"]))
+
+    reused = link("1.1")  # the code now belongs to the inserted ask: no redirect
+    assert reused.status_code == 200 and "refugee admissions ceiling" in reused.content.decode()
+    assert link("1.4").status_code == 200
+    # 1.3 is taken again (by minors); a code no ask has any more redirects to where it went.
+    by_text(INTERPRETERS_TEXT).former_codes.create(code=f"{CODE}-9")
+    moved = link("9")
+    assert moved.status_code == 302
+    assert moved["Location"] == reverse("public:recommendation", args=[CODE, f"{CODE}-1.4"])
+    badge = link("9", view="public:badge_recommendation")
+    assert badge.status_code == 302
+    assert badge["Location"].endswith(f"{CODE}-1.4.svg")
+    assert link("2.2").status_code == 404  # withdrawn: gone from the public
+    assert link("7").status_code == 404
+
+
+def test_a_renumbering_keeps_the_codes_an_ask_had(tracked):
+    import_version(HEAD + MINORS + PAROLE + INTERPRETERS + SECTION_2 + COUNSEL + SERVICES)
+    parole = by_text(PAROLE_TEXT)
+    assert parole.code == f"{CODE}-1.2"
+    assert list(parole.former_codes.values_list("code", flat=True)) == [f"{CODE}-1.1"]
+    by_text(MINORS_TEXT).former_codes.all().delete()
+    import_version(HEAD + MINORS + "- **Fund more asylum officers at every port of entry.**\n"
+                   + PAROLE + INTERPRETERS + SECTION_2 + COUNSEL + SERVICES)  # fmt: skip
+    parole.refresh_from_db()
+    assert parole.code == f"{CODE}-1.3"
+    assert list(parole.former_codes.values_list("code", flat=True)) == [
+        f"{CODE}-1.2",
+        f"{CODE}-1.1",
+    ]
+
+
 def test_a_deleted_bullet_is_withdrawn_kept_with_its_history_and_hidden(tracked, viewer):
     feed = reverse("public:feed_updates")
     assert "USCIS should expand parole" in Client().get(feed).content.decode()

@@ -16,7 +16,7 @@ from pybadges2.precalculated_text_measurer import PrecalculatedTextMeasurer
 from .labels import status_label
 from .models import Document, Recommendation
 from .progress import progress_by_document
-from .views import public_page
+from .views import public_page, redirect_renumbered
 
 Status = Recommendation.Status
 
@@ -89,11 +89,14 @@ def badge_response(svg):
 
 @public_page
 def recommendation_badge(request, document, code):
-    recommendation = get_object_or_404(
-        Recommendation.objects.public().select_related("document"),
-        document__code=document,
-        code=code,
+    recommendation = (
+        Recommendation.objects.public()
+        .select_related("document")
+        .filter(document__code=document, code=code)
+        .first()
     )
+    if recommendation is None:
+        return redirect_renumbered("public:badge_recommendation", document, code)
     status = str(status_label(recommendation.status))
     svg = render_badge(
         label=_("status"),

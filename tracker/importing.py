@@ -27,7 +27,15 @@ from django.utils import timezone
 from . import reading
 from .caching import note_data_changed
 from .directory import CONGRESS, SHORT_NAMES, WHITE_HOUSE, ensure_agency_directory
-from .models import Agency, Document, Ownership, Publisher, Recommendation, Theme
+from .models import (
+    Agency,
+    Document,
+    FormerCode,
+    Ownership,
+    Publisher,
+    Recommendation,
+    Theme,
+)
 from .structure import document_title, find_asks, is_ask, plain_text
 
 MARKDOWN = "markdown"
@@ -1440,6 +1448,7 @@ def save_import(
             if recommendation.pk in before:
                 record_identity(result, recommendation, before=before)
         result.flags += doubt_flags(parsed.recommendations)
+        keep_former_codes(result.moved)
         result.withdrawn = withdraw(unmatched)
         result.proposal = describe_proposal(result, list(saved.values()), before=before)
         if dry_run:
@@ -1817,6 +1826,15 @@ def record_identity(result, recommendation, *, before):
         result.reworded.append(Reworded(recommendation, word_diff(old.text, recommendation.text)))
     if old.withdrawn:
         result.restored.append(recommendation)
+
+
+def keep_former_codes(moved):
+    """Remember the codes renumbered asks had, so links to them still lead somewhere."""
+    FormerCode.objects.bulk_create(
+        FormerCode(recommendation=item.recommendation, code=item.old_code)
+        for item in moved
+        if item.old_code != item.recommendation.code
+    )
 
 
 def word_changes(old, new):

@@ -180,6 +180,16 @@ class RecommendationQuerySet(models.QuerySet):
         """Recommendations the latest import of their document still contains."""
         return self.filter(withdrawn_at__isnull=True)
 
+    def renumbered_from(self, document_code, code):
+        """The recommendation that last had `code` in this document and has another now (a
+        new version renumbered it), or None."""
+        return (
+            self.filter(document__code=document_code, former_codes__code=code)
+            .exclude(code=code)
+            .order_by("-former_codes__replaced_at", "-former_codes__pk")
+            .first()
+        )
+
 
 class Recommendation(models.Model):
     class Status(models.TextChoices):
@@ -335,6 +345,24 @@ STATUS_WEIGHTS = {
     Recommendation.Status.STALLED: 0.0,
     Recommendation.Status.REVERSED: 0.0,
 }
+
+
+class FormerCode(models.Model):
+    """A code a recommendation had until a new version of its document renumbered it, so
+    links to the old code still lead to the ask (the public pages redirect them)."""
+
+    recommendation = models.ForeignKey(
+        Recommendation, on_delete=models.CASCADE, related_name="former_codes"
+    )
+    code = models.CharField(max_length=60)
+    replaced_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-replaced_at", "-pk"]
+        indexes = [models.Index(fields=["code"], name="former_code_idx")]
+
+    def __str__(self):
+        return f"{self.code}, now {self.recommendation.code}"
 
 
 class OwnershipQuerySet(models.QuerySet):

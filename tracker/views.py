@@ -217,13 +217,25 @@ def status_counts(counts):
     return [(status, counts.get(status, 0)) for status in Status.values]
 
 
+def redirect_renumbered(view, document, code):
+    """Send a link to a code a new version of the document gave up to the ask that had it;
+    temporary (302), since a later version may give the code to another ask."""
+    renumbered = Recommendation.objects.public().renumbered_from(document, code)
+    if renumbered is None:
+        raise Http404("No such recommendation.")
+    return redirect(view, document=document, code=renumbered.code)
+
+
 @public_page
 def recommendation(request, document, code):
-    recommendation = get_object_or_404(
-        Recommendation.objects.public().select_related("document__publisher", "parent"),
-        document__code=document,
-        code=code,
+    recommendation = (
+        Recommendation.objects.public()
+        .select_related("document__publisher", "parent")
+        .filter(document__code=document, code=code)
+        .first()
     )
+    if recommendation is None:
+        return redirect_renumbered("public:recommendation", document, code)
     parent = recommendation.parent if recommendation.parent_id else None
     if parent is not None and not parent.is_public:
         parent = None
