@@ -24,6 +24,7 @@ The last line printed is one JSON object of the figures.
 """
 
 import argparse
+import gc
 import inspect
 import json
 import os
@@ -31,6 +32,7 @@ import re
 import sys
 import tempfile
 import time
+import tracemalloc
 import unicodedata
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -355,6 +357,32 @@ def run(only=None):
     return rows, total, refusals, timings
 
 
+# Rounds of importing the whole corpus again under new codes, to see whether memory grows.
+MEMORY_ROUNDS = 4
+
+
+def memory_by_round(rounds=MEMORY_ROUNDS):
+    """Import every corpus document `rounds` times over (new documents each time) and return
+    the Python heap in use after each round, in MB (tracemalloc, after a collection). Flat
+    figures mean memory does not grow with the number of documents imported."""
+    from tests.corpus import make
+
+    made = make.build(Path(tempfile.mkdtemp()))
+    documents = []
+    for truth_path in truth_files():
+        meta, _truths = load_truth(truth_path)
+        documents.append((meta, made.get(meta["filename"]) or CORPUS_DIR / meta["filename"]))
+    tracemalloc.start()
+    heap = []
+    for number in range(rounds):
+        for index, (meta, path) in enumerate(documents):
+            import_file(path, code=f"MEM-{number}-{index}", meta=meta)
+        gc.collect()
+        heap.append(round(tracemalloc.get_traced_memory()[0] / 1024 / 1024, 2))
+    tracemalloc.stop()
+    return heap, len(documents)
+
+
 def table_row(label, score, seconds=None):
     figures = " ".join(
         "     -" if value is None else f"{value:6.2f}" for value in score.figures().values()
@@ -397,6 +425,14 @@ def main():
     setup_django()
     rows, total, refusals, timings = run(args.only)
     print_report(rows, total, refusals, timings, verbose=args.verbose)
+    heap, per_round = ([], 0) if args.only else memory_by_round()
+    if heap:
+        growth = (heap[-1] - heap[1]) * 1024 / (per_round * (len(heap) - 2))
+        print(
+            f"memory after each round of {per_round} imports: "
+            + ", ".join(f"{mb:.1f} MB" for mb in heap)
+            + f" (after the first round: {growth:+.1f} KB per import)"
+        )
     figures = total.figures()
     figures.update(
         documents=len(rows),
@@ -405,6 +441,7 @@ def main():
         found=total.predictions,
         matched=total.matched,
         pdf_seconds=round(timings.get("long-report-pdf", 0.0), 2),
+        memory_mb_by_round=heap,
         per_document={name: score.figures() for name, _shape, score in rows},
     )
     print(json.dumps(figures))
