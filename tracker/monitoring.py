@@ -10,11 +10,9 @@ import datetime
 import difflib
 import logging
 import os
-import re
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from functools import partial
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
@@ -24,25 +22,15 @@ from django.utils import timezone
 from . import observing, webhooks
 from .caching import note_data_changed
 from .db import update_each
-from .models import ChangeAlert, Evidence, FeedEntry, Recommendation, Source, SourceVersion
+from .models import ChangeAlert, Evidence, FeedEntry, Source, SourceVersion
+from .suggesting import suggest_for_new_entries
 
 logger = logging.getLogger(__name__)
 
 # Longest a failing source waits before its next check.
 MAX_BACKOFF = datetime.timedelta(days=7)
-# How many recommendations a feed entry suggests.
-SUGGESTION_LIMIT = 5
 # Lines of context around each change in an alert's diff.
 DIFF_CONTEXT_LINES = 2
-
-# Words worth matching between a feed entry and a recommendation.
-WORD = re.compile(r"[^\W\d_]{4,}")
-STOPWORDS = frozenset(
-    """that this with from have will would should their there they them which what when where
-    also about into more than been were other such these those some could must under over
-    after before while said says year years people including""".split()
-)
-
 
 # SQLite takes one writer at a time: threads of one process queue here instead of failing.
 _sqlite_writes = threading.Lock()
@@ -294,12 +282,7 @@ def shown_as_kept_copy(sources):
 
 def record_feed_entries(source, entries, *, suggestions, now):
     """Store the entries not seen before, with their `suggestions` ({guid: [...]})."""
-    known = set(
-        FeedEntry.objects.filter(
-            source=source, guid__in=[entry["guid"] for entry in entries]
-        ).values_list("guid", flat=True)
-    )
-    fresh = [entry for entry in entries if entry["guid"] not in known]
+    fresh = FeedEntry.objects.unseen(entries, source_id=source.pk)
     FeedEntry.objects.bulk_create(
         [
             FeedEntry(
@@ -310,72 +293,6 @@ def record_feed_entries(source, entries, *, suggestions, now):
         ignore_conflicts=True,
     )
     return len(fresh)
-
-
-def suggest_for_new_entries(source_id, entries):
-    """Return {guid: suggestions} for the entries source `source_id` has not stored yet."""
-    known = set(
-        FeedEntry.objects.filter(
-            source_id=source_id, guid__in=[entry["guid"] for entry in entries]
-        ).values_list("guid", flat=True)
-    )
-    fresh = [entry for entry in entries if entry["guid"] not in known]
-    texts = [f"{entry['title']}\n{entry['summary']}" for entry in fresh]
-    links = Source.recommendations.through.objects.filter(source_id=source_id)
-    prefer = set(links.values_list("recommendation_id", flat=True))
-    ranked = suggest_recommendations(texts, prefer=prefer)
-    return {entry["guid"]: suggestions for entry, suggestions in zip(fresh, ranked, strict=True)}
-
-
-def search_words(text):
-    return {word for word in WORD.findall(text.lower()) if word not in STOPWORDS}
-
-
-def suggest_recommendations(texts, *, prefer=(), limit=SUGGESTION_LIMIT):
-    """Return, for each of `texts`, [{"id", "score"}] of the most alike recommendations.
-
-    PostgreSQL ranks with full-text search over title, text and note (a query per text);
-    elsewhere a word-overlap score over the recommendations, read once, stands in.
-    Recommendations in `prefer` (those linked to the source) rank first.
-    """
-    if connection.vendor == "postgresql":
-        rank = partial(_rank_with_postgres, limit=limit * 2)
-    else:
-        rank = partial(_rank_by_overlap, index=_recommendation_words(), limit=limit * 2)
-    results = []
-    for text in texts:
-        words = search_words(text)
-        scored = rank(words) if words else []
-        scored.sort(key=lambda item: (item[0] not in prefer, -item[1]))
-        results.append(
-            [{"id": pk, "score": round(score, 4)} for pk, score in scored[:limit] if score > 0]
-        )
-    return results
-
-
-def _rank_with_postgres(words, *, limit):
-    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-
-    query = SearchQuery(" | ".join(sorted(words)), search_type="raw", config="english")
-    vector = SearchVector("title", "text", "note", config="english")
-    rows = (
-        Recommendation.objects.annotate(rank=SearchRank(vector, query))
-        .filter(rank__gt=0)
-        .order_by("-rank", "pk")
-        .values_list("pk", "rank")[:limit]
-    )
-    return [(pk, float(rank)) for pk, rank in rows]
-
-
-def _recommendation_words():
-    rows = Recommendation.objects.values_list("pk", "title", "text", "note")
-    return [(pk, search_words(f"{title} {text} {note}")) for pk, title, text, note in rows]
-
-
-def _rank_by_overlap(words, *, index, limit):
-    scored = [(pk, len(words & known) / len(words)) for pk, known in index if words & known]
-    scored.sort(key=lambda item: -item[1])
-    return scored[:limit]
 
 
 # How long a claimed source stays claimed: a check lost with its worker is retried after this.
