@@ -622,13 +622,6 @@ class ChangeAlert(models.Model):
     def is_reviewed(self):
         return self.reviewed_at is not None
 
-    def mark_reviewed(self, *, by, evidence=None):
-        self.reviewed_at = timezone.now()
-        self.reviewed_by = by
-        if evidence is not None:
-            self.evidence = evidence
-        self.save(update_fields=["reviewed_at", "reviewed_by", "evidence"])
-
 
 class FeedEntryQuerySet(models.QuerySet):
     def unseen(self, entries, *, source_id):

@@ -1,8 +1,10 @@
 """Watch sources: record what looking at them shows (`tracker.observing` fetches and
-reads), keep every version, raise alerts, turn feed entries into candidate evidence.
+reads), keep every version, raise alerts, turn feed entries into candidate evidence, and
+schedule the next look.
 
-No request or Celery imports: tasks and the admin call `check_source`, the command
-`check_sources`.
+Ranking the recommendations a feed entry suggests is `tracker.suggesting`'s job; what staff
+then do with alerts and entries (accept, review, dismiss), `tracker.triage`'s. No request or
+Celery imports: tasks and the admin call `check_source`, the command `check_sources`.
 """
 
 import contextlib
@@ -14,12 +16,11 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import ExpressionWrapper, F, Q, Value
 from django.utils import timezone
 
-from . import observing, webhooks
+from . import observing
 from .caching import note_data_changed
 from .db import update_each
 from .models import ChangeAlert, Evidence, FeedEntry, Source, SourceVersion
@@ -383,77 +384,6 @@ def check_sources(
                 if progress:
                     progress(sources[observation.watch.source_id], result)
     return outcomes
-
-
-def added_lines(diff, *, limit=1000):
-    """The lines a diff adds, as a starting excerpt for evidence."""
-    lines = [
-        line[1:].strip()
-        for line in diff.splitlines()
-        if line.startswith("+") and not line.startswith("+++")
-    ]
-    return "\n".join(lines)[:limit]
-
-
-def accept_alert(alert, *, evidence_fields, recommendations, status="", rationale="", by):
-    """Turn a change alert into evidence, and optionally a status change, in one step.
-
-    1. Mark the alert reviewed by `by`; an alert already reviewed is refused, so a form
-       sent twice records nothing twice.
-    2. Create the evidence from `evidence_fields`, linked to `recommendations` and to the
-       alert's source (and to the alert).
-    3. With a `status`, record it on each recommendation, citing the evidence, effective on
-       the evidence's publication date (else today). All or nothing.
-    """
-    with transaction.atomic():
-        # Claim the alert first: a second submission of the same form finds it reviewed.
-        claimed = (
-            ChangeAlert.objects.unreviewed()
-            .filter(pk=alert.pk)
-            .update(reviewed_at=timezone.now(), reviewed_by=by)
-        )
-        if not claimed:
-            raise ValidationError("This alert has already been reviewed.")
-        evidence = Evidence.objects.create(**evidence_fields)
-        evidence.recommendations.set(recommendations)
-        alert.source.evidence.add(evidence)
-        webhooks.announce_evidence(evidence)
-        if status:
-            effective_on = evidence.published_on or timezone.localdate()
-            for recommendation in recommendations:
-                recommendation.record_status(
-                    status,
-                    effective_on=effective_on,
-                    evidence=[evidence],
-                    rationale=rationale,
-                    by=by,
-                )
-        ChangeAlert.objects.filter(pk=alert.pk).update(evidence=evidence)
-    return evidence
-
-
-def accept_feed_entry(entry, *, recommendations, kind, effect, by):
-    """Create evidence from a feed entry, linked to the chosen recommendations."""
-    with transaction.atomic():
-        claimed = FeedEntry.objects.filter(pk=entry.pk, state=FeedEntry.State.NEW).update(
-            state=FeedEntry.State.ACCEPTED
-        )
-        if not claimed:
-            raise ValidationError("This entry has already been accepted or dismissed.")
-        evidence = Evidence.objects.create(
-            url=entry.link,
-            title=entry.title[:300] or entry.link[:300],
-            outlet=entry.source.title[:200],
-            published_on=entry.published_at.date() if entry.published_at else None,
-            kind=kind,
-            effect=effect,
-            excerpt=entry.summary[:2000],
-        )
-        evidence.recommendations.set(recommendations)
-        entry.source.evidence.add(evidence)
-        webhooks.announce_evidence(evidence)
-        FeedEntry.objects.filter(pk=entry.pk).update(evidence=evidence)
-    return evidence
 
 
 def watch_evidence_urls(evidence_items):
