@@ -3,6 +3,7 @@ reviewed, dismiss), the same in the admin and the API."""
 
 import datetime
 import hashlib
+from pathlib import Path
 
 import pytest
 from django.contrib.messages import get_messages
@@ -277,3 +278,18 @@ def test_dismissing_an_entry_someone_accepted_meanwhile_says_so(client, editor, 
     assert shown == ["This entry has already been accepted or dismissed."]
     entry.refresh_from_db()
     assert entry.state == FeedEntry.State.ACCEPTED
+
+
+def test_only_triage_claims_alerts_and_entries():
+    """The claims are written once: every review, acceptance and dismissal calls triage's."""
+    tracker = Path(__file__).resolve().parent.parent / "tracker"
+    claimants = sorted(
+        str(path.relative_to(tracker))
+        for path in tracker.rglob("*.py")
+        if "migrations" not in path.parts
+        and any(
+            claim in path.read_text()
+            for claim in ("reviewed_by=", "State.DISMISSED", "State.ACCEPTED")
+        )
+    )
+    assert claimants == ["triage.py"]

@@ -69,7 +69,9 @@ def review_alerts(alert_ids, *, by):
     done = claim_alerts(alert_ids, by=by)
     return Triaged(
         done,
-        refusal(len(alert_ids), done, one=ALERT_ALREADY_REVIEWED, many=ALERTS_ALREADY_REVIEWED),
+        say_already_handled(
+            len(alert_ids), done, one=ALERT_ALREADY_REVIEWED, many=ALERTS_ALREADY_REVIEWED
+        ),
     )
 
 
@@ -79,11 +81,13 @@ def dismiss_entries(entry_ids):
     done = claim_entries(entry_ids, state=FeedEntry.State.DISMISSED)
     return Triaged(
         done,
-        refusal(len(entry_ids), done, one=ENTRY_ALREADY_HANDLED, many=ENTRIES_ALREADY_HANDLED),
+        say_already_handled(
+            len(entry_ids), done, one=ENTRY_ALREADY_HANDLED, many=ENTRIES_ALREADY_HANDLED
+        ),
     )
 
 
-def refusal(chosen, done, *, one, many):
+def say_already_handled(chosen, done, *, one, many):
     """Say that of `chosen` rows, those `done` did not cover were handled by someone else
     first: for a single row in the very words `review_alert` and the accept functions use."""
     if done >= chosen:
