@@ -20,7 +20,6 @@ from tracker.models import (
     ChangeAlert,
     Evidence,
     FeedEntry,
-    Recommendation,
     Source,
     SourceVersion,
 )
@@ -342,90 +341,6 @@ def test_evidence_urls_can_become_watched_sources():
     assert list(source.evidence.all()) == [evidence]
 
 
-def test_staff_turn_an_alert_into_evidence_and_a_status_change(client, editor, source, site):
-    check_source(source)
-    site.body = page("updated to 1 August 2024")
-    recheck(source)
-    alert = ChangeAlert.objects.get()
-    recommendation = source.recommendations.get()
-    client.force_login(editor)
-    url = reverse("admin:tracker_changealert_accept", args=[alert.pk])
-    form = client.get(url)
-    assert form.status_code == 200
-    assert "updated to 1 August 2024" in form.content.decode()
-    response = client.post(
-        url,
-        {
-            "title": "USCIS updates CHNV dates",
-            "url": "https://www.uscis.gov/chnv",
-            "outlet": "USCIS",
-            "published_on": "2024-08-01",
-            "kind": Evidence.Kind.OFFICIAL_ANNOUNCEMENT,
-            "effect": Evidence.Effect.ADVANCES,
-            "excerpt": "final dates updated",
-            "recommendations": [recommendation.pk],
-            "status": Recommendation.Status.IMPLEMENTED,
-            "rationale": "",
-        },
-    )
-    assert response.status_code == 302
-    alert.refresh_from_db()
-    recommendation.refresh_from_db()
-    assert alert.is_reviewed and alert.reviewed_by == editor
-    assert alert.evidence.title == "USCIS updates CHNV dates"
-    assert recommendation.status == Recommendation.Status.IMPLEMENTED
-    assert recommendation.status_changed_on == datetime.date(2024, 8, 1)
-    assert list(recommendation.evidence.all()) == [alert.evidence]
-
-
-def test_the_inbox_lists_unreviewed_alerts_first(client, admin_user, source, site):
-    check_source(source)
-    for state in ("first change", "second change"):
-        site.body = page(state)
-        recheck(source)
-    older, newer = ChangeAlert.objects.order_by("created_at")
-    older.mark_reviewed(by=admin_user)
-    assert list(ChangeAlert.objects.inbox_order()) == [newer, older]
-    client.force_login(admin_user)
-    content = client.get(reverse("admin:tracker_changealert_changelist")).content.decode()
-    assert content.index(f"/changealert/{newer.pk}/") < content.index(f"/changealert/{older.pk}/")
-    assert "WRC-2024-1.4" in content
-    detail = client.get(reverse("admin:tracker_changealert_change", args=[newer.pk]))
-    assert '<ins class="diff-add">' in detail.content.decode()
-
-
-def test_staff_accept_or_dismiss_feed_entries(client, editor, admin_user):
-    source = Source.objects.create(url="https://www.dhs.gov/rss", kind=Source.Kind.FEED)
-    recommendation = RecommendationFactory(code="WRC-2024-1.6")
-    keep = FeedEntry.objects.create(
-        source=source,
-        guid="cam",
-        link="https://www.dhs.gov/news/cam",
-        title="CAM expanded",
-        suggestions=[{"id": recommendation.pk, "score": 0.4}],
-    )
-    drop = FeedEntry.objects.create(source=source, guid="other", title="Unrelated")
-    client.force_login(admin_user)
-    listing = client.get(reverse("admin:tracker_feedentry_changelist")).content.decode()
-    assert "WRC-2024-1.6" in listing
-    client.post(
-        reverse("admin:tracker_feedentry_changelist"),
-        {"action": "dismiss", "_selected_action": [drop.pk]},
-    )
-    client.force_login(editor)
-    response = client.post(
-        reverse("admin:tracker_feedentry_accept", args=[keep.pk]),
-        {"recommendations": [recommendation.pk], "kind": "news_report", "effect": "advances"},
-    )
-    assert response.status_code == 302
-    keep.refresh_from_db()
-    drop.refresh_from_db()
-    assert drop.state == FeedEntry.State.DISMISSED
-    assert keep.state == FeedEntry.State.ACCEPTED
-    assert list(keep.evidence.recommendations.all()) == [recommendation]
-    assert keep.evidence.url == "https://www.dhs.gov/news/cam"
-
-
 def test_check_now_from_the_admin_checks_the_source(
     client, admin_user, source, eager_tasks, django_capture_on_commit_callbacks
 ):
@@ -472,43 +387,6 @@ def test_check_sources_refuses_bad_options():
         call_command("check_sources", "--watch", "0")
     with pytest.raises(CommandError, match="--processes"):
         call_command("check_sources", "--processes", "-1")
-
-
-def test_an_alert_sent_twice_is_accepted_once(client, editor, source, site):
-    check_source(source)
-    site.body = page("updated")
-    recheck(source)
-    alert = ChangeAlert.objects.get()
-    client.force_login(editor)
-    url = reverse("admin:tracker_changealert_accept", args=[alert.pk])
-    form = {
-        "title": "USCIS updates CHNV dates",
-        "url": "https://www.uscis.gov/chnv",
-        "published_on": "2024-08-01",
-        "kind": Evidence.Kind.OFFICIAL_ANNOUNCEMENT,
-        "effect": Evidence.Effect.ADVANCES,
-        "recommendations": [source.recommendations.get().pk],
-        "status": Recommendation.Status.IMPLEMENTED,
-    }
-    assert client.post(url, form).status_code == 302
-    again = client.post(url, form)
-    assert "already been reviewed" in again.content.decode()
-    assert Evidence.objects.count() == 1
-    assert source.recommendations.get().status_changes.count() == 1
-
-
-def test_viewers_cannot_accept_alerts_or_feed_entries(client, viewer, source, site):
-    check_source(source)
-    site.body = page("updated")
-    recheck(source)
-    entry = FeedEntry.objects.create(source=source, guid="g", link="https://x.example.org/")
-    client.force_login(viewer)
-    for name, pk in [("changealert", ChangeAlert.objects.get().pk), ("feedentry", entry.pk)]:
-        url = reverse(f"admin:tracker_{name}_accept", args=[pk])
-        assert client.get(url).status_code == 403
-        assert client.post(url, {"recommendations": []}).status_code == 403
-    assert not Evidence.objects.exists()
-    assert not ChangeAlert.objects.get().is_reviewed
 
 
 def test_feed_links_that_are_not_web_links_are_dropped(allow_local):

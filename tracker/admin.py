@@ -18,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from . import digests, importing, proposals, reading
+from . import digests, importing, proposals, reading, triage
 from .audit import update_with_audit
 from .links import link_url
 from .models import (
@@ -41,7 +41,7 @@ from .models import (
     Webhook,
     WebhookDelivery,
 )
-from .monitoring import accept_alert, accept_feed_entry, added_lines, mark_due, watch_evidence_urls
+from .monitoring import mark_due, watch_evidence_urls
 from .progress import (
     attach_progress,
     progress_by_agency,
@@ -936,6 +936,15 @@ class AcceptAlertForm(forms.Form):
     )
 
 
+def report_triage(request, triaged, done_message):
+    """Tell staff what a triage action did, and what someone else had handled first, in
+    the words the API answers with (see `tracker.triage`)."""
+    if triaged.done or not triaged.refused:
+        messages.success(request, done_message)
+    if triaged.refused:
+        messages.warning(request, triaged.refused)
+
+
 @admin.register(ChangeAlert)
 class ChangeAlertAdmin(admin.ModelAdmin):
     """The staff inbox: one alert per change seen on a source, unreviewed first."""
@@ -994,8 +1003,8 @@ class ChangeAlertAdmin(admin.ModelAdmin):
 
     @admin.action(description="Mark selected alerts reviewed", permissions=["change"])
     def mark_reviewed(self, request, queryset):
-        count = queryset.unreviewed().update(reviewed_at=timezone.now(), reviewed_by=request.user)
-        self.message_user(request, f"{count} alert(s) marked reviewed.", messages.SUCCESS)
+        triaged = triage.review_alerts(queryset.values_list("pk", flat=True), by=request.user)
+        report_triage(request, triaged, f"{triaged.done} alert(s) marked reviewed.")
 
     def accept_view(self, request, object_id):
         """Turn an alert into evidence (and a status change) in one form."""
@@ -1007,7 +1016,7 @@ class ChangeAlertAdmin(admin.ModelAdmin):
             "published_on": timezone.localdate(),
             "kind": Evidence.Kind.OFFICIAL_ANNOUNCEMENT,
             "effect": Evidence.Effect.ADVANCES,
-            "excerpt": added_lines(alert.diff),
+            "excerpt": triage.added_lines(alert.diff),
             "recommendations": list(alert.source.recommendations.all()),
         }
         form = AcceptAlertForm(request.POST or None, initial=initial)
@@ -1020,7 +1029,7 @@ class ChangeAlertAdmin(admin.ModelAdmin):
                 for name in ["title", "url", "outlet", "published_on", "kind", "effect", "excerpt"]
             }
             try:
-                evidence = accept_alert(
+                evidence = triage.accept_alert(
                     alert,
                     evidence_fields=fields,
                     recommendations=list(data["recommendations"]),
@@ -1108,8 +1117,8 @@ class FeedEntryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Dismiss selected entries", permissions=["change"])
     def dismiss(self, request, queryset):
-        count = queryset.filter(state=FeedEntry.State.NEW).update(state=FeedEntry.State.DISMISSED)
-        self.message_user(request, f"{count} entr(y/ies) dismissed.", messages.SUCCESS)
+        triaged = triage.dismiss_entries(queryset.values_list("pk", flat=True))
+        report_triage(request, triaged, f"{triaged.done} entr(y/ies) dismissed.")
 
     def accept_view(self, request, object_id):
         entry = object_for_action(self, request, object_id, permission="tracker.add_evidence")
@@ -1117,7 +1126,7 @@ class FeedEntryAdmin(admin.ModelAdmin):
         form = AcceptEntryForm(request.POST or None, initial={"recommendations": suggested})
         if request.method == "POST" and form.is_valid():
             try:
-                evidence = accept_feed_entry(
+                evidence = triage.accept_feed_entry(
                     entry,
                     recommendations=list(form.cleaned_data["recommendations"]),
                     kind=form.cleaned_data["kind"],

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core import signing
 from django.core.mail import get_connection
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import (
     DateField,
     Exists,
@@ -27,6 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import emails
+from .db import update_each
 from .models import (
     BROKEN_AFTER_FAILURES,
     Agency,
@@ -690,7 +691,7 @@ def finish_batch(batch, *, now):
         if delivery.state == State.SENT:
             sent_by_period[delivery.period].append(delivery.subscription_id)
     with transaction.atomic():  # one commit for the batch
-        record_outcomes(finished)
+        update_each(finished, OUTCOME_FIELDS)  # each delivery its own outcome
         for key, subscription_ids in sent_by_period.items():
             Subscription.objects.filter(pk__in=subscription_ids).update(
                 last_period=key, last_sent_at=now
@@ -700,25 +701,6 @@ def finish_batch(batch, *, now):
 
 # What sending writes back on each delivery.
 OUTCOME_FIELDS = ["state", "error", "sent_at", "message_id", "covered_from", "covered_until"]
-
-
-def record_outcomes(deliveries):
-    """Write each delivery's outcome: one UPDATE per row, in one executemany call (the CASE
-    expressions of bulk_update cost more to build than the mail costs to send)."""
-    if not deliveries:
-        return
-    quote = connection.ops.quote_name
-    meta = DigestDelivery._meta
-    fields = [meta.get_field(name) for name in OUTCOME_FIELDS]
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
-    rows = [
-        [field.get_db_prep_save(getattr(delivery, field.attname), connection) for field in fields]
-        + [delivery.pk]
-        for delivery in deliveries
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
 
 
 def describe_error(error):

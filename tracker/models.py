@@ -650,12 +650,14 @@ class ChangeAlert(models.Model):
     def is_reviewed(self):
         return self.reviewed_at is not None
 
-    def mark_reviewed(self, *, by, evidence=None):
-        self.reviewed_at = timezone.now()
-        self.reviewed_by = by
-        if evidence is not None:
-            self.evidence = evidence
-        self.save(update_fields=["reviewed_at", "reviewed_by", "evidence"])
+
+class FeedEntryQuerySet(models.QuerySet):
+    def unseen(self, entries, *, source_id):
+        """Return those of `entries` (dicts with a "guid") that the feed `source_id` has not
+        stored yet, in order: one query."""
+        guids = [entry["guid"] for entry in entries]
+        known = set(self.filter(source_id=source_id, guid__in=guids).values_list("guid", flat=True))
+        return [entry for entry in entries if entry["guid"] not in known]
 
 
 class FeedEntry(models.Model):
@@ -679,6 +681,8 @@ class FeedEntry(models.Model):
     evidence = models.ForeignKey(
         Evidence, null=True, blank=True, on_delete=models.SET_NULL, related_name="feed_entries"
     )
+
+    objects = FeedEntryQuerySet.as_manager()
 
     class Meta:
         ordering = ["state", "-seen_at"]

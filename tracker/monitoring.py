@@ -1,8 +1,10 @@
 """Watch sources: record what looking at them shows (`tracker.observing` fetches and
-reads), keep every version, raise alerts, turn feed entries into candidate evidence.
+reads), keep every version, raise alerts, turn feed entries into candidate evidence, and
+schedule the next look.
 
-No request or Celery imports: tasks and the admin call `check_source`, the command
-`check_sources`.
+Ranking the recommendations a feed entry suggests is `tracker.suggesting`'s job; what staff
+then do with alerts and entries (accept, review, dismiss), `tracker.triage`'s. No request or
+Celery imports: tasks and the admin call `check_source`, the command `check_sources`.
 """
 
 import contextlib
@@ -10,38 +12,26 @@ import datetime
 import difflib
 import logging
 import os
-import re
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from functools import partial
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import ExpressionWrapper, F, Q, Value
 from django.utils import timezone
 
-from . import observing, webhooks
+from . import observing
 from .caching import note_data_changed
-from .models import ChangeAlert, Evidence, FeedEntry, Recommendation, Source, SourceVersion
+from .db import update_each
+from .models import ChangeAlert, Evidence, FeedEntry, Source, SourceVersion
+from .suggesting import suggest_for_new_entries
 
 logger = logging.getLogger(__name__)
 
 # Longest a failing source waits before its next check.
 MAX_BACKOFF = datetime.timedelta(days=7)
-# How many recommendations a feed entry suggests.
-SUGGESTION_LIMIT = 5
 # Lines of context around each change in an alert's diff.
 DIFF_CONTEXT_LINES = 2
-
-# Words worth matching between a feed entry and a recommendation.
-WORD = re.compile(r"[^\W\d_]{4,}")
-STOPWORDS = frozenset(
-    """that this with from have will would should their there they them which what when where
-    also about into more than been were other such these those some could must under over
-    after before while said says year years people including""".split()
-)
-
 
 # SQLite takes one writer at a time: threads of one process queue here instead of failing.
 _sqlite_writes = threading.Lock()
@@ -201,34 +191,10 @@ def _record(observations, *, suggestions, now):
             )
     SourceVersion.objects.bulk_create(new_versions)
     ChangeAlert.objects.bulk_create(alerts)  # after the versions, whose ids they need
-    write_check_state(locked.values())
+    update_each(locked.values(), CHECK_STATE_FIELDS)  # each source its own values
     if shown_as_kept_copy([version.source for version in new_versions]):
         note_data_changed()  # public pages link evidence to its newest kept copy
     return [results.get(id(o), CheckResult(Outcome.NOT_MODIFIED)) for o in observations]
-
-
-def write_check_state(sources):
-    """Save CHECK_STATE_FIELDS of `sources`, each row its own values, in one round trip.
-
-    Not `bulk_update`: its CASE expression costs about 1.5 ms of CPU a row to build, more
-    than fetching and extracting the page, while one prepared UPDATE sent for each row
-    (psycopg pipelines them) costs under 0.1 ms.
-    """
-    fields = [Source._meta.get_field(name) for name in CHECK_STATE_FIELDS]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    sql = (
-        f"UPDATE {quote(Source._meta.db_table)} SET {assignments} "
-        f"WHERE {quote(Source._meta.pk.column)} = %s"
-    )
-    rows = [
-        [field.get_db_prep_save(getattr(source, field.attname), connection) for field in fields]
-        + [source.pk]
-        for source in sources
-    ]
-    if rows:
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
 
 
 def _kept_versions(pairs):
@@ -317,12 +283,7 @@ def shown_as_kept_copy(sources):
 
 def record_feed_entries(source, entries, *, suggestions, now):
     """Store the entries not seen before, with their `suggestions` ({guid: [...]})."""
-    known = set(
-        FeedEntry.objects.filter(
-            source=source, guid__in=[entry["guid"] for entry in entries]
-        ).values_list("guid", flat=True)
-    )
-    fresh = [entry for entry in entries if entry["guid"] not in known]
+    fresh = FeedEntry.objects.unseen(entries, source_id=source.pk)
     FeedEntry.objects.bulk_create(
         [
             FeedEntry(
@@ -333,72 +294,6 @@ def record_feed_entries(source, entries, *, suggestions, now):
         ignore_conflicts=True,
     )
     return len(fresh)
-
-
-def suggest_for_new_entries(source_id, entries):
-    """Return {guid: suggestions} for the entries source `source_id` has not stored yet."""
-    known = set(
-        FeedEntry.objects.filter(
-            source_id=source_id, guid__in=[entry["guid"] for entry in entries]
-        ).values_list("guid", flat=True)
-    )
-    fresh = [entry for entry in entries if entry["guid"] not in known]
-    texts = [f"{entry['title']}\n{entry['summary']}" for entry in fresh]
-    links = Source.recommendations.through.objects.filter(source_id=source_id)
-    prefer = set(links.values_list("recommendation_id", flat=True))
-    ranked = suggest_recommendations(texts, prefer=prefer)
-    return {entry["guid"]: suggestions for entry, suggestions in zip(fresh, ranked, strict=True)}
-
-
-def search_words(text):
-    return {word for word in WORD.findall(text.lower()) if word not in STOPWORDS}
-
-
-def suggest_recommendations(texts, *, prefer=(), limit=SUGGESTION_LIMIT):
-    """Return, for each of `texts`, [{"id", "score"}] of the most alike recommendations.
-
-    PostgreSQL ranks with full-text search over title, text and note (a query per text);
-    elsewhere a word-overlap score over the recommendations, read once, stands in.
-    Recommendations in `prefer` (those linked to the source) rank first.
-    """
-    if connection.vendor == "postgresql":
-        rank = partial(_rank_with_postgres, limit=limit * 2)
-    else:
-        rank = partial(_rank_by_overlap, index=_recommendation_words(), limit=limit * 2)
-    results = []
-    for text in texts:
-        words = search_words(text)
-        scored = rank(words) if words else []
-        scored.sort(key=lambda item: (item[0] not in prefer, -item[1]))
-        results.append(
-            [{"id": pk, "score": round(score, 4)} for pk, score in scored[:limit] if score > 0]
-        )
-    return results
-
-
-def _rank_with_postgres(words, *, limit):
-    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-
-    query = SearchQuery(" | ".join(sorted(words)), search_type="raw", config="english")
-    vector = SearchVector("title", "text", "note", config="english")
-    rows = (
-        Recommendation.objects.annotate(rank=SearchRank(vector, query))
-        .filter(rank__gt=0)
-        .order_by("-rank", "pk")
-        .values_list("pk", "rank")[:limit]
-    )
-    return [(pk, float(rank)) for pk, rank in rows]
-
-
-def _recommendation_words():
-    rows = Recommendation.objects.values_list("pk", "title", "text", "note")
-    return [(pk, search_words(f"{title} {text} {note}")) for pk, title, text, note in rows]
-
-
-def _rank_by_overlap(words, *, index, limit):
-    scored = [(pk, len(words & known) / len(words)) for pk, known in index if words & known]
-    scored.sort(key=lambda item: -item[1])
-    return scored[:limit]
 
 
 # How long a claimed source stays claimed: a check lost with its worker is retried after this.
@@ -489,77 +384,6 @@ def check_sources(
                 if progress:
                     progress(sources[observation.watch.source_id], result)
     return outcomes
-
-
-def added_lines(diff, *, limit=1000):
-    """The lines a diff adds, as a starting excerpt for evidence."""
-    lines = [
-        line[1:].strip()
-        for line in diff.splitlines()
-        if line.startswith("+") and not line.startswith("+++")
-    ]
-    return "\n".join(lines)[:limit]
-
-
-def accept_alert(alert, *, evidence_fields, recommendations, status="", rationale="", by):
-    """Turn a change alert into evidence, and optionally a status change, in one step.
-
-    1. Mark the alert reviewed by `by`; an alert already reviewed is refused, so a form
-       sent twice records nothing twice.
-    2. Create the evidence from `evidence_fields`, linked to `recommendations` and to the
-       alert's source (and to the alert).
-    3. With a `status`, record it on each recommendation, citing the evidence, effective on
-       the evidence's publication date (else today). All or nothing.
-    """
-    with transaction.atomic():
-        # Claim the alert first: a second submission of the same form finds it reviewed.
-        claimed = (
-            ChangeAlert.objects.unreviewed()
-            .filter(pk=alert.pk)
-            .update(reviewed_at=timezone.now(), reviewed_by=by)
-        )
-        if not claimed:
-            raise ValidationError("This alert has already been reviewed.")
-        evidence = Evidence.objects.create(**evidence_fields)
-        evidence.recommendations.set(recommendations)
-        alert.source.evidence.add(evidence)
-        webhooks.announce_evidence(evidence)
-        if status:
-            effective_on = evidence.published_on or timezone.localdate()
-            for recommendation in recommendations:
-                recommendation.record_status(
-                    status,
-                    effective_on=effective_on,
-                    evidence=[evidence],
-                    rationale=rationale,
-                    by=by,
-                )
-        ChangeAlert.objects.filter(pk=alert.pk).update(evidence=evidence)
-    return evidence
-
-
-def accept_feed_entry(entry, *, recommendations, kind, effect, by):
-    """Create evidence from a feed entry, linked to the chosen recommendations."""
-    with transaction.atomic():
-        claimed = FeedEntry.objects.filter(pk=entry.pk, state=FeedEntry.State.NEW).update(
-            state=FeedEntry.State.ACCEPTED
-        )
-        if not claimed:
-            raise ValidationError("This entry has already been accepted or dismissed.")
-        evidence = Evidence.objects.create(
-            url=entry.link,
-            title=entry.title[:300] or entry.link[:300],
-            outlet=entry.source.title[:200],
-            published_on=entry.published_at.date() if entry.published_at else None,
-            kind=kind,
-            effect=effect,
-            excerpt=entry.summary[:2000],
-        )
-        evidence.recommendations.set(recommendations)
-        entry.source.evidence.add(evidence)
-        webhooks.announce_evidence(evidence)
-        FeedEntry.objects.filter(pk=entry.pk).update(evidence=evidence)
-    return evidence
 
 
 def watch_evidence_urls(evidence_items):

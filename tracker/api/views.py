@@ -36,6 +36,7 @@ from ..progress import (
     progress_by_document,
     progress_series,
 )
+from ..triage import AlreadyHandled, review_alert
 from ..webhooks import announce_evidence
 from . import serializers as api
 from .filters import (
@@ -280,17 +281,10 @@ class ChangeAlertViewSet(viewsets.ReadOnlyModelViewSet):
         """Mark the alert reviewed (triage without turning it into evidence); 409 if it
         already was."""
         alert = self.get_object()
-        # Conditional, so that of two reviewers at once only the first is recorded.
-        claimed = (
-            ChangeAlert.objects.unreviewed()
-            .filter(pk=alert.pk)
-            .update(reviewed_at=timezone.now(), reviewed_by=request.user)
-        )
-        if not claimed:
-            return Response(
-                {"detail": "This alert has already been reviewed."},
-                status=status.HTTP_409_CONFLICT,
-            )
+        try:
+            review_alert(alert, by=request.user)
+        except AlreadyHandled as refusal:
+            return Response({"detail": refusal.message}, status=status.HTTP_409_CONFLICT)
         alert.refresh_from_db()
         return Response(api.ChangeAlertSerializer(alert).data)
 
