@@ -13,7 +13,6 @@ from django.core import signing
 from django.core.mail import get_connection
 from django.db import connection, transaction
 from django.db.models import (
-    DateField,
     Exists,
     F,
     Max,
@@ -22,7 +21,6 @@ from django.db.models import (
     Q,
     prefetch_related_objects,
 )
-from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -462,22 +460,13 @@ def staff_groups(agencies, *, today):
     for source in broken:
         for agency_id in lead_agencies(source):
             group(agency_id).broken_sources.append(source)
-    # Re-verified on `last_reviewed_on`, else when its status last changed, else when added.
-    reviewed = Coalesce(
-        "last_reviewed_on", "status_changed_on", "created_at__date", output_field=DateField()
-    )
     candidates = (
         Recommendation.objects.current()
-        .annotate(reviewed=reviewed)
         .select_related("document")
         .order_by("document__code", "position", "code")
     )
     for recommendation in candidates:
-        due_on = recommendation.reviewed + datetime.timedelta(
-            days=recommendation.review_interval_days
-        )
-        if due_on < today:
-            recommendation.review_due = due_on
+        if recommendation.is_review_overdue(today=today):
             group(leads.get(recommendation.pk)).overdue.append(recommendation)
     return sorted(
         groups.values(),

@@ -278,8 +278,17 @@ class Recommendation(models.Model):
 
     @property
     def review_due_on(self):
-        reviewed = self.last_reviewed_on or self.status_changed_on or self.created_at.date()
+        """The day to re-verify the status by: one interval after the last review, else the
+        last status change, else the day it was added, all local dates (TIME_ZONE), as staff
+        live them. The one rule: the admin and the staff digest read it."""
+        reviewed = (
+            self.last_reviewed_on or self.status_changed_on or timezone.localdate(self.created_at)
+        )
         return reviewed + datetime.timedelta(days=self.review_interval_days)
+
+    def is_review_overdue(self, *, today=None):
+        """Whether the review is late: from the local day after `review_due_on`."""
+        return self.review_due_on < (today or timezone.localdate())
 
     def record_status(self, status, *, effective_on, evidence=(), rationale="", by=None):
         """Append a status change to the history and bring the current status in line.
