@@ -1,9 +1,12 @@
 """One place per promise: each rule the product keeps lives in one function or queryset method
 of tracker.models, and the places that show or act on it agree."""
 
+import ast
 import datetime
 import re
+from pathlib import Path
 
+import pytest
 import time_machine
 from django.test import override_settings
 from django.urls import reverse
@@ -11,6 +14,7 @@ from django.urls import reverse
 from tests.factories import RecommendationFactory, SubscriptionFactory, UserFactory
 
 UTC = datetime.UTC
+APP = Path(__file__).resolve().parents[1] / "tracker"
 
 
 def at(moment):
@@ -53,3 +57,129 @@ def test_the_admin_and_the_staff_digest_agree_on_when_a_review_is_due(client, us
     assert readonly_value(change_page, "Next review due") == "2024-03-30"
     assert "Review overdue: WRC-1 (due 30 March 2024)" in preview.content.decode()
 
+
+# -- Published ------------------------------------------------------------------------------
+
+# The flag, and where it is read: the models' public()/visible_to() querysets and is_public.
+FLAG = "is_published"
+RULE_OWNER = APP / "models.py"
+# Calls whose keyword arguments and string arguments are lookups: reading the flag there is a
+# filter on it. Writes (a constructor, update(), a parameter of the importer) set the flag.
+LOOKUP_CALLS = {
+    "filter", "exclude", "get", "get_or_create", "update_or_create", "Q", "When", "F",
+    "FilteredRelation", "getattr",
+}  # fmt: skip
+# A lookup through a relation or with an operator, or SQL naming the column.
+FLAG_IN_TEXT = re.compile(rf"__{FLAG}\b|\b{FLAG}__|\b{FLAG}\b.*\s|\s.*\b{FLAG}\b")
+
+
+def publication_reads(source):
+    """Return (line, what) for each place in Python `source` that reads the publication flag
+    to decide something: a lookup on it (keyword, string or unpacked dict), SQL naming it, or
+    `obj.is_published` (the per-object rule is `is_public`)."""
+    tree = ast.parse(source)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == FLAG and isinstance(node.ctx, ast.Load):
+            found.append((node.lineno, f"reads .{FLAG}"))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docstrings and FLAG_IN_TEXT.search(node.value):
+                found.append((node.lineno, f"names the flag in {node.value!r}"))
+        elif isinstance(node, ast.keyword) and is_lookup(node.arg):
+            found.append((node.lineno, f"looks up {node.arg}="))
+        elif isinstance(node, ast.Call) and call_name(node) in LOOKUP_CALLS:
+            for keyword in node.keywords:
+                if keyword.arg == FLAG:
+                    found.append((keyword.value.lineno, f"{call_name(node)}({FLAG}=…)"))
+                elif keyword.arg is None and isinstance(keyword.value, ast.Dict):
+                    for key in keyword.value.keys:
+                        if isinstance(key, ast.Constant) and key.value == FLAG:
+                            found.append((key.lineno, f"{call_name(node)}(**{{{FLAG!r}: …}})"))
+            for argument in node.args:
+                for inner in ast.walk(argument):
+                    if isinstance(inner, ast.Constant) and inner.value == FLAG:
+                        found.append((inner.lineno, f"{call_name(node)}({FLAG!r}, …)"))
+    return sorted(set(found))
+
+
+def is_lookup(name):
+    """`is_published__exact`, `recommendations__is_published`: a lookup, not a field name."""
+    return bool(name) and "__" in name and FLAG in name.split("__")
+
+
+def call_name(call):
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+
+
+def publication_reads_in_app():
+    found = []
+    for path in sorted(APP.rglob("*.py")):
+        if path != RULE_OWNER and "migrations" not in path.parts:
+            found += [
+                f"{path.relative_to(APP.parent)}:{line}: {what}"
+                for line, what in publication_reads(path.read_text())
+            ]
+    # A template that branches on the flag decides visibility a second time: views hand
+    # templates what the visitor may see, and `is_public` answers for one object.
+    for path in sorted((APP / "templates").rglob("*")):
+        if path.is_file():
+            for line, text in enumerate(path.read_text().splitlines(), 1):
+                if FLAG in text:
+                    found.append(f"{path.relative_to(APP.parent)}:{line}: {text.strip()}")
+    return found
+
+
+def test_only_the_models_read_the_publication_flag():
+    """Drafts never reaching the public is the main privacy promise: it lives in the models'
+    public()/visible_to() querysets and Recommendation.is_public, and nothing else reads the
+    flag (the admin and the importer may still set it)."""
+    assert publication_reads_in_app() == []
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "Recommendation.objects.filter(is_published=True)",
+        "Recommendation.objects.exclude(is_published=False)",
+        "Document.objects.filter(recommendations__is_published=True)",
+        "Recommendation.objects.filter(is_published__exact=True)",
+        "Recommendation.objects.filter(Q(is_published=True) | Q(pk=1))",
+        "Recommendation.objects.filter(**{'is_published': True})",
+        "Evidence.objects.filter(**{'recommendations__is_published': True})",
+        "Recommendation.objects.annotate(shown=F('is_published'))",
+        "Recommendation.objects.filter(Q(('is_published', True)))",
+        "Case(When(is_published=True, then=1))",
+        "Recommendation.objects.values('document__recommendations__is_published')",
+        "cursor.execute('SELECT id FROM tracker_recommendation WHERE is_published')",
+        "shown = [rec for rec in recs if rec.is_published]",
+        "shown = getattr(rec, 'is_published')",
+    ],
+)
+def test_the_guard_catches_a_read_of_the_publication_flag(code):
+    assert publication_reads(code)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "Recommendation(document=document, code=code, is_published=is_published)",
+        "Recommendation.objects.filter(pk=1).update(is_published=True)",
+        "import_document(data, is_published=not draft)",
+        "update_with_audit(queryset, {'is_published': True}, actor=user)",
+        "list_display = ['code', 'is_published']",
+        "recommendation.is_published = True",
+        "def f():\n    'Created with is_published set as asked.'",
+        "Recommendation.objects.public().filter(document=document)",
+    ],
+)
+def test_the_guard_lets_the_flag_be_set(code):
+    assert publication_reads(code) == []
