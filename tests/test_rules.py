@@ -8,10 +8,16 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from auditlog.models import LogEntry
 from django.test import override_settings
 from django.urls import reverse
+from django.utils.text import capfirst
+from werkzeug import Response
 
+from tests.conftest import local_url
 from tests.factories import RecommendationFactory, SubscriptionFactory, UserFactory
+from tracker.models import Source
+from tracker.monitoring import check_source
 
 UTC = datetime.UTC
 APP = Path(__file__).resolve().parents[1] / "tracker"
@@ -56,6 +62,56 @@ def test_the_admin_and_the_staff_digest_agree_on_when_a_review_is_due(client, us
     assert change_page.status_code == 200 and preview.status_code == 200
     assert readonly_value(change_page, "Next review due") == "2024-03-30"
     assert "Review overdue: WRC-1 (due 30 March 2024)" in preview.content.decode()
+
+
+# -- A source's monitoring state ------------------------------------------------------------
+
+
+def stored_state(source):
+    source = Source.objects.get(pk=source.pk)
+    return source, {field.name: field.value_from_object(source) for field in source._meta.fields}
+
+
+def test_staff_see_all_a_check_writes_read_only_and_the_audit_log_skips_it(
+    client, admin_user, allow_local
+):
+    answers = iter(
+        [
+            Response(
+                "<html><body><article><p>The dates are unchanged for now.</p></article></body>",
+                content_type="text/html",
+                headers={"ETag": '"v1"', "Last-Modified": "Thu, 01 Aug 2024 10:32:00 GMT"},
+            ),
+            Response("Not here", status=404),
+        ]
+    )
+    allow_local.expect_request("/page").respond_with_handler(lambda request: next(answers))
+    source = Source.objects.create(url=local_url(allow_local, "/page"), title="USCIS news")
+    unchecked, before = stored_state(source)
+    check_source(stored_state(source)[0])  # a first version
+    check_source(stored_state(source)[0])  # then a failure
+    checked, after = stored_state(source)
+    written = {name for name in before if before[name] != after[name]}
+    assert {"content_hash", "etag", "last_modified", "last_error"} <= written
+
+    # Code that saves the state whole is not logged: the log keeps the edits people make.
+    logged = LogEntry.objects.get_for_object(source).count()
+    unchecked.save()
+    assert LogEntry.objects.get_for_object(source).count() == logged
+    checked.save()
+    checked.title = "USCIS newsroom"
+    checked.save()
+    assert LogEntry.objects.get_for_object(source).count() == logged + 1
+
+    # Staff see every part of it: the schedule to move, the rest read-only.
+    client.force_login(admin_user)
+    page = client.get(reverse("admin:tracker_source_change", args=[source.pk]))
+    for name in written:
+        field = Source._meta.get_field(name)
+        if field.editable:
+            assert f'name="{name}_0"' in page.content.decode()
+        else:
+            assert readonly_value(page, capfirst(field.verbose_name)) not in {"", "-"}, name
 
 
 # -- Published ------------------------------------------------------------------------------

@@ -519,6 +519,19 @@ class CitedEvidence(models.Model):
 
 # A source failing this many checks in a row is flagged as broken in the admin.
 BROKEN_AFTER_FAILURES = 3
+# A source's monitoring state, which every check rewrites (tracker.monitoring): shown
+# read-only in the admin but for the schedule staff may move, and left out of the audit log,
+# where it would bury the edits people make.
+CHECK_STATE_FIELDS = [
+    "last_checked_at",
+    "last_changed_at",
+    "etag",
+    "last_modified",
+    "content_hash",
+    "consecutive_failures",
+    "last_error",
+    "next_check_at",
+]
 
 
 class Source(models.Model):

@@ -23,7 +23,15 @@ from django.utils import timezone
 
 from . import observing, webhooks
 from .caching import note_data_changed
-from .models import ChangeAlert, Evidence, FeedEntry, Recommendation, Source, SourceVersion
+from .models import (
+    CHECK_STATE_FIELDS,
+    ChangeAlert,
+    Evidence,
+    FeedEntry,
+    Recommendation,
+    Source,
+    SourceVersion,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -142,19 +150,6 @@ def record_observations(observations, *, now=None):
         if len(observations) == 1:
             return [CheckResult(Outcome.UNCHANGED)]  # the other checker recorded it
     return [record_observations([observation], now=now)[0] for observation in observations]
-
-
-# The monitoring state a check writes on its source.
-CHECK_STATE_FIELDS = [
-    "last_checked_at",
-    "next_check_at",
-    "etag",
-    "last_modified",
-    "content_hash",
-    "last_changed_at",
-    "consecutive_failures",
-    "last_error",
-]
 
 
 def _record(observations, *, suggestions, now):
