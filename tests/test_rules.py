@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import time_machine
 from auditlog.models import LogEntry
+from django.core import mail
 from django.test import override_settings
 from django.urls import reverse
 from django.utils.text import capfirst
@@ -16,7 +17,8 @@ from werkzeug import Response
 
 from tests.conftest import local_url
 from tests.factories import RecommendationFactory, SubscriptionFactory, UserFactory
-from tracker.models import Source
+from tracker import digests
+from tracker.models import DigestDelivery, Source, Subscription
 from tracker.monitoring import check_source
 
 UTC = datetime.UTC
@@ -62,6 +64,63 @@ def test_the_admin_and_the_staff_digest_agree_on_when_a_review_is_due(client, us
     assert change_page.status_code == 200 and preview.status_code == 200
     assert readonly_value(change_page, "Next review due") == "2024-03-30"
     assert "Review overdue: WRC-1 (due 30 March 2024)" in preview.content.decode()
+
+
+# -- Active subscription --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("confirmed", "unsubscribed", "active"),
+    [(True, False, True), (False, False, False), (True, True, False), (False, True, False)],
+)
+def test_sending_signing_up_and_the_admin_agree_on_who_is_subscribed(
+    confirmed, unsubscribed, active, client, admin_user
+):
+    now = datetime.datetime(2026, 11, 10, 9, tzinfo=UTC)
+    joined = now - datetime.timedelta(days=60)
+    subscription = SubscriptionFactory(
+        email="reader@example.org",
+        confirmed_at=joined if confirmed else None,
+        unsubscribed_at=joined + datetime.timedelta(days=1) if unsubscribed else None,
+    )
+    sent_to = {s.pk for s, _period in digests.due_subscriptions(now=now)}
+    client.force_login(admin_user)
+    preview = client.get(reverse("admin:tracker_subscription_preview", args=[subscription.pk]))
+    digests.subscribe(
+        email="reader@example.org", language="en", frequency="weekly", documents=[], agencies=[]
+    )
+
+    assert (subscription.pk in sent_to) is active
+    assert ("The subscription is not active" not in preview.content.decode()) is active
+    [message] = mail.outbox
+    assert ("already subscribed" in message.subject) is active
+
+
+def test_a_run_for_many_subscribers_covers_each_from_its_own_last_digest(db):
+    """Past 500 subscribers a run reads every active subscription's previous digests at once:
+    each one's window still starts where its own last digest ended."""
+    now = datetime.datetime(2026, 11, 10, 9, tzinfo=UTC)
+    joined = now - datetime.timedelta(days=60)
+    Subscription.objects.bulk_create(
+        Subscription(email=f"reader{n}@example.org", confirmed_at=joined) for n in range(501)
+    )
+    reader = Subscription.objects.get(email="reader7@example.org")
+    until = datetime.datetime(2026, 11, 2, tzinfo=UTC)
+    DigestDelivery.objects.create(
+        subscription=reader,
+        period="2026-W44",
+        period_start=datetime.date(2026, 10, 26),
+        period_end=datetime.date(2026, 11, 1),
+        covered_until=until,
+        state=DigestDelivery.State.SENT,
+    )
+    pairs = digests.due_subscriptions(now=now)
+    assert len(pairs) > 500
+
+    whole_run = digests.collect_digest_data(pairs, now=now).covered_from
+    [alone] = [pair for pair in pairs if pair[0] == reader]
+    assert whole_run[reader.pk] == until
+    assert digests.collect_digest_data([alone], now=now).covered_from[reader.pk] == until
 
 
 # -- A source's monitoring state ------------------------------------------------------------

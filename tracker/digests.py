@@ -339,9 +339,7 @@ def collect_digest_data(pairs, *, now):
     if len(subscriptions) <= 500:
         previous = previous.filter(subscription__in=[s.pk for s in subscriptions])
     else:  # a whole run: every active subscription's, without a huge IN list
-        previous = previous.filter(
-            subscription__confirmed_at__isnull=False, subscription__unsubscribed_at__isnull=True
-        )
+        previous = previous.filter(subscription__in=Subscription.objects.active())
     last_until = dict(
         previous.values("subscription_id")
         .annotate(until=Max("covered_until"))

@@ -829,6 +829,7 @@ class Subscription(models.Model):
 
     @property
     def is_active(self):
+        """The same rule as SubscriptionQuerySet.active, for a subscription at hand."""
         return self.confirmed_at is not None and self.unsubscribed_at is None
 
     @property
