@@ -18,7 +18,7 @@ from werkzeug import Response
 from tests.conftest import local_url
 from tests.factories import RecommendationFactory, SubscriptionFactory, UserFactory
 from tracker import digests
-from tracker.models import DigestDelivery, Source, Subscription
+from tracker.models import DigestDelivery, Recommendation, Source, Subscription
 from tracker.monitoring import check_source
 
 UTC = datetime.UTC
@@ -64,6 +64,30 @@ def test_the_admin_and_the_staff_digest_agree_on_when_a_review_is_due(client, us
     assert change_page.status_code == 200 and preview.status_code == 200
     assert readonly_value(change_page, "Next review due") == "2024-03-30"
     assert "Review overdue: WRC-1 (due 30 March 2024)" in preview.content.decode()
+
+
+# -- Status labels --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", Recommendation.Status)
+def test_the_admin_and_the_public_pages_name_each_status_alike(status, client, admin_user):
+    recommendation = RecommendationFactory(code="WRC-1")
+    if status != Recommendation.Status.NOT_STARTED:
+        recommendation.record_status(
+            status, effective_on=datetime.date(2024, 5, 1), rationale="Checked."
+        )
+    english = client.get(recommendation.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="en")
+    spanish = client.get(recommendation.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="es")
+    client.force_login(admin_user)
+    admin_list = client.get(reverse("admin:tracker_recommendation_changelist"))
+
+    label = status.label
+    assert f'<td class="field-status">{label}</td>' in admin_list.content.decode()
+    assert f'<span class="badge status-{status}">{label}</span>' in english.content.decode()
+    [spanish_label] = set(
+        re.findall(rf'<span class="badge status-{status}">([^<]+)</span>', spanish.content.decode())
+    )
+    assert spanish_label != label  # translated, from the same text
 
 
 # -- Active subscription --------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 # How often staff should re-verify a recommendation unless it says otherwise.
 DEFAULT_REVIEW_INTERVAL_DAYS = 90
@@ -183,12 +184,14 @@ class RecommendationQuerySet(models.QuerySet):
 
 class Recommendation(models.Model):
     class Status(models.TextChoices):
-        NOT_STARTED = "not_started", "Not started"
-        IN_PROGRESS = "in_progress", "In progress"
-        PARTIAL = "partial", "Partially implemented"
-        IMPLEMENTED = "implemented", "Implemented"
-        STALLED = "stalled", "Stalled"
-        REVERSED = "reversed", "Reversed"
+        # Plain labels (the admin, the API and the migrations read them), marked for
+        # translation: tracker.labels translates these same texts for the public.
+        NOT_STARTED = "not_started", gettext_noop("Not started")
+        IN_PROGRESS = "in_progress", gettext_noop("In progress")
+        PARTIAL = "partial", gettext_noop("Partially implemented")
+        IMPLEMENTED = "implemented", gettext_noop("Implemented")
+        STALLED = "stalled", gettext_noop("Stalled")
+        REVERSED = "reversed", gettext_noop("Reversed")
 
     class AddressedTo(models.TextChoices):
         ADMINISTRATION = "administration", "The administration"
