@@ -23,6 +23,7 @@ from .audit import update_with_audit
 from .links import link_url
 from .models import (
     BROKEN_AFTER_FAILURES,
+    CHECK_STATE_FIELDS,
     Agency,
     ChangeAlert,
     DigestDelivery,
@@ -847,14 +848,9 @@ class SourceAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     list_filter = ["kind", "is_active", BrokenSourceFilter]
     search_fields = ["url", "title"]
     autocomplete_fields = ["recommendations", "evidence"]
+    # The monitoring state, but for the schedule (next_check_at), which staff may move.
     readonly_fields = [
-        "last_checked_at",
-        "last_changed_at",
-        "etag",
-        "last_modified",
-        "content_hash",
-        "consecutive_failures",
-        "last_error",
+        name for name in CHECK_STATE_FIELDS if not Source._meta.get_field(name).editable
     ]
     inlines = [SourceVersionInline]
     actions = ["check_now"]

@@ -19,23 +19,11 @@ from django.utils.functional import SimpleLazyObject
 
 from .caching import note_data_changed
 from .clients import client_ip
-from .models import Evidence, Ownership, Recommendation, Source, StatusChange
-
-# Bookkeeping that changes on every save, and a source's monitoring state, which every check
-# rewrites: logging those would bury the edits people make.
-SOURCE_MONITORING_FIELDS = [
-    "last_checked_at",
-    "last_changed_at",
-    "etag",
-    "last_modified",
-    "content_hash",
-    "consecutive_failures",
-    "last_error",
-    "next_check_at",
-]
+from .models import CHECK_STATE_FIELDS, Evidence, Ownership, Recommendation, Source, StatusChange
 
 
 def register_audited_models():
+    # Not logged: bookkeeping that changes on every save, and a source's monitoring state.
     auditlog.register(
         Recommendation,
         exclude_fields=["updated_at", *reverse_relations(Recommendation)],
@@ -52,7 +40,7 @@ def register_audited_models():
     )
     auditlog.register(
         Source,
-        exclude_fields=[*SOURCE_MONITORING_FIELDS, *reverse_relations(Source)],
+        exclude_fields=[*CHECK_STATE_FIELDS, *reverse_relations(Source)],
         m2m_fields={"recommendations", "evidence"},
     )
 

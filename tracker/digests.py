@@ -13,7 +13,6 @@ from django.core import signing
 from django.core.mail import get_connection
 from django.db import transaction
 from django.db.models import (
-    DateField,
     Exists,
     F,
     Max,
@@ -22,7 +21,6 @@ from django.db.models import (
     Q,
     prefetch_related_objects,
 )
-from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -342,9 +340,7 @@ def collect_digest_data(pairs, *, now):
     if len(subscriptions) <= 500:
         previous = previous.filter(subscription__in=[s.pk for s in subscriptions])
     else:  # a whole run: every active subscription's, without a huge IN list
-        previous = previous.filter(
-            subscription__confirmed_at__isnull=False, subscription__unsubscribed_at__isnull=True
-        )
+        previous = previous.filter(subscription__in=Subscription.objects.active())
     last_until = dict(
         previous.values("subscription_id")
         .annotate(until=Max("covered_until"))
@@ -463,22 +459,13 @@ def staff_groups(agencies, *, today):
     for source in broken:
         for agency_id in lead_agencies(source):
             group(agency_id).broken_sources.append(source)
-    # Re-verified on `last_reviewed_on`, else when its status last changed, else when added.
-    reviewed = Coalesce(
-        "last_reviewed_on", "status_changed_on", "created_at__date", output_field=DateField()
-    )
     candidates = (
         Recommendation.objects.current()
-        .annotate(reviewed=reviewed)
         .select_related("document")
         .order_by("document__code", "position", "code")
     )
     for recommendation in candidates:
-        due_on = recommendation.reviewed + datetime.timedelta(
-            days=recommendation.review_interval_days
-        )
-        if due_on < today:
-            recommendation.review_due = due_on
+        if recommendation.is_review_overdue(today=today):
             group(leads.get(recommendation.pk)).overdue.append(recommendation)
     return sorted(
         groups.values(),

@@ -284,7 +284,7 @@ def describe_staff_group(group):
             {
                 "code": rec.code,
                 "title": rec.title,
-                "due_on": rec.review_due,
+                "due_on": rec.review_due_on,
                 "url": admin_url("recommendation", rec.pk),
             }
             for rec in group.overdue

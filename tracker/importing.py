@@ -899,7 +899,7 @@ def export_csv(recommendations: Iterable[Recommendation], *, drafts_visible=True
     Cells that a spreadsheet would run as a formula are escaped (see escape_formula); the
     importer undoes it, so export then import gives back the same texts.
 
-    Without `drafts_visible`, a parent that is a draft is left out: its code is not public.
+    Without `drafts_visible`, a parent the public cannot see (a draft) is left out.
     """
     recommendations = list(recommendations)
     prefetch_related_objects(recommendations, "parent", "ownerships__agency", "themes")
@@ -929,7 +929,7 @@ def export_csv(recommendations: Iterable[Recommendation], *, drafts_visible=True
 
 def parent_code(recommendation, *, drafts_visible):
     parent = recommendation.parent
-    if parent is None or not (drafts_visible or parent.is_published):
+    if parent is None or not (drafts_visible or parent.is_public):
         return ""
     return parent.code
 

@@ -1,7 +1,8 @@
 """Translatable names for the models' choices, for the public pages and the digests.
 
 The models' choice labels stay plain strings (the admin, the API and the migrations rely on
-them); public text looks its label up here, so it follows the visitor's language.
+them); public text looks its label up here, so it follows the visitor's language. A status
+has one text, the model's (marked with gettext_noop), so the admin and the public cannot drift.
 """
 
 from django.utils.translation import gettext_lazy as _
@@ -11,14 +12,8 @@ from .models import Agency, Document, Evidence, Ownership, Recommendation
 
 Status = Recommendation.Status
 
-STATUS_LABELS = {
-    Status.NOT_STARTED: _("Not started"),
-    Status.IN_PROGRESS: _("In progress"),
-    Status.PARTIAL: _("Partially implemented"),
-    Status.IMPLEMENTED: _("Implemented"),
-    Status.STALLED: _("Stalled"),
-    Status.REVERSED: _("Reversed"),
-}
+# The statuses' own labels (marked for translation in the model), translated.
+STATUS_LABELS = {status: _(status.label) for status in Status}
 
 ROLE_LABELS = {
     Ownership.Role.LEAD: pgettext_lazy("agency role", "Lead"),

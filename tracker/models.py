@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 # How often staff should re-verify a recommendation unless it says otherwise.
 DEFAULT_REVIEW_INTERVAL_DAYS = 90
@@ -193,12 +194,14 @@ class RecommendationQuerySet(models.QuerySet):
 
 class Recommendation(models.Model):
     class Status(models.TextChoices):
-        NOT_STARTED = "not_started", "Not started"
-        IN_PROGRESS = "in_progress", "In progress"
-        PARTIAL = "partial", "Partially implemented"
-        IMPLEMENTED = "implemented", "Implemented"
-        STALLED = "stalled", "Stalled"
-        REVERSED = "reversed", "Reversed"
+        # Plain labels (the admin, the API and the migrations read them), marked for
+        # translation: tracker.labels translates these same texts for the public.
+        NOT_STARTED = "not_started", gettext_noop("Not started")
+        IN_PROGRESS = "in_progress", gettext_noop("In progress")
+        PARTIAL = "partial", gettext_noop("Partially implemented")
+        IMPLEMENTED = "implemented", gettext_noop("Implemented")
+        STALLED = "stalled", gettext_noop("Stalled")
+        REVERSED = "reversed", gettext_noop("Reversed")
 
     class AddressedTo(models.TextChoices):
         ADMINISTRATION = "administration", "The administration"
@@ -288,8 +291,17 @@ class Recommendation(models.Model):
 
     @property
     def review_due_on(self):
-        reviewed = self.last_reviewed_on or self.status_changed_on or self.created_at.date()
+        """The day to re-verify the status by: one interval after the last review, else the
+        last status change, else the day it was added, all local dates (TIME_ZONE), as staff
+        live them. The one rule: the admin and the staff digest read it."""
+        reviewed = (
+            self.last_reviewed_on or self.status_changed_on or timezone.localdate(self.created_at)
+        )
         return reviewed + datetime.timedelta(days=self.review_interval_days)
+
+    def is_review_overdue(self, *, today=None):
+        """Whether the review is late: from the local day after `review_due_on`."""
+        return self.review_due_on < (today or timezone.localdate())
 
     def record_status(self, status, *, effective_on, evidence=(), rationale="", by=None):
         """Append a status change to the history and bring the current status in line.
@@ -538,6 +550,19 @@ class CitedEvidence(models.Model):
 
 # A source failing this many checks in a row is flagged as broken in the admin.
 BROKEN_AFTER_FAILURES = 3
+# A source's monitoring state, which every check rewrites (tracker.monitoring): shown
+# read-only in the admin but for the schedule staff may move, and left out of the audit log,
+# where it would bury the edits people make.
+CHECK_STATE_FIELDS = [
+    "last_checked_at",
+    "last_changed_at",
+    "etag",
+    "last_modified",
+    "content_hash",
+    "consecutive_failures",
+    "last_error",
+    "next_check_at",
+]
 
 
 class Source(models.Model):
@@ -839,6 +864,7 @@ class Subscription(models.Model):
 
     @property
     def is_active(self):
+        """The same rule as SubscriptionQuerySet.active, for a subscription at hand."""
         return self.confirmed_at is not None and self.unsubscribed_at is None
 
     @property

@@ -23,7 +23,7 @@ from django.utils import timezone
 from . import observing
 from .caching import note_data_changed
 from .db import update_each
-from .models import ChangeAlert, Evidence, FeedEntry, Source, SourceVersion
+from .models import CHECK_STATE_FIELDS, ChangeAlert, Evidence, FeedEntry, Source, SourceVersion
 from .suggesting import suggest_for_new_entries
 
 logger = logging.getLogger(__name__)
@@ -132,19 +132,6 @@ def record_observations(observations, *, now=None):
         if len(observations) == 1:
             return [CheckResult(Outcome.UNCHANGED)]  # the other checker recorded it
     return [record_observations([observation], now=now)[0] for observation in observations]
-
-
-# The monitoring state a check writes on its source.
-CHECK_STATE_FIELDS = [
-    "last_checked_at",
-    "next_check_at",
-    "etag",
-    "last_modified",
-    "content_hash",
-    "last_changed_at",
-    "consecutive_failures",
-    "last_error",
-]
 
 
 def _record(observations, *, suggestions, now):
