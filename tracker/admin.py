@@ -186,7 +186,7 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
                     publisher=data["publisher"],
                     published_on=data["published_on"],
                     addressee=data["addressee"],
-                    is_published=not data["draft"],
+                    publish_new=not data["draft"],
                     created_by=request.user,
                 )
             except importing.DocumentImportError as error:

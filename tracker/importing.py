@@ -1356,7 +1356,7 @@ def save_import(
     url: str = "",
     addressee: Agency | str | None = None,
     addressee_text: str = "",
-    is_published: bool = True,
+    publish_new: bool = True,
     dry_run: bool = False,
     matched: dict[str, int] | None = None,
     expected_fingerprint: str | None = None,
@@ -1371,8 +1371,9 @@ def save_import(
        its text, not its code (match_recommendations), or as staff confirmed it (`matched`:
        {code: stored pk}): a match is updated in place, taking the new code, parent, position
        and text, so its history, evidence and owners stay with the ask; an unmatched one is
-       created with `is_published`. Owners and themes found in Markdown or an op-ed are
-       applied only where staff have set none; those a CSV or a review lists replace them.
+       created, published unless `publish_new` is false. Owners and themes found in Markdown
+       or an op-ed are applied only where staff have set none; those a CSV or a review lists
+       replace them.
     3. Stored recommendations the new version no longer has are withdrawn: kept with their
        history, hidden from the public (RecommendationQuerySet.public).
     4. All of it happens in one transaction; a dry run rolls it back after the same work, so
@@ -1441,7 +1442,7 @@ def save_import(
                 index=index,
                 ancestors=parsed_ancestors(item, by_code),
                 lists_owners=parsed.lists_owners,
-                is_published=is_published,
+                publish_new=publish_new,
             )
             saved[item.code] = recommendation
             result.record(recommendation, outcome, lead=lead)
@@ -1605,7 +1606,7 @@ def parsed_ancestors(item, by_code):
 
 
 def save_recommendation(
-    document, parsed, *, stored, parent, position, index, ancestors, lists_owners, is_published
+    document, parsed, *, stored, parent, position, index, ancestors, lists_owners, publish_new
 ):
     """Create a recommendation, or update the `stored` one this parsed one continues; return
     it, its outcome and its lead.
@@ -1618,7 +1619,7 @@ def save_recommendation(
     created = recommendation is None
     if created:
         recommendation = Recommendation(
-            document=document, code=parsed.code, is_published=is_published
+            document=document, code=parsed.code, is_published=publish_new
         )
     fields = {
         "code": parsed.code,

@@ -46,7 +46,7 @@ def propose_import(
     created_by=None,
     publisher: Publisher | str | None = None,
     publisher_acronym: str = "",
-    is_published: bool = True,
+    publish_new: bool = True,
     **metadata,
 ) -> ImportProposal:
     """Read a document as import_document would, save nothing of it, and keep what it would
@@ -60,7 +60,7 @@ def propose_import(
         content_type=content_type,
         publisher=publisher,
         publisher_acronym=publisher_acronym,
-        is_published=is_published,
+        publish_new=publish_new,
         dry_run=True,
         **metadata,
     )
@@ -72,7 +72,7 @@ def propose_import(
         format=result.format,
         document_is_new=result.document_created,
         options=proposal_options(result, publisher=publisher, publisher_acronym=publisher_acronym)
-        | {"is_published": is_published},
+        | {"publish_new": publish_new},
         items=proposal_items(result.proposal),
         withdrawn=withdrawn_items(result),
         stored_fingerprint=result.stored_fingerprint,

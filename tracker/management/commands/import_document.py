@@ -201,7 +201,7 @@ def import_options(options, *, code, path):
         "author": options["author"],
         "url": options["url"] or (path if is_url(path) else ""),
         "addressee": options["addressee"],
-        "is_published": not options["draft"],
+        "publish_new": not options["draft"],
     }
 
 
