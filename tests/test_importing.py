@@ -487,10 +487,10 @@ def test_reimport_withdraws_recommendations_it_no_longer_has_and_keeps_them(mess
 
 
 @pytest.mark.django_db
-def test_new_recommendations_take_is_published_from_the_argument_existing_ones_keep_theirs():
+def test_new_recommendations_are_published_as_the_argument_says_existing_ones_keep_theirs():
     text = read_sample(MESSY_BRIEF)
-    import_sample(text.split("#### **3.")[0], is_published=False)
-    import_sample(text, is_published=True)
+    import_sample(text.split("#### **3.")[0], publish_new=False)
+    import_sample(text, publish_new=True)
     published = dict(Recommendation.objects.values_list("code", "is_published"))
     assert published["EI-2024-1"] is False
     assert published["EI-2024-3.1"] is True
