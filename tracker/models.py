@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef
+from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -16,6 +17,11 @@ from django.utils.translation import gettext_lazy as _
 
 # How often staff should re-verify a recommendation unless it says otherwise.
 DEFAULT_REVIEW_INTERVAL_DAYS = 90
+
+# Sent by Recommendation.record_status inside its transaction, with `change` and the
+# `evidence` it cites: how a higher module (webhooks) hears of a change without the models
+# importing it. Receivers are connected in TrackerConfig.ready().
+status_changed = Signal()
 
 
 class Publisher(models.Model):
@@ -285,8 +291,9 @@ class Recommendation(models.Model):
         """Append a status change to the history and bring the current status in line.
 
         1. A change must cite evidence or give a rationale, and cannot be dated in the future.
-        2. The evidence is linked to this recommendation as well as to the change, and the
-           change is announced to webhooks once the transaction commits.
+        2. The evidence is linked to this recommendation as well as to the change, and
+           `status_changed` is sent inside the transaction (webhooks queue their deliveries
+           for after the commit).
         3. The current status is re-derived from the whole history, so a change dated before
            the latest one is recorded without overriding it.
         """
@@ -310,9 +317,7 @@ class Recommendation(models.Model):
             if evidence:
                 change.evidence.set(evidence)
                 self.evidence.add(*evidence)
-            from .webhooks import announce_status_change  # webhooks builds on these models
-
-            announce_status_change(change)
+            status_changed.send(sender=Recommendation, change=change, evidence=evidence)
             self.last_reviewed_on = timezone.localdate()
             self.save(update_fields=["last_reviewed_on", "updated_at"])
             self.refresh_status()

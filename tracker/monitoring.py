@@ -1,8 +1,8 @@
 """Watch sources: record what looking at them shows (`tracker.observing` fetches and
 reads), keep every version, raise alerts, turn feed entries into candidate evidence.
 
-No request or Celery imports: tasks and the admin call `check_source`, the command
-`check_sources`.
+No request imports, and Celery only through tracker.queueing: tasks and the admin call
+`check_source`, the command `check_sources`.
 """
 
 import contextlib
@@ -24,6 +24,7 @@ from django.utils import timezone
 from . import observing, webhooks
 from .caching import note_data_changed
 from .models import ChangeAlert, Evidence, FeedEntry, Recommendation, Source, SourceVersion
+from .queueing import Queued, enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -441,6 +442,26 @@ def mark_due(source_ids, *, now=None):
     Source.objects.filter(pk__in=source_ids, is_active=True).update(
         next_check_at=now or timezone.now()
     )
+
+
+# The Celery task checking one source, named as it is registered (tasks.py builds on this module).
+CHECK_SOURCE_TASK = "tracker.tasks.check_source_task"
+
+
+def check_now(source_ids):
+    """Queue a check of each active source among `source_ids` at once; return a Queued.
+
+    Sent now, not on commit, so a queue outage is known to the caller: the sources the
+    queue refuses are marked due, and the dispatcher checks them once it is back.
+    """
+    source_ids = list(
+        Source.objects.filter(pk__in=source_ids, is_active=True).values_list("pk", flat=True)
+    )
+    for sent, source_id in enumerate(source_ids):
+        if not enqueue(CHECK_SOURCE_TASK, source_id):
+            mark_due(source_ids[sent:])
+            return Queued(sent=sent, kept=len(source_ids) - sent)
+    return Queued(sent=len(source_ids))
 
 
 def defer_check(source, *, delay, now=None):
