@@ -5,6 +5,7 @@ import datetime
 import secrets
 from urllib.parse import urlsplit
 
+from auditlog.context import disable_auditlog
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -14,6 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
+
+from .audit import diff_entry, m2m_entry, write_entries
+from .caching import note_data_changed
 
 # How often staff should re-verify a recommendation unless it says otherwise.
 DEFAULT_REVIEW_INTERVAL_DAYS = 90
@@ -294,19 +298,24 @@ class Recommendation(models.Model):
         2. The evidence is linked to this recommendation as well as to the change, and
            `status_changed` is sent inside the transaction (webhooks queue their deliveries
            for after the commit).
-        3. The current status is re-derived from the whole history, so a change dated before
-           the latest one is recorded without overriding it.
+        3. The current status is re-derived from the whole history (refresh_status's rule),
+           so a change dated before the latest one is recorded without overriding it.
+        4. It costs what it must (bench/status_change.py): one save of the recommendation,
+           the audit entries in one query, one new cache version at commit. The links go
+           in by bulk_create and the saves under disable_auditlog, so no signal writes an
+           entry of its own.
         """
         status = self.Status(status)
-        evidence = list(evidence)
+        evidence = list({item.pk: item for item in evidence}.values())
         rationale = (rationale or "").strip()
         if not evidence and not rationale:
             raise ValidationError("A status change needs evidence or a rationale.")
         if effective_on > timezone.localdate():
             raise ValidationError("A status change cannot take effect in the future.")
-        with transaction.atomic():
-            # Serialise recordings on this recommendation, so the status follows all of them.
-            Recommendation.objects.select_for_update().values_list("pk").get(pk=self.pk)
+        with transaction.atomic(), disable_auditlog():
+            # Serialise recordings on this recommendation, so the status follows all of them;
+            # the row read is what the audit entry compares against.
+            before = Recommendation.objects.select_for_update().get(pk=self.pk)
             change = StatusChange.objects.create(
                 recommendation=self,
                 status=status,
@@ -314,20 +323,49 @@ class Recommendation(models.Model):
                 rationale=rationale,
                 recorded_by=by,
             )
-            if evidence:
-                change.evidence.set(evidence)
-                self.evidence.add(*evidence)
-            status_changed.send(sender=Recommendation, change=change, evidence=evidence)
+            linked = self.link_evidence(change, evidence)
+            note_data_changed()  # bulk_create sends no signals
             self.last_reviewed_on = timezone.localdate()
-            self.save(update_fields=["last_reviewed_on", "updated_at"])
-            self.refresh_status()
+            self.status, self.status_changed_on = self.current_status()
+            fields = ["last_reviewed_on", "status", "status_changed_on", "updated_at"]
+            self.save(update_fields=fields)
+            write_entries(
+                [
+                    diff_entry(None, change),
+                    m2m_entry(change, "evidence", evidence) if evidence else None,
+                    *(m2m_entry(item, "recommendations", [self]) for item in linked),
+                    diff_entry(before, self, fields=fields),
+                ]
+            )
+            status_changed.send(sender=Recommendation, change=change, evidence=evidence)
         return change
 
-    def refresh_status(self):
-        """Set the current status from the latest effective change (the one rule for it)."""
+    def link_evidence(self, change, evidence):
+        """Cite `evidence` in `change` and link it to this recommendation; return the items
+        that were not linked to it before."""
+        CitedEvidence.objects.bulk_create(
+            CitedEvidence(status_change=change, evidence=item) for item in evidence
+        )
+        links = Evidence.recommendations.through
+        already = set(
+            links.objects.filter(recommendation=self, evidence__in=evidence).values_list(
+                "evidence_id", flat=True
+            )
+        )
+        linked = [item for item in evidence if item.pk not in already]
+        links.objects.bulk_create(links(evidence=item, recommendation=self) for item in linked)
+        return linked
+
+    def current_status(self):
+        """Return (status, effective date) of the latest effective change: the one rule."""
         latest = self.status_changes.latest_first().first()
-        self.status = latest.status if latest else self.Status.NOT_STARTED
-        self.status_changed_on = latest.effective_on if latest else None
+        if latest is None:
+            return self.Status.NOT_STARTED, None
+        return latest.status, latest.effective_on
+
+    def refresh_status(self):
+        """Set the current status from the history (see current_status)."""
+        self.status, self.status_changed_on = self.current_status()
         self.save(update_fields=["status", "status_changed_on", "updated_at"])
 
 
