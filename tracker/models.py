@@ -239,7 +239,7 @@ class Recommendation(models.Model):
         help_text="How often staff should re-verify the status, in days.",
     )
     last_reviewed_on = models.DateField(null=True, blank=True)
-    # Kept in step with the history by refresh_status(); never set directly.
+    # Kept in step with the history by record_status() (see current_status); never set directly.
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.NOT_STARTED, editable=False
     )
@@ -298,7 +298,7 @@ class Recommendation(models.Model):
         2. The evidence is linked to this recommendation as well as to the change, and
            `status_changed` is sent inside the transaction (webhooks queue their deliveries
            for after the commit).
-        3. The current status is re-derived from the whole history (refresh_status's rule),
+        3. The current status is re-derived from the whole history (current_status's rule),
            so a change dated before the latest one is recorded without overriding it.
         4. It costs what it must (bench/status_change.py): one save of the recommendation,
            the audit entries in one query, one new cache version at commit. The links go
@@ -323,7 +323,7 @@ class Recommendation(models.Model):
                 rationale=rationale,
                 recorded_by=by,
             )
-            linked = self.link_evidence(change, evidence)
+            linked = self._link_evidence(change, evidence)
             note_data_changed()  # bulk_create sends no signals
             self.last_reviewed_on = timezone.localdate()
             self.status, self.status_changed_on = self.current_status()
@@ -340,7 +340,7 @@ class Recommendation(models.Model):
             status_changed.send(sender=Recommendation, change=change, evidence=evidence)
         return change
 
-    def link_evidence(self, change, evidence):
+    def _link_evidence(self, change, evidence):
         """Cite `evidence` in `change` and link it to this recommendation; return the items
         that were not linked to it before."""
         CitedEvidence.objects.bulk_create(
@@ -362,11 +362,6 @@ class Recommendation(models.Model):
         if latest is None:
             return self.Status.NOT_STARTED, None
         return latest.status, latest.effective_on
-
-    def refresh_status(self):
-        """Set the current status from the history (see current_status)."""
-        self.status, self.status_changed_on = self.current_status()
-        self.save(update_fields=["status", "status_changed_on", "updated_at"])
 
 
 # Each status's contribution to progress, from 0 (nothing done) to 1 (done).
