@@ -49,6 +49,7 @@ def note_data_changed():
 
 
 def _new_version_on_commit():
+    # A function of its own, so note_data_changed can tell it is queued for this transaction.
     new_version()
 
 
