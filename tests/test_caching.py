@@ -3,12 +3,13 @@
 import datetime
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from tests.factories import EvidenceFactory, RecommendationFactory, ThemeFactory
+from tracker import caching
 from tracker.models import Ownership, Recommendation
 
 pytestmark = pytest.mark.django_db
@@ -152,3 +153,22 @@ def test_made_up_query_parameters_are_not_cached(client, published, django_asser
     with CaptureQueriesContext(connection) as made_up:
         client.get(path, {"x": "1"})
     assert made_up.captured_queries  # built again, not kept
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_moves_the_version_once_however_many_rows_it_writes(uscis, congress):
+    recommendation = RecommendationFactory(code="WRC-2024-3", lead=uscis)
+    version = caching.data_version()
+    with transaction.atomic():
+        recommendation.title = "Retitled"
+        recommendation.save()
+        recommendation.themes.add(ThemeFactory(name="Legal pathways"))
+        Ownership.objects.create(recommendation=recommendation, agency=congress)
+        assert caching.data_version() == version  # nobody else sees the writes yet
+    assert caching.data_version() == version + 1  # counted by the cache itself
+    with transaction.atomic():
+        recommendation.themes.clear()
+        transaction.set_rollback(True)
+    assert caching.data_version() == version + 1  # nothing committed, nothing moved
+    recommendation.save()  # outside a transaction: at once
+    assert caching.data_version() == version + 2

@@ -3,11 +3,24 @@
 import datetime
 
 import pytest
+from auditlog.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.factories import EvidenceFactory, RecommendationFactory, UserFactory
-from tracker.models import STATUS_WEIGHTS, Ownership, Recommendation, StatusChange
+from tests.outages import celery_broker
+from tracker import caching
+from tracker.models import (
+    STATUS_WEIGHTS,
+    Evidence,
+    Ownership,
+    Recommendation,
+    StatusChange,
+    Webhook,
+    WebhookDelivery,
+)
 
 Status = Recommendation.Status
 pytestmark = pytest.mark.django_db
@@ -160,3 +173,62 @@ def test_recording_a_change_counts_as_a_review():
     assert recommendation.last_reviewed_on == datetime.date.today()
     interval = datetime.timedelta(days=recommendation.review_interval_days)
     assert recommendation.review_due_on == datetime.date.today() + interval
+
+
+# -- What a change costs (bench/status_change.py prints the same figures) -----------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_status_change_saves_once_moves_the_cache_version_once_and_stays_under_12_queries():
+    recommendation = RecommendationFactory(is_published=True)
+    cited = [EvidenceFactory(title="Announced"), EvidenceFactory(title="Rule")]
+    Webhook.objects.create(url="https://partner.example.org/hook")
+    # Known to a running server: read once, then cached by Django (a flush forgets them).
+    ContentType.objects.get_for_models(Recommendation, StatusChange, Evidence)
+    version = caching.data_version()
+    with celery_broker("memory://"):  # the delivery is queued, to nobody
+        for month, evidence in ((8, cited[:1]), (9, cited)):
+            with CaptureQueriesContext(connection) as queries:
+                recommendation.record_status(
+                    Status.IN_PROGRESS,
+                    effective_on=datetime.date(2024, month, 1),
+                    evidence=evidence,
+                )
+            statements = [query["sql"] for query in queries.captured_queries]
+            assert len(statements) <= 12, "\n".join(statements)
+            saves = [sql for sql in statements if sql.startswith('UPDATE "tracker_recommendation"')]
+            assert len(saves) == 1
+    # One new version per transaction, counted by the cache itself.
+    assert caching.data_version() == version + 2
+    recommendation.refresh_from_db()
+    assert (recommendation.status_changed_on, recommendation.evidence.count()) == (
+        datetime.date(2024, 9, 1),
+        2,
+    )
+    assert WebhookDelivery.objects.count() == 2
+
+
+def test_a_status_change_writes_the_audit_entries_a_reader_needs():
+    recommendation = RecommendationFactory(code="WRC-2024-1", title="Dates")
+    linked, new = EvidenceFactory(title="Linked"), EvidenceFactory(title="New")
+    recommendation.evidence.add(linked)
+    before = LogEntry.objects.count()
+    change = recommendation.record_status(
+        Status.PARTIAL, effective_on=datetime.date(2024, 9, 1), evidence=[linked, new]
+    )
+    entries = [
+        (entry.content_type.model, entry.object_pk, entry.changes_dict)
+        for entry in LogEntry.objects.order_by("pk")[before:]
+    ]
+    created, cited, new_link, status = entries  # no more
+    assert created[:2] == ("statuschange", str(change.pk)) and created[2]["status"][1] == "partial"
+    assert cited[:2] == ("statuschange", str(change.pk))
+    assert cited[2]["evidence"]["objects"] == [str(linked), str(new)]
+    # Only the evidence not linked before gains a link; it is logged on the evidence.
+    assert new_link == (
+        "evidence",
+        str(new.pk),
+        {"recommendations": {"type": "m2m", "operation": "add", "objects": [str(recommendation)]}},
+    )
+    assert status[:2] == ("recommendation", str(recommendation.pk))
+    assert status[2]["status"] == ["not_started", "partial"]

@@ -11,14 +11,15 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.factories import DocumentFactory, RecommendationFactory
+from tests.factories import RecommendationFactory, SubscriptionFactory
 from tests.outages import celery_broker, queued_tasks
-from tracker import tasks
-from tracker.models import Source, StatusChange, Webhook, WebhookDelivery
+from tracker import tasks, webhooks
+from tracker.models import DigestDelivery, Source, Webhook, WebhookDelivery
 from tracker.monitoring import CLAIM_LEASE, claim_due_sources, release_claims
 
 CHECK = "tracker.tasks.check_source_task"
 DELIVER = "tracker.tasks.deliver_webhook_task"
+SEND_DIGEST = "tracker.tasks.send_digest_task"
 
 
 def cache_at(server):
@@ -99,90 +100,63 @@ def test_a_released_claim_does_not_undo_a_later_reschedule():
     assert checked.next_check_at == rescheduled != now + CLAIM_LEASE
 
 
-@pytest.mark.django_db
-def test_check_now_says_the_queue_is_down_and_leaves_the_sources_due(own_redis, admin_client):
-    sources = due_sources(2)
-    later = timezone.now() + datetime.timedelta(hours=6)
-    Source.objects.update(next_check_at=later)
-    changelist = reverse("admin:tracker_source_changelist")
-    form = {"action": "check_now", helpers.ACTION_CHECKBOX_NAME: [s.pk for s in sources]}
-    with celery_broker(own_redis.url(0)):
-        own_redis.stop()
-        response = admin_client.post(changelist, form, follow=True)
-        assert response.status_code == 200
-        assert "The task queue is unreachable: 2 source(s) are marked due" in response.text
-        assert all(is_due(source) for source in sources)
-
-        own_redis.start()
-        response = admin_client.post(changelist, form, follow=True)
-    assert "Checking 2 source(s)" in response.text
-    assert len(queued_tasks(own_redis)) == 2
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_status_change_is_kept_and_announced_later_when_the_queue_is_down(own_redis, admin_user):
-    recommendation = RecommendationFactory(
-        document=DocumentFactory(code="WRC-2024"), code="WRC-2024-1", is_published=True
+def source_to_check():
+    source = Source.objects.create(url="https://example.org/page")
+    Source.objects.filter(pk=source.pk).update(
+        next_check_at=timezone.now() + datetime.timedelta(hours=6)
     )
-    Webhook.objects.create(url="https://partner.example.org/hook")
-    api = APIClient()
-    api.force_authenticate(admin_user)
-    path = reverse("api:recommendation-record-status", args=[recommendation.pk])
-    with celery_broker(own_redis.url(0)):
-        own_redis.stop()
-        response = api.post(
-            path,
-            {"status": "in_progress", "effective_on": "2024-08-01", "rationale": "Announced."},
-            format="json",
-        )
-        assert response.status_code == 201  # the request's work is not lost to the outage
-        assert StatusChange.objects.filter(recommendation=recommendation).count() == 1
-        delivery = WebhookDelivery.objects.get()
-        assert delivery.state == WebhookDelivery.State.PENDING
-        assert delivery.last_error == tasks.NOT_QUEUED
-
-        own_redis.start()
-        tasks.dispatch_due_sources()
-    assert queued_tasks(own_redis) == [(DELIVER, f"({delivery.pk},)")]
-    delivery.refresh_from_db()
-    assert (delivery.state, delivery.last_error) == (WebhookDelivery.State.PENDING, "")
-    assert tasks.resend_unqueued_deliveries() == 0  # sent once
+    return source, "admin:tracker_source_changelist", "check_now"
 
 
-@pytest.mark.django_db
-def test_retrying_failed_deliveries_while_the_queue_is_down_says_so(own_redis, admin_client):
+def failed_delivery():
     hook = Webhook.objects.create(url="https://partner.example.org/hook")
     delivery = WebhookDelivery.objects.create(
         webhook=hook, event="evidence", payload={}, state=WebhookDelivery.State.FAILED, attempts=6
     )
-    changelist = reverse("admin:tracker_webhookdelivery_changelist")
-    form = {"action": "retry", helpers.ACTION_CHECKBOX_NAME: [delivery.pk]}
+    return delivery, "admin:tracker_webhookdelivery_changelist", "retry"
+
+
+def failed_digest():
+    subscription = SubscriptionFactory(email="ana@example.org")
+    digest = DigestDelivery.objects.create(
+        subscription=subscription,
+        period="2024-W10",
+        period_start=datetime.date(2024, 3, 4),
+        period_end=datetime.date(2024, 3, 10),
+        state=DigestDelivery.State.FAILED,
+        attempts=5,
+    )
+    return digest, "admin:tracker_digestdelivery_changelist", "retry"
+
+
+@pytest.mark.parametrize(
+    ("make", "noun", "sent_later", "task"),
+    [
+        (source_to_check, "source check(s)", tasks.dispatch_due_sources, CHECK),
+        (failed_delivery, "delivery(ies)", webhooks.resend_unqueued_deliveries, DELIVER),
+        (failed_digest, "digest(s)", tasks.send_due_digests_task, SEND_DIGEST),
+    ],
+    ids=["check now", "webhook retry", "digest retry"],
+)
+@pytest.mark.django_db
+def test_staff_asking_while_the_queue_is_down_get_one_answer_and_the_work_goes_later(
+    own_redis, admin_client, make, noun, sent_later, task
+):
+    """Check now, webhook retry and digest retry: the same answer, and the work is kept
+    until the dispatcher that owns it runs with the queue back."""
+    row, changelist, action = make()
+    form = {"action": action, helpers.ACTION_CHECKBOX_NAME: [row.pk]}
     with celery_broker(own_redis.url(0)):
         own_redis.stop()
-        response = admin_client.post(changelist, form, follow=True)
-        assert "The task queue is unreachable: 1 delivery(ies) will be sent" in response.text
-        delivery.refresh_from_db()
-        assert (delivery.state, delivery.last_error) == ("pending", tasks.NOT_QUEUED)
-
+        response = admin_client.post(reverse(changelist), form, follow=True)
+        assert response.status_code == 200
+        assert (
+            f"The task queue is unreachable: 1 {noun} kept, to be sent as soon as it is back."
+            in response.text
+        )
         own_redis.start()
-        assert tasks.resend_unqueued_deliveries() == 1
-    assert queued_tasks(own_redis) == [(DELIVER, f"({delivery.pk},)")]
-
-
-def test_a_hung_queue_fails_soft_instead_of_hanging_the_request():
-    """A broker that accepts connections and never answers (a wedged Redis)."""
-    with socket.socket() as hung:
-        hung.bind(("127.0.0.1", 0))
-        hung.listen(16)
-        outcome = []
-        with celery_broker(f"redis://127.0.0.1:{hung.getsockname()[1]}/0"):
-            sender = threading.Thread(
-                target=lambda: outcome.append(tasks.enqueue(tasks.check_source_task, 1)),
-                daemon=True,
-            )
-            sender.start()
-            sender.join(timeout=120)
-    assert outcome == [False]  # gave up (after the broker's socket timeout), did not hang
+        sent_later()
+    assert [name for name, _args in queued_tasks(own_redis)] == [task]
 
 
 def test_a_hung_cache_is_left_alone_for_a_moment_instead_of_waited_on_each_call(

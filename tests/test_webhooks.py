@@ -6,14 +6,18 @@ import hmac
 import json
 
 import pytest
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from rest_framework.test import APIClient
 from werkzeug import Response
 
 from tests.conftest import local_url
-from tests.factories import EvidenceFactory, RecommendationFactory
-from tracker import webhooks
-from tracker.models import Recommendation, Webhook, WebhookDelivery
+from tests.factories import DocumentFactory, EvidenceFactory, RecommendationFactory
+from tests.outages import celery_broker, queued_tasks
+from tracker import tasks, webhooks
+from tracker.models import Recommendation, StatusChange, Webhook, WebhookDelivery
+from tracker.queueing import NOT_QUEUED
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 
@@ -193,3 +197,58 @@ def test_a_deactivated_webhook_receives_nothing_more(webhook, receiver):
     delivery.refresh_from_db()
     assert delivery.state == WebhookDelivery.State.FAILED
     assert "inactive" in delivery.last_error
+
+
+# -- When the queue is down (a redis-server of the test's own, stopped for real) ----------
+
+DELIVER = "tracker.tasks.deliver_webhook_task"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_status_change_is_kept_and_announced_later_when_the_queue_is_down(own_redis, admin_user):
+    recommendation = RecommendationFactory(
+        document=DocumentFactory(code="WRC-2024"), code="WRC-2024-1", is_published=True
+    )
+    Webhook.objects.create(url="https://partner.example.org/hook")
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    path = reverse("api:recommendation-record-status", args=[recommendation.pk])
+    with celery_broker(own_redis.url(0)):
+        own_redis.stop()
+        response = api.post(
+            path,
+            {"status": "in_progress", "effective_on": "2024-08-01", "rationale": "Announced."},
+            format="json",
+        )
+        assert response.status_code == 201  # the request's work is not lost to the outage
+        assert StatusChange.objects.filter(recommendation=recommendation).count() == 1
+        delivery = WebhookDelivery.objects.get()
+        assert delivery.state == WebhookDelivery.State.PENDING
+        assert delivery.last_error == NOT_QUEUED
+
+        own_redis.start()
+        tasks.dispatch_due_sources()
+    assert queued_tasks(own_redis) == [(DELIVER, f"({delivery.pk},)")]
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_error) == (WebhookDelivery.State.PENDING, "")
+    assert webhooks.resend_unqueued_deliveries() == 0  # sent once
+
+
+@pytest.mark.django_db
+def test_retrying_failed_deliveries_while_the_queue_is_down_says_so(own_redis, admin_client):
+    hook = Webhook.objects.create(url="https://partner.example.org/hook")
+    delivery = WebhookDelivery.objects.create(
+        webhook=hook, event="evidence", payload={}, state=WebhookDelivery.State.FAILED, attempts=6
+    )
+    changelist = reverse("admin:tracker_webhookdelivery_changelist")
+    form = {"action": "retry", helpers.ACTION_CHECKBOX_NAME: [delivery.pk]}
+    with celery_broker(own_redis.url(0)):
+        own_redis.stop()
+        response = admin_client.post(changelist, form, follow=True)
+        assert "The task queue is unreachable: 1 delivery(ies) kept" in response.text
+        delivery.refresh_from_db()
+        assert (delivery.state, delivery.last_error) == ("pending", NOT_QUEUED)
+
+        own_redis.start()
+        assert webhooks.resend_unqueued_deliveries() == 1
+    assert queued_tasks(own_redis) == [(DELIVER, f"({delivery.pk},)")]

@@ -18,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from . import digests, importing, proposals, reading, triage
+from . import digests, importing, monitoring, proposals, reading, triage, webhooks
 from .audit import update_with_audit
 from .links import link_url
 from .models import (
@@ -42,14 +42,13 @@ from .models import (
     Webhook,
     WebhookDelivery,
 )
-from .monitoring import mark_due, watch_evidence_urls
+from .monitoring import watch_evidence_urls
 from .progress import (
     attach_progress,
     progress_by_agency,
     progress_by_document,
     progress_of_recommendation,
 )
-from .tasks import check_source_task, enqueue, queue_delivery, send_digest_task
 from .webhooks import announce_evidence
 
 
@@ -58,6 +57,15 @@ def describe_counts(summary):
     labels = dict(Recommendation.Status.choices)
     parts = [f"{n} {labels[code].lower()}" for code, n in summary.counts.items() if n]
     return " · ".join(parts) or "no recommendations"
+
+
+def report_queued(model_admin, request, queued, *, noun, done):
+    """Tell staff what became of work sent to the queue: `done`, or the one outage answer
+    (queueing.Queued.outage_message) when some of it waits for the queue."""
+    if queued.kept:
+        model_admin.message_user(request, queued.outage_message(noun), messages.WARNING)
+    else:
+        model_admin.message_user(request, done, messages.SUCCESS)
 
 
 def object_for_action(model_admin, request, object_id, *, permission):
@@ -861,22 +869,13 @@ class SourceAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Check selected sources now", permissions=["change"])
     def check_now(self, request, queryset):
-        source_ids = list(queryset.filter(is_active=True).values_list("pk", flat=True))
-        # Sent now (actions run in autocommit), so a queue outage can be reported here.
-        for sent, source_id in enumerate(source_ids):
-            if not enqueue(check_source_task, source_id):
-                mark_due(source_ids[sent:])
-                self.message_user(
-                    request,
-                    f"The task queue is unreachable: {len(source_ids) - sent} source(s) are "
-                    "marked due and will be checked as soon as it is back.",
-                    messages.WARNING,
-                )
-                return
-        self.message_user(
+        queued = monitoring.check_now(queryset.values_list("pk", flat=True))
+        report_queued(
+            self,
             request,
-            f"Checking {len(source_ids)} source(s); changes appear in the change alerts.",
-            messages.SUCCESS,
+            queued,
+            noun="source check(s)",
+            done=f"Checking {queued.sent} source(s); changes appear in the change alerts.",
         )
 
 
@@ -1192,20 +1191,14 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send selected failed deliveries again", permissions=["change"])
     def retry(self, request, queryset):
-        retried = list(
-            queryset.filter(state=WebhookDelivery.State.FAILED).values_list("pk", flat=True)
+        queued = webhooks.retry_deliveries(queryset)
+        report_queued(
+            self,
+            request,
+            queued,
+            noun="delivery(ies)",
+            done=f"{queued.sent} delivery(ies) queued again.",
         )
-        WebhookDelivery.objects.filter(pk__in=retried).update(state=WebhookDelivery.State.PENDING)
-        unqueued = [delivery_id for delivery_id in retried if not queue_delivery(delivery_id)]
-        if unqueued:
-            self.message_user(
-                request,
-                f"The task queue is unreachable: {len(unqueued)} delivery(ies) will be sent "
-                "as soon as it is back.",
-                messages.WARNING,
-            )
-            return
-        self.message_user(request, f"{len(retried)} delivery(ies) queued again.", messages.SUCCESS)
 
 
 class DigestDeliveryInline(admin.TabularInline):
@@ -1311,24 +1304,10 @@ class DigestDeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send selected failed digests again", permissions=["change"])
     def retry(self, request, queryset):
-        failed = list(
-            queryset.filter(state=DigestDelivery.State.FAILED).values_list(
-                "pk", "subscription_id", "period"
-            )
+        queued = digests.retry_digests(queryset)
+        report_queued(
+            self, request, queued, noun="digest(s)", done=f"{queued.sent} digest(s) queued again."
         )
-        DigestDelivery.objects.filter(pk__in=[pk for pk, _s, _p in failed]).update(attempts=0)
-        queued = [
-            enqueue(send_digest_task, subscription_id, period)
-            for _pk, subscription_id, period in failed
-        ]
-        if not all(queued):
-            self.message_user(
-                request,
-                "The task queue is unreachable: the digests stay failed; try again later.",
-                messages.WARNING,
-            )
-            return
-        self.message_user(request, f"{len(failed)} digest(s) queued again.", messages.SUCCESS)
 
 
 class ScheduleAdmin(PeriodicTaskAdmin):

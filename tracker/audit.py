@@ -8,22 +8,29 @@ system.
 import ipaddress
 
 from auditlog.cid import get_cid
-from auditlog.context import auditlog_value
+from auditlog.diff import model_instance_diff
 from auditlog.middleware import AuditlogMiddleware
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
+from django.apps import apps
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
+from django.db.models.signals import pre_save
 from django.utils import timezone
+from django.utils.encoding import smart_str
 from django.utils.functional import SimpleLazyObject
 
 from .caching import note_data_changed
 from .clients import client_ip
-from .models import CHECK_STATE_FIELDS, Evidence, Ownership, Recommendation, Source, StatusChange
 
 
 def register_audited_models():
-    # Not logged: bookkeeping that changes on every save, and a source's monitoring state.
+    """Register the audited models with django-auditlog (from TrackerConfig.ready: the
+    models use this module's entry writers, so it never imports them)."""
+    Recommendation, Ownership, StatusChange, Evidence, Source = (
+        apps.get_model("tracker", name)
+        for name in ("Recommendation", "Ownership", "StatusChange", "Evidence", "Source")
+    )
     auditlog.register(
         Recommendation,
         exclude_fields=["updated_at", *reverse_relations(Recommendation)],
@@ -40,7 +47,7 @@ def register_audited_models():
     )
     auditlog.register(
         Source,
-        exclude_fields=[*CHECK_STATE_FIELDS, *reverse_relations(Source)],
+        exclude_fields=[*Source.check_state_fields, *reverse_relations(Source)],
         m2m_fields={"recommendations", "evidence"},
     )
 
@@ -70,36 +77,72 @@ def update_with_audit(queryset, values, *, actor, unlogged=None):
         **values, **(unlogged or {})
     )
     note_data_changed()  # cached reads: an update() sends no save signals either
-    content_type = ContentType.objects.get_for_model(queryset.model)
-    LogEntry.objects.bulk_create(
-        LogEntry(
-            content_type=content_type,
-            object_pk=str(row.pk),
-            object_id=row.pk,
-            object_repr=str(row),
-            action=LogEntry.Action.UPDATE,
-            changes={
-                name: [str(getattr(row, name)), str(value)]
-                for name, value in values.items()
-                if getattr(row, name) != value
-            },
-            actor=actor,
-            actor_email=getattr(actor, "email", None),
-            # bulk_create sends no pre_save, through which auditlog adds these itself.
-            **request_address(),
-            cid=get_cid(),
-            timestamp=now,
-        )
-        for row in rows
+    write_entries(
+        [
+            entry(
+                row,
+                action=LogEntry.Action.UPDATE,
+                changes={
+                    name: [str(getattr(row, name)), str(value)]
+                    for name, value in values.items()
+                    if getattr(row, name) != value
+                },
+            )
+            for row in rows
+        ],
+        actor=actor,
+        timestamp=now,
     )
     return len(rows)
 
 
-def request_address():
-    """The remote_addr and remote_port AuditActorMiddleware noted for the request being
-    served (none outside a request)."""
-    noted = auditlog_value.get({})
-    return {name: noted.get(name) for name in ("remote_addr", "remote_port")}
+def entry(instance, *, action, changes):
+    """An unsaved log entry for `instance`, as django-auditlog would write it."""
+    return LogEntry(
+        content_type=ContentType.objects.get_for_model(instance),
+        object_pk=str(instance.pk),
+        object_id=instance.pk,
+        object_repr=smart_str(instance),
+        action=action,
+        changes=changes,
+    )
+
+
+def diff_entry(old, new, *, fields=None):
+    """The entry for saving `new` over `old` (None: creating it), limited to `fields`, in
+    django-auditlog's own format and with its registered exclusions; None if nothing changed."""
+    changes = model_instance_diff(old, new, fields_to_check=fields)
+    if not changes:
+        return None
+    action = LogEntry.Action.CREATE if old is None else LogEntry.Action.UPDATE
+    return entry(new, action=action, changes=changes)
+
+
+def m2m_entry(instance, field_name, added):
+    """The entry for adding the `added` objects to `instance`'s many-to-many `field_name`."""
+    objects = [smart_str(item) for item in added]
+    changes = {field_name: {"type": "m2m", "operation": "add", "objects": objects}}
+    return entry(instance, action=LogEntry.Action.UPDATE, changes=changes)
+
+
+def write_entries(entries, *, actor=None, timestamp=None):
+    """Write `entries` (None ones skipped) in one query, by `actor`, else by the request
+    being served.
+
+    bulk_create sends no pre_save, through which django-auditlog's middleware stamps each
+    entry with the request's actor and address: it is sent here for each entry instead (no
+    receiver listens outside a request).
+    """
+    entries = [item for item in entries if item is not None]
+    for item in entries:
+        item.actor = actor
+        item.actor_email = getattr(actor, "email", None)
+        item.cid = get_cid()
+        item.timestamp = timestamp or timezone.now()
+        pre_save.send(
+            sender=LogEntry, instance=item, raw=False, using="default", update_fields=None
+        )
+    LogEntry.objects.bulk_create(entries)
 
 
 class AuditActorMiddleware(AuditlogMiddleware):

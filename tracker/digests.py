@@ -40,6 +40,7 @@ from .models import (
     Subscription,
 )
 from .progress import period_end_of, progress_by_agency, progress_by_document
+from .queueing import NOT_QUEUED, Queued, enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -763,6 +764,44 @@ def send_due_digests(
         if sending is not None:
             finish(len(pairs))
     return outcomes
+
+
+# -- Queueing -------------------------------------------------------------------------------
+
+# The Celery task sending one digest, named as it is registered (tasks.py builds on this module).
+SEND_DIGEST_TASK = "tracker.tasks.send_digest_task"
+
+
+def queue_digest(delivery):
+    """Queue the sending of `delivery`'s digest; if the queue refuses it, mark it for the
+    hourly run (resend_unqueued_digests)."""
+    if enqueue(SEND_DIGEST_TASK, delivery.subscription_id, delivery.period):
+        return True
+    DigestDelivery.objects.filter(pk=delivery.pk, state=State.FAILED).update(error=NOT_QUEUED)
+    return False
+
+
+def retry_digests(deliveries):
+    """Send the failed ones among `deliveries` (a queryset) again, with fresh attempts.
+
+    Their attempts are reset first, so a queue outage loses none: those the queue refuses
+    are marked and the hourly run sends them once it is back. Return a Queued.
+    """
+    failed = list(deliveries.filter(state=State.FAILED).only("subscription_id", "period"))
+    DigestDelivery.objects.filter(pk__in=[delivery.pk for delivery in failed]).update(attempts=0)
+    sent = sum(queue_digest(delivery) for delivery in failed)
+    return Queued(sent=sent, kept=len(failed) - sent)
+
+
+def resend_unqueued_digests():
+    """Queue again the retried digests the queue refused; return how many were sent."""
+    sent = 0
+    for delivery in DigestDelivery.objects.filter(state=State.FAILED, error=NOT_QUEUED):
+        if not enqueue(SEND_DIGEST_TASK, delivery.subscription_id, delivery.period):
+            break
+        DigestDelivery.objects.filter(pk=delivery.pk, error=NOT_QUEUED).update(error="")
+        sent += 1
+    return sent
 
 
 def next_digest_period(subscription, *, now):

@@ -5,18 +5,28 @@ import datetime
 import secrets
 from urllib.parse import urlsplit
 
+from auditlog.context import disable_auditlog
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef
+from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
+from .audit import diff_entry, m2m_entry, write_entries
+from .caching import note_data_changed
+
 # How often staff should re-verify a recommendation unless it says otherwise.
 DEFAULT_REVIEW_INTERVAL_DAYS = 90
+
+# Sent by Recommendation.record_status inside its transaction, with `change` and the
+# `evidence` it cites: how a higher module (webhooks) hears of a change without the models
+# importing it. Receivers are connected in TrackerConfig.ready().
+status_changed = Signal()
 
 
 class Publisher(models.Model):
@@ -242,7 +252,7 @@ class Recommendation(models.Model):
         help_text="How often staff should re-verify the status, in days.",
     )
     last_reviewed_on = models.DateField(null=True, blank=True)
-    # Kept in step with the history by refresh_status(); never set directly.
+    # Kept in step with the history by record_status() (see current_status); never set directly.
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.NOT_STARTED, editable=False
     )
@@ -307,21 +317,27 @@ class Recommendation(models.Model):
         """Append a status change to the history and bring the current status in line.
 
         1. A change must cite evidence or give a rationale, and cannot be dated in the future.
-        2. The evidence is linked to this recommendation as well as to the change, and the
-           change is announced to webhooks once the transaction commits.
-        3. The current status is re-derived from the whole history, so a change dated before
-           the latest one is recorded without overriding it.
+        2. The evidence is linked to this recommendation as well as to the change, and
+           `status_changed` is sent inside the transaction (webhooks queue their deliveries
+           for after the commit).
+        3. The current status is re-derived from the whole history (current_status's rule),
+           so a change dated before the latest one is recorded without overriding it.
+        4. It costs what it must (bench/status_change.py): one save of the recommendation,
+           the audit entries in one query, one new cache version at commit. The links go
+           in by bulk_create and the saves under disable_auditlog, so no signal writes an
+           entry of its own.
         """
         status = self.Status(status)
-        evidence = list(evidence)
+        evidence = list({item.pk: item for item in evidence}.values())
         rationale = (rationale or "").strip()
         if not evidence and not rationale:
             raise ValidationError("A status change needs evidence or a rationale.")
         if effective_on > timezone.localdate():
             raise ValidationError("A status change cannot take effect in the future.")
-        with transaction.atomic():
-            # Serialise recordings on this recommendation, so the status follows all of them.
-            Recommendation.objects.select_for_update().values_list("pk").get(pk=self.pk)
+        with transaction.atomic(), disable_auditlog():
+            # Serialise recordings on this recommendation, so the status follows all of them;
+            # the row read is what the audit entry compares against.
+            before = Recommendation.objects.select_for_update().get(pk=self.pk)
             change = StatusChange.objects.create(
                 recommendation=self,
                 status=status,
@@ -329,23 +345,45 @@ class Recommendation(models.Model):
                 rationale=rationale,
                 recorded_by=by,
             )
-            if evidence:
-                change.evidence.set(evidence)
-                self.evidence.add(*evidence)
-            from .webhooks import announce_status_change  # webhooks builds on these models
-
-            announce_status_change(change)
+            linked = self._link_evidence(change, evidence)
+            note_data_changed()  # bulk_create sends no signals
             self.last_reviewed_on = timezone.localdate()
-            self.save(update_fields=["last_reviewed_on", "updated_at"])
-            self.refresh_status()
+            self.status, self.status_changed_on = self.current_status()
+            fields = ["last_reviewed_on", "status", "status_changed_on", "updated_at"]
+            self.save(update_fields=fields)
+            write_entries(
+                [
+                    diff_entry(None, change),
+                    m2m_entry(change, "evidence", evidence) if evidence else None,
+                    *(m2m_entry(item, "recommendations", [self]) for item in linked),
+                    diff_entry(before, self, fields=fields),
+                ]
+            )
+            status_changed.send(sender=Recommendation, change=change, evidence=evidence)
         return change
 
-    def refresh_status(self):
-        """Set the current status from the latest effective change (the one rule for it)."""
+    def _link_evidence(self, change, evidence):
+        """Cite `evidence` in `change` and link it to this recommendation; return the items
+        that were not linked to it before."""
+        CitedEvidence.objects.bulk_create(
+            CitedEvidence(status_change=change, evidence=item) for item in evidence
+        )
+        links = Evidence.recommendations.through
+        already = set(
+            links.objects.filter(recommendation=self, evidence__in=evidence).values_list(
+                "evidence_id", flat=True
+            )
+        )
+        linked = [item for item in evidence if item.pk not in already]
+        links.objects.bulk_create(links(evidence=item, recommendation=self) for item in linked)
+        return linked
+
+    def current_status(self):
+        """Return (status, effective date) of the latest effective change: the one rule."""
         latest = self.status_changes.latest_first().first()
-        self.status = latest.status if latest else self.Status.NOT_STARTED
-        self.status_changed_on = latest.effective_on if latest else None
-        self.save(update_fields=["status", "status_changed_on", "updated_at"])
+        if latest is None:
+            return self.Status.NOT_STARTED, None
+        return latest.status, latest.effective_on
 
 
 # Each status's contribution to progress, from 0 (nothing done) to 1 (done).
@@ -567,6 +605,9 @@ CHECK_STATE_FIELDS = [
 
 class Source(models.Model):
     """A web page or feed watched for changes that may bear on recommendations."""
+
+    # The audit log, below the models, reads the list from here (tracker.audit).
+    check_state_fields = CHECK_STATE_FIELDS
 
     class Kind(models.TextChoices):
         PAGE = "page", "Web page"

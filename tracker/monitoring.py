@@ -3,8 +3,9 @@ reads), keep every version, raise alerts, turn feed entries into candidate evide
 schedule the next look.
 
 Ranking the recommendations a feed entry suggests is `tracker.suggesting`'s job; what staff
-then do with alerts and entries (accept, review, dismiss), `tracker.triage`'s. No request or
-Celery imports: tasks and the admin call `check_source`, the command `check_sources`.
+then do with alerts and entries (accept, review, dismiss), `tracker.triage`'s. No request
+imports, and Celery only through tracker.queueing: tasks and the admin call `check_source`,
+the command `check_sources`.
 """
 
 import contextlib
@@ -24,6 +25,7 @@ from . import observing
 from .caching import note_data_changed
 from .db import update_each
 from .models import CHECK_STATE_FIELDS, ChangeAlert, Evidence, FeedEntry, Source, SourceVersion
+from .queueing import Queued, enqueue
 from .suggesting import suggest_for_new_entries
 
 logger = logging.getLogger(__name__)
@@ -323,6 +325,26 @@ def mark_due(source_ids, *, now=None):
     Source.objects.filter(pk__in=source_ids, is_active=True).update(
         next_check_at=now or timezone.now()
     )
+
+
+# The Celery task checking one source, named as it is registered (tasks.py builds on this module).
+CHECK_SOURCE_TASK = "tracker.tasks.check_source_task"
+
+
+def check_now(source_ids):
+    """Queue a check of each active source among `source_ids` at once; return a Queued.
+
+    Sent now, not on commit, so a queue outage is known to the caller: the sources the
+    queue refuses are marked due, and the dispatcher checks them once it is back.
+    """
+    source_ids = list(
+        Source.objects.filter(pk__in=source_ids, is_active=True).values_list("pk", flat=True)
+    )
+    for sent, source_id in enumerate(source_ids):
+        if not enqueue(CHECK_SOURCE_TASK, source_id):
+            mark_due(source_ids[sent:])
+            return Queued(sent=sent, kept=len(source_ids) - sent)
+    return Queued(sent=len(source_ids))
 
 
 def defer_check(source, *, delay, now=None):

@@ -1,20 +1,20 @@
-"""Celery tasks: thin wrappers that re-fetch rows by id and call one domain function."""
+"""Celery tasks: thin wrappers that re-fetch rows by id and call one domain function.
+
+The webhook delivery task lives with the rest of the webhook story (webhooks.py); every task
+keeps its registered "tracker.tasks.<name>", which queued messages and beat schedules name.
+"""
 
 import datetime
-import logging
 from functools import partial
 
 from celery import shared_task
-from django.conf import settings
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError as QueueUnreachable
 
 from . import digests, monitoring, observing, webhooks
-from .models import DigestDelivery, Source, Subscription, WebhookDelivery
-
-logger = logging.getLogger(__name__)
+from .models import DigestDelivery, Source, Subscription
+from .queueing import enqueue, is_final_attempt, retry_later
 
 # Retries of a check that failed on network trouble (see retry_later).
 CHECK_RETRIES = 3
@@ -47,31 +47,6 @@ def release_host_slot(key):
     cache.delete(key)
 
 
-def is_final_attempt(task):
-    """Whether a failure now is final: retries used up, or an in-process (eager) run, such
-    as the admin's "check now" in the demo, which does not retry."""
-    return task.request.is_eager or task.request.retries >= task.max_retries
-
-
-def retry_later(task):
-    """The retry of `task`, after exponential backoff from TRACKER_CHECK_RETRY_SECONDS."""
-    return task.retry(countdown=settings.TRACKER_CHECK_RETRY_SECONDS * 2**task.request.retries)
-
-
-def enqueue(task, *args):
-    """Send `task` to the queue; return False, and log, when the broker cannot be reached.
-
-    The caller's work is already in the database, so a Redis outage must neither lose it nor
-    fail the request: each caller leaves a mark for the dispatcher to pick the work up later.
-    """
-    try:
-        task.delay(*args)
-    except QueueUnreachable as error:
-        logger.warning("task queue unreachable, %s%r not sent: %s", task.name, args, error)
-        return False
-    return True
-
-
 @shared_task(acks_late=True)
 def dispatch_due_sources():
     """Claim the due sources and enqueue one check each (run every minute by beat).
@@ -85,7 +60,7 @@ def dispatch_due_sources():
         if not enqueue(check_source_task, source_id):
             monitoring.release_claims(claimed[sent:], claimed_at=now)
             return sent
-    resend_unqueued_deliveries()
+    webhooks.resend_unqueued_deliveries()
     return len(claimed)
 
 
@@ -121,54 +96,6 @@ def check_source_task(self, source_id):
     return result.outcome
 
 
-# Retries of a webhook delivery on network trouble, with exponential backoff.
-DELIVERY_RETRIES = 5
-
-
-@shared_task(
-    bind=True, acks_late=True, max_retries=DELIVERY_RETRIES, soft_time_limit=45, time_limit=60
-)
-def deliver_webhook_task(self, delivery_id):
-    delivery = (
-        WebhookDelivery.objects.select_related("webhook")
-        .filter(pk=delivery_id, state=WebhookDelivery.State.PENDING)
-        .first()
-    )
-    if delivery is None:
-        return "done"  # delivered or given up already: a redelivered task sends nothing
-    if webhooks.deliver(delivery, final_attempt=is_final_attempt(self)):
-        raise retry_later(self)
-    return "sent"
-
-
-# Marks a pending delivery whose task the queue refused; the dispatcher sends it again.
-NOT_QUEUED = "not queued yet: the task queue was unreachable"
-
-
-def queue_delivery(delivery_id):
-    """Queue a pending delivery; if the queue refuses it, mark it for the dispatcher."""
-    if enqueue(deliver_webhook_task, delivery_id):
-        return True
-    WebhookDelivery.objects.filter(pk=delivery_id, state=WebhookDelivery.State.PENDING).update(
-        last_error=NOT_QUEUED
-    )
-    return False
-
-
-def resend_unqueued_deliveries():
-    """Queue again the deliveries the queue refused; return how many were sent."""
-    unqueued = WebhookDelivery.objects.filter(
-        state=WebhookDelivery.State.PENDING, last_error=NOT_QUEUED
-    ).values_list("pk", flat=True)
-    sent = 0
-    for delivery_id in list(unqueued):
-        if not enqueue(deliver_webhook_task, delivery_id):
-            break
-        WebhookDelivery.objects.filter(pk=delivery_id, last_error=NOT_QUEUED).update(last_error="")
-        sent += 1
-    return sent
-
-
 # Retries of a digest that failed to send, with exponential backoff; with the first try,
 # as many attempts as digests.MAX_ATTEMPTS allows.
 DIGEST_RETRIES = digests.MAX_ATTEMPTS - 1
@@ -176,7 +103,9 @@ DIGEST_RETRIES = digests.MAX_ATTEMPTS - 1
 
 @shared_task(acks_late=True)
 def send_due_digests_task():
-    """Enqueue one digest task per due subscription (run hourly by beat)."""
+    """Enqueue one digest task per due subscription (run hourly by beat), and the retried
+    digests the queue refused earlier."""
+    digests.resend_unqueued_digests()
     due = digests.due_subscriptions()
     for subscription, period in due:
         # A digest the queue refuses stays due: the next hourly run sends it.

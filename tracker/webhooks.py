@@ -1,5 +1,11 @@
 """Announce status changes and new evidence to registered webhooks: signed JSON, delivered
-by Celery with retries, every attempt logged. Only published work is announced."""
+by Celery with retries, every attempt logged. Only published work is announced.
+
+The whole story lives here: the payloads, the delivery task, queueing it after commit, the
+resend of deliveries the queue refused, and the staff's retry of failed ones. Status changes
+arrive through the models' `status_changed` signal (connected in TrackerConfig.ready), so the
+models never import this module.
+"""
 
 import hashlib
 import hmac
@@ -8,12 +14,14 @@ import logging
 import time
 from functools import partial
 
+from celery import shared_task
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from . import fetching
 from .models import Webhook, WebhookDelivery
+from .queueing import NOT_QUEUED, Queued, enqueue, is_final_attempt, retry_later
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +47,19 @@ def announce(event, payload):
     deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(webhook=webhook, event=event, payload=payload) for webhook in webhooks
     )
-    from .tasks import queue_delivery  # tasks builds on this module
-
     for delivery in deliveries:
         transaction.on_commit(partial(queue_delivery, delivery.pk))
     return deliveries
 
 
-def announce_status_change(change):
+def announce_status_change(change, *, evidence=None):
+    """Announce `change` (citing `evidence`, read from the change when not given) if its
+    recommendation is public."""
     recommendation = change.recommendation
     if not recommendation.is_public:
         return []
+    if evidence is None:
+        evidence = change.evidence.all()
     return announce(
         Webhook.Event.STATUS_CHANGE,
         {
@@ -64,10 +74,15 @@ def announce_status_change(change):
             "status": change.status,
             "effective_on": change.effective_on.isoformat(),
             "rationale": change.rationale,
-            "evidence": sorted(change.evidence.values_list("pk", flat=True)),
+            "evidence": sorted(item.pk for item in evidence),
             "recorded_at": change.recorded_at.isoformat(),
         },
     )
+
+
+def announce_recorded_status(sender, *, change, evidence, **kwargs):
+    """Receive models.status_changed: announce the change inside its transaction."""
+    announce_status_change(change, evidence=evidence)
 
 
 def announce_evidence(evidence):
@@ -139,3 +154,69 @@ def deliver(delivery, *, final_attempt=True):
 
 def _finish(delivery, **fields):
     WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
+
+
+# -- Queueing -------------------------------------------------------------------------------
+
+# Retries of a webhook delivery on network trouble, with exponential backoff.
+DELIVERY_RETRIES = 5
+
+
+@shared_task(
+    name="tracker.tasks.deliver_webhook_task",  # its name from before it lived here
+    bind=True,
+    acks_late=True,
+    max_retries=DELIVERY_RETRIES,
+    soft_time_limit=45,
+    time_limit=60,
+)
+def deliver_webhook_task(self, delivery_id):
+    delivery = (
+        WebhookDelivery.objects.select_related("webhook")
+        .filter(pk=delivery_id, state=WebhookDelivery.State.PENDING)
+        .first()
+    )
+    if delivery is None:
+        return "done"  # delivered or given up already: a redelivered task sends nothing
+    if deliver(delivery, final_attempt=is_final_attempt(self)):
+        raise retry_later(self)
+    return "sent"
+
+
+def queue_delivery(delivery_id):
+    """Queue a pending delivery; if the queue refuses it, mark it for the dispatcher
+    (resend_unqueued_deliveries)."""
+    if enqueue(deliver_webhook_task, delivery_id):
+        return True
+    WebhookDelivery.objects.filter(pk=delivery_id, state=WebhookDelivery.State.PENDING).update(
+        last_error=NOT_QUEUED
+    )
+    return False
+
+
+def resend_unqueued_deliveries():
+    """Queue again the deliveries the queue refused; return how many were sent."""
+    unqueued = WebhookDelivery.objects.filter(
+        state=WebhookDelivery.State.PENDING, last_error=NOT_QUEUED
+    ).values_list("pk", flat=True)
+    sent = 0
+    for delivery_id in list(unqueued):
+        if not enqueue(deliver_webhook_task, delivery_id):
+            break
+        WebhookDelivery.objects.filter(pk=delivery_id, last_error=NOT_QUEUED).update(last_error="")
+        sent += 1
+    return sent
+
+
+def retry_deliveries(deliveries):
+    """Send the failed ones among `deliveries` (a queryset) again.
+
+    They go back to pending first, so a queue outage loses none: those the queue refuses
+    are marked and the dispatcher sends them once it is back. Return a Queued.
+    """
+    retried = list(
+        deliveries.filter(state=WebhookDelivery.State.FAILED).values_list("pk", flat=True)
+    )
+    WebhookDelivery.objects.filter(pk__in=retried).update(state=WebhookDelivery.State.PENDING)
+    sent = sum(queue_delivery(delivery_id) for delivery_id in retried)
+    return Queued(sent=sent, kept=len(retried) - sent)

@@ -1,0 +1,64 @@
+"""Sending work to the Celery queue, and the one answer when the queue is down.
+
+The bottom of the import graph: Celery, kombu and Django's settings only, no models. A flow
+that queues its own work (webhooks, digests, monitoring) records that work in the database
+first; when the broker cannot be reached, `enqueue` says so instead of failing the request,
+the flow leaves a mark, and its dispatcher sends the work once the queue is back.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from celery import current_app
+from django.conf import settings
+from kombu.exceptions import OperationalError as QueueUnreachable
+
+logger = logging.getLogger(__name__)
+
+# Marks recorded work whose task the queue refused; the flow's dispatcher sends it again.
+NOT_QUEUED = "not queued yet: the task queue was unreachable"
+
+
+def enqueue(task, *args):
+    """Send `task` (a task, or the name it is registered under) to the queue; return False,
+    and log, when the broker cannot be reached.
+
+    A name lets a flow queue a task defined above it (tasks.py) without importing it: the
+    name is already the contract with queued messages, so it never changes.
+    """
+    if isinstance(task, str):
+        task = current_app.tasks[task]
+    try:
+        task.delay(*args)
+    except QueueUnreachable as error:
+        logger.warning("task queue unreachable, %s%r not sent: %s", task.name, args, error)
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Queued:
+    """What became of work sent to the queue: `sent` went, `kept` waits (recorded, marked)
+    for the dispatcher because the queue was down."""
+
+    sent: int = 0
+    kept: int = 0
+
+    def outage_message(self, noun):
+        """The one answer staff read when the queue is down, whatever they asked for (admin
+        or API): the work is kept and goes out once the queue is back."""
+        return (
+            f"The task queue is unreachable: {self.kept} {noun} kept, to be sent as soon as "
+            "it is back."
+        )
+
+
+def is_final_attempt(task):
+    """Whether a failure now is final: retries used up, or an in-process (eager) run, such
+    as the admin's "check now" in the demo, which does not retry."""
+    return task.request.is_eager or task.request.retries >= task.max_retries
+
+
+def retry_later(task):
+    """The retry of `task`, after exponential backoff from TRACKER_CHECK_RETRY_SECONDS."""
+    return task.retry(countdown=settings.TRACKER_CHECK_RETRY_SECONDS * 2**task.request.retries)
