@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import DocumentFactory, RecommendationFactory
 from tests.outages import celery_broker, queued_tasks
-from tracker import tasks
+from tracker import monitoring, tasks
 from tracker.models import Source, StatusChange, Webhook, WebhookDelivery
 from tracker.monitoring import CLAIM_LEASE, claim_due_sources, release_claims
 
@@ -61,10 +61,10 @@ def test_the_api_and_admin_serve_while_the_cache_is_down(own_redis, settings, ad
 def test_host_slots_are_not_handed_out_while_the_cache_is_down(own_redis, settings):
     settings.CACHES = cache_at(own_redis)
     own_redis.stop()
-    with pytest.raises(tasks.HostBusy):
-        tasks.acquire_host_slot("example.org:443")
+    with pytest.raises(monitoring.HostBusy):
+        monitoring.acquire_host_slot("example.org:443")
     own_redis.start()
-    tasks.release_host_slot(tasks.acquire_host_slot("example.org:443"))
+    monitoring.release_host_slot(monitoring.acquire_host_slot("example.org:443"))
 
 
 @pytest.mark.django_db

@@ -58,6 +58,11 @@ class FailSoftRedisCache(RedisCache):
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         return self._or(False, "add", key, value, timeout, version)
 
+    def add_or_none(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        """`add`, answering None instead of False when Redis cannot be reached: a bulk check
+        waits for a host slot that is taken, but not for a cache that is down."""
+        return self._or(None, "add", key, value, timeout, version)
+
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         return self._or(None, "set", key, value, timeout, version)
 
