@@ -16,7 +16,7 @@ from werkzeug import Response
 
 from tests.conftest import local_url
 from tests.factories import RecommendationFactory
-from tracker import monitoring, tasks
+from tracker import monitoring, observing, tasks
 from tracker.extracting import normalise_text
 from tracker.models import (
     ChangeAlert,
@@ -310,11 +310,13 @@ def test_checking_many_sources_reports_each_and_stays_within_host_limits(threade
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("keep", [observing._HostTurns.KEEP, 0], ids=["kept", "taken-afresh"])
 def test_in_one_process_on_the_memory_cache_task_checks_and_a_bulk_check_share_the_host_limit(
-    threaded_server, settings
+    threaded_server, settings, monkeypatch, keep
 ):
     # The demo's setup: no Redis, checks run as eager tasks in threads of the web process.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    monkeypatch.setattr(observing._HostTurns, "KEEP", keep)  # how long a bulk turn keeps a slot
     probe = ConcurrencyProbe()
     probe.delay = 0.2
     threaded_server.expect_request(re.compile("^/")).respond_with_handler(probe.handler)
@@ -344,6 +346,9 @@ def test_in_one_process_on_the_memory_cache_task_checks_and_a_bulk_check_share_t
     assert outcomes == {Outcome.FIRST_VERSION: len(in_bulk)}
     assert len(answers) == len(singles) and "first_version" in answers
     assert set(answers) <= {"first_version", "deferred"}
+    origin = f"127.0.0.1:{threaded_server.port}"
+    for _ in range(MAX_REQUESTS_PER_HOST):  # the bulk check gave every slot back
+        monitoring.acquire_host_slot(origin)
 
 
 @pytest.mark.django_db

@@ -124,6 +124,10 @@ class HostSlots:
         self.__dict__.update(state, _building=threading.Lock())
 
     @property
+    def backend_module(self):
+        return self.cache_config["BACKEND"].rsplit(".", 1)[0]
+
+    @property
     def cache(self):
         with self._building:
             if self._cache is None:
@@ -140,23 +144,29 @@ class HostSlots:
         add = getattr(self.cache, "add_or_none", self.cache.add)
         return add(key, "held", timeout=self.lease)
 
+    def _keys(self, origin, first):
+        """The keys of `origin`'s slots, tried from slot `first` on."""
+        return [
+            f"tracker:host-slot:{origin}:{(first + index) % self.limit}"
+            for index in range(self.limit)
+        ]
+
     def take(self, origin):
         """Take a free slot of `origin` and return its key; None if all are taken or the
         cache cannot be reached (a check then waits for it rather than go unlimited)."""
-        for index in range(self.limit):
-            key = f"tracker:host-slot:{origin}:{index}"
+        for key in self._keys(origin, 0):
             if self._add(key):
                 return key
         return None
 
-    def wait_for(self, origin, *, stopping):
-        """Take a slot of `origin`, waiting while others hold them all, and return its key;
-        None once `stopping` is set, or at once if the cache cannot be reached: then no
-        worker gets a slot, so none fetches, and the caller's own gate keeps the limit."""
+    def wait_for(self, origin, *, stopping, first=0):
+        """Take a slot of `origin`, trying slot `first` first and waiting while others hold
+        them all, and return its key; None once `stopping` is set, or at once if the cache
+        cannot be reached: then no worker gets a slot, so none fetches, and the caller's own
+        limit holds."""
         while not stopping.is_set():
             unreachable = False
-            for index in range(self.limit):
-                key = f"tracker:host-slot:{origin}:{index}"
+            for key in self._keys(origin, first):
                 added = self._add(key)
                 if added:
                     return key
@@ -211,23 +221,21 @@ def _observe_in_threads(watches, *, concurrency, slots, per_host, window):
     for watch in interleave_by_origin(watches):
         work.put(watch)
     observed = queue.SimpleQueue()
-    # This run's threads queue for a host here, so they never poll the cache against each
-    # other; the shared slot they then take is what counts against everyone else's checks.
-    gates = defaultdict(lambda: threading.BoundedSemaphore(per_host))
-    gates_lock = threading.Lock()
+    hosts = {
+        origin_of(group[0].url): _HostTurns(slots, origin_of(group[0].url), per_host, len(group))
+        for group in group_by_origin(watches)
+    }
     stopping = threading.Event()
 
     def observe_within_limits(watch, clients):
-        origin = origin_of(watch.url)
-        with gates_lock:
-            gate = gates[origin]
-        with gate:
-            key = slots.wait_for(origin, stopping=stopping)
-            try:
-                if not stopping.is_set():
-                    observed.put(observe(watch, clients=clients))
-            finally:
-                slots.give_back(key)
+        host = hosts[origin_of(watch.url)]
+        turn = host.begin()
+        try:
+            turn.key = host.slot_for(turn, stopping=stopping)
+            if not stopping.is_set():
+                observed.put(observe(watch, clients=clients))
+        finally:
+            host.end(turn, stopping=stopping)
 
     def observer():
         try:
@@ -252,6 +260,83 @@ def _observe_in_threads(watches, *, concurrency, slots, per_host, window):
         stopping.set()
         for thread in threads:
             thread.join()
+        for host in hosts.values():
+            host.close()
+
+
+@dataclass
+class _Turn:
+    index: int
+    key: str | None = None  # the shared slot this turn holds, if any
+    taken_at: float = 0.0
+
+
+class _HostTurns:
+    """One run's turns at one host: at most `count` of its threads fetch from the host at
+    once, so they never poll the cache against each other, and each turn holds one of the
+    host's shared slots (trying its own slot first, so a run alone takes one at once).
+
+    A turn keeps its slot from one fetch to the next while the run has more to fetch from
+    the host: a run takes each slot about once a host rather than once a fetch, two cache
+    round trips saved a fetch. The slots go back once the host's last fetch has started, and
+    a turn takes its slot afresh every KEEP seconds, well inside the lease.
+    """
+
+    KEEP = 30  # seconds
+
+    def __init__(self, slots, origin, count, pending):
+        self.slots = slots
+        self.origin = origin
+        self.pending = pending  # fetches of this host not started yet
+        self.idle = [_Turn(index) for index in reversed(range(count))]  # last in, first out
+        self.changed = threading.Condition()
+
+    def begin(self):
+        """Wait for a free turn and return it, counting one more fetch started."""
+        with self.changed:
+            while not self.idle:
+                self.changed.wait()
+            turn = self.idle.pop()
+            self.pending -= 1
+            done = [] if self.pending else self._unkeep()
+        self._give_back(done)
+        return turn
+
+    def slot_for(self, turn, *, stopping):
+        """The key of `turn`'s slot, taken now unless the turn kept a recent one."""
+        if turn.key is not None and time.monotonic() - turn.taken_at < self.KEEP:
+            return turn.key
+        self._give_back([turn.key])
+        turn.key = None
+        turn.taken_at = time.monotonic()
+        return self.slots.wait_for(self.origin, stopping=stopping, first=turn.index)
+
+    def end(self, turn, *, stopping):
+        """Free `turn`; its slot stays with it while more fetches of this host wait."""
+        with self.changed:
+            keep = self.pending > 0 and not stopping.is_set()
+            done = [] if keep else [turn.key]
+            if not keep:
+                turn.key = None
+            self.idle.append(turn)
+            self.changed.notify()
+        self._give_back(done)
+
+    def close(self):
+        with self.changed:
+            done = self._unkeep()
+        self._give_back(done)
+
+    def _unkeep(self):
+        """Take the slots off the idle turns, for the caller to give back outside the lock."""
+        keys = [turn.key for turn in self.idle]
+        for turn in self.idle:
+            turn.key = None
+        return keys
+
+    def _give_back(self, keys):
+        for key in keys:
+            self.slots.give_back(key)
 
 
 def _batches(get, *, running, window):
@@ -323,9 +408,9 @@ def _observe_in_processes(watches, *, concurrency, slots, per_host, processes):
     parser that crashed it) takes nothing down with it, and its unreported watches come
     back as failures."""
     context = multiprocessing.get_context("forkserver")
-    # Forked from a server that has loaded this module: forking the caller itself would copy
-    # its threads' locks and its database connections mid-use.
-    context.set_forkserver_preload([__name__, "httpcore", "h11"])
+    # Forked from a server that has loaded this module and the slots' cache backend: forking
+    # the caller itself would copy its threads' locks and its database connections mid-use.
+    context.set_forkserver_preload([__name__, "httpcore", "h11", slots.backend_module])
     shares = split_by_origin(watches, processes)
     threads_each = max(1, concurrency // len(shares))
     allow = os.environ.get(fetching.ALLOW_ENV_VAR, "")
