@@ -2,8 +2,9 @@
 and API keep serving instead of answering 500.
 
 Throttle counts and host slots are conveniences; neither is worth an outage. Reads miss,
-writes are dropped, `add` reports nothing added (so no host slot is taken and checks wait
-for the cache to come back), `incr` finds no key, and each skipped call is logged.
+writes are dropped, `add` reports nothing added (so no host slot is taken and Celery checks
+wait for the cache to come back; a bulk check, told so by `add_or_none`, goes on alone),
+`incr` finds no key, and each skipped call is logged.
 """
 
 import logging

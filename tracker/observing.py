@@ -282,7 +282,7 @@ class _HostTurns:
     a turn takes its slot afresh every KEEP seconds, well inside the lease.
     """
 
-    KEEP = 30  # seconds
+    KEEP = 30  # seconds; with a fetch's deadline (30 s) well inside the slot's lease
 
     def __init__(self, slots, origin, count, pending):
         self.slots = slots
