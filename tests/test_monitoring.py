@@ -2,6 +2,7 @@
 
 import datetime
 import os
+import re
 import threading
 import time
 
@@ -15,6 +16,7 @@ from werkzeug import Response
 
 from tests.conftest import local_url
 from tests.factories import RecommendationFactory
+from tracker import monitoring, observing, tasks
 from tracker.extracting import normalise_text
 from tracker.models import (
     ChangeAlert,
@@ -24,6 +26,7 @@ from tracker.models import (
     SourceVersion,
 )
 from tracker.monitoring import (
+    MAX_REQUESTS_PER_HOST,
     Outcome,
     check_source,
     check_sources,
@@ -303,6 +306,69 @@ def test_checking_many_sources_reports_each_and_stays_within_host_limits(threade
     assert sorted(seen) == sorted(Source.objects.values_list("pk", flat=True))
     assert SourceVersion.objects.count() == 12
     assert probe.peak == 2  # eight threads, but never more than two requests to one host
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("keep", [observing._HostTurns.KEEP, 0], ids=["kept", "taken-afresh"])
+def test_in_one_process_on_the_memory_cache_task_checks_and_a_bulk_check_share_the_host_limit(
+    threaded_server, settings, monkeypatch, keep
+):
+    # The demo's setup: no Redis, checks run as eager tasks in threads of the web process.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    monkeypatch.setattr(observing._HostTurns, "KEEP", keep)  # how long a bulk turn keeps a slot
+    probe = ConcurrencyProbe()
+    probe.delay = 0.2
+    threaded_server.expect_request(re.compile("^/")).respond_with_handler(probe.handler)
+    singles = [Source.objects.create(url=local_url(threaded_server, f"/s{n}")) for n in range(8)]
+    in_bulk = [Source.objects.create(url=local_url(threaded_server, f"/b{n}")) for n in range(12)]
+    answers = []
+
+    def check_one_at_a_time(sources):
+        try:
+            for source in sources:
+                answers.append(tasks.check_source_task.apply(args=(source.pk,)).get())
+        finally:
+            connections.close_all()
+
+    checkers = [
+        threading.Thread(target=check_one_at_a_time, args=(singles[n::2],)) for n in range(2)
+    ]
+    for checker in checkers:
+        checker.start()
+    while not probe.current and any(checker.is_alive() for checker in checkers):
+        time.sleep(0.01)  # until the single checks are fetching
+    outcomes = check_sources(in_bulk, concurrency=8, processes=0)
+    for checker in checkers:
+        checker.join()
+
+    assert probe.peak <= MAX_REQUESTS_PER_HOST
+    assert outcomes == {Outcome.FIRST_VERSION: len(in_bulk)}
+    assert len(answers) == len(singles) and "first_version" in answers
+    assert set(answers) <= {"first_version", "deferred"}
+    origin = f"127.0.0.1:{threaded_server.port}"
+    for _ in range(MAX_REQUESTS_PER_HOST):  # the bulk check gave every slot back
+        monitoring.acquire_host_slot(origin)
+
+
+@pytest.mark.django_db
+def test_a_bulk_check_waits_while_its_host_is_busy_until_a_dead_holders_slot_frees_itself(
+    allow_local, monkeypatch
+):
+    fetched_at = []
+
+    def handler(request):
+        fetched_at.append(time.monotonic())
+        return Response(page(), content_type="text/html")
+
+    allow_local.expect_request("/p").respond_with_handler(handler)
+    source = Source.objects.create(url=local_url(allow_local, "/p"))
+    monkeypatch.setattr(monitoring, "HOST_SLOT_LEASE", 1)
+    leased_at = time.monotonic()
+    for _ in range(MAX_REQUESTS_PER_HOST):  # taken by a worker that then died
+        monitoring.acquire_host_slot(f"127.0.0.1:{allow_local.port}")
+
+    assert check_sources([source], processes=0) == {Outcome.FIRST_VERSION: 1}
+    assert fetched_at[0] >= leased_at + 1  # only once a lease ran out
 
 
 @pytest.mark.django_db(transaction=True)

@@ -19,6 +19,7 @@ from tracker.monitoring import (
     Outcome,
     check_sources,
     default_processes,
+    host_slots,
     record_observations,
     watch_of,
 )
@@ -118,7 +119,9 @@ def test_processes_and_threads_observe_alike(sites):
     watches = [watch(n, sites[n % 2].url(n)) for n in range(8)]
 
     def observed(processes):
-        batches = observe_all(watches, concurrency=4, per_host=2, processes=processes)
+        batches = observe_all(
+            watches, concurrency=4, slots=host_slots(), per_host=2, processes=processes
+        )
         found = {o.watch.source_id: o for batch in batches for o in batch}
         return {pk: (o.read.content_hash, o.result.status_code) for pk, o in found.items()}
 

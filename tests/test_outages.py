@@ -11,11 +11,13 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from tests.conftest import local_url
 from tests.factories import RecommendationFactory, SubscriptionFactory
 from tests.outages import celery_broker, queued_tasks
-from tracker import tasks, webhooks
+from tests.test_monitoring import page
+from tracker import monitoring, tasks, webhooks
 from tracker.models import DigestDelivery, Source, Webhook, WebhookDelivery
-from tracker.monitoring import CLAIM_LEASE, claim_due_sources, release_claims
+from tracker.monitoring import CLAIM_LEASE, Outcome, claim_due_sources, release_claims
 
 CHECK = "tracker.tasks.check_source_task"
 DELIVER = "tracker.tasks.deliver_webhook_task"
@@ -62,10 +64,22 @@ def test_the_api_and_admin_serve_while_the_cache_is_down(own_redis, settings, ad
 def test_host_slots_are_not_handed_out_while_the_cache_is_down(own_redis, settings):
     settings.CACHES = cache_at(own_redis)
     own_redis.stop()
-    with pytest.raises(tasks.HostBusy):
-        tasks.acquire_host_slot("example.org:443")
+    with pytest.raises(monitoring.HostBusy):
+        monitoring.acquire_host_slot("example.org:443")
     own_redis.start()
-    tasks.release_host_slot(tasks.acquire_host_slot("example.org:443"))
+    monitoring.release_host_slot(monitoring.acquire_host_slot("example.org:443"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "processes"])
+def test_a_bulk_check_goes_on_while_the_cache_is_down(own_redis, settings, allow_local, processes):
+    # No worker gets a host slot then, so none fetches: the bulk run's own limit is the limit.
+    settings.CACHES = cache_at(own_redis)
+    own_redis.stop()
+    allow_local.expect_request("/p").respond_with_data(page(), content_type="text/html")
+    sources = [Source.objects.create(url=local_url(allow_local, f"/p?n={n}")) for n in range(3)]
+    outcomes = monitoring.check_sources(sources, processes=processes)
+    assert outcomes == {Outcome.FIRST_VERSION: 3}
 
 
 @pytest.mark.django_db

@@ -1,19 +1,24 @@
 """Celery end to end: a real worker on the real Redis broker and PostgreSQL database."""
 
 import os
+import re
 import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import timezone
+from pytest_httpserver import HTTPServer
 
 from config.celery import app as celery_app
 from tests.conftest import local_url
-from tests.test_monitoring import Site, page
+from tests.test_monitoring import ConcurrencyProbe, Site, page
 from tracker.models import ChangeAlert, Source
+from tracker.monitoring import MAX_REQUESTS_PER_HOST, Outcome, check_sources
 from tracker.tasks import CHECK_RETRIES, check_source_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,12 +52,20 @@ def wait_until(condition, *, timeout=30.0, message="condition"):
 @pytest.fixture
 def worker(transactional_db, httpserver, tmp_path):
     """A Celery worker process on its own queue, sharing this test's database."""
+    with running_worker(tmp_path, allow=f"127.0.0.1:{httpserver.port}") as (queue, log):
+        yield queue, log
+
+
+@contextmanager
+def running_worker(tmp_path, *, allow):
+    """Run a Celery worker on a queue of its own, fetching only from `allow` (host:port
+    pairs); yield the queue's name and the worker's log file."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "worker.log"
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
-        "TRACKER_FETCH_ALLOW": f"127.0.0.1:{httpserver.port}",
+        "TRACKER_FETCH_ALLOW": allow,
         "TRACKER_CHECK_RETRY_SECONDS": "0",
     }
     command = [
@@ -114,3 +127,40 @@ def test_a_real_worker_retries_network_failures_and_counts_them_once(worker, htt
     source.refresh_from_db()
     assert source.consecutive_failures == 1
     assert "503" in source.last_error
+
+
+@pytest.fixture
+def busy_site(monkeypatch):
+    """A local site that answers in parallel, holding each request a while and counting how
+    many it serves at once; let through the fetch guard."""
+    probe = ConcurrencyProbe()
+    probe.delay = 0.3
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.expect_request(re.compile("^/")).respond_with_handler(probe.handler)
+    server.start()
+    monkeypatch.setenv("TRACKER_FETCH_ALLOW", f"127.0.0.1:{server.port}")
+    yield server, probe
+    server.stop()
+
+
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "processes"])
+def test_workers_and_a_bulk_check_together_stay_within_the_host_limit(
+    busy_site, tmp_path, processes
+):
+    server, probe = busy_site
+    by_worker = [Source.objects.create(url=local_url(server, f"/w{n}")) for n in range(16)]
+    in_bulk = [Source.objects.create(url=local_url(server, f"/b{n}")) for n in range(12)]
+    with running_worker(tmp_path, allow=f"127.0.0.1:{server.port}") as (queue, log):
+        for source in by_worker:
+            check_source_task.apply_async((source.pk,), queue=queue)
+        wait_until(lambda: probe.current > 0, message="the worker's first fetch")
+
+        outcomes = check_sources(in_bulk, concurrency=8, processes=processes)
+        wait_until(lambda: succeeded(log) == len(by_worker), message="the worker's checks")
+
+    assert probe.peak <= MAX_REQUESTS_PER_HOST
+    assert outcomes == {Outcome.FIRST_VERSION: len(in_bulk)}  # the bulk check waited its turns
+    fetched = Source.objects.filter(pk__in=[s.pk for s in by_worker], versions__isnull=False)
+    assert fetched.exists()  # the worker checked while the bulk run did
+    deferred = Source.objects.filter(pk__in=[s.pk for s in by_worker], versions__isnull=True)
+    assert all(source.next_check_at > timezone.now() for source in deferred)

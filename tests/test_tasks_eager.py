@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from tests.conftest import local_url
 from tests.test_monitoring import Site, page
-from tracker import tasks
+from tracker import monitoring, tasks
 from tracker.models import Source
 from tracker.monitoring import MAX_REQUESTS_PER_HOST, check_source
 
@@ -57,7 +57,7 @@ def test_a_busy_host_defers_the_check_instead_of_fetching(allow_local):
     allow_local.expect_request("/p").respond_with_data(page(), content_type="text/html")
     source = Source.objects.create(url=local_url(allow_local, "/p"))
     origin = f"127.0.0.1:{allow_local.port}"
-    held = [tasks.acquire_host_slot(origin) for _ in range(MAX_REQUESTS_PER_HOST)]
+    held = [monitoring.acquire_host_slot(origin) for _ in range(MAX_REQUESTS_PER_HOST)]
     try:
         assert tasks.check_source_task.delay(source.pk).get() == "deferred"
         assert not allow_local.log
@@ -65,22 +65,22 @@ def test_a_busy_host_defers_the_check_instead_of_fetching(allow_local):
         assert source.next_check_at > timezone.now()
     finally:
         for slot in held:
-            tasks.release_host_slot(slot)
+            monitoring.release_host_slot(slot)
     assert tasks.check_source_task.delay(source.pk).get() == "first_version"
 
 
 def test_host_slots_are_limited_and_given_back():
     origin = "slots.example.org:443"
-    held = [tasks.acquire_host_slot(origin) for _ in range(MAX_REQUESTS_PER_HOST)]
+    held = [monitoring.acquire_host_slot(origin) for _ in range(MAX_REQUESTS_PER_HOST)]
     assert len(set(held)) == MAX_REQUESTS_PER_HOST
-    with pytest.raises(tasks.HostBusy):
-        tasks.acquire_host_slot(origin)
-    tasks.release_host_slot(held.pop())
-    held.append(tasks.acquire_host_slot(origin))  # the freed slot is taken again
-    with pytest.raises(tasks.HostBusy):
-        tasks.acquire_host_slot(origin)
+    with pytest.raises(monitoring.HostBusy):
+        monitoring.acquire_host_slot(origin)
+    monitoring.release_host_slot(held.pop())
+    held.append(monitoring.acquire_host_slot(origin))  # the freed slot is taken again
+    with pytest.raises(monitoring.HostBusy):
+        monitoring.acquire_host_slot(origin)
     for slot in held:
-        tasks.release_host_slot(slot)
+        monitoring.release_host_slot(slot)
 
 
 def test_the_dispatcher_checks_due_sources(allow_local):

@@ -2,8 +2,9 @@
 and API keep serving instead of answering 500.
 
 Throttle counts and host slots are conveniences; neither is worth an outage. Reads miss,
-writes are dropped, `add` reports nothing added (so no host slot is taken and checks wait
-for the cache to come back), `incr` finds no key, and each skipped call is logged.
+writes are dropped, `add` reports nothing added (so no host slot is taken and Celery checks
+wait for the cache to come back; a bulk check, told so by `add_or_none`, goes on alone),
+`incr` finds no key, and each skipped call is logged.
 """
 
 import logging
@@ -57,6 +58,11 @@ class FailSoftRedisCache(RedisCache):
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         return self._or(False, "add", key, value, timeout, version)
+
+    def add_or_none(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        """`add`, answering None instead of False when Redis cannot be reached: a bulk check
+        waits for a host slot that is taken, but not for a cache that is down."""
+        return self._or(None, "add", key, value, timeout, version)
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         return self._or(None, "set", key, value, timeout, version)

@@ -17,6 +17,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.cache import caches
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import ExpressionWrapper, F, Q, Value
 from django.utils import timezone
@@ -289,8 +291,40 @@ def record_feed_entries(source, entries, *, suggestions, now):
 CLAIM_LEASE = datetime.timedelta(minutes=15)
 # How many due sources one dispatcher run claims.
 DISPATCH_BATCH = 500
-# Concurrent requests to one host (and port), so watching many pages of a site stays polite.
+# Concurrent requests to one host (and port), so watching many pages of a site stays polite:
+# Celery checks and bulk checks together, through one set of host slots.
 MAX_REQUESTS_PER_HOST = 4
+# How long a host slot outlives a check that never gives it back: longer than a Celery check
+# may run (tasks.CHECK_TIME_LIMIT) and than any fetch of a bulk check.
+HOST_SLOT_LEASE = 180
+
+
+class HostBusy(Exception):
+    """Too many checks of the same host are running right now."""
+
+
+def host_slots():
+    """The host slots every check takes, in the default cache: Redis shared by the workers,
+    the bulk command and its processes, or memory shared by the threads of one process."""
+    return observing.HostSlots(
+        settings.CACHES["default"],
+        limit=MAX_REQUESTS_PER_HOST,
+        lease=HOST_SLOT_LEASE,
+        cache=caches["default"],
+    )
+
+
+def acquire_host_slot(origin):
+    """Take one of the request slots of `origin` and return its key; raise HostBusy when all
+    are taken (or the cache cannot say), for the caller to check later instead of waiting."""
+    key = host_slots().take(origin)
+    if key is None:
+        raise HostBusy(origin)
+    return key
+
+
+def release_host_slot(key):
+    host_slots().give_back(key)
 
 
 def claim_due_sources(*, now=None, limit=DISPATCH_BATCH):
@@ -371,6 +405,9 @@ def check_sources(
     `per_host` per host; call `progress(source, result)` after each. Return a Counter of
     outcomes.
 
+    Each fetch holds a host slot, as a Celery check does, so a bulk run and the workers
+    together stay within MAX_REQUESTS_PER_HOST; a fetch whose host is busy waits its turn.
+
     `processes` processes fetch and extract (default: `default_processes`; 0 uses threads
     of this one), see `observing.observe_all`; this thread records what they saw in batches,
     one transaction each, so a large watch list costs a few writes instead of several
@@ -382,6 +419,7 @@ def check_sources(
     batches = observing.observe_all(
         [watch_of(source) for source in sources.values()],
         concurrency=concurrency,
+        slots=host_slots(),
         per_host=per_host,
         processes=processes,
     )

@@ -2,7 +2,8 @@
 
 No Django models or settings, so that bulk checks can spread the work over processes:
 fetching and extraction are most of a check's CPU, and threads of one process cannot share
-it out. `tracker.monitoring` records what is observed here.
+it out. `tracker.monitoring` records what is observed here, and sets the per-host limit
+that `HostSlots` keeps for every check.
 """
 
 import contextlib
@@ -94,6 +95,92 @@ def origin_of(url):
     return f"{(parts.hostname or '').lower()}:{port}"
 
 
+class HostSlots:
+    """At most `limit` requests at once to each origin, counted in a cache that every checker
+    shares (Celery workers, bulk runs and their processes): Redis in production, memory when
+    all of them are threads of one process.
+
+    Each slot is its own key, taken with an atomic add that carries a `lease` (seconds), so
+    counts cannot drift and a slot whose holder died is free again when its lease runs out.
+    The cache is described by its Django configuration (a CACHES entry) and the object
+    pickles without it, so that observing processes, which load no Django settings, build the
+    same backend and take the same keys.
+    """
+
+    # How often a bulk check waiting for a slot that someone else holds looks again.
+    POLL = 0.05  # seconds
+
+    def __init__(self, cache_config, *, limit, lease, cache=None):
+        self.cache_config = cache_config
+        self.limit = limit
+        self.lease = lease
+        self._cache = cache
+        self._building = threading.Lock()
+
+    def __getstate__(self):
+        return {**self.__dict__, "_cache": None, "_building": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _building=threading.Lock())
+
+    @property
+    def backend_module(self):
+        return self.cache_config["BACKEND"].rsplit(".", 1)[0]
+
+    @property
+    def cache(self):
+        with self._building:
+            if self._cache is None:
+                from django.utils.module_loading import import_string  # Django's, no settings
+
+                params = dict(self.cache_config)
+                backend = import_string(params.pop("BACKEND"))
+                self._cache = backend(params.pop("LOCATION", ""), params)
+            return self._cache
+
+    def _add(self, key):
+        """True if `key` was free and is now ours, False if taken, None if the cache cannot
+        be reached (see tracker.cache)."""
+        add = getattr(self.cache, "add_or_none", self.cache.add)
+        return add(key, "held", timeout=self.lease)
+
+    def _keys(self, origin, first):
+        """The keys of `origin`'s slots, tried from slot `first` on."""
+        return [
+            f"tracker:host-slot:{origin}:{(first + index) % self.limit}"
+            for index in range(self.limit)
+        ]
+
+    def take(self, origin):
+        """Take a free slot of `origin` and return its key; None if all are taken or the
+        cache cannot be reached (a check then waits for it rather than go unlimited)."""
+        for key in self._keys(origin, 0):
+            if self._add(key):
+                return key
+        return None
+
+    def wait_for(self, origin, *, stopping, first=0):
+        """Take a slot of `origin`, trying slot `first` first and waiting while others hold
+        them all, and return its key; None once `stopping` is set, or at once if the cache
+        cannot be reached: then no worker gets a slot, so none fetches, and the caller's own
+        limit holds."""
+        while not stopping.is_set():
+            unreachable = False
+            for key in self._keys(origin, first):
+                added = self._add(key)
+                if added:
+                    return key
+                unreachable = unreachable or added is None
+            if unreachable:
+                return None
+            stopping.wait(self.POLL)
+        return None
+
+    def give_back(self, key):
+        if key is not None:
+            self.cache.delete(key)
+
+
 def group_by_origin(watches):
     """Return the lists of `watches` that share an origin, in the order origins first appear."""
     by_origin = defaultdict(list)
@@ -109,32 +196,46 @@ def interleave_by_origin(watches):
     return [watch for round_ in rounds for watch in round_ if watch is not None]
 
 
-def observe_all(watches, *, concurrency, per_host, processes=0):
+def observe_all(watches, *, concurrency, slots, per_host=None, processes=0):
     """Yield lists of observations of `watches` as they come in, at most BATCH_SIZE each and
     each open for at most BATCH_WINDOW after its first.
 
-    `concurrency` threads fetch, at most `per_host` at once per host. With `processes`, the
-    watches are split by origin between that many processes (so each host's limit still
-    holds), each running its share of the threads. Closing the generator early stops the
-    fetching.
+    `concurrency` threads fetch, each request holding one of the host's `slots` (HostSlots,
+    shared with every other checker), and at most `per_host` of them (default: the slots'
+    limit) to one host at once. With `processes`, the watches are split by origin between
+    that many processes, each running its share of the threads. Closing the generator early
+    stops the fetching.
     """
+    per_host = per_host or slots.limit
     if processes > 1 and len(watches) > 1:
         return _observe_in_processes(
-            watches, concurrency=concurrency, per_host=per_host, processes=processes
+            watches, concurrency=concurrency, slots=slots, per_host=per_host, processes=processes
         )
     return _observe_in_threads(
-        watches, concurrency=concurrency, per_host=per_host, window=BATCH_WINDOW
+        watches, concurrency=concurrency, slots=slots, per_host=per_host, window=BATCH_WINDOW
     )
 
 
-def _observe_in_threads(watches, *, concurrency, per_host, window):
+def _observe_in_threads(watches, *, concurrency, slots, per_host, window):
     work = queue.SimpleQueue()
     for watch in interleave_by_origin(watches):
         work.put(watch)
     observed = queue.SimpleQueue()
-    host_limits = defaultdict(lambda: threading.BoundedSemaphore(per_host))
-    limits_lock = threading.Lock()
+    hosts = {
+        origin_of(group[0].url): _HostTurns(slots, origin_of(group[0].url), per_host, len(group))
+        for group in group_by_origin(watches)
+    }
     stopping = threading.Event()
+
+    def observe_within_limits(watch, clients):
+        host = hosts[origin_of(watch.url)]
+        turn = host.begin()
+        try:
+            turn.key = host.slot_for(turn, stopping=stopping)
+            if not stopping.is_set():
+                observed.put(observe(watch, clients=clients))
+        finally:
+            host.end(turn, stopping=stopping)
 
     def observer():
         try:
@@ -144,10 +245,7 @@ def _observe_in_threads(watches, *, concurrency, per_host, window):
                         watch = work.get_nowait()
                     except queue.Empty:
                         return
-                    with limits_lock:
-                        slot = host_limits[origin_of(watch.url)]
-                    with slot:
-                        observed.put(observe(watch, clients=clients))
+                    observe_within_limits(watch, clients)
         except BaseException as error:
             observed.put(error)  # raised again by the generator
         finally:
@@ -162,6 +260,83 @@ def _observe_in_threads(watches, *, concurrency, per_host, window):
         stopping.set()
         for thread in threads:
             thread.join()
+        for host in hosts.values():
+            host.close()
+
+
+@dataclass
+class _Turn:
+    index: int
+    key: str | None = None  # the shared slot this turn holds, if any
+    taken_at: float = 0.0
+
+
+class _HostTurns:
+    """One run's turns at one host: at most `count` of its threads fetch from the host at
+    once, so they never poll the cache against each other, and each turn holds one of the
+    host's shared slots (trying its own slot first, so a run alone takes one at once).
+
+    A turn keeps its slot from one fetch to the next while the run has more to fetch from
+    the host: a run takes each slot about once a host rather than once a fetch, two cache
+    round trips saved a fetch. The slots go back once the host's last fetch has started, and
+    a turn takes its slot afresh every KEEP seconds, well inside the lease.
+    """
+
+    KEEP = 30  # seconds; with a fetch's deadline (30 s) well inside the slot's lease
+
+    def __init__(self, slots, origin, count, pending):
+        self.slots = slots
+        self.origin = origin
+        self.pending = pending  # fetches of this host not started yet
+        self.idle = [_Turn(index) for index in reversed(range(count))]  # last in, first out
+        self.changed = threading.Condition()
+
+    def begin(self):
+        """Wait for a free turn and return it, counting one more fetch started."""
+        with self.changed:
+            while not self.idle:
+                self.changed.wait()
+            turn = self.idle.pop()
+            self.pending -= 1
+            done = [] if self.pending else self._unkeep()
+        self._give_back(done)
+        return turn
+
+    def slot_for(self, turn, *, stopping):
+        """The key of `turn`'s slot, taken now unless the turn kept a recent one."""
+        if turn.key is not None and time.monotonic() - turn.taken_at < self.KEEP:
+            return turn.key
+        self._give_back([turn.key])
+        turn.key = None
+        turn.taken_at = time.monotonic()
+        return self.slots.wait_for(self.origin, stopping=stopping, first=turn.index)
+
+    def end(self, turn, *, stopping):
+        """Free `turn`; its slot stays with it while more fetches of this host wait."""
+        with self.changed:
+            keep = self.pending > 0 and not stopping.is_set()
+            done = [] if keep else [turn.key]
+            if not keep:
+                turn.key = None
+            self.idle.append(turn)
+            self.changed.notify()
+        self._give_back(done)
+
+    def close(self):
+        with self.changed:
+            done = self._unkeep()
+        self._give_back(done)
+
+    def _unkeep(self):
+        """Take the slots off the idle turns, for the caller to give back outside the lock."""
+        keys = [turn.key for turn in self.idle]
+        for turn in self.idle:
+            turn.key = None
+        return keys
+
+    def _give_back(self, keys):
+        for key in keys:
+            self.slots.give_back(key)
 
 
 def _batches(get, *, running, window):
@@ -203,7 +378,7 @@ class _Done:
     peak_rss_kb: int
 
 
-def _observe_share(watches, concurrency, per_host, allow, channel):
+def _observe_share(watches, concurrency, slots, per_host, allow, channel):
     """An observing process: observe `watches` in threads, sending batches on `channel`.
 
     `allow` is the caller's TRACKER_FETCH_ALLOW: the fork server keeps the environment it
@@ -211,8 +386,13 @@ def _observe_share(watches, concurrency, per_host, allow, channel):
     """
     os.environ[fetching.ALLOW_ENV_VAR] = allow
     fetching.new_client().close()  # the TLS context and httpx's lazy imports, before threads
+    slots.cache  # noqa: B018  (the cache backend and its imports, before threads)
     batches = _observe_in_threads(
-        watches, concurrency=concurrency, per_host=per_host, window=PROCESS_BATCH_WINDOW
+        watches,
+        concurrency=concurrency,
+        slots=slots,
+        per_host=per_host,
+        window=PROCESS_BATCH_WINDOW,
     )
     for batch in batches:
         channel.send(batch)
@@ -223,14 +403,14 @@ def _observe_share(watches, concurrency, per_host, allow, channel):
 last_process_peaks_kb = []
 
 
-def _observe_in_processes(watches, *, concurrency, per_host, processes):
+def _observe_in_processes(watches, *, concurrency, slots, per_host, processes):
     """Observe `watches` from processes, one pipe each: a process that dies (killed, or a
     parser that crashed it) takes nothing down with it, and its unreported watches come
     back as failures."""
     context = multiprocessing.get_context("forkserver")
-    # Forked from a server that has loaded this module: forking the caller itself would copy
-    # its threads' locks and its database connections mid-use.
-    context.set_forkserver_preload([__name__, "httpcore", "h11"])
+    # Forked from a server that has loaded this module and the slots' cache backend: forking
+    # the caller itself would copy its threads' locks and its database connections mid-use.
+    context.set_forkserver_preload([__name__, "httpcore", "h11", slots.backend_module])
     shares = split_by_origin(watches, processes)
     threads_each = max(1, concurrency // len(shares))
     allow = os.environ.get(fetching.ALLOW_ENV_VAR, "")
@@ -238,7 +418,9 @@ def _observe_in_processes(watches, *, concurrency, per_host, processes):
     for share in shares:
         receiver, sender = context.Pipe(duplex=False)
         worker = context.Process(
-            target=_observe_share, args=(share, threads_each, per_host, allow, sender), daemon=True
+            target=_observe_share,
+            args=(share, threads_each, slots, per_host, allow, sender),
+            daemon=True,
         )
         worker.start()
         sender.close()  # the worker's end: once it exits, reading this end says so

@@ -8,7 +8,6 @@ import datetime
 from functools import partial
 
 from celery import shared_task
-from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
@@ -20,31 +19,8 @@ from .queueing import enqueue, is_final_attempt, retry_later
 CHECK_RETRIES = 3
 # A check put off because its host is busy waits this long for the next dispatch.
 HOST_BUSY_DELAY = datetime.timedelta(minutes=1)
-# How long a host slot outlives a check that never gives it back (longer than the time limit).
+# A check's hard time limit; its host slot's lease (monitoring.HOST_SLOT_LEASE) outlives it.
 CHECK_TIME_LIMIT = 150
-HOST_SLOT_LEASE = CHECK_TIME_LIMIT + 30
-
-
-class HostBusy(Exception):
-    """Too many checks of the same host are running right now."""
-
-
-def acquire_host_slot(origin, *, limit=monitoring.MAX_REQUESTS_PER_HOST):
-    """Take one of the `limit` request slots of `origin`, shared by all workers through the
-    cache, and return its key; raise HostBusy when all are taken.
-
-    Each slot is its own key, taken with an atomic add, so counts cannot drift; a slot whose
-    worker died is free again when its lease runs out.
-    """
-    for index in range(limit):
-        key = f"tracker:host-slot:{origin}:{index}"
-        if cache.add(key, "held", timeout=HOST_SLOT_LEASE):
-            return key
-    raise HostBusy(origin)
-
-
-def release_host_slot(key):
-    cache.delete(key)
 
 
 @shared_task(acks_late=True)
@@ -76,8 +52,8 @@ def check_source_task(self, source_id):
     if source is None:
         return "gone"
     try:
-        slot = acquire_host_slot(observing.origin_of(source.url))
-    except HostBusy:
+        slot = monitoring.acquire_host_slot(observing.origin_of(source.url))
+    except monitoring.HostBusy:
         monitoring.defer_check(source, delay=HOST_BUSY_DELAY)
         return "deferred"
     final_attempt = is_final_attempt(self)
@@ -90,7 +66,7 @@ def check_source_task(self, source_id):
             raise
         raise retry_later(self) from None
     finally:
-        release_host_slot(slot)
+        monitoring.release_host_slot(slot)
     if result.retryable and not final_attempt:
         raise retry_later(self)
     return result.outcome
