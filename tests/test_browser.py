@@ -377,6 +377,19 @@ def test_staff_upload_review_and_confirm_an_import(page, site, tmp_path):
     assert recommendation.ownerships.get(role="lead").agency.acronym == "EOIR"
 
 
+def test_a_progress_report_prints_without_the_site_around_it(page, site):
+    open_page(page, f"{site}/documents/WRC-2024/")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Progress report to print or download").click()
+    assert page.locator("h2#report-heading").inner_text().startswith("WRC-2024:")
+    page.emulate_media(media="print")
+    assert not page.locator(".site-header").is_visible()
+    assert not page.locator(".report-form").is_visible()
+    assert page.locator(".report-as-of").is_visible()
+    assert page.locator(".report-table tbody tr").count() > 20
+    screenshot(page, "report-print")
+
+
 def test_the_api_docs_render_and_call_the_api(page, site):
     open_page(page, f"{site}/api/docs/")
     page.locator(".swagger-ui .info .title").wait_for()

@@ -1,9 +1,10 @@
 """Public forms: signing up for digests and changing what a subscription follows."""
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import Document, Subscription
+from .models import Agency, Document, Subscription, Theme
 from .public import public_agencies
 
 
@@ -65,3 +66,63 @@ class PreferencesForm(FollowedItemsMixin, forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.add_followed_fields()  # initial values come from the instance (Meta.fields)
+
+
+class ReportForm(forms.Form):
+    """What a progress report covers: one document, agency or theme (or everything), as of a
+    date, and optionally the changes since another."""
+
+    document = forms.ModelChoiceField(
+        queryset=Document.objects.public().order_by("-published_on", "title"),
+        to_field_name="code",
+        required=False,
+        label=_("Document"),
+        empty_label=_("All documents"),
+    )
+    agency = forms.ModelChoiceField(
+        # Any agency in the directory: a department whose sub-agencies own the asks has a
+        # report though it owns none itself.
+        queryset=Agency.objects.order_by("name"),
+        to_field_name="slug",
+        required=False,
+        label=_("Agency"),
+        empty_label=_("Any agency"),
+        help_text=_("An agency includes its sub-agencies."),
+    )
+    theme = forms.ModelChoiceField(
+        queryset=Theme.objects.order_by("name"),
+        to_field_name="slug",
+        required=False,
+        label=_("Theme"),
+        empty_label=_("Any theme"),
+    )
+    as_of = forms.DateField(
+        required=False,
+        label=_("As of"),
+        help_text=_("The status each recommendation had at the end of this day. Default: today."),
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    since = forms.DateField(
+        required=False,
+        label=_("Changes since"),
+        help_text=_("Optional: mark what moved from this day to the report's date."),
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        chosen = [name for name in ("document", "agency", "theme") if cleaned.get(name)]
+        if len(chosen) > 1:
+            raise forms.ValidationError(
+                _("Choose one document, one agency or one theme, or none for everything."),
+                code="one_scope",
+            )
+        today = timezone.localdate()
+        as_of = cleaned.get("as_of") or today
+        if as_of > today:
+            self.add_error("as_of", _("Choose a day up to today."))
+        since = cleaned.get("since")
+        if since and since > as_of:
+            self.add_error("since", _("Choose a day before the report's date."))
+        cleaned["as_of"] = as_of
+        return cleaned

@@ -13,8 +13,9 @@ from itertools import groupby
 
 from django.conf import settings
 from django.db.models import Prefetch
-from django.http import Http404
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.http import http_date
@@ -25,10 +26,10 @@ from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 from django.views.i18n import set_language as django_set_language
 
-from . import charts, digests, public
+from . import charts, digests, public, reports
 from .caching import cached
 from .clients import client_ip
-from .forms import PreferencesForm, SubscribeForm
+from .forms import PreferencesForm, ReportForm, SubscribeForm
 from .models import (
     Agency,
     Document,
@@ -501,3 +502,62 @@ def unsubscribe(request, token):
         "preferences_path": reverse("public:preferences", args=[token]),
     }
     return render(request, "tracker/unsubscribe.html", context)
+
+
+# The files a progress report comes as, beside its page: (content type, extension).
+REPORT_FILES = {
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+    "pdf": ("application/pdf", "pdf"),
+}
+
+
+@require_safe
+@cache_control(public=True, max_age=PUBLIC_MAX_AGE)
+@vary_on_headers("Accept-Language", "Cookie")
+def progress_report(request, fmt="html"):
+    """A progress report to print or hand over: the page (print stylesheet), its PDF, or the
+    same lines as CSV or XLSX; the choices go in the query string, so a report is a link."""
+    form = ReportForm(request.GET)
+    if not form.is_valid():
+        if fmt != "html":
+            return HttpResponseBadRequest(
+                " ".join(str(error) for errors in form.errors.values() for error in errors),
+                content_type="text/plain; charset=utf-8",
+            )
+        return render(request, "tracker/report.html", {"form": form}, status=400)
+    data = form.cleaned_data
+    report = reports.progress_report(
+        document=data["document"],
+        agency=data["agency"],
+        theme=data["theme"],
+        as_of=data["as_of"],
+        period_start=data["since"],
+    )
+    site_url = request.build_absolute_uri("/").rstrip("/")
+    query = request.GET.urlencode()
+    context = {"form": form, "report": report, "query": query, "printing": fmt == "pdf"}
+    if fmt == "html":
+        return render(request, "tracker/report.html", context)
+    content_type, extension = REPORT_FILES[fmt]
+    if fmt == "csv":
+        body = reports.report_csv(report, site_url=site_url)
+    elif fmt == "xlsx":
+        body = reports.report_xlsx(report, site_url=site_url)
+    else:
+        body = reports.report_pdf(render_to_string("tracker/report.html", context, request))
+    response = HttpResponse(body, content_type=content_type)
+    scope = (
+        data["document"].code
+        if data["document"]
+        else (
+            data["agency"].slug
+            if data["agency"]
+            else data["theme"].slug
+            if data["theme"]
+            else "all"
+        )
+    )
+    filename = f"progress-{scope}-{report.as_of.isoformat()}.{extension}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
