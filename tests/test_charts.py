@@ -58,8 +58,8 @@ def test_chart_draws_one_marker_per_period_with_its_figure():
 
     assert [marker.find(f"{SVG}title").text for marker in markers] == [
         "July 2024: 0%",
-        "August 2024: 50%",
-        "September 2024: 100%",
+        "August 2024: 50% (+50)",
+        "September 2024: 100% (+50)",
     ]
     assert parse(svg).find(f"{SVG}polyline").get("points").count(",") == 3
 
@@ -95,3 +95,18 @@ def test_series_rows_give_percentages_and_counts_for_the_table():
 
     assert [row["percent"] for row in rows] == [0, 50, 100]
     assert rows[1]["counts"] == {"not_started": 1, "implemented": 1}
+
+
+def test_the_periods_in_which_progress_moved_are_marked():
+    series = [*SERIES[:2], point(datetime.date(2024, 9, 30), 0.5, implemented=1), SERIES[2]]
+    with translation.override("en"):
+        svg = charts.progress_chart(series, chart_id="c", title="t", description="d")
+    markers = parse(svg).findall(f"{SVG}circle")
+
+    assert [marker.get("class") for marker in markers] == [
+        "point",
+        "point changed",
+        "point",
+        "point changed",
+    ]
+    assert [marker.find(f"{SVG}title").text for marker in markers][2] == "September 2024: 50%"

@@ -194,3 +194,41 @@ def test_feeds_are_cached_briefly_and_answer_304_when_nothing_changed(client, wo
 def test_feeds_take_reads_only(client, world):
     assert client.head(reverse("public:feed_updates")).status_code == 200
     assert client.post(reverse("public:feed_updates")).status_code == 405
+
+
+def test_entries_are_dated_by_when_the_change_happened(client, world):
+    _, feed = read_feed(client, reverse("public:feed_document", args=["HILL-2021"]))
+    (entry,) = feed.entries
+    happened = timezone.make_aware(datetime.datetime(2024, 8, 3))
+    assert entry.published == happened.isoformat()
+    assert entry.updated_parsed >= entry.published_parsed  # recorded today
+
+
+@pytest.mark.parametrize(
+    ("page", "feed", "shows", "hides"),
+    [
+        ("public:updates", "public:feed_updates", ["WRC-2024-1", "HILL-2021-2"], ["WRC-2024-9"]),
+        (("public:updates_document", "WRC-2024"), ("public:feed_document", "WRC-2024"),
+         ["WRC-2024-1"], ["HILL-2021-2", "WRC-2024-9"]),
+        (("public:updates_agency", "congress"), ("public:feed_agency", "congress"),
+         ["HILL-2021-2"], ["WRC-2024-1"]),
+    ],
+)  # fmt: skip
+def test_each_feed_has_a_page_a_browser_shows(client, world, page, feed, shows, hides):
+    def url(name):
+        return reverse(name) if isinstance(name, str) else reverse(name[0], args=name[1:])
+
+    response = client.get(url(page))
+    text = response.content.decode()
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
+    assert f'<code class="copyable">http://testserver{url(feed)}</code>' in text
+    assert all(code in text for code in shows)
+    assert not any(code in text for code in hides)
+    assert "Secret draft" not in text
+
+
+def test_the_menu_opens_the_readable_page_not_the_xml(client, world):
+    home = client.get(reverse("public:home")).content.decode()
+    assert f'<a href="{reverse("public:updates")}">Updates</a>' in home
+    assert f'href="{reverse("public:feed_updates")}" type="application/atom+xml"' not in home
+    assert client.get(reverse("public:updates_document", args=["NOPE"])).status_code == 404

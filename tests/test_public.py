@@ -20,6 +20,7 @@ from tests.factories import (
 )
 from tracker.demo import load_demo
 from tracker.models import (
+    STATUS_WEIGHTS,
     ChangeAlert,
     Document,
     Ownership,
@@ -427,7 +428,8 @@ def test_hostile_text_is_escaped_on_every_page(hostile, client):
     for url in urls:
         html = page(client, url)
         assert "<script" not in html, url
-        assert "<img" not in html, url
+        assert "<img src=x" not in html, url  # the pages' own images are badges
+        assert not re.search(r"<img(?! src=\"/badges/)", html), url
         assert "javascript:" not in html, url
     html = page(client, recommendation.get_absolute_url())
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -751,3 +753,65 @@ def test_document_page_lists_one_status_on_request(db, client):
     assert "Already done" in implemented and "Still waiting" not in implemented
     assert "All (2)" in implemented and "Implemented (1)" in implemented
     assert "Already done" in everything and "Still waiting" in everything
+
+
+# --- Context for visitors -------------------------------------------------------------------
+
+
+def test_the_methodology_page_defines_every_status_and_its_weight(client, db):
+    text = client.get(reverse("public:methodology")).content.decode()
+    for status, weight in STATUS_WEIGHTS.items():
+        assert f'<span class="badge status-{status}">' in text
+        assert f"<td>{round(weight * 100)}%</td>" in text
+    assert "No step toward the recommendation is on record" in text
+    assert f'href="{reverse("public:methodology")}"' in text  # in the menu
+
+
+def meta(text, name):
+    found = re.search(rf'<meta (?:name|property)="{name}" content="([^"]*)"', text)
+    return found and found.group(1)
+
+
+def test_shared_links_preview_the_page_itself(client, db):
+    document = DocumentFactory(code="WRC-2024", title="Migration Does Not Start at the Border",
+                               summary="Five asks to the administration.")  # fmt: skip
+    recommendation = RecommendationFactory(
+        document=document, code="WRC-2024-1", title="Expand parole",
+        text="USCIS should expand parole for families waiting in Central America.",
+    )  # fmt: skip
+    page = client.get(reverse("public:document", args=["WRC-2024"])).content.decode()
+    assert meta(page, "og:title") == "Migration Does Not Start at the Border"
+    assert (
+        meta(page, "og:description")
+        == meta(page, "description")
+        == ("Five asks to the administration.")
+    )
+    assert meta(page, "og:url") == "http://testserver/documents/WRC-2024/"
+    detail = client.get(recommendation.get_absolute_url()).content.decode()
+    assert meta(detail, "og:title") == "WRC-2024-1: Expand parole"
+    assert meta(detail, "og:description").startswith("USCIS should expand parole")
+    home = client.get(reverse("public:home")).content.decode()
+    assert meta(home, "og:description").startswith("Which recommendations governments acted on")
+
+
+def test_badges_come_with_the_snippet_to_embed_them(client, db):
+    recommendation = RecommendationFactory(code="DOC-1-1")
+    document_badge = reverse("public:badge_document", args=[recommendation.document.code])
+    page = client.get(recommendation.document.get_absolute_url()).content.decode()
+    assert f'<img src="{document_badge}"' in page
+    assert f"&lt;img src=&quot;http://testserver{document_badge}&quot;" in page or (
+        f'&lt;img src="http://testserver{document_badge}"' in page
+    )
+    detail = client.get(recommendation.get_absolute_url()).content.decode()
+    badge = reverse(
+        "public:badge_recommendation", args=[recommendation.document.code, recommendation.code]
+    )
+    assert f'<img src="{badge}"' in detail and f"http://testserver{badge}" in detail
+    assert client.get(badge).status_code == 200
+
+
+def test_a_printed_document_page_says_as_of_when_and_gives_the_charts_figures(client, db):
+    recommendation = RecommendationFactory()
+    page = client.get(recommendation.document.get_absolute_url()).content.decode()
+    assert '<p class="print-only">As of ' in page
+    assert page.count("<caption>Progress and recommendations by status") == 2  # one to print

@@ -49,10 +49,16 @@ def progress_chart(series, *, chart_id, title, description):
         area = f"{points[0][0]},{baseline} {line} {points[-1][0]},{baseline}"
     markers = format_html_join(
         "",
-        '<circle class="point" cx="{}" cy="{}" r="3"><title>{}: {}%</title></circle>',
+        '<circle class="{}" cx="{}" cy="{}" r="{}"><title>{}</title></circle>',
         (
-            (x, y, period_name(point["period_end"]), _percent(point))
-            for (x, y), point in zip(points, series, strict=True)
+            (
+                "point changed" if change else "point",
+                x,
+                y,
+                5 if change else 3,
+                point_label(point, change),
+            )
+            for (x, y), point, change in zip(points, series, changes_of(series), strict=True)
         ),
     )
     ticks = ""
@@ -84,6 +90,24 @@ def progress_chart(series, *, chart_id, title, description):
         markers=markers,
         ticks=ticks,
     )
+
+
+def changes_of(series):
+    """Each period's change in percentage points from the one before (0 for the first): the
+    chart marks the periods in which something moved."""
+    percents = [_percent(point) for point in series]
+    return (
+        [now - before for before, now in zip([percents[0], *percents], percents, strict=False)]
+        if percents
+        else []
+    )
+
+
+def point_label(point, change):
+    label = f"{period_name(point['period_end'])}: {_percent(point)}%"
+    if change:
+        label += f" ({change:+d})"
+    return label
 
 
 def period_name(day):

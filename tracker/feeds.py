@@ -4,10 +4,13 @@ One feed for the whole site, one per document and one per agency. Drafts never a
 asks: feeds are fetched by readers and shared caches, not by a signed-in visitor.
 """
 
+import datetime
+
 from django.contrib.syndication.views import Feed
 from django.db.models import Prefetch
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.feedgenerator import Atom1Feed
 from django.utils.translation import gettext as _
 
@@ -32,6 +35,10 @@ def published_updates(recommendations=None):
         # Newest recorded first: a change dated long ago but recorded today is news too.
         .order_by("-recorded_at", "-pk")
     )
+
+
+def change_happened_at(change):
+    return timezone.make_aware(datetime.datetime.combine(change.effective_on, datetime.time()))
 
 
 class UpdatesFeed(Feed):
@@ -68,7 +75,9 @@ class UpdatesFeed(Feed):
         return f"{item.recommendation.get_absolute_url()}#change-{item.pk}"
 
     def item_pubdate(self, item):
-        return item.recorded_at
+        """When the change happened (its effective day, at the start of the day in the site's
+        time zone), not when staff recorded it: a reader sorts entries by what happened."""
+        return change_happened_at(item)
 
     def item_updateddate(self, item):
         """The change is append-only, but the evidence it cites may be corrected later."""
@@ -128,3 +137,31 @@ class AgencyUpdatesFeed(UpdatesFeed):
 updates_feed = public_page(UpdatesFeed())
 document_updates_feed = public_page(DocumentUpdatesFeed())
 agency_updates_feed = public_page(AgencyUpdatesFeed())
+
+
+# --- The feeds' readable pages ----------------------------------------------------------------
+
+
+@public_page
+def updates_page(request, code=None, slug=None):
+    """A feed as a page a browser shows (the feed itself is XML for feed readers): the same
+    entries, newest recorded first, with the feed's address to copy into a reader."""
+    feed = DocumentUpdatesFeed() if code else AgencyUpdatesFeed() if slug else UpdatesFeed()
+    obj = feed.get_object(request, code or slug) if (code or slug) else None
+    if code:
+        feed_url = reverse("public:feed_document", args=[code])
+    elif slug:
+        feed_url = reverse("public:feed_agency", args=[slug])
+    else:
+        feed_url = reverse("public:feed_updates")
+    return render(
+        request,
+        "tracker/updates.html",
+        {
+            "title": feed.title(obj),
+            "subtitle": feed.subtitle(obj),
+            "about": obj,
+            "changes": feed.items(obj),
+            "feed_url": request.build_absolute_uri(feed_url),
+        },
+    )

@@ -23,6 +23,10 @@ urlpatterns = [
     path("language/", views.set_language, name="set_language"),
     # Atom feeds of updates and embeddable SVG badges (tracker/feeds.py, tracker/badges.py).
     path("feeds/updates/", feeds.updates_feed, name="feed_updates"),
+    path("updates/", feeds.updates_page, name="updates"),
+    path("documents/<str:code>/updates/", feeds.updates_page, name="updates_document"),
+    path("agencies/<slug:slug>/updates/", feeds.updates_page, name="updates_agency"),
+    path("methodology/", views.methodology, name="methodology"),
     path("documents/<str:code>/feed/", feeds.document_updates_feed, name="feed_document"),
     path("agencies/<slug:slug>/feed/", feeds.agency_updates_feed, name="feed_agency"),
     path("badges/documents/<str:code>.svg", badges.document_badge, name="badge_document"),

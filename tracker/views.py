@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.http import http_date
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
@@ -31,6 +32,7 @@ from .caching import cached
 from .clients import client_ip
 from .forms import PreferencesForm, ReportForm, SubscribeForm
 from .models import (
+    STATUS_WEIGHTS,
     Agency,
     Document,
     Evidence,
@@ -561,3 +563,42 @@ def progress_report(request, fmt="html"):
     filename = f"progress-{scope}-{report.as_of.isoformat()}.{extension}"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+# What each status means on this site: the methodology page's definitions.
+STATUS_MEANINGS = {
+    Status.NOT_STARTED: gettext_lazy(
+        "No step toward the recommendation is on record: no announcement, funding, rule or "
+        "action that staff could cite."
+    ),
+    Status.IN_PROGRESS: gettext_lazy(
+        "The body it is addressed to has taken a first public step (an announcement, a "
+        "proposal, a bill introduced, money requested) but nothing is in effect yet."
+    ),
+    Status.PARTIAL: gettext_lazy(
+        "Part of what was asked is in effect (some of the measures, some of the people or "
+        "places, or for a limited time)."
+    ),
+    Status.IMPLEMENTED: gettext_lazy("What was asked is in effect, as the evidence shows."),
+    Status.STALLED: gettext_lazy(
+        "A step was taken and then stopped: a bill that died, a program paused, a proposal "
+        "withdrawn."
+    ),
+    Status.REVERSED: gettext_lazy(
+        "What had been done was undone, or a measure against the recommendation took effect."
+    ),
+}
+
+
+@public_page
+def methodology(request):
+    """How statuses are decided and how progress is counted, in words a visitor can check."""
+    statuses = [
+        {
+            "code": status,
+            "meaning": STATUS_MEANINGS.get(status, ""),
+            "weight": round(STATUS_WEIGHTS[status] * 100),
+        }
+        for status in Status.values
+    ]
+    return render(request, "tracker/methodology.html", {"statuses": statuses})
