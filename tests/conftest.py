@@ -18,11 +18,18 @@ from django.test import override_settings
 
 from config.celery import app as celery_app
 from tests.factories import AgencyFactory, UserFactory
+from tests.support.seeds import SEEDS_DIR, missing_seeds, seeds_required
+from tests.support.workers import Worker, skip_unless_workers_can_run
 from tracker import cache as fail_soft_cache
 
 ROOT = Path(__file__).resolve().parents[1]
-# The shared seed documents sit beside the repository on developer machines and in CI.
-SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+
+
+def pytest_report_header(config):
+    if SEEDS_DIR.is_dir():
+        return f"seed documents: {SEEDS_DIR}"
+    outcome = "fail (TRACKER_REQUIRE_SEEDS=1)" if seeds_required() else "skip"
+    return f"seed documents: none at {SEEDS_DIR}; the seeds tests {outcome}"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -58,8 +65,9 @@ def cached_responses(settings):
 
 @pytest.fixture
 def seeds_dir():
+    """The shared seed documents' folder (see tests/support/seeds.py)."""
     if not SEEDS_DIR.is_dir():
-        pytest.skip(f"seed documents not found at {SEEDS_DIR}")
+        missing_seeds(SEEDS_DIR)
     return SEEDS_DIR
 
 
@@ -119,6 +127,24 @@ def celery_settings(**values):
         yield
     finally:
         celery_app.conf.update(previous)
+
+
+@pytest.fixture
+def start_worker(transactional_db, tmp_path):
+    """Start real Celery worker processes sharing this test's database: `start_worker(queue=,
+    concurrency=, env=)` returns a started tests.support.workers.Worker. They all write to one
+    log in `tmp_path` and stop at the end of the test, before its database is emptied."""
+    skip_unless_workers_can_run()
+    workers = []
+
+    def start(**options):
+        worker = Worker(log=tmp_path / "worker.log", **options)
+        workers.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in workers:
+        worker.stop()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from tests.factories import (
     RecommendationFactory,
     ThemeFactory,
 )
+from tests.support.staff import change_form_data
 from tracker.models import (
     Agency,
     Document,
@@ -126,7 +127,10 @@ def test_recommendation_list_filters_and_search(
     client, admin_user, tracked, params, expected, unexpected
 ):
     RecommendationFactory(
-        document=tracked.document, code="WRC-2024-2", text="The second ask.", is_published=False
+        document=tracked.document,
+        code="WRC-2024-2",
+        text="The second ask.",
+        is_published=False,
     )
     client.force_login(admin_user)
     content = client.get(admin_url(Recommendation, "changelist"), params).content.decode()
@@ -212,7 +216,10 @@ def test_staff_export_recommendations_as_the_importer_csv(client, admin_user, tr
     client.force_login(admin_user)
     response = client.post(
         admin_url(Document, "changelist"),
-        {"action": "export_recommendations_csv", "_selected_action": [tracked.document.pk]},
+        {
+            "action": "export_recommendations_csv",
+            "_selected_action": [tracked.document.pk],
+        },
     )
     assert response["Content-Type"] == "text/csv"
     lines = response.content.decode().splitlines()
@@ -248,50 +255,6 @@ def test_staff_without_source_rights_cannot_watch_evidence_urls(client, editor, 
         {"action": "watch_urls", "_selected_action": [evidence.pk]},
     )
     assert not Source.objects.exists()
-
-
-def owner_formset(recommendation, rows):
-    data = {
-        "ownerships-TOTAL_FORMS": str(len(rows)),
-        "ownerships-INITIAL_FORMS": str(sum(1 for pk, _a, _r in rows if pk)),
-        "ownerships-MIN_NUM_FORMS": "0",
-        "ownerships-MAX_NUM_FORMS": "1000",
-    }
-    for index, (pk, agency, role) in enumerate(rows):
-        prefix = f"ownerships-{index}-"
-        data |= {
-            f"{prefix}id": pk or "",
-            f"{prefix}recommendation": recommendation.pk,
-            f"{prefix}agency": agency.pk,
-            f"{prefix}role": role,
-        }
-    return data
-
-
-def change_form_data(recommendation, owners):
-    empty_inline = {
-        f"{name}-{field}": value
-        for name in ["status_changes", "Evidence_recommendations"]
-        for field, value in [
-            ("TOTAL_FORMS", "0"),
-            ("INITIAL_FORMS", "0"),
-            ("MIN_NUM_FORMS", "0"),
-            ("MAX_NUM_FORMS", "1000"),
-        ]
-    }
-    return {
-        "document": recommendation.document.pk,
-        "code": recommendation.code,
-        "position": 0,
-        "title": recommendation.title,
-        "text": recommendation.text,
-        "addressed_to": recommendation.addressed_to,
-        "weight": 1,
-        "review_interval_days": 90,
-        "is_published": "on",
-        **empty_inline,
-        **owner_formset(recommendation, owners),
-    }
 
 
 def test_two_leads_in_the_owner_inline_are_refused_clearly(client, admin_user, uscis, congress):

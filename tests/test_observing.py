@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tests.conftest import local_url
-from tests.test_monitoring import ConcurrencyProbe, page
+from tests.support.pages import ConcurrencyProbe, page
 from tracker import observing
 from tracker.models import ChangeAlert, Source, SourceVersion
 from tracker.monitoring import (

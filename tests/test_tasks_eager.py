@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from tests.conftest import local_url
-from tests.test_monitoring import Site, page
+from tests.support.pages import Site, page
 from tracker import monitoring, tasks
 from tracker.models import Source
 from tracker.monitoring import MAX_REQUESTS_PER_HOST, check_source
