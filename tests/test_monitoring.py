@@ -39,14 +39,15 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def site(allow_local):
+def watched_page(allow_local):
+    """The page the watched `source` shows, on the local server; tests change its body."""
     served = Site(page())
     allow_local.expect_request("/chnv").respond_with_handler(served.handler)
     return served
 
 
 @pytest.fixture
-def source(allow_local, site):
+def source(allow_local, watched_page):
     watched = Source.objects.create(url=local_url(allow_local, "/chnv"), title="USCIS news")
     watched.recommendations.add(RecommendationFactory(code="WRC-2024-1.4"))
     return watched
@@ -71,9 +72,9 @@ def test_the_first_check_keeps_a_baseline_version_without_an_alert(source):
     assert not ChangeAlert.objects.exists()
 
 
-def test_a_changed_page_keeps_a_version_and_raises_an_alert_with_a_diff(source, site):
+def test_a_changed_page_keeps_a_version_and_raises_an_alert_with_a_diff(source, watched_page):
     check_source(source)
-    site.body = page("updated to 1 August 2024")
+    watched_page.body = page("updated to 1 August 2024")
     result = recheck(source)
     assert result.outcome == Outcome.CHANGED
     assert source.versions.count() == 2
@@ -85,29 +86,31 @@ def test_a_changed_page_keeps_a_version_and_raises_an_alert_with_a_diff(source, 
     assert not alert.is_reviewed
 
 
-def test_menus_and_timestamps_do_not_count_as_changes(source, site):
+def test_menus_and_timestamps_do_not_count_as_changes(source, watched_page):
     check_source(source)
-    site.body = page(menu=("Home", "News", "Careers"), stamp="Last updated: 2024-09-30 08:00")
+    watched_page.body = page(
+        menu=("Home", "News", "Careers"), stamp="Last updated: 2024-09-30 08:00"
+    )
     assert recheck(source).outcome == Outcome.UNCHANGED
     assert source.versions.count() == 1
     assert not ChangeAlert.objects.exists()
 
 
-def test_a_not_modified_answer_only_updates_the_state(source, site):
+def test_a_not_modified_answer_only_updates_the_state(source, watched_page):
     check_source(source)
     result = recheck(source)
     assert result.outcome == Outcome.NOT_MODIFIED
-    assert site.requests[-1].headers["If-None-Match"]
+    assert watched_page.requests[-1].headers["If-None-Match"]
     assert source.versions.count() == 1
     source.refresh_from_db()
     assert source.next_check_at > timezone.now() + datetime.timedelta(hours=23)
 
 
-def test_a_page_going_back_to_an_earlier_text_is_a_change(source, site):
+def test_a_page_going_back_to_an_earlier_text_is_a_change(source, watched_page):
     check_source(source)
-    site.body = page("rescinded")
+    watched_page.body = page("rescinded")
     recheck(source)
-    site.body = page()
+    watched_page.body = page()
     result = recheck(source)
     assert result.outcome == Outcome.CHANGED
     assert source.versions.count() == 2  # the earlier text is kept once
@@ -116,9 +119,9 @@ def test_a_page_going_back_to_an_earlier_text_is_a_change(source, site):
     assert "rescinded" in reversal.diff
 
 
-def test_checking_the_same_change_twice_records_it_once(source, site):
+def test_checking_the_same_change_twice_records_it_once(source, watched_page):
     check_source(source)
-    site.body = page("updated")
+    watched_page.body = page("updated")
     stale = Source.objects.get(pk=source.pk)  # a second delivery holding the old state
     assert recheck(source).outcome == Outcome.CHANGED
     assert check_source(stale).outcome in {Outcome.UNCHANGED, Outcome.NOT_MODIFIED}
@@ -374,9 +377,9 @@ def test_check_now_from_the_admin_checks_the_source(
     assert source.versions.count() == 1
 
 
-def test_every_monitoring_admin_page_renders(client, admin_user, source, site):
+def test_every_monitoring_admin_page_renders(client, admin_user, source, watched_page):
     check_source(source)
-    site.body = page("changed")
+    watched_page.body = page("changed")
     recheck(source)
     FeedEntry.objects.create(source=source, guid="g", title="Entry")
     client.force_login(admin_user)
