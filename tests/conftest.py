@@ -1,28 +1,20 @@
 import email
 import email.policy
-import importlib
 import logging
-import socket
-from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from aiosmtpd.controller import Controller
-from django.apps import apps as global_apps
 from django.conf import settings
-from django.contrib.auth.models import Group
 from django.core.cache import cache
-from django.db import connection
 from django.test import override_settings
 
-from config.celery import app as celery_app
 from tests.factories import AgencyFactory, UserFactory
+from tests.support.outages import RedisServer, celery_settings, free_port
 from tests.support.seeds import SEEDS_DIR, missing_seeds, seeds_required
+from tests.support.staff import role
 from tests.support.workers import Worker, skip_unless_workers_can_run
 from tracker import cache as fail_soft_cache
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_report_header(config):
@@ -92,22 +84,6 @@ def viewer(db):
     return user
 
 
-def roles_migration():
-    """The data migration that makes the roles (found by name: it may be renumbered)."""
-    name = next((ROOT / "tracker" / "migrations").glob("*_roles.py")).stem
-    return importlib.import_module(f"tracker.migrations.{name}")
-
-
-def role(name):
-    """The group the roles migration made; made again if a transactional test's flush
-    emptied the tables since."""
-    group = Group.objects.filter(name=name).first()
-    if group is None:
-        roles_migration().create_roles(global_apps, SimpleNamespace(connection=connection))
-        group = Group.objects.get(name=name)
-    return group
-
-
 @pytest.fixture
 def uscis(db):
     return AgencyFactory(name="U.S. Citizenship and Immigration Services", acronym="USCIS")
@@ -116,17 +92,6 @@ def uscis(db):
 @pytest.fixture
 def congress(db):
     return AgencyFactory(name="Congress", acronym="Congress")
-
-
-@contextmanager
-def celery_settings(**values):
-    """Set Celery configuration values for the duration of a block."""
-    previous = {name: getattr(celery_app.conf, name) for name in values}
-    celery_app.conf.update(values)
-    try:
-        yield
-    finally:
-        celery_app.conf.update(previous)
 
 
 @pytest.fixture
@@ -154,11 +119,6 @@ def eager_tasks():
         yield
 
 
-def local_url(server, path):
-    """The server's URL by address: the fetch guard allows exact 127.0.0.1:port pairs."""
-    return f"http://127.0.0.1:{server.port}{path}"
-
-
 @pytest.fixture
 def allow_local(httpserver, monkeypatch):
     """The local test HTTP server, let through the fetch guard (and nothing else)."""
@@ -168,10 +128,8 @@ def allow_local(httpserver, monkeypatch):
 
 @pytest.fixture
 def own_redis(tmp_path):
-    """A redis-server of this test's own, to stop and start (see tests/outages.py)."""
+    """A redis-server of this test's own, to stop and start (see tests/support/outages.py)."""
     import shutil
-
-    from tests.outages import RedisServer
 
     if not shutil.which("redis-server"):
         pytest.skip("needs redis-server on the PATH")
@@ -204,12 +162,6 @@ class Inbox:
 
     def to(self, address):
         return [message for message in self.messages if message["To"] == address]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

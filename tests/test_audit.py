@@ -9,8 +9,8 @@ from auditlog.models import LogEntry
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.conftest import local_url
 from tests.factories import EvidenceFactory, RecommendationFactory
+from tests.support.pages import local_url
 from tests.support.staff import api_as, change_form_data
 from tracker.models import Evidence, Ownership, Recommendation, Source, StatusChange
 from tracker.monitoring import check_source

@@ -9,8 +9,7 @@ import psycopg
 import pytest
 from django.db import InterfaceError, OperationalError, connection
 
-from tests.conftest import local_url
-from tests.support.pages import Site, page
+from tests.support.pages import Site, local_url, page
 from tests.support.workers import wait_until
 from tracker.models import ChangeAlert, Source, SourceVersion
 from tracker.monitoring import check_source

@@ -14,9 +14,8 @@ from django.utils import timezone
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from tests.conftest import local_url
 from tests.factories import RecommendationFactory
-from tests.support.pages import ConcurrencyProbe, Site, page
+from tests.support.pages import ConcurrencyProbe, Site, local_url, page
 from tracker import monitoring, observing, tasks
 from tracker.extracting import normalise_text
 from tracker.models import (

@@ -10,9 +10,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from fpdf import FPDF
 
-from tests.conftest import local_url
 from tests.factories import PublisherFactory
 from tests.support import review_data, review_url
+from tests.support.pages import local_url
 from tests.support.seeds import SEEDS_DIR
 from tracker.demo import DEMO_DIR
 from tracker.importing import DocumentImportError, decode_source

@@ -12,9 +12,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.conftest import role, roles_migration
 from tests.factories import EvidenceFactory, RecommendationFactory, UserFactory
-from tests.support.staff import api_as, change_form_data
+from tests.support.staff import api_as, change_form_data, role, roles_migration
 from tracker.models import ChangeAlert, Evidence, Recommendation, Source, SourceVersion
 
 pytestmark = pytest.mark.django_db

@@ -1,5 +1,6 @@
-"""How the test suite is put together: shared helpers live in tests/support, so no test module
-imports from another, and the seed documents are looked for in one place."""
+"""How the test suite is put together: shared helpers live in tests/support, so no module of
+the suite imports from a test module or from conftest.py (pytest loads conftest itself), and
+the seed documents are looked for in one place."""
 
 import ast
 import re
@@ -10,7 +11,7 @@ import pytest
 from tests.support import seeds
 
 TESTS = Path(__file__).resolve().parent
-TEST_MODULE = re.compile(r"^tests\.test_\w+")
+TEST_MODULE = re.compile(r"^tests\.(test_\w+|conftest)")
 
 
 def imported_modules(source, *, package="tests"):
@@ -42,13 +43,14 @@ def package_of(path):
         "import tests.test_roles",
         "from tests import test_admin",
         "from .test_importing import read_seed",
+        "from tests.conftest import local_url",
     ],
 )
-def test_an_import_from_a_test_module_is_seen(source):
+def test_an_import_from_a_test_module_or_conftest_is_seen(source):
     assert any(TEST_MODULE.match(name) for name in imported_modules(source))
 
 
-def test_no_module_of_the_suite_imports_from_a_test_module():
+def test_no_module_of_the_suite_imports_from_a_test_module_or_conftest():
     offenders = sorted(
         f"{path.relative_to(TESTS.parent)} imports {name}"
         for path in TESTS.rglob("*.py")

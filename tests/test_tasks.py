@@ -6,8 +6,7 @@ import pytest
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
-from tests.conftest import local_url
-from tests.support.pages import ConcurrencyProbe, Site, page
+from tests.support.pages import ConcurrencyProbe, Site, local_url, page
 from tests.support.workers import wait_until
 from tracker.models import ChangeAlert, Source
 from tracker.monitoring import MAX_REQUESTS_PER_HOST, Outcome, check_sources

@@ -1,11 +1,12 @@
-"""Helpers shared by test modules: a test module imports from here, never from another test
-module (tests/test_suite.py checks). Fixtures stay in tests/conftest.py.
+"""Helpers shared by test modules: a test module imports them from here, never from another
+test module or from conftest.py (tests/test_suite.py checks). Fixtures live in tests/conftest.py.
 
 - tests.support (this module): the import review page's form, as a browser posts it
-- tests.support.pages: watched pages served by a local test server (`page`, `Site`,
-  `ConcurrencyProbe`)
+- tests.support.pages: watched pages on a local test server (`page`, `Site`,
+  `ConcurrencyProbe`, `local_url`)
 - tests.support.workers: real Celery worker processes (`Worker`, `wait_until`)
-- tests.support.staff: what staff send: the admin's recommendation form, an API client
+- tests.support.outages: a Redis server to stop and start, Celery settings for a block
+- tests.support.staff: staff roles, the admin's recommendation form, an API client
 - tests.support.seeds: the shared seed documents (`SEEDS_DIR`, `read_seed`) and the import
   command
 """

@@ -59,3 +59,8 @@ class ConcurrencyProbe:
 
     def body(self, request):
         return page(request.path)
+
+
+def local_url(server, path):
+    """The server's URL by address: the fetch guard allows exact 127.0.0.1:port pairs."""
+    return f"http://127.0.0.1:{server.port}{path}"

@@ -1,8 +1,33 @@
-"""What staff send: the admin's recommendation form as a browser posts it, and an API client
-signed in as scripts are."""
+"""Staff: their roles (groups), the admin's recommendation form as a browser posts it, and an
+API client signed in as scripts are."""
 
+import importlib
+from pathlib import Path
+from types import SimpleNamespace
+
+from django.apps import apps as global_apps
+from django.contrib.auth.models import Group
+from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def roles_migration():
+    """The data migration that makes the roles (found by name: it may be renumbered)."""
+    name = next((ROOT / "tracker" / "migrations").glob("*_roles.py")).stem
+    return importlib.import_module(f"tracker.migrations.{name}")
+
+
+def role(name):
+    """The group the roles migration made; made again if a transactional test's flush
+    emptied the tables since."""
+    group = Group.objects.filter(name=name).first()
+    if group is None:
+        roles_migration().create_roles(global_apps, SimpleNamespace(connection=connection))
+        group = Group.objects.get(name=name)
+    return group
 
 
 def owner_formset(recommendation, rows):
