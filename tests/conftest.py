@@ -1,28 +1,27 @@
 import email
 import email.policy
-import importlib
 import logging
-import socket
-from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from aiosmtpd.controller import Controller
-from django.apps import apps as global_apps
 from django.conf import settings
-from django.contrib.auth.models import Group
 from django.core.cache import cache
-from django.db import connection
 from django.test import override_settings
 
-from config.celery import app as celery_app
 from tests.factories import AgencyFactory, UserFactory
+from tests.support.outages import RedisServer, celery_settings, free_port
+from tests.support.seeds import SEEDS_DIR, missing_seeds, seeds_required
+from tests.support.staff import role
+from tests.support.workers import Worker, skip_unless_workers_can_run
 from tracker import cache as fail_soft_cache
 
-ROOT = Path(__file__).resolve().parents[1]
-# The shared seed documents sit beside the repository on developer machines and in CI.
-SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+
+def pytest_report_header(config):
+    if SEEDS_DIR.is_dir():
+        return f"seed documents: {SEEDS_DIR}"
+    outcome = "fail (TRACKER_REQUIRE_SEEDS=1)" if seeds_required() else "skip"
+    return f"seed documents: none at {SEEDS_DIR}; the seeds tests {outcome}"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -58,8 +57,9 @@ def cached_responses(settings):
 
 @pytest.fixture
 def seeds_dir():
+    """The shared seed documents' folder (see tests/support/seeds.py)."""
     if not SEEDS_DIR.is_dir():
-        pytest.skip(f"seed documents not found at {SEEDS_DIR}")
+        missing_seeds(SEEDS_DIR)
     return SEEDS_DIR
 
 
@@ -84,22 +84,6 @@ def viewer(db):
     return user
 
 
-def roles_migration():
-    """The data migration that makes the roles (found by name: it may be renumbered)."""
-    name = next((ROOT / "tracker" / "migrations").glob("*_roles.py")).stem
-    return importlib.import_module(f"tracker.migrations.{name}")
-
-
-def role(name):
-    """The group the roles migration made; made again if a transactional test's flush
-    emptied the tables since."""
-    group = Group.objects.filter(name=name).first()
-    if group is None:
-        roles_migration().create_roles(global_apps, SimpleNamespace(connection=connection))
-        group = Group.objects.get(name=name)
-    return group
-
-
 @pytest.fixture
 def uscis(db):
     return AgencyFactory(name="U.S. Citizenship and Immigration Services", acronym="USCIS")
@@ -110,15 +94,22 @@ def congress(db):
     return AgencyFactory(name="Congress", acronym="Congress")
 
 
-@contextmanager
-def celery_settings(**values):
-    """Set Celery configuration values for the duration of a block."""
-    previous = {name: getattr(celery_app.conf, name) for name in values}
-    celery_app.conf.update(values)
-    try:
-        yield
-    finally:
-        celery_app.conf.update(previous)
+@pytest.fixture
+def start_worker(transactional_db, tmp_path):
+    """Start real Celery worker processes sharing this test's database: `start_worker(queue=,
+    concurrency=, env=)` returns a started tests.support.workers.Worker. They all write to one
+    log in `tmp_path` and stop at the end of the test, before its database is emptied."""
+    skip_unless_workers_can_run()
+    workers = []
+
+    def start(**options):
+        worker = Worker(log=tmp_path / "worker.log", **options)
+        workers.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in workers:
+        worker.stop()
 
 
 @pytest.fixture
@@ -126,11 +117,6 @@ def eager_tasks():
     """Run Celery tasks in-process for tests about their callers, not about the queue."""
     with celery_settings(task_always_eager=True):
         yield
-
-
-def local_url(server, path):
-    """The server's URL by address: the fetch guard allows exact 127.0.0.1:port pairs."""
-    return f"http://127.0.0.1:{server.port}{path}"
 
 
 @pytest.fixture
@@ -142,10 +128,8 @@ def allow_local(httpserver, monkeypatch):
 
 @pytest.fixture
 def own_redis(tmp_path):
-    """A redis-server of this test's own, to stop and start (see tests/outages.py)."""
+    """A redis-server of this test's own, to stop and start (see tests/support/outages.py)."""
     import shutil
-
-    from tests.outages import RedisServer
 
     if not shutil.which("redis-server"):
         pytest.skip("needs redis-server on the PATH")
@@ -178,12 +162,6 @@ class Inbox:
 
     def to(self, address):
         return [message for message in self.messages if message["To"] == address]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from tests.factories import (
     RecommendationFactory,
     ThemeFactory,
 )
+from tests.support.staff import change_form_data
 from tracker.models import (
     Agency,
     Document,
@@ -33,7 +34,7 @@ MODELS = [Publisher, Agency, Theme, Document, Recommendation, StatusChange, Evid
 
 
 @pytest.fixture
-def tracked(uscis):
+def child_with_history(uscis):
     """A document with a parent, a child led by USCIS, evidence and one status change."""
     document = DocumentFactory(code="WRC-2024")
     parent = RecommendationFactory(document=document, code="WRC-2024-1", lead=uscis)
@@ -52,14 +53,14 @@ def admin_url(model, view, *args):
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda model: model.__name__)
-def test_every_changelist_renders_for_staff(client, admin_user, tracked, model):
+def test_every_changelist_renders_for_staff(client, admin_user, child_with_history, model):
     client.force_login(admin_user)
     response = client.get(admin_url(model, "changelist"))
     assert response.status_code == 200
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda model: model.__name__)
-def test_every_change_page_renders_for_staff(client, admin_user, tracked, model):
+def test_every_change_page_renders_for_staff(client, admin_user, child_with_history, model):
     client.force_login(admin_user)
     instance = model.objects.first()
     response = client.get(admin_url(model, "change", instance.pk))
@@ -74,9 +75,11 @@ def test_every_add_page_renders_for_staff(client, admin_user, model):
     assert client.get(admin_url(model, "add")).status_code == 200
 
 
-def test_status_history_cannot_be_added_edited_or_deleted_in_the_admin(client, admin_user, tracked):
+def test_status_history_cannot_be_added_edited_or_deleted_in_the_admin(
+    client, admin_user, child_with_history
+):
     client.force_login(admin_user)
-    change = tracked.status_changes.get()
+    change = child_with_history.status_changes.get()
     assert client.get(admin_url(StatusChange, "add")).status_code == 403
     assert client.get(admin_url(StatusChange, "delete", change.pk)).status_code == 403
     response = client.post(
@@ -88,7 +91,9 @@ def test_status_history_cannot_be_added_edited_or_deleted_in_the_admin(client, a
     assert change.status == Status.IMPLEMENTED
 
 
-def test_recommendation_list_shows_status_lead_and_last_change(client, admin_user, tracked):
+def test_recommendation_list_shows_status_lead_and_last_change(
+    client, admin_user, child_with_history
+):
     client.force_login(admin_user)
     response = client.get(admin_url(Recommendation, "changelist"))
     content = response.content.decode()
@@ -99,7 +104,7 @@ def test_recommendation_list_shows_status_lead_and_last_change(client, admin_use
 
 
 def test_recommendation_list_queries_do_not_grow_with_rows(
-    client, admin_user, tracked, django_assert_max_num_queries
+    client, admin_user, child_with_history, django_assert_max_num_queries
 ):
     client.force_login(admin_user)
     url = admin_url(Recommendation, "changelist")
@@ -108,7 +113,7 @@ def test_recommendation_list_queries_do_not_grow_with_rows(
         client.get(url)
     for index in range(30):
         RecommendationFactory(
-            document=tracked.document, code=f"WRC-2024-9.{index}", lead=AgencyFactory()
+            document=child_with_history.document, code=f"WRC-2024-9.{index}", lead=AgencyFactory()
         )
     with django_assert_max_num_queries(len(few.captured_queries)):
         client.get(url)
@@ -123,10 +128,13 @@ def test_recommendation_list_queries_do_not_grow_with_rows(
     ],
 )
 def test_recommendation_list_filters_and_search(
-    client, admin_user, tracked, params, expected, unexpected
+    client, admin_user, child_with_history, params, expected, unexpected
 ):
     RecommendationFactory(
-        document=tracked.document, code="WRC-2024-2", text="The second ask.", is_published=False
+        document=child_with_history.document,
+        code="WRC-2024-2",
+        text="The second ask.",
+        is_published=False,
     )
     client.force_login(admin_user)
     content = client.get(admin_url(Recommendation, "changelist"), params).content.decode()
@@ -134,8 +142,10 @@ def test_recommendation_list_filters_and_search(
     assert unexpected not in content
 
 
-def test_recommendation_list_filters_by_owner_agency(client, admin_user, tracked, congress):
-    RecommendationFactory(document=tracked.document, code="WRC-2024-4.1", lead=congress)
+def test_recommendation_list_filters_by_owner_agency(
+    client, admin_user, child_with_history, congress
+):
+    RecommendationFactory(document=child_with_history.document, code="WRC-2024-4.1", lead=congress)
     client.force_login(admin_user)
     url = admin_url(Recommendation, "changelist")
     content = client.get(url, {"agency": congress.pk}).content.decode()
@@ -143,7 +153,9 @@ def test_recommendation_list_filters_by_owner_agency(client, admin_user, tracked
     assert "WRC-2024-1.1" not in content
 
 
-def test_document_and_agency_lists_show_counts_and_progress(client, admin_user, tracked, uscis):
+def test_document_and_agency_lists_show_counts_and_progress(
+    client, admin_user, child_with_history, uscis
+):
     client.force_login(admin_user)
     documents = client.get(admin_url(Document, "changelist")).content.decode()
     # The parent's progress is its only child's (implemented): the document is 100% done.
@@ -153,53 +165,62 @@ def test_document_and_agency_lists_show_counts_and_progress(client, admin_user, 
     assert "1 not started · 1 implemented" in agencies
 
 
-def test_recording_a_status_change_from_the_admin(client, editor, tracked):
+def test_recording_a_status_change_from_the_admin(client, editor, child_with_history):
     client.force_login(editor)
     evidence = EvidenceFactory(title="A setback")
-    url = reverse("admin:tracker_recommendation_record_status", args=[tracked.pk])
+    url = reverse("admin:tracker_recommendation_record_status", args=[child_with_history.pk])
     assert client.get(url).status_code == 200
     response = client.post(
         url,
         {"status": Status.REVERSED, "effective_on": "2024-10-02", "evidence": [evidence.pk]},
     )
     assert response.status_code == 302
-    tracked.refresh_from_db()
-    assert tracked.status == Status.REVERSED
-    latest = tracked.status_changes.latest_first().first()
+    child_with_history.refresh_from_db()
+    assert child_with_history.status == Status.REVERSED
+    latest = child_with_history.status_changes.latest_first().first()
     assert latest.recorded_by == editor
     assert list(latest.evidence.all()) == [evidence]
-    assert LogEntry.objects.filter(object_id=str(tracked.pk)).exists()
+    assert LogEntry.objects.filter(object_id=str(child_with_history.pk)).exists()
 
 
-def test_the_admin_form_refuses_a_change_without_evidence_or_rationale(client, editor, tracked):
+def test_the_admin_form_refuses_a_change_without_evidence_or_rationale(
+    client, editor, child_with_history
+):
     client.force_login(editor)
-    url = reverse("admin:tracker_recommendation_record_status", args=[tracked.pk])
+    url = reverse("admin:tracker_recommendation_record_status", args=[child_with_history.pk])
     response = client.post(url, {"status": Status.REVERSED, "effective_on": "2024-10-02"})
     assert response.status_code == 200
     assert "needs evidence or a rationale" in response.content.decode()
-    assert tracked.status_changes.count() == 1
+    assert child_with_history.status_changes.count() == 1
 
 
-def test_a_viewer_cannot_record_a_status_change(client, viewer, tracked):
+def test_a_viewer_cannot_record_a_status_change(client, viewer, child_with_history):
     client.force_login(viewer)
-    url = reverse("admin:tracker_recommendation_record_status", args=[tracked.pk])
+    url = reverse("admin:tracker_recommendation_record_status", args=[child_with_history.pk])
     assert client.get(url).status_code == 403
     response = client.post(url, {"status": Status.REVERSED, "rationale": "No."})
     assert response.status_code == 403
-    assert tracked.status_changes.count() == 1
+    assert child_with_history.status_changes.count() == 1
 
 
-def test_the_change_page_links_to_the_status_form_and_shows_history(client, editor, tracked):
+def test_the_change_page_links_to_the_status_form_and_shows_history(
+    client, editor, child_with_history
+):
     client.force_login(editor)
-    content = client.get(admin_url(Recommendation, "change", tracked.pk)).content.decode()
-    assert reverse("admin:tracker_recommendation_record_status", args=[tracked.pk]) in content
+    content = client.get(
+        admin_url(Recommendation, "change", child_with_history.pk)
+    ).content.decode()
+    assert (
+        reverse("admin:tracker_recommendation_record_status", args=[child_with_history.pk])
+        in content
+    )
     assert "USCIS updates its dates" in content
     assert "100%" in content
 
 
-def test_publishing_actions_switch_drafts(client, admin_user, tracked):
+def test_publishing_actions_switch_drafts(client, admin_user, child_with_history):
     client.force_login(admin_user)
-    draft = RecommendationFactory(document=tracked.document, is_published=False)
+    draft = RecommendationFactory(document=child_with_history.document, is_published=False)
     client.post(
         admin_url(Recommendation, "changelist"),
         {"action": "publish", "_selected_action": [draft.pk]},
@@ -208,11 +229,14 @@ def test_publishing_actions_switch_drafts(client, admin_user, tracked):
     assert draft.is_published
 
 
-def test_staff_export_recommendations_as_the_importer_csv(client, admin_user, tracked):
+def test_staff_export_recommendations_as_the_importer_csv(client, admin_user, child_with_history):
     client.force_login(admin_user)
     response = client.post(
         admin_url(Document, "changelist"),
-        {"action": "export_recommendations_csv", "_selected_action": [tracked.document.pk]},
+        {
+            "action": "export_recommendations_csv",
+            "_selected_action": [child_with_history.document.pk],
+        },
     )
     assert response["Content-Type"] == "text/csv"
     lines = response.content.decode().splitlines()
@@ -223,13 +247,13 @@ def test_staff_export_recommendations_as_the_importer_csv(client, admin_user, tr
 
     from_list = client.post(
         admin_url(Recommendation, "changelist"),
-        {"action": "export_csv", "_selected_action": [tracked.pk]},
+        {"action": "export_csv", "_selected_action": [child_with_history.pk]},
     )
     assert from_list.content.decode().splitlines()[1] == child_row
 
 
-def test_a_viewer_cannot_run_actions_that_change_data(client, viewer, tracked):
-    draft = RecommendationFactory(document=tracked.document, is_published=False)
+def test_a_viewer_cannot_run_actions_that_change_data(client, viewer, child_with_history):
+    draft = RecommendationFactory(document=child_with_history.document, is_published=False)
     client.force_login(viewer)
     response = client.post(
         admin_url(Recommendation, "changelist"),
@@ -240,58 +264,14 @@ def test_a_viewer_cannot_run_actions_that_change_data(client, viewer, tracked):
     assert not draft.is_published
 
 
-def test_staff_without_source_rights_cannot_watch_evidence_urls(client, editor, tracked):
-    evidence = tracked.evidence.get()
+def test_staff_without_source_rights_cannot_watch_evidence_urls(client, editor, child_with_history):
+    evidence = child_with_history.evidence.get()
     client.force_login(editor)
     client.post(
         admin_url(Evidence, "changelist"),
         {"action": "watch_urls", "_selected_action": [evidence.pk]},
     )
     assert not Source.objects.exists()
-
-
-def owner_formset(recommendation, rows):
-    data = {
-        "ownerships-TOTAL_FORMS": str(len(rows)),
-        "ownerships-INITIAL_FORMS": str(sum(1 for pk, _a, _r in rows if pk)),
-        "ownerships-MIN_NUM_FORMS": "0",
-        "ownerships-MAX_NUM_FORMS": "1000",
-    }
-    for index, (pk, agency, role) in enumerate(rows):
-        prefix = f"ownerships-{index}-"
-        data |= {
-            f"{prefix}id": pk or "",
-            f"{prefix}recommendation": recommendation.pk,
-            f"{prefix}agency": agency.pk,
-            f"{prefix}role": role,
-        }
-    return data
-
-
-def change_form_data(recommendation, owners):
-    empty_inline = {
-        f"{name}-{field}": value
-        for name in ["status_changes", "Evidence_recommendations"]
-        for field, value in [
-            ("TOTAL_FORMS", "0"),
-            ("INITIAL_FORMS", "0"),
-            ("MIN_NUM_FORMS", "0"),
-            ("MAX_NUM_FORMS", "1000"),
-        ]
-    }
-    return {
-        "document": recommendation.document.pk,
-        "code": recommendation.code,
-        "position": 0,
-        "title": recommendation.title,
-        "text": recommendation.text,
-        "addressed_to": recommendation.addressed_to,
-        "weight": 1,
-        "review_interval_days": 90,
-        "is_published": "on",
-        **empty_inline,
-        **owner_formset(recommendation, owners),
-    }
 
 
 def test_two_leads_in_the_owner_inline_are_refused_clearly(client, admin_user, uscis, congress):
@@ -324,13 +304,13 @@ def test_the_lead_can_be_swapped_in_one_save(client, admin_user, uscis, congress
     assert recommendation.ownerships.get(role="lead").agency == congress
 
 
-def test_evidence_cited_by_history_cannot_be_deleted(tracked):
-    evidence = tracked.evidence.get()
+def test_evidence_cited_by_history_cannot_be_deleted(child_with_history):
+    evidence = child_with_history.evidence.get()
     with pytest.raises(ProtectedError):
         evidence.delete()
     with pytest.raises(ProtectedError):
-        tracked.delete()
-    assert tracked.status_changes.get().evidence.get() == evidence
+        child_with_history.delete()
+    assert child_with_history.status_changes.get().evidence.get() == evidence
 
 
 def test_a_javascript_url_is_never_rendered_as_a_link(client, admin_user):

@@ -9,10 +9,9 @@ from auditlog.models import LogEntry
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.conftest import local_url
 from tests.factories import EvidenceFactory, RecommendationFactory
-from tests.test_admin import change_form_data
-from tests.test_roles import api_as
+from tests.support.pages import local_url
+from tests.support.staff import api_as, change_form_data
 from tracker.models import Evidence, Ownership, Recommendation, Source, StatusChange
 from tracker.monitoring import check_source
 

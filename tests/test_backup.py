@@ -33,7 +33,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def tracked():
+def full_database():
     """The demo, plus watched sources with versions, an alert reviewed by staff, a feed entry,
     a webhook with a delivery, and a change recorded by a user the restore will not know."""
     load_demo()
@@ -95,7 +95,7 @@ def row_counts():
     return {m._meta.label_lower: m._default_manager.count() for m in backup.tracked_models()}
 
 
-def test_a_backup_restores_everything_into_an_empty_database(tracked, tmp_path):
+def test_a_backup_restores_everything_into_an_empty_database(full_database, tmp_path):
     path = tmp_path / "tracker.json.gz"
     call_command("export_tracker", str(path), verbosity=0)
     before = backup.read_backup(path)
@@ -113,7 +113,7 @@ def test_a_backup_restores_everything_into_an_empty_database(tracked, tmp_path):
     call_command("export_tracker", str(tmp_path / "again.json"), verbosity=0)
     assert backup.read_backup(tmp_path / "again.json")["objects"] == before["objects"]
 
-    recommendation = Recommendation.objects.get(pk=tracked["recommendation"].pk)
+    recommendation = Recommendation.objects.get(pk=full_database["recommendation"].pk)
     assert recommendation.status == "partial"
     assert recommendation.ownerships.filter(role="lead").count() == 1
     assert "Backups" in set(recommendation.themes.values_list("name", flat=True))
@@ -136,7 +136,7 @@ def test_a_backup_restores_everything_into_an_empty_database(tracked, tmp_path):
 
 
 def test_a_restore_refuses_a_database_that_tracks_something_unless_told_to_replace(
-    tracked, tmp_path
+    full_database, tmp_path
 ):
     path = tmp_path / "tracker.json"
     backup.write_backup(path)
@@ -151,7 +151,7 @@ def test_a_restore_refuses_a_database_that_tracks_something_unless_told_to_repla
     assert not Publisher.objects.filter(pk=extra.pk).exists()
 
 
-def test_commands_report_progress(tracked, tmp_path, capsys):
+def test_commands_report_progress(full_database, tmp_path, capsys):
     path = tmp_path / "tracker.json"
     call_command("export_tracker", str(path))
     out = capsys.readouterr().out
@@ -171,7 +171,7 @@ def damaged(tmp_path, name, content):
 
 
 @pytest.fixture
-def good_backup(tracked, tmp_path):
+def good_backup(full_database, tmp_path):
     path = tmp_path / "good.json"
     backup.write_backup(path)
     data = json.loads(path.read_text())
@@ -297,7 +297,7 @@ def test_a_deeply_nested_backup_is_refused_with_a_reason(tmp_path):
         call_command("import_tracker", str(path), verbosity=0)
 
 
-def test_an_empty_backup_never_empties_the_database_unless_asked(tracked, tmp_path):
+def test_an_empty_backup_never_empties_the_database_unless_asked(full_database, tmp_path):
     empty = tmp_path / "empty.json"
     empty_the_tracker()
     backup.write_backup(empty)
@@ -312,7 +312,9 @@ def test_an_empty_backup_never_empties_the_database_unless_asked(tracked, tmp_pa
     assert not backup.has_tracked_data()
 
 
-def test_a_backup_cannot_point_an_outside_address_at_a_staff_account(tracked, tmp_path, capsys):
+def test_a_backup_cannot_point_an_outside_address_at_a_staff_account(
+    full_database, tmp_path, capsys
+):
     admin = UserFactory(username="boss", email="boss@tracker.example", is_staff=True)
     theirs = SubscriptionFactory(email="outsider@elsewhere.example", user=admin)
     own = SubscriptionFactory(email="Boss@Tracker.example", user=admin)

@@ -2,21 +2,15 @@
 killed mid-check. PostgreSQL only (pg_terminate_backend); the worker tests need Redis too."""
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-import uuid
 
 import psycopg
 import pytest
 from django.db import InterfaceError, OperationalError, connection
 
-from config.celery import app as celery_app
-from tests.conftest import local_url
-from tests.test_monitoring import Site, page
-from tests.test_tasks import ROOT, database_url, wait_until
+from tests.support.pages import Site, local_url, page
+from tests.support.workers import wait_until
 from tracker.models import ChangeAlert, Source, SourceVersion
 from tracker.monitoring import check_source
 from tracker.tasks import check_source_task
@@ -30,9 +24,6 @@ pytestmark = [
 ]
 # Seconds before the broker hands a dead worker's unacknowledged task to another worker.
 VISIBILITY_TIMEOUT = 2
-needs_broker = pytest.mark.skipif(
-    not os.environ.get("CELERY_BROKER_URL"), reason="needs CELERY_BROKER_URL (a real worker)"
-)
 
 
 def admin_connection():
@@ -137,57 +128,22 @@ def test_losing_the_database_mid_write_leaves_no_half_written_change(
     assert (SourceVersion.objects.count(), ChangeAlert.objects.count()) == (2, 1)
 
 
-def start_worker(queue, log, **env):
-    command = [
-        sys.executable, "-m", "celery", "-A", "config", "worker",
-        "--queues", queue, "--pool", "threads", "--concurrency", "1",
-        "--without-mingle", "--without-gossip", "--loglevel", "INFO",
-        "--hostname", f"{queue}-{uuid.uuid4().hex[:4]}@{os.uname().nodename}",
-    ]  # fmt: skip
-    environment = {**os.environ, "DATABASE_URL": database_url(), **env}
-    with log.open("a") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=output, stderr=output)
-    hostname = command[-1]
-    wait_until(
-        lambda: celery_app.control.ping(destination=[hostname], timeout=0.5),
-        timeout=60,
-        message="the worker to answer a ping",
-    )
-    return process
-
-
-def stop(process):
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@needs_broker
 def test_a_worker_retries_a_check_that_lost_the_database(
-    changed_source, kill_on_alert_insert, allow_local, tmp_path
+    changed_source, kill_on_alert_insert, allow_local, start_worker
 ):
     source, _, _ = changed_source
-    queue, log = f"test-{uuid.uuid4().hex[:8]}", tmp_path / "worker.log"
     worker = start_worker(
-        queue, log,
-        TRACKER_FETCH_ALLOW=f"127.0.0.1:{allow_local.port}", TRACKER_CHECK_RETRY_SECONDS="0",
-    )  # fmt: skip
-    try:
-        check_source_task.apply_async((source.pk,), queue=queue)
-        wait_until(lambda: ChangeAlert.objects.exists(), timeout=60, message="the retried check")
-    finally:
-        stop(worker)
-    assert "Retry in 0s" in log.read_text()
+        concurrency=1, env={"TRACKER_FETCH_ALLOW": f"127.0.0.1:{allow_local.port}"}
+    )
+    check_source_task.apply_async((source.pk,), queue=worker.queue)
+    wait_until(lambda: ChangeAlert.objects.exists(), timeout=60, message="the retried check")
+    worker.stop()
+    assert "Retry in 0s" in worker.output()
     assert (SourceVersion.objects.count(), ChangeAlert.objects.count()) == (2, 1)
 
 
-@needs_broker
 def test_a_check_whose_worker_is_killed_is_redelivered_and_recorded_once(
-    changed_source, allow_local, tmp_path
+    changed_source, allow_local, start_worker
 ):
     source, hooks, _ = changed_source
     in_flight, release = threading.Event(), threading.Event()
@@ -198,35 +154,29 @@ def test_a_check_whose_worker_is_killed_is_redelivered_and_recorded_once(
             release.wait(timeout=120)
 
     hooks.append(hold_the_first_request)
-    queue, log = f"test-{uuid.uuid4().hex[:8]}", tmp_path / "worker.log"
     env = {
         "TRACKER_FETCH_ALLOW": f"127.0.0.1:{allow_local.port}",
         "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
     }
-    first = start_worker(queue, log, **env)
-    second = None
+    first = start_worker(concurrency=1, env=env)
     try:
-        check_source_task.apply_async((source.pk,), queue=queue)
+        check_source_task.apply_async((source.pk,), queue=first.queue)
         assert in_flight.wait(timeout=60), "the first worker never fetched the page"
-        first.send_signal(signal.SIGKILL)  # mid-check: fetched, nothing recorded yet
-        first.wait(timeout=10)
+        first.kill()  # mid-check: fetched, nothing recorded yet
         release.set()
         assert not ChangeAlert.objects.exists()
 
         # A starting worker hands out the tasks that are past their visibility timeout (and
         # then looks again only every ~100 s): start it once the task is past it.
         time.sleep(VISIBILITY_TIMEOUT + 1)
-        second = start_worker(queue, log, **env)
+        second = start_worker(queue=first.queue, concurrency=1, env=env)
         try:
             wait_until(lambda: ChangeAlert.objects.exists(), timeout=150, message="redelivery")
         except AssertionError:
-            raise AssertionError(f"no redelivery; the workers' log:\n{log.read_text()}") from None
-        wait_until(lambda: log.read_text().count("succeeded in") >= 1, message="the task's end")
+            raise AssertionError(f"no redelivery; the workers' log:\n{second.output()}") from None
+        wait_until(lambda: second.succeeded() >= 1, message="the task's end")
     finally:
         release.set()
-        stop(first)
-        if second is not None:
-            stop(second)
     assert (SourceVersion.objects.count(), ChangeAlert.objects.count()) == (2, 1)
     page_requests = [entry for entry, _ in allow_local.log if entry.path == "/p"]
     assert len(page_requests) == 3  # the baseline, the killed worker's, the redelivery's

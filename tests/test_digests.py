@@ -4,12 +4,8 @@ through a real SMTP server on 127.0.0.1 and read back with the `email` package."
 import datetime
 import io
 import os
-import subprocess
-import sys
 import threading
-import uuid
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,7 +18,6 @@ from django.urls import resolve
 from django.utils import translation
 from django_celery_beat.models import PeriodicTask
 
-from config.celery import app as celery_app
 from tests.factories import (
     AgencyFactory,
     DocumentFactory,
@@ -31,6 +26,7 @@ from tests.factories import (
     SubscriptionFactory,
     UserFactory,
 )
+from tests.support.workers import wait_until
 from tracker import digests, emails
 from tracker.labels import STATUS_LABELS
 from tracker.models import (
@@ -43,7 +39,6 @@ from tracker.models import (
 from tracker.tasks import send_digest_task, send_due_digests_task
 
 UTC = datetime.UTC
-ROOT = Path(__file__).resolve().parents[1]
 BASE_URL = "http://127.0.0.1:8000"
 # Monday of ISO week 2026-W45, and the weeks after it.
 WEEK_45 = datetime.datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -649,55 +644,12 @@ def test_the_admin_queues_failed_digests_again(
 
 
 @pytest.fixture
-def digest_worker(transactional_db, smtp_server, tmp_path):
-    """A Celery worker process on its own queue, sharing this test's database and sending
-    mail to the test SMTP server."""
-    from tests.test_tasks import database_url, wait_until
-
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    log = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(settings.EMAIL_PORT),
-        "TRACKER_CHECK_RETRY_SECONDS": "0",
-    }
-    hostname = f"{queue}@{os.uname().nodename}"
-    command = [
-        sys.executable, "-m", "celery", "-A", "config", "worker",
-        "--queues", queue, "--pool", "threads", "--concurrency", "2",
-        "--without-mingle", "--without-gossip", "--loglevel", "INFO", "--hostname", hostname,
-    ]  # fmt: skip
-    with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
-    try:
-        wait_until(
-            lambda: celery_app.control.ping(destination=[hostname], timeout=0.5),
-            timeout=60,
-            message="the worker to answer a ping",
-        )
-        yield queue, log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+def digest_worker(start_worker, smtp_server):
+    """A real worker that sends mail to the test SMTP server."""
+    return start_worker(env={"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(settings.EMAIL_PORT)})
 
 
-needs_worker = pytest.mark.skipif(
-    not os.environ.get("CELERY_BROKER_URL")
-    or not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="needs CELERY_BROKER_URL and a PostgreSQL DATABASE_URL (as .ci/run sets)",
-)
-
-
-@needs_worker
 def test_a_real_worker_sends_a_digest_queued_twice_once(digest_worker, smtp_server):
-    from tests.test_tasks import wait_until
-
-    queue, log = digest_worker
     uscis = AgencyFactory(acronym="USCIS")
     document = DocumentFactory()
     RecommendationFactory(document=document, code="R-1", lead=uscis)
@@ -706,20 +658,16 @@ def test_a_real_worker_sends_a_digest_queued_twice_once(digest_worker, smtp_serv
     period = digests.digest_period("weekly", now=datetime.datetime.now(UTC), current=True)
 
     for _ in range(2):  # the same digest queued twice, taken by two threads at once
-        send_digest_task.apply_async((subscriber.pk, period.key), queue=queue)
-    wait_until(lambda: log.read_text().count("succeeded in") == 2, message="both tasks")
+        send_digest_task.apply_async((subscriber.pk, period.key), queue=digest_worker.queue)
+    wait_until(lambda: digest_worker.succeeded() == 2, message="both tasks")
 
     assert [message["To"] for message in smtp_server.messages] == ["ana@example.org"]
     delivery = DigestDelivery.objects.get()
     assert (delivery.state, delivery.attempts) == ("sent", 1)
-    assert "'sent'" in log.read_text() and "'done'" in log.read_text()
+    assert "'sent'" in digest_worker.output() and "'done'" in digest_worker.output()
 
 
-@needs_worker
 def test_a_real_worker_retries_a_refused_digest_then_records_it_failed(digest_worker, smtp_server):
-    from tests.test_tasks import wait_until
-
-    queue, log = digest_worker
     document = DocumentFactory()
     RecommendationFactory(document=document, code="R-1", lead=AgencyFactory())
     subscriber = SubscriptionFactory(email="bounce@example.org", documents=[document])
@@ -727,11 +675,11 @@ def test_a_real_worker_retries_a_refused_digest_then_records_it_failed(digest_wo
     period = digests.digest_period("weekly", now=datetime.datetime.now(UTC), current=True)
     smtp_server.refuse.add("bounce@example.org")
 
-    send_digest_task.apply_async((subscriber.pk, period.key), queue=queue)
-    wait_until(lambda: log.read_text().count("succeeded in") == 1, message="the retries")
+    send_digest_task.apply_async((subscriber.pk, period.key), queue=digest_worker.queue)
+    wait_until(lambda: digest_worker.succeeded() == 1, message="the retries")
 
     delivery = DigestDelivery.objects.get()
     assert (delivery.state, delivery.attempts) == ("failed", digests.MAX_ATTEMPTS)
     assert "550" in delivery.error
-    assert log.read_text().count("retry: Retry in") == digests.MAX_ATTEMPTS - 1
+    assert digest_worker.output().count("retry: Retry in") == digests.MAX_ATTEMPTS - 1
     assert smtp_server.messages == []

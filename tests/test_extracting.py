@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import local_url
+from tests.support.pages import local_url
 from tracker.models import ChangeAlert, Evidence, FeedEntry, Source, SourceVersion
 from tracker.monitoring import Outcome, check_source
 

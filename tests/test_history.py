@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.factories import EvidenceFactory, RecommendationFactory, UserFactory
-from tests.outages import celery_broker
+from tests.support.outages import celery_broker
 from tracker import caching
 from tracker.models import (
     STATUS_WEIGHTS,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from tests.support.seeds import HILL_OP_ED, WRC_BRIEF, read_seed, run_command, seed_path
 from tracker.directory import ensure_agency_directory
 from tracker.importing import (
     CSV,
@@ -25,10 +26,7 @@ from tracker.importing import (
 )
 from tracker.models import Agency, Document, Ownership, Publisher, Recommendation, Theme
 
-SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
-WRC_BRIEF = "wrc-2024-migration-does-not-start-at-the-us-border.md"
-HILL_OP_ED = "thehill-2021-five-immediate-migration-steps.txt"
 MESSY_BRIEF = "messy-brief.md"
 SHORT_OP_ED = "short-op-ed.txt"
 MESSY_BRIEF_CODES = ["1", "1.1", "1.2", "1.3", "1.4", "2", "2.1", "2.2", "2.3", "3", "3.1"]
@@ -56,13 +54,6 @@ WRC_OWNERS = {
     "5.1": ("WH", ["Government of Mexico"]),
     "5.2": ("WH", ["Congress"]),
 }
-
-
-def read_seed(name):
-    path = SEEDS_DIR / name
-    if not path.is_file():
-        pytest.skip(f"seed document not found at {path}")
-    return path.read_text(encoding="utf-8")
 
 
 def read_sample(name):
@@ -97,12 +88,6 @@ def owners_of(recommendation):
 def local_codes(document):
     prefix = f"{document.code}-"
     return [r.code.removeprefix(prefix) for r in document.recommendations.order_by("position")]
-
-
-def run_command(*args):
-    stdout = io.StringIO()
-    call_command("import_document", *map(str, args), stdout=stdout)
-    return stdout.getvalue()
 
 
 @pytest.fixture
@@ -234,9 +219,8 @@ def test_wrc_brief_themes_are_detected_from_keywords(wrc_brief):
 
 @pytest.mark.seeds
 def test_wrc_brief_imports_through_the_command_with_a_code_from_publisher_and_date(db):
-    read_seed(WRC_BRIEF)
     output = run_command(
-        SEEDS_DIR / WRC_BRIEF,
+        seed_path(WRC_BRIEF),
         "--publisher",
         "Women's Refugee Commission",
         "--published-on",

@@ -14,8 +14,8 @@ from django.utils import timezone
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from tests.conftest import local_url
 from tests.factories import RecommendationFactory
+from tests.support.pages import ConcurrencyProbe, Site, local_url, page
 from tracker import monitoring, observing, tasks
 from tracker.extracting import normalise_text
 from tracker.models import (
@@ -36,49 +36,17 @@ from tracker.monitoring import (
 
 pytestmark = pytest.mark.django_db
 
-ARTICLE = (
-    "USCIS announced that the final dates for irregular crossings in the parole processes for "
-    "Cubans, Haitians, Nicaraguans and Venezuelans are {state}. Eligible people who crossed "
-    "before the new date may now apply through a supporter in the United States, the agency "
-    "said, adding that guidance for supporters will follow in the coming weeks."
-)
-
-
-def page(state="unchanged", *, menu=("Home", "News"), stamp="Last updated: 2024-08-01 10:32"):
-    items = "".join(f'<li><a href="/{item.lower()}">{item}</a></li>' for item in menu)
-    return f"""<!doctype html><html><head><title>CHNV parole update</title></head><body>
-    <nav><ul>{items}</ul></nav>
-    <main><article><h1>CHNV parole update</h1><p>{ARTICLE.format(state=state)}</p>
-    <p>A second paragraph explains who is eligible and how supporters file the form, with
-    enough words that an extractor takes this article for the main content.</p>
-    <p>{stamp}</p></article></main>
-    <footer>Copyright 2024. Privacy policy. Contact us.</footer></body></html>"""
-
-
-class Site:
-    """A page whose content tests change, served with ETag and conditional GET."""
-
-    def __init__(self, body):
-        self.body = body
-        self.requests = []
-
-    def handler(self, request):
-        self.requests.append(request)
-        etag = f'"{hash(self.body) & 0xFFFFFFFF:x}"'
-        if request.headers.get("If-None-Match") == etag:
-            return Response(status=304, headers={"ETag": etag})
-        return Response(self.body, content_type="text/html; charset=utf-8", headers={"ETag": etag})
-
 
 @pytest.fixture
-def site(allow_local):
+def watched_page(allow_local):
+    """The page the watched `source` shows, on the local server; tests change its body."""
     served = Site(page())
     allow_local.expect_request("/chnv").respond_with_handler(served.handler)
     return served
 
 
 @pytest.fixture
-def source(allow_local, site):
+def source(allow_local, watched_page):
     watched = Source.objects.create(url=local_url(allow_local, "/chnv"), title="USCIS news")
     watched.recommendations.add(RecommendationFactory(code="WRC-2024-1.4"))
     return watched
@@ -103,9 +71,9 @@ def test_the_first_check_keeps_a_baseline_version_without_an_alert(source):
     assert not ChangeAlert.objects.exists()
 
 
-def test_a_changed_page_keeps_a_version_and_raises_an_alert_with_a_diff(source, site):
+def test_a_changed_page_keeps_a_version_and_raises_an_alert_with_a_diff(source, watched_page):
     check_source(source)
-    site.body = page("updated to 1 August 2024")
+    watched_page.body = page("updated to 1 August 2024")
     result = recheck(source)
     assert result.outcome == Outcome.CHANGED
     assert source.versions.count() == 2
@@ -117,29 +85,31 @@ def test_a_changed_page_keeps_a_version_and_raises_an_alert_with_a_diff(source, 
     assert not alert.is_reviewed
 
 
-def test_menus_and_timestamps_do_not_count_as_changes(source, site):
+def test_menus_and_timestamps_do_not_count_as_changes(source, watched_page):
     check_source(source)
-    site.body = page(menu=("Home", "News", "Careers"), stamp="Last updated: 2024-09-30 08:00")
+    watched_page.body = page(
+        menu=("Home", "News", "Careers"), stamp="Last updated: 2024-09-30 08:00"
+    )
     assert recheck(source).outcome == Outcome.UNCHANGED
     assert source.versions.count() == 1
     assert not ChangeAlert.objects.exists()
 
 
-def test_a_not_modified_answer_only_updates_the_state(source, site):
+def test_a_not_modified_answer_only_updates_the_state(source, watched_page):
     check_source(source)
     result = recheck(source)
     assert result.outcome == Outcome.NOT_MODIFIED
-    assert site.requests[-1].headers["If-None-Match"]
+    assert watched_page.requests[-1].headers["If-None-Match"]
     assert source.versions.count() == 1
     source.refresh_from_db()
     assert source.next_check_at > timezone.now() + datetime.timedelta(hours=23)
 
 
-def test_a_page_going_back_to_an_earlier_text_is_a_change(source, site):
+def test_a_page_going_back_to_an_earlier_text_is_a_change(source, watched_page):
     check_source(source)
-    site.body = page("rescinded")
+    watched_page.body = page("rescinded")
     recheck(source)
-    site.body = page()
+    watched_page.body = page()
     result = recheck(source)
     assert result.outcome == Outcome.CHANGED
     assert source.versions.count() == 2  # the earlier text is kept once
@@ -148,9 +118,9 @@ def test_a_page_going_back_to_an_earlier_text_is_a_change(source, site):
     assert "rescinded" in reversal.diff
 
 
-def test_checking_the_same_change_twice_records_it_once(source, site):
+def test_checking_the_same_change_twice_records_it_once(source, watched_page):
     check_source(source)
-    site.body = page("updated")
+    watched_page.body = page("updated")
     stale = Source.objects.get(pk=source.pk)  # a second delivery holding the old state
     assert recheck(source).outcome == Outcome.CHANGED
     assert check_source(stale).outcome in {Outcome.UNCHANGED, Outcome.NOT_MODIFIED}
@@ -258,28 +228,6 @@ def test_the_dispatcher_claims_each_due_source_once():
     Source.objects.create(url="https://c.example.org/", next_check_at=now, is_active=False)
     assert claim_due_sources(now=now) == [due.pk]
     assert claim_due_sources(now=now) == []
-
-
-class ConcurrencyProbe:
-    """Serves pages slowly and counts how many requests it handles at once."""
-
-    delay = 0.05  # seconds each request takes
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.current = self.peak = 0
-
-    def handler(self, request):
-        with self.lock:
-            self.current += 1
-            self.peak = max(self.peak, self.current)
-        time.sleep(self.delay)
-        with self.lock:
-            self.current -= 1
-        return Response(self.body(request), content_type="text/html")
-
-    def body(self, request):
-        return page(request.path)
 
 
 @pytest.fixture
@@ -428,9 +376,9 @@ def test_check_now_from_the_admin_checks_the_source(
     assert source.versions.count() == 1
 
 
-def test_every_monitoring_admin_page_renders(client, admin_user, source, site):
+def test_every_monitoring_admin_page_renders(client, admin_user, source, watched_page):
     check_source(source)
-    site.body = page("changed")
+    watched_page.body = page("changed")
     recheck(source)
     FeedEntry.objects.create(source=source, guid="g", title="Entry")
     client.force_login(admin_user)

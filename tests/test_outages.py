@@ -11,10 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.conftest import local_url
 from tests.factories import RecommendationFactory, SubscriptionFactory
-from tests.outages import celery_broker, queued_tasks
-from tests.test_monitoring import page
+from tests.support.outages import celery_broker, queued_tasks
+from tests.support.pages import local_url, page
 from tracker import monitoring, tasks, webhooks
 from tracker.models import DigestDelivery, Source, Webhook, WebhookDelivery
 from tracker.monitoring import CLAIM_LEASE, Outcome, claim_due_sources, release_claims

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from tests.factories import PublisherFactory
 from tests.support import review_data, review_url
-from tests.test_importing import HILL_OP_ED, WRC_BRIEF, read_seed, run_command
+from tests.support.seeds import HILL_OP_ED, WRC_BRIEF, read_seed, run_command
 from tracker.directory import AGENCY_DIRECTORY, ensure_agency_directory
 from tracker.importing import (
     BY_DOCUMENT,

@@ -3,7 +3,7 @@
 import socket
 import threading
 
-from tests.outages import celery_broker
+from tests.support.outages import celery_broker
 from tracker.queueing import enqueue
 
 

@@ -10,9 +10,10 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from fpdf import FPDF
 
-from tests.conftest import local_url
 from tests.factories import PublisherFactory
 from tests.support import review_data, review_url
+from tests.support.pages import local_url
+from tests.support.seeds import SEEDS_DIR
 from tracker.demo import DEMO_DIR
 from tracker.importing import DocumentImportError, decode_source
 from tracker.models import Document, ImportProposal, Recommendation
@@ -465,8 +466,7 @@ def test_a_heading_repeated_in_each_chapter_is_not_a_running_header():
 
 
 def test_clean_text_is_left_as_it_is():
-    seeds = Path(__file__).resolve().parents[2] / "shared" / "seeds"
-    for path in [*seeds.glob("*.txt"), Path("tests/samples/short-op-ed.txt")]:
+    for path in [*SEEDS_DIR.glob("*.txt"), Path("tests/samples/short-op-ed.txt")]:
         text = path.read_text()
         assert tidy_plain_text(text) == text
     sample = "## 1. Title\n\nA paragraph.\n\n- an item\n- another\n"

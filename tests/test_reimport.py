@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from tests.conftest import SEEDS_DIR
 from tests.factories import EvidenceFactory
+from tests.support.seeds import WRC_BRIEF, read_seed
 from tracker.importing import (
     ParsedRecommendation,
     import_document,
@@ -424,7 +424,6 @@ def test_word_diff_marks_removed_and_added_words():
 
 # --- The case reported in issue 13, on the WRC brief ---------------------------------------
 
-WRC_BRIEF = SEEDS_DIR / "wrc-2024-migration-does-not-start-at-the-us-border.md"
 USCIS_BULLET = (
     "- » **USCIS should update its final dates for irregular crossings or interdictions.**"
 )
@@ -432,9 +431,7 @@ USCIS_BULLET = (
 
 @pytest.mark.seeds
 def test_wrc_brief_with_a_bullet_inserted_above_uscis_keeps_its_history_on_the_uscis_ask():
-    if not WRC_BRIEF.is_file():
-        pytest.skip(f"seed document not found at {WRC_BRIEF}")
-    brief = WRC_BRIEF.read_text(encoding="utf-8")
+    brief = read_seed(WRC_BRIEF)
     options = {"code": "WRC-2024", "publisher": "Women's Refugee Commission", "filename": "wrc.md"}
     import_document(brief, **options)
     uscis = Recommendation.objects.get(code="WRC-2024-1.4")

@@ -11,12 +11,9 @@ from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
-from tests.conftest import role, roles_migration
 from tests.factories import EvidenceFactory, RecommendationFactory, UserFactory
-from tests.test_admin import change_form_data
+from tests.support.staff import api_as, change_form_data, role, roles_migration
 from tracker.models import ChangeAlert, Evidence, Recommendation, Source, SourceVersion
 
 pytestmark = pytest.mark.django_db
@@ -47,13 +44,6 @@ def alert(recommendation):
         fetched_at=timezone.now(),
     )
     return ChangeAlert.objects.create(source=source, version=version, diff="+Dates updated.")
-
-
-def api_as(user):
-    """An API client authenticated the way scripts are: with the user's token."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
 
 
 def perms_of(name):

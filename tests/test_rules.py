@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.utils.text import capfirst
 from werkzeug import Response
 
-from tests.conftest import local_url
 from tests.factories import RecommendationFactory, SubscriptionFactory, UserFactory
+from tests.support.pages import local_url
 from tracker import digests
 from tracker.models import DigestDelivery, Recommendation, Source, Subscription
 from tracker.monitoring import check_source

@@ -12,8 +12,8 @@ import time_machine
 from django.db import connection
 from django.test import Client
 
-from tests.conftest import free_port
 from tests.factories import AgencyFactory, DocumentFactory, RecommendationFactory
+from tests.support.outages import free_port
 from tracker import digests
 from tracker.models import Subscription
 

@@ -5,8 +5,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from tests.conftest import local_url
-from tests.test_monitoring import Site, page
+from tests.support.pages import Site, local_url, page
 from tracker import monitoring, tasks
 from tracker.models import Source
 from tracker.monitoring import MAX_REQUESTS_PER_HOST, check_source

@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.conftest import role
 from tests.factories import RecommendationFactory, UserFactory
+from tests.support.staff import role
 from tracker.models import ChangeAlert, Evidence, FeedEntry, Recommendation, Source, SourceVersion
 from tracker.monitoring import diff_versions
 

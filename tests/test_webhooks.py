@@ -12,9 +12,9 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 from werkzeug import Response
 
-from tests.conftest import local_url
 from tests.factories import DocumentFactory, EvidenceFactory, RecommendationFactory
-from tests.outages import celery_broker, queued_tasks
+from tests.support.outages import celery_broker, queued_tasks
+from tests.support.pages import local_url
 from tracker import tasks, webhooks
 from tracker.models import Recommendation, StatusChange, Webhook, WebhookDelivery
 from tracker.queueing import NOT_QUEUED

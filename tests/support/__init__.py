@@ -1,4 +1,15 @@
-"""Helpers shared by test modules (rather than one test module importing from another)."""
+"""Helpers shared by test modules: a test module imports them from here, never from another
+test module or from conftest.py (tests/test_suite.py checks). Fixtures live in tests/conftest.py.
+
+- tests.support (this module): the import review page's form, as a browser posts it
+- tests.support.pages: watched pages on a local test server (`page`, `Site`,
+  `ConcurrencyProbe`, `local_url`)
+- tests.support.workers: real Celery worker processes (`Worker`, `wait_until`)
+- tests.support.outages: a Redis server to stop and start, Celery settings for a block
+- tests.support.staff: staff roles, the admin's recommendation form, an API client
+- tests.support.seeds: the shared seed documents (`SEEDS_DIR`, `read_seed`) and the import
+  command
+"""
 
 from django.urls import reverse
 

@@ -1,5 +1,5 @@
 """Helpers for outage tests: a Redis server of our own to stop and start, a free port, and
-the Celery app pointed at a given broker."""
+the Celery app configured for a block (pointed at a given broker, or eager)."""
 
 import socket
 import subprocess
@@ -9,7 +9,6 @@ from contextlib import contextmanager
 import redis
 
 from config.celery import app as celery_app
-from tests.conftest import celery_settings
 
 
 def free_port():
@@ -56,6 +55,17 @@ class RedisServer:
             self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
+
+
+@contextmanager
+def celery_settings(**values):
+    """Set Celery configuration values for the duration of a block."""
+    previous = {name: getattr(celery_app.conf, name) for name in values}
+    celery_app.conf.update(values)
+    try:
+        yield
+    finally:
+        celery_app.conf.update(previous)
 
 
 def forget_broker_connections():
