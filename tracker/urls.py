@@ -15,6 +15,7 @@ urlpatterns = [
     path("agencies/", views.agencies, name="agencies"),
     path("agencies/<slug:slug>/", views.agency, name="agency"),
     path("search/", views.search, name="search"),
+    path("moved/", views.moved, name="moved"),
     path("sources/versions/<int:pk>/", views.source_version, name="source_version"),
     path("language/", views.set_language, name="set_language"),
     # Atom feeds of updates and embeddable SVG badges (tracker/feeds.py, tracker/badges.py).

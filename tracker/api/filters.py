@@ -5,18 +5,12 @@ from ..models import Agency, Document, Evidence, Ownership, Recommendation, Stat
 
 
 def agency_and_descendants(value):
-    """Return the ids of the agency named by `value` (id or acronym) and all agencies under it."""
+    """Return the agency named by `value` (id, acronym or slug) and all agencies under it."""
     value = str(value)
     # ASCII digits only: "³".isdigit() is true, yet no id.
     is_id = value.isascii() and value.isdigit()
-    lookup = Q(pk=value) if is_id else Q(acronym__iexact=value)
-    found = set(Agency.objects.filter(lookup).values_list("pk", flat=True))
-    frontier = set(found)
-    while frontier:
-        frontier = set(Agency.objects.filter(parent__in=frontier).values_list("pk", flat=True))
-        frontier -= found
-        found |= frontier
-    return found
+    lookup = Q(pk=value) if is_id else Q(acronym__iexact=value) | Q(slug=value)
+    return Agency.objects.filter(lookup).with_descendants()
 
 
 def visible_recommendations(request):
