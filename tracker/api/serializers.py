@@ -171,11 +171,20 @@ class RecommendationSerializer(serializers.ModelSerializer):
 
 
 class StatusChangeSerializer(serializers.ModelSerializer):
+    # Annotated by tracker.changes.with_previous_status: null for a recommendation's first entry.
+    previous_status = serializers.ChoiceField(
+        choices=Recommendation.Status.choices,
+        read_only=True,
+        allow_null=True,
+        help_text="The status before this change (null for the first change recorded).",
+    )
+
     class Meta:
         model = StatusChange
         fields = [
             "id",
             "recommendation",
+            "previous_status",
             "status",
             "effective_on",
             "rationale",

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..caching import cached
+from ..changes import with_previous_status
 from ..importing import export_csv
 from ..models import (
     Agency,
@@ -206,6 +207,7 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
             change = recommendation.record_status(**entry.validated_data, by=request.user)
         except DjangoValidationError as error:
             raise serializers.ValidationError({"detail": error.messages}) from None
+        change = with_previous_status(StatusChange.objects.filter(pk=change.pk)).get()
         return Response(api.StatusChangeSerializer(change).data, status=status.HTTP_201_CREATED)
 
 
@@ -220,7 +222,7 @@ class StatusChangeViewSet(CachedReadsMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         user = self.request.user
-        return StatusChange.objects.visible_to(user).prefetch_related(
+        return with_previous_status(StatusChange.objects.visible_to(user)).prefetch_related(
             Prefetch("evidence", queryset=Evidence.objects.visible_to(user).only("pk"))
         )
 
