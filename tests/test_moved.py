@@ -142,6 +142,12 @@ def test_a_reversed_range_is_refused_with_a_reason(client, world):
     assert "The start date must be on or before the end date." in text
 
 
+def test_a_field_in_error_points_to_its_message(client, world):
+    html = client.get(MOVED, {"from": "last week"}).content.decode()
+    assert 'aria-describedby="id_from_error"' in html
+    assert '<p class="form-error" id="id_from_error">Enter a valid date.</p>' in html
+
+
 def test_the_form_labels_every_field(client, world):
     html = client.get(MOVED).content.decode()
     for name in ("from", "to", "document", "agency", "theme", "status"):
