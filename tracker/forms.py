@@ -75,8 +75,8 @@ class ChangesForm(forms.Form):
     optionally a document, an agency (with its sub-agencies), a theme and the status moved
     to. The choices are those `user` may see (the public's when None)."""
 
-    def __init__(self, data=None, *, user=None, today=None):
-        start, end = default_range(today=today)
+    def __init__(self, data=None, *, user=None):
+        start, end = default_range()
         # Always bound: a missing or empty date is the default range's, shown in the form.
         data = data.copy() if data is not None else {}
         for name, day in (("from", start), ("to", end)):
