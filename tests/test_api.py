@@ -757,3 +757,17 @@ def test_the_schema_documents_the_date_filters(api):
     assert "status change was recorded" in parameters["changed_since"]
     assert "any edit" in parameters["updated_since"]
     assert "by code (WRC-2024) or id" in parameters["document"]
+
+
+@pytest.mark.parametrize("name", ["progress", "implementation-curve"])
+def test_progress_and_the_curve_take_a_document_code_too(api, demo, name):
+    from tracker.models import Document
+
+    hill = Document.objects.get(code="HILL-2021")
+    query = {"from": "2016-01-01", "to": "2019-12-31", "interval": "year"}
+    if name != "progress":
+        query = {"months": 120}
+    by_code = api.get(url(name), {**query, "document": "HILL-2021"})
+    assert by_code.status_code == 200, by_code.json()
+    assert by_code.json() == api.get(url(name), {**query, "document": hill.pk}).json()
+    assert by_code.json() != api.get(url(name), query).json()  # the document narrowed it

@@ -300,7 +300,9 @@ class ProgressView(APIView):
             OpenApiParameter("interval", enum=["day", "week", "month", "year"], default="month"),
             OpenApiParameter("from", OpenApiTypes.DATE, description="Default: first publication"),
             OpenApiParameter("to", OpenApiTypes.DATE, description="Default: today"),
-            OpenApiParameter("document", OpenApiTypes.INT),
+            OpenApiParameter(
+                "document", OpenApiTypes.STR, description="Document, by code (WRC-2024) or id"
+            ),
             OpenApiParameter("agency", OpenApiTypes.STR, description="Id or acronym"),
             OpenApiParameter("theme", OpenApiTypes.STR, description="Slug or name"),
         ],
@@ -341,8 +343,11 @@ class ProgressView(APIView):
 def filtered_recommendations(request, params):
     """The recommendations the user may see, narrowed by document, agency and theme."""
     recommendations = Recommendation.objects.visible_to(request.user)
-    if "document" in params:
-        recommendations = recommendations.filter(document_id=params["document"])
+    document = params.get("document")
+    if isinstance(document, int):
+        recommendations = recommendations.filter(document_id=document)
+    elif document is not None:
+        recommendations = recommendations.filter(document__code=document)
     if "agency" in params:
         recommendations = filter_by_agency(recommendations, params["agency"])
     if "theme" in params:
