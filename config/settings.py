@@ -196,6 +196,8 @@ SPECTACULAR_SETTINGS = {
     "over time. Anonymous clients read published data; staff write with their permissions.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # One name for the statuses, wherever a field carries them (status, previous_status).
+    "ENUM_NAME_OVERRIDES": {"StatusEnum": "tracker.models.Recommendation.Status"},
     # Swagger UI's files ship with the project (no CDN).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -621,3 +621,153 @@ def test_recording_through_the_api_needs_change_rights_too(api, world):
 def test_an_agency_named_by_a_non_ascii_digit_is_just_unknown(api, world):
     response = api.get(url("recommendation-list"), {"agency": "\u00b3"})
     assert response.status_code == 200 and response.json()["count"] == 0
+
+
+# -- What moved: honest date filters, documents by code (issue 15) ------------------------
+
+# When the demo is loaded in these tests: every status change is recorded at this moment.
+DEMO_LOADED_AT = datetime.datetime(2026, 11, 2, 9, 30, tzinfo=datetime.UTC)
+
+
+@pytest.fixture
+def demo(db):
+    """The demo: HILL-2021-4 moved in progress (2016-01-13), partially implemented
+    (2016-07-26) and stalled (2019-03-12); WRC-2024-1.6 in progress (2016-07-26); the other
+    23 of the 25 recommendations have no status change."""
+    from tracker.demo import load_demo
+
+    with time_machine.travel(DEMO_LOADED_AT, tick=False):
+        load_demo()
+
+
+def codes_of(api, query):
+    response = api.get(url("recommendation-list"), {**query, "page_size": 100})
+    assert response.status_code == 200, response.json()
+    return {item["code"] for item in response.json()["results"]}
+
+
+@pytest.mark.parametrize(
+    ("query", "codes"),
+    [
+        # changed_since: a status change recorded at or after the moment (both included).
+        ({"changed_since": "2026-11-02T09:30:00Z"}, {"HILL-2021-4", "WRC-2024-1.6"}),
+        ({"changed_since": "2026-11-02T09:30:01Z"}, set()),
+        # status_changed_after/before: the day the current status took effect, included.
+        ({"status_changed_after": "2016-07-26"}, {"HILL-2021-4", "WRC-2024-1.6"}),
+        ({"status_changed_after": "2016-07-27"}, {"HILL-2021-4"}),
+        ({"status_changed_after": "2019-03-13"}, set()),
+        ({"status_changed_before": "2016-07-26"}, {"WRC-2024-1.6"}),
+        ({"status_changed_before": "2016-07-25"}, set()),
+        ({"status_changed_before": "2019-03-12"}, {"HILL-2021-4", "WRC-2024-1.6"}),
+        (
+            {"status_changed_after": "2016-01-01", "status_changed_before": "2018-12-31"},
+            {"WRC-2024-1.6"},
+        ),
+        ({"document": "HILL-2021", "status_changed_after": "2016-01-01"}, {"HILL-2021-4"}),
+    ],
+)
+def test_the_demo_answers_the_status_date_filters_exactly(api, demo, query, codes):
+    assert codes_of(api, query) == codes
+
+
+def test_an_import_alone_is_an_update_not_a_status_change(api, demo):
+    since = {"changed_since": "2026-11-01T00:00:00Z"}
+    assert codes_of(api, since) == {"HILL-2021-4", "WRC-2024-1.6"}
+    updated = api.get(url("recommendation-list"), {"updated_since": "2026-11-01T00:00:00Z"})
+    assert updated.json()["count"] == 25
+
+
+def test_a_document_is_named_by_its_code_or_its_id(api, demo):
+    from tracker.models import Document
+
+    wrc = Document.objects.get(code="WRC-2024")
+    by_code = api.get(url("recommendation-list"), {"document": "WRC-2024"}).json()
+    by_id = api.get(url("recommendation-list"), {"document": wrc.pk}).json()
+    assert by_code["count"] == by_id["count"] == 20
+    assert {item["document"] for item in by_code["results"]} == {wrc.pk}
+    unknown = api.get(url("recommendation-list"), {"document": "NOPE-2024"})
+    assert unknown.status_code == 400
+    assert "Select a valid choice" in unknown.json()["document"][0]
+
+
+def test_a_draft_only_document_is_as_unknown_by_code_as_by_id(api, world):
+    secret = DocumentFactory(code="SECRET-2024")
+    RecommendationFactory(document=secret, code="SECRET-2024-1", is_published=False)
+    for value in ("SECRET-2024", secret.pk):
+        assert api.get(url("recommendation-list"), {"document": value}).status_code == 400
+        assert api.get(url("statuschange-list"), {"document": value}).status_code == 400
+
+
+def moves_of(api, query):
+    response = api.get(url("statuschange-list"), {**query, "page_size": 100})
+    assert response.status_code == 200, response.json()
+    by_id = {rec.pk: rec.code for rec in Recommendation.objects.all()}
+    return [
+        (
+            by_id[item["recommendation"]],
+            item["effective_on"],
+            item["previous_status"],
+            item["status"],
+        )
+        for item in response.json()["results"]
+    ]
+
+
+def test_status_changes_say_what_they_moved_from_and_filter_like_the_page(api, demo):
+    hill = [
+        ("HILL-2021-4", "2019-03-12", "partial", "stalled"),
+        ("HILL-2021-4", "2016-07-26", "in_progress", "partial"),
+        ("HILL-2021-4", "2016-01-13", None, "in_progress"),
+    ]
+    assert moves_of(api, {"document": "HILL-2021"}) == hill
+    assert moves_of(api, {"agency": "DHS"}) == hill  # USCIS supports it; DHS includes USCIS
+    assert moves_of(api, {"agency": "wh"}) == [("WRC-2024-1.6", "2016-07-26", None, "in_progress")]
+    assert moves_of(api, {"theme": "children"}) == [
+        ("WRC-2024-1.6", "2016-07-26", None, "in_progress")
+    ]
+    both_ends = {"effective_after": "2016-07-26", "effective_before": "2016-07-26"}
+    assert {move[0] for move in moves_of(api, both_ends)} == {"HILL-2021-4", "WRC-2024-1.6"}
+
+
+def test_the_status_change_filters_never_reveal_drafts(api, world):
+    listed = api.get(url("statuschange-list"), {"agency": "DHS"}).json()
+    assert [item["recommendation"] for item in listed["results"]] == [world["child"].pk]
+    assert listed["results"][0]["previous_status"] is None
+
+
+def test_recording_a_status_answers_with_what_it_moved_from(api, world, editor):
+    api.force_authenticate(editor)
+    response = api.post(
+        url("recommendation-record-status", world["child"].pk),
+        {"status": "implemented", "effective_on": "2024-09-20", "rationale": "Done."},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["previous_status"] == "partial"
+
+
+def test_the_schema_documents_the_date_filters(api):
+    schema = api.get(reverse("schema"), HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    parameters = {
+        p["name"]: p.get("description", "")
+        for p in schema["paths"]["/api/v1/recommendations/"]["get"]["parameters"]
+    }
+    assert "on or after this day" in parameters["status_changed_after"]
+    assert "on or before this day" in parameters["status_changed_before"]
+    assert "status change was recorded" in parameters["changed_since"]
+    assert "any edit" in parameters["updated_since"]
+    assert "by code (WRC-2024) or id" in parameters["document"]
+
+
+@pytest.mark.parametrize("name", ["progress", "implementation-curve"])
+def test_progress_and_the_curve_take_a_document_code_too(api, demo, name):
+    from tracker.models import Document
+
+    hill = Document.objects.get(code="HILL-2021")
+    query = {"from": "2016-01-01", "to": "2019-12-31", "interval": "year"}
+    if name != "progress":
+        query = {"months": 120}
+    by_code = api.get(url(name), {**query, "document": "HILL-2021"})
+    assert by_code.status_code == 200, by_code.json()
+    assert by_code.json() == api.get(url(name), {**query, "document": hill.pk}).json()
+    assert by_code.json() != api.get(url(name), query).json()  # the document narrowed it

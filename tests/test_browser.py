@@ -179,6 +179,24 @@ def test_a_visitor_follows_links_from_home_to_the_evidence(page, site):
     screenshot(page, "recommendation-with-evidence")
 
 
+def test_a_visitor_asks_what_moved_in_a_document(page, site):
+    open_page(page, site + "/documents/WRC-2024/")
+    page.get_by_role("link", name="What moved: status changes in this document").click()
+    page.wait_for_url(f"{site}/moved/?document=WRC-2024")
+    assert "No status changed in these days" in page.locator("main").inner_text()
+    page.get_by_role("textbox", name="From").fill("2016-01-01")
+    page.get_by_role("button", name="Show changes").click()
+    page.wait_for_url(re.compile(r"from=2016-01-01"))
+    changes = page.locator(".moved-list > li")
+    assert changes.count() == 1
+    text = changes.inner_text()
+    assert "WRC-2024-1.6" in text and "No earlier status" in text and "In progress" in text
+    assert page.get_by_role("img", name="moved to").count() == 1
+    evidence = changes.get_by_role("link", name=CAM_REPORT)
+    assert evidence.get_attribute("href") == CAM_REPORT_URL
+    screenshot(page, "what-moved")
+
+
 def test_the_progress_chart_draws_with_a_text_alternative(page, site):
     open_page(page, site + "/documents/HILL-2021/")
     chart = page.get_by_role("img", name=re.compile("Progress of HILL-2021 over time"))

@@ -49,6 +49,7 @@ from .progress import (
     progress_by_document,
     progress_of_recommendation,
 )
+from .views import moved_page
 from .webhooks import announce_evidence
 
 
@@ -744,6 +745,26 @@ class StatusChangeAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     list_select_related = ["recommendation", "recorded_by"]
     search_fields = ["recommendation__code", "rationale"]
     date_hierarchy = "effective_on"
+
+    def get_urls(self):
+        moved = self.admin_site.admin_view(self.moved_view)
+        return [
+            path("moved/", moved, name="tracker_statuschange_moved"),
+            *super().get_urls(),
+        ]
+
+    def moved_view(self, request):
+        """What moved, as on the public page (tracker.changes), drafts included for staff
+        who may see them."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            **moved_page(request, user=request.user),
+            "title": "What moved",
+            "opts": self.opts,
+        }
+        return TemplateResponse(request, "admin/tracker/statuschange/moved.html", context)
 
     def has_add_permission(self, request):
         return False

@@ -1,10 +1,13 @@
-"""Public forms: signing up for digests and changing what a subscription follows."""
+"""Public forms: signing up for digests, changing what a subscription follows, and choosing
+which status changes to list."""
 
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import Agency, Document, Subscription, Theme
+from .changes import default_range
+from .labels import STATUS_LABELS
+from .models import Agency, Document, Recommendation, Subscription, Theme
 from .public import public_agencies
 
 
@@ -126,3 +129,67 @@ class ReportForm(forms.Form):
             self.add_error("since", _("Choose a day before the report's date."))
         cleaned["as_of"] = as_of
         return cleaned
+
+
+class ChangesForm(forms.Form):
+    """Which status changes to list (tracker.changes): a range of days, both included, and
+    optionally a document, an agency (with its sub-agencies), a theme and the status moved
+    to. The choices are those `user` may see (the public's when None)."""
+
+    def __init__(self, data=None, *, user=None):
+        start, end = default_range()
+        # Always bound: a missing or empty date is the default range's, shown in the form.
+        data = data.copy() if data is not None else {}
+        for name, day in (("from", start), ("to", end)):
+            if not data.get(name):
+                data[name] = day.isoformat()
+        super().__init__(data)
+        date_input = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        self.fields["from"] = forms.DateField(label=_("From"), widget=date_input)
+        self.fields["to"] = forms.DateField(label=_("To (included)"), widget=date_input)
+        visible = Recommendation.objects.visible_to(user)
+        self.fields["document"] = forms.ModelChoiceField(
+            label=_("Document"),
+            queryset=Document.objects.visible_to(user).order_by("code"),
+            to_field_name="code",
+            required=False,
+            empty_label=_("All documents"),
+        )
+        self.fields["document"].label_from_instance = lambda doc: f"{doc.code}: {doc.title}"
+        self.fields["agency"] = forms.ModelChoiceField(
+            label=_("Agency (with its sub-agencies)"),
+            queryset=Agency.objects.order_by("name"),
+            to_field_name="slug",
+            required=False,
+            empty_label=_("All agencies"),
+        )
+        self.fields["theme"] = forms.ModelChoiceField(
+            label=_("Theme"),
+            queryset=Theme.objects.filter(recommendations__in=visible).distinct().order_by("name"),
+            to_field_name="slug",
+            required=False,
+            empty_label=_("All themes"),
+        )
+        self.fields["status"] = forms.ChoiceField(
+            label=_("Moved to"),
+            choices=[("", _("Any status")), *STATUS_LABELS.items()],
+            required=False,
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("from") and cleaned.get("to") and cleaned["from"] > cleaned["to"]:
+            raise forms.ValidationError(
+                _("The start date must be on or before the end date."), code="bad_range"
+            )
+        return cleaned
+
+    def filters(self):
+        """The keyword arguments of changes.status_changes_between, from valid data."""
+        data = self.cleaned_data
+        return {
+            "document": data.get("document"),
+            "agency": data.get("agency"),
+            "theme": data.get("theme"),
+            "status": data.get("status") or None,
+        }

@@ -41,6 +41,20 @@ class Publisher(models.Model):
         return self.name
 
 
+class AgencyQuerySet(models.QuerySet):
+    def with_descendants(self):
+        """These agencies and every agency under them, at any depth: the one rule for an
+        agency "including its sub-agencies" (filters, the list of what moved). One query
+        per level of the hierarchy."""
+        found = set(self.values_list("pk", flat=True))
+        frontier = set(found)
+        while frontier:
+            frontier = set(Agency.objects.filter(parent__in=frontier).values_list("pk", flat=True))
+            frontier -= found
+            found |= frontier
+        return Agency.objects.filter(pk__in=found)
+
+
 class Agency(models.Model):
     """A body a recommendation is addressed to: a US agency, or a partner such as a foreign
     government or an international organisation."""
@@ -59,6 +73,8 @@ class Agency(models.Model):
     aliases = models.TextField(
         blank=True, help_text="Other names the agency goes by in documents, one per line."
     )
+
+    objects = AgencyQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

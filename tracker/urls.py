@@ -19,6 +19,7 @@ urlpatterns = [
     path("reports/progress.csv", views.progress_report, {"fmt": "csv"}, name="report_csv"),
     path("reports/progress.xlsx", views.progress_report, {"fmt": "xlsx"}, name="report_xlsx"),
     path("reports/progress.pdf", views.progress_report, {"fmt": "pdf"}, name="report_pdf"),
+    path("moved/", views.moved, name="moved"),
     path("sources/versions/<int:pk>/", views.source_version, name="source_version"),
     path("language/", views.set_language, name="set_language"),
     # Atom feeds of updates and embeddable SVG badges (tracker/feeds.py, tracker/badges.py).

@@ -12,6 +12,7 @@ import smtplib
 from itertools import groupby
 
 from django.conf import settings
+from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,10 +28,10 @@ from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 from django.views.i18n import set_language as django_set_language
 
-from . import charts, digests, public, reports
+from . import changes, charts, digests, public, reports
 from .caching import cached
 from .clients import client_ip
-from .forms import PreferencesForm, ReportForm, SubscribeForm
+from .forms import ChangesForm, PreferencesForm, ReportForm, SubscribeForm
 from .models import (
     STATUS_WEIGHTS,
     Agency,
@@ -53,6 +54,8 @@ CACHED_QUERY_PARAMETERS = {"status", "q"}
 PUBLIC_MAX_AGE = 60
 # How many recent status changes and pieces of evidence the home page lists.
 RECENT_LIMIT = 10
+# How many status changes a page of "What moved" lists.
+CHANGES_PER_PAGE = 25
 # A progress chart switches from months to years beyond this many months.
 MAX_MONTHS_IN_CHART = 120
 
@@ -343,6 +346,34 @@ def agencies(request):
         {"kinds": [group for group in kinds if group["agencies"]]},
     )
     return with_last_modified(response)
+
+
+def moved_page(request, *, user):
+    """Return the context of a page of "What moved": the filter form and, when it is valid,
+    the page of status changes it selects and the query string of its other pages. The
+    public page and the admin's view share it (`user` None: the public's view)."""
+    form = ChangesForm(request.GET, user=user)
+    context = {"form": form, "page": None}
+    if form.is_valid():
+        listed = changes.status_changes_between(
+            form.cleaned_data["from"], form.cleaned_data["to"], user=user, **form.filters()
+        )
+        page = Paginator(listed, CHANGES_PER_PAGE).get_page(request.GET.get("page"))
+        query = request.GET.copy()
+        query.pop("page", None)
+        context.update(
+            page=page,
+            start=form.cleaned_data["from"],
+            end=form.cleaned_data["to"],
+            page_query=query.urlencode(),
+        )
+    return context
+
+
+@public_page
+def moved(request):
+    """What moved: the public status changes in a range of days (the last 30 by default)."""
+    return render(request, "tracker/moved.html", moved_page(request, user=None))
 
 
 @public_page

@@ -1,22 +1,41 @@
 import django_filters
-from django.db.models import Q
+from django import forms
+from django.db.models import Exists, OuterRef, Q
 
 from ..models import Agency, Document, Evidence, Ownership, Recommendation, StatusChange
 
 
-def agency_and_descendants(value):
-    """Return the ids of the agency named by `value` (id or acronym) and all agencies under it."""
-    value = str(value)
+def is_id(value):
     # ASCII digits only: "³".isdigit() is true, yet no id.
-    is_id = value.isascii() and value.isdigit()
-    lookup = Q(pk=value) if is_id else Q(acronym__iexact=value)
-    found = set(Agency.objects.filter(lookup).values_list("pk", flat=True))
-    frontier = set(found)
-    while frontier:
-        frontier = set(Agency.objects.filter(parent__in=frontier).values_list("pk", flat=True))
-        frontier -= found
-        found |= frontier
-    return found
+    return value.isascii() and value.isdigit()
+
+
+class DocumentField(forms.ModelChoiceField):
+    """A document by its code (WRC-2024) or its numeric id; an unknown one, or one the
+    client may not see, is refused alike ("Select a valid choice")."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        value = str(value)
+        lookup = {"pk": value} if is_id(value) else {"code": value}
+        try:
+            return self.queryset.get(**lookup)
+        except self.queryset.model.DoesNotExist:
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice"
+            ) from None
+
+
+class DocumentFilter(django_filters.ModelChoiceFilter):
+    field_class = DocumentField
+
+
+def agency_and_descendants(value):
+    """Return the agency named by `value` (id, acronym or slug) and all agencies under it."""
+    value = str(value)
+    lookup = Q(pk=value) if is_id(value) else Q(acronym__iexact=value) | Q(slug=value)
+    return Agency.objects.filter(lookup).with_descendants()
 
 
 def visible_recommendations(request):
@@ -46,23 +65,42 @@ def filter_by_theme(queryset, value, prefix=""):
 
 class RecommendationFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Recommendation.Status.choices)
-    document = django_filters.ModelChoiceFilter(queryset=visible_documents)
+    document = DocumentFilter(
+        queryset=visible_documents, label="Document, by code (WRC-2024) or id"
+    )
     parent = django_filters.ModelChoiceFilter(queryset=visible_recommendations)
     agency = django_filters.CharFilter(
-        method="filter_agency", label="Owner agency, by id or acronym, with its sub-agencies"
+        method="filter_agency",
+        label="Owner agency, by id, acronym or slug, with its sub-agencies",
     )
     role = django_filters.ChoiceFilter(
         choices=Ownership.Role.choices, method="filter_role", label="Role of the agency filter"
     )
     theme = django_filters.CharFilter(method="filter_theme", label="Theme, by slug or name")
     changed_since = django_filters.IsoDateTimeFilter(
-        field_name="updated_at", lookup_expr="gte", label="Changed at or after (ISO 8601)"
+        method="filter_changed_since",
+        label="A status change was recorded at or after this moment (ISO 8601), whatever "
+        "date it took effect; edits of the text, owners or themes do not count (see "
+        "updated_since).",
+    )
+    updated_since = django_filters.IsoDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        label="Saved at or after this moment (ISO 8601): any edit, a re-import of its "
+        "document or a status change.",
     )
     status_changed_after = django_filters.DateFilter(
-        field_name="status_changed_on", lookup_expr="gte"
+        field_name="status_changed_on",
+        lookup_expr="gte",
+        label="The current status took effect on or after this day (YYYY-MM-DD, included): "
+        "the status moved then or later. Recommendations with no status change never match.",
     )
     status_changed_before = django_filters.DateFilter(
-        field_name="status_changed_on", lookup_expr="lte"
+        field_name="status_changed_on",
+        lookup_expr="lte",
+        label="The current status took effect on or before this day (YYYY-MM-DD, included): "
+        "the status has not moved since. To list every change in a range, use "
+        "/status-changes/?effective_after=…&effective_before=….",
     )
 
     class Meta:
@@ -80,16 +118,46 @@ class RecommendationFilter(django_filters.FilterSet):
     def filter_theme(self, queryset, name, value):
         return filter_by_theme(queryset, value)
 
+    def filter_changed_since(self, queryset, name, value):
+        recorded = StatusChange.objects.filter(recorded_at__gte=value)
+        return queryset.filter(Exists(recorded.filter(recommendation=OuterRef("pk"))))
+
 
 class StatusChangeFilter(django_filters.FilterSet):
     recommendation = django_filters.ModelChoiceFilter(queryset=visible_recommendations)
-    effective_after = django_filters.DateFilter(field_name="effective_on", lookup_expr="gte")
-    effective_before = django_filters.DateFilter(field_name="effective_on", lookup_expr="lte")
-    document = django_filters.NumberFilter(field_name="recommendation__document")
+    effective_after = django_filters.DateFilter(
+        field_name="effective_on",
+        lookup_expr="gte",
+        label="Took effect on or after this day (YYYY-MM-DD, included)",
+    )
+    effective_before = django_filters.DateFilter(
+        field_name="effective_on",
+        lookup_expr="lte",
+        label="Took effect on or before this day (YYYY-MM-DD, included)",
+    )
+    document = DocumentFilter(
+        queryset=visible_documents,
+        field_name="recommendation__document",
+        label="Document, by code (WRC-2024) or id",
+    )
+    agency = django_filters.CharFilter(
+        method="filter_agency",
+        label="Owner agency of the recommendation, by id, acronym or slug, with its sub-agencies",
+    )
+    theme = django_filters.CharFilter(
+        method="filter_theme", label="Theme of the recommendation, by slug or name"
+    )
 
     class Meta:
         model = StatusChange
         fields = ["recommendation", "status"]
+
+    def filter_agency(self, queryset, name, value):
+        owners = Ownership.objects.filter(agency__in=agency_and_descendants(value))
+        return queryset.filter(recommendation__in=owners.values("recommendation"))
+
+    def filter_theme(self, queryset, name, value):
+        return filter_by_theme(queryset, value, prefix="recommendation__")
 
 
 class EvidenceFilter(django_filters.FilterSet):

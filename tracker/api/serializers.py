@@ -171,11 +171,20 @@ class RecommendationSerializer(serializers.ModelSerializer):
 
 
 class StatusChangeSerializer(serializers.ModelSerializer):
+    # Annotated by tracker.changes.with_previous_status: null for a recommendation's first entry.
+    previous_status = serializers.ChoiceField(
+        choices=Recommendation.Status.choices,
+        read_only=True,
+        allow_null=True,
+        help_text="The status before this change (null for the first change recorded).",
+    )
+
     class Meta:
         model = StatusChange
         fields = [
             "id",
             "recommendation",
+            "previous_status",
             "status",
             "effective_on",
             "rationale",
@@ -264,11 +273,30 @@ class ChangeAlertSerializer(serializers.ModelSerializer):
         ]
 
 
+class DocumentReferenceField(serializers.CharField):
+    """A document by its code (WRC-2024) or its id: the id as an int, the code as a string."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Document, by code (WRC-2024) or id")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not (value.isascii() and value.isdigit()):
+            if len(value) > Document._meta.get_field("code").max_length:
+                raise serializers.ValidationError("No document has so long a code.")
+            return value
+        number = int(value)
+        if not 1 <= number <= MAX_ID:
+            raise serializers.ValidationError(f"An id is between 1 and {MAX_ID}.")
+        return number
+
+
 class ProgressQuerySerializer(serializers.Serializer):
     interval = serializers.ChoiceField(choices=INTERVALS, default="month")
     from_ = serializers.DateField(required=False)
     to = serializers.DateField(required=False)
-    document = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    document = DocumentReferenceField(required=False)
     agency = serializers.CharField(required=False)
     theme = serializers.CharField(required=False)
 
@@ -308,7 +336,7 @@ class ScorecardSerializer(serializers.Serializer):
 
 class CurveQuerySerializer(serializers.Serializer):
     months = serializers.IntegerField(min_value=0, max_value=120, default=36)
-    document = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    document = DocumentReferenceField(required=False)
     agency = serializers.CharField(required=False)
     theme = serializers.CharField(required=False)
 

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..caching import cached
+from ..changes import with_previous_status
 from ..importing import export_csv
 from ..models import (
     Agency,
@@ -206,6 +207,7 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
             change = recommendation.record_status(**entry.validated_data, by=request.user)
         except DjangoValidationError as error:
             raise serializers.ValidationError({"detail": error.messages}) from None
+        change = with_previous_status(StatusChange.objects.filter(pk=change.pk)).get()
         return Response(api.StatusChangeSerializer(change).data, status=status.HTTP_201_CREATED)
 
 
@@ -220,7 +222,7 @@ class StatusChangeViewSet(CachedReadsMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         user = self.request.user
-        return StatusChange.objects.visible_to(user).prefetch_related(
+        return with_previous_status(StatusChange.objects.visible_to(user)).prefetch_related(
             Prefetch("evidence", queryset=Evidence.objects.visible_to(user).only("pk"))
         )
 
@@ -298,7 +300,9 @@ class ProgressView(APIView):
             OpenApiParameter("interval", enum=["day", "week", "month", "year"], default="month"),
             OpenApiParameter("from", OpenApiTypes.DATE, description="Default: first publication"),
             OpenApiParameter("to", OpenApiTypes.DATE, description="Default: today"),
-            OpenApiParameter("document", OpenApiTypes.INT),
+            OpenApiParameter(
+                "document", OpenApiTypes.STR, description="Document, by code (WRC-2024) or id"
+            ),
             OpenApiParameter("agency", OpenApiTypes.STR, description="Id or acronym"),
             OpenApiParameter("theme", OpenApiTypes.STR, description="Slug or name"),
         ],
@@ -339,8 +343,11 @@ class ProgressView(APIView):
 def filtered_recommendations(request, params):
     """The recommendations the user may see, narrowed by document, agency and theme."""
     recommendations = Recommendation.objects.visible_to(request.user)
-    if "document" in params:
-        recommendations = recommendations.filter(document_id=params["document"])
+    document = params.get("document")
+    if isinstance(document, int):
+        recommendations = recommendations.filter(document_id=document)
+    elif document is not None:
+        recommendations = recommendations.filter(document__code=document)
     if "agency" in params:
         recommendations = filter_by_agency(recommendations, params["agency"])
     if "theme" in params:
