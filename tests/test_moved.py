@@ -16,7 +16,7 @@ from tests.factories import (
     RecommendationFactory,
     ThemeFactory,
 )
-from tests.test_public import text_of
+from tests.support.pages import text_of
 from tracker.models import Recommendation
 
 Status = Recommendation.Status

@@ -1,5 +1,4 @@
 import datetime
-import html as htmllib
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,6 +17,7 @@ from tests.factories import (
     EvidenceFactory,
     RecommendationFactory,
 )
+from tests.support.pages import text_of
 from tracker.demo import load_demo
 from tracker.models import (
     STATUS_WEIGHTS,
@@ -42,12 +42,6 @@ def page(client, url, **headers):
     response = client.get(url, **headers)
     assert response.status_code == 200, (url, response.status_code)
     return response.content.decode()
-
-
-def text_of(html):
-    """The visible text, whitespace collapsed, for assertions about what a visitor reads."""
-    html = re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.S)
-    return re.sub(r"\s+", " ", htmllib.unescape(re.sub(r"<[^>]+>", " ", html)))
 
 
 def record(recommendation, status, *, on, evidence=(), rationale="Recorded in a test."):

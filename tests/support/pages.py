@@ -1,5 +1,7 @@
 """Pages a watched source serves, from a local test server (pytest-httpserver)."""
 
+import html as htmllib
+import re
 import threading
 import time
 
@@ -64,3 +66,9 @@ class ConcurrencyProbe:
 def local_url(server, path):
     """The server's URL by address: the fetch guard allows exact 127.0.0.1:port pairs."""
     return f"http://127.0.0.1:{server.port}{path}"
+
+
+def text_of(html):
+    """The visible text, whitespace collapsed, for assertions about what a visitor reads."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.S)
+    return re.sub(r"\s+", " ", htmllib.unescape(re.sub(r"<[^>]+>", " ", html)))
