@@ -89,7 +89,10 @@ def fill():
         evidence_title="News {} on pathways",
     )
     for recommendation in Recommendation.objects.all():
-        recommendation.refresh_status()
+        status, since = recommendation.current_status()
+        Recommendation.objects.filter(pk=recommendation.pk).update(
+            status=status, status_changed_on=since
+        )
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("ANALYZE")
