@@ -62,8 +62,8 @@ def test_a_recommendation_badge_shows_its_status_with_a_text_alternative(client,
 def test_a_badge_is_as_wide_as_its_words(client, document):
     _response, done = fetch_badge(client, recommendation_badge_url("WRC-2024", "WRC-2024-1"))
     _response, idle = fetch_badge(client, recommendation_badge_url("WRC-2024", "WRC-2024-2"))
-    assert texts(idle) == ["status", "Not started"]
-    for svg, status in [(done, "Implemented"), (idle, "Not started")]:
+    assert texts(idle) == ["status", "Not yet assessed"]
+    for svg, status in [(done, "Implemented"), (idle, "Not yet assessed")]:
         label, message = svg.findall(f".//{SVG}g/{SVG}rect")[:2]
         assert int(label.get("width")) == round(text_width("status")) + 10
         assert int(message.get("width")) == round(text_width(status)) + 10

@@ -79,7 +79,7 @@ def test_the_news_reports_are_evidence_with_a_dated_history(demo):
 
 def test_the_demo_history_answers_as_of_any_date(demo):
     step_four = Recommendation.objects.get(code="HILL-2021-4")
-    assert status_as_of(datetime.date(2015, 12, 31))[step_four.pk] == Status.NOT_STARTED
+    assert status_as_of(datetime.date(2015, 12, 31))[step_four.pk] == Status.NOT_ASSESSED
     assert status_as_of(datetime.date(2016, 6, 1))[step_four.pk] == Status.IN_PROGRESS
     assert status_as_of(datetime.date(2018, 1, 1))[step_four.pk] == Status.PARTIAL
     wrc = Document.objects.get(code="WRC-2024")
@@ -122,8 +122,8 @@ def test_the_admin_shows_the_demo(client, demo, admin_user):
     client.force_login(admin_user)
     documents = client.get(reverse("admin:tracker_document_changelist")).content.decode()
     assert "Migration Does Not Start at the US Border" in documents
-    assert "19 not started · 1 in progress" in documents
-    assert "4 not started · 1 stalled" in documents
+    assert "19 not yet assessed · 1 in progress" in documents
+    assert "4 not yet assessed · 1 stalled" in documents
     hill = Document.objects.get(code="HILL-2021")
     listing = client.get(
         reverse("admin:tracker_recommendation_changelist"), {"document__id__exact": hill.pk}

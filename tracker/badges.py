@@ -26,6 +26,7 @@ PADDING = 10
 # The label half's colour; each half's colour keeps white 11px text at a WCAG AA contrast.
 LABEL_COLOR = "#555555"
 STATUS_COLORS = {
+    Status.NOT_ASSESSED: "#595959",
     Status.NOT_STARTED: "#616161",
     Status.IN_PROGRESS: "#1565c0",
     Status.PARTIAL: "#7a5c00",

@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import (
+    ASSESSMENTS,
     STATUS_WEIGHTS,
     Agency,
     ChangeAlert,
@@ -187,7 +188,7 @@ class StatusChangeSerializer(serializers.ModelSerializer):
 class RecordStatusSerializer(serializers.Serializer):
     """A new entry of a recommendation's history: evidence or a rationale is required."""
 
-    status = serializers.ChoiceField(choices=Recommendation.Status.choices)
+    status = serializers.ChoiceField(choices=[(s.value, s.label) for s in ASSESSMENTS])
     effective_on = serializers.DateField()
     evidence = serializers.PrimaryKeyRelatedField(
         queryset=Evidence.objects.all(), many=True, required=False
