@@ -103,6 +103,21 @@ def test_loading_the_demo_again_changes_nothing(demo):
     assert after == before
 
 
+def test_the_demo_tells_assessed_from_not_and_history_from_background(demo, client):
+    """The op-ed of March 2021: its stalled step was stalled before it; four steps were never
+    assessed, which the page says rather than "not started"."""
+    op_ed = client.get(reverse("public:document", args=["HILL-2021"])).content.decode()
+    step_four = client.get(
+        reverse("public:recommendation", kwargs={"document": "HILL-2021", "code": "HILL-2021-4"})
+    ).content.decode()
+
+    assert "1 of 5 assessed · 0 implemented" in op_ed
+    assert "status-not_started" not in op_ed and 'status-not_assessed">Not yet assessed' in op_ed
+    assert "since March 24, 2021 (the document's date)" in step_four
+    assert "Background: stalled since March 12, 2019, before the document." in step_four
+    assert "Before this document" in step_four
+
+
 def test_the_demo_user_is_refused_without_debug(settings):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DEBUG"):

@@ -50,6 +50,19 @@ class Progress:
     def percent(self):
         return round(self.progress * 100)
 
+    @property
+    def not_assessed(self):
+        return self.counts[Status.NOT_ASSESSED.value]
+
+    @property
+    def assessed(self):
+        """How many staff have assessed (any recorded status, "not started" included)."""
+        return self.total - self.not_assessed
+
+    @property
+    def implemented(self):
+        return self.counts[Status.IMPLEMENTED.value]
+
 
 def attach_progress(objects, summarise, *, published_only=False):
     """Give each of `objects` (documents or agencies) its `progress_summary`, computed for

@@ -113,6 +113,18 @@ class RecommendationSerializer(serializers.ModelSerializer):
     status = serializers.CharField(read_only=True)
     progress_weight = serializers.SerializerMethodField()
     latest_change = serializers.SerializerMethodField()
+    last_verified_on = serializers.DateField(
+        read_only=True,
+        allow_null=True,
+        help_text="When staff last confirmed the status: the later of their last review and "
+        "the latest recorded status change; null if never.",
+    )
+    status_since = serializers.DateField(
+        read_only=True,
+        allow_null=True,
+        help_text="The day the status holds from: the later of the change that set it and the "
+        "document's publication (earlier history is background); null if not yet assessed.",
+    )
 
     class Meta:
         model = Recommendation
@@ -132,6 +144,8 @@ class RecommendationSerializer(serializers.ModelSerializer):
             "status",
             "progress_weight",
             "latest_change",
+            "last_verified_on",
+            "status_since",
             "is_priority",
             "is_published",
             "updated_at",
