@@ -214,7 +214,7 @@ def test_the_progress_series_agrees_with_status_as_of_on_every_period_end():
 
     document = DocumentFactory()
     recommendations = RecommendationFactory.create_batch(6, document=document)
-    statuses = list(Status)
+    statuses = ASSESSMENTS
     for index, recommendation in enumerate(recommendations):
         for step in range(index % 4):
             recommendation.record_status(
