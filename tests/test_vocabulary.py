@@ -174,6 +174,9 @@ def test_history_before_the_document_is_background_and_the_status_reads_since_it
     assert "Current status Stalled since March 24, 2021 (the document's date)" in text
     assert "Background: stalled since March 12, 2019, before the document." in text
     assert "Stalled since March 12, 2019" not in text
+    document = page(client, op_ed.get_absolute_url())
+    assert "Last update March 12, 2019 (before the document)" in document
+    assert "Jan. 10, 2022 (before" not in document
     later = page(client, recommendation_url("HILL-2021-3"))  # changed after the document
     assert "Current status Implemented since Jan. 10, 2022" in later
     assert "Before this document" not in later and "Background:" not in later
@@ -184,3 +187,16 @@ def test_history_before_the_document_is_background_and_the_status_reads_since_it
         < timeline.index("March 12, 2019 Stalled")
         < timeline.index("Talks broke off.")
     )
+
+
+def test_spanish_readers_get_the_same_vocabulary(op_ed, client):
+    def spanish(url):
+        return text_of(client.get(url, HTTP_ACCEPT_LANGUAGE="es").content.decode())
+
+    document = spanish(op_ed.get_absolute_url())
+    stalled = spanish(recommendation_url("HILL-2021-1"))
+
+    assert "3 de 4 evaluadas · 1 implementadas" in document
+    assert "Aún sin evaluar (1)" in document and "Aún sin verificar" in document
+    assert "desde el 24 de marzo de 2021 (fecha del documento)" in stalled
+    assert "Antes de este documento" in stalled
