@@ -154,6 +154,11 @@ class Document(models.Model):
     def get_absolute_url(self):
         return reverse("public:document", kwargs={"code": self.code})
 
+    def predates(self, day):
+        """Whether `day` falls before the document's publication: history from then is
+        background to the document, not a response to it (the one rule for it)."""
+        return self.published_on is not None and day is not None and day < self.published_on
+
 
 def sees_drafts(user):
     """Drafts are for staff who may view recommendations (as in the admin): everyone else
@@ -315,9 +320,8 @@ class Recommendation(models.Model):
     def status_since(self):
         """The day the status reads "since": the later of the change that set it and the
         document's date, as history before the document is background to it."""
-        published_on = self.document.published_on
-        if self.status_changed_on and published_on and self.status_changed_on < published_on:
-            return published_on
+        if self.document.predates(self.status_changed_on):
+            return self.document.published_on
         return self.status_changed_on
 
     @property
@@ -377,7 +381,7 @@ class Recommendation(models.Model):
 
 
 # The statuses a status change can record: all but "not yet assessed", which is the lack of one.
-ASSESSMENTS = [status for status in Recommendation.Status if status != "not_assessed"]
+ASSESSMENTS = [s for s in Recommendation.Status if s != Recommendation.Status.NOT_ASSESSED]
 
 # Each status's contribution to progress, from 0 (nothing done) to 1 (done).
 # Not yet assessed counts as nothing done; the pages say how many are not assessed beside it.

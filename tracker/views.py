@@ -261,8 +261,8 @@ def recommendation(request, document, code):
         [evidence for change in changes for evidence in change.evidence.all()] + other_evidence
     )
     # Changes dated before the document's publication are its background, shown apart.
-    published_on = recommendation.document.published_on
-    background = [c for c in changes if published_on and c.effective_on < published_on]
+    predates = recommendation.document.predates
+    background = [change for change in changes if predates(change.effective_on)]
     response = render(
         request,
         "tracker/recommendation.html",
@@ -274,7 +274,7 @@ def recommendation(request, document, code):
             "supporting": [o for o in ownerships if o.role != Ownership.Role.LEAD],
             "children": children,
             "themes": list(recommendation.themes.all()),
-            "changes": [c for c in changes if c not in background],
+            "changes": [change for change in changes if not predates(change.effective_on)],
             "background": background,
             "other_evidence": other_evidence,
             "copies": copies,
