@@ -112,11 +112,18 @@ def load_data(*, subscribers, changes, rng):
     from django.utils import timezone
 
     from tracker.demo import load_demo
-    from tracker.models import Agency, Document, Evidence, Recommendation, Subscription
+    from tracker.models import (
+        ASSESSMENTS,
+        Agency,
+        Document,
+        Evidence,
+        Recommendation,
+        Subscription,
+    )
 
     load_demo()
     published = list(Recommendation.objects.filter(is_published=True))
-    statuses = [s for s in Recommendation.Status if s != Recommendation.Status.NOT_STARTED]
+    statuses = [s for s in ASSESSMENTS if s != Recommendation.Status.NOT_STARTED]
     today = timezone.localdate()
     for index in range(changes):
         recommendation = rng.choice(published)

@@ -28,13 +28,13 @@ def fill_history(recommendations, agencies, *, changes, evidence, evidence_title
     recommendation (seed `random` first). Statuses stay to be set from the history."""
     from django.utils import timezone
 
-    from tracker.models import Evidence, Ownership, Recommendation, StatusChange
+    from tracker.models import ASSESSMENTS, Evidence, Ownership, StatusChange
 
     Ownership.objects.bulk_create(
         Ownership(recommendation=r, agency=random.choice(agencies), role="lead")
         for r in recommendations
     )
-    statuses = [choice.value for choice in Recommendation.Status]
+    statuses = [choice.value for choice in ASSESSMENTS]  # what a change can record
     now = timezone.now()
     StatusChange.objects.bulk_create(
         (

@@ -94,7 +94,7 @@ def test_a_recommendation_has_the_contract_fields(api, world):
     ("query", "codes"),
     [
         ({"status": "partial"}, {"WRC-2024-1.1"}),
-        ({"status": ["partial", "not_started"]}, {"WRC-2024-1", "WRC-2024-1.1"}),
+        ({"status": ["partial", "not_assessed"]}, {"WRC-2024-1", "WRC-2024-1.1"}),
         ({"agency": "USCIS"}, {"WRC-2024-1.1"}),
         ({"agency": "DHS"}, {"WRC-2024-1.1"}),  # an agency includes its sub-agencies
         ({"agency": "Congress", "role": "lead"}, {"WRC-2024-1"}),
@@ -255,7 +255,8 @@ def test_the_progress_series_is_reconstructed_from_history(api, world):
     ]
     assert series[0]["counts"]["partial"] == 0 and series[0]["progress"] == 0
     assert series[1]["counts"] == {
-        "not_started": 1,
+        "not_assessed": 1,
+        "not_started": 0,
         "in_progress": 0,
         "partial": 1,
         "implemented": 0,
@@ -399,7 +400,7 @@ def test_an_agency_scorecard_counts_roles_and_time_to_implementation(api, world,
     cards = api.get(url("agency-scorecards")).json()
     assert {card["agency"]["acronym"] for card in cards} == {"USCIS", "Congress"}
     congress = next(card for card in cards if card["agency"]["acronym"] == "Congress")
-    assert congress["lead"]["not_started"] == 1 and congress["supporting"]["implemented"] == 1
+    assert congress["lead"]["not_assessed"] == 1 and congress["supporting"]["implemented"] == 1
 
 
 def test_the_implementation_curve_compares_documents_by_age(api, world):

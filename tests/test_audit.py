@@ -106,7 +106,7 @@ def test_recording_a_status_change_in_the_admin_is_logged(client, editor, recomm
         if "status" in entry.changes_dict
     ]
     assert [entry.actor for entry in status_entries] == [editor]
-    assert status_entries[0].changes_dict["status"] == ["not_started", "implemented"]
+    assert status_entries[0].changes_dict["status"] == ["not_assessed", "implemented"]
 
 
 def test_an_api_write_records_the_token_user_as_actor(editor, recommendation):

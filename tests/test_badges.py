@@ -50,9 +50,12 @@ def texts(svg):
 
 
 def test_a_recommendation_badge_shows_its_status_with_a_text_alternative(client, document):
+    Recommendation.objects.filter(code="WRC-2024-1").update(
+        last_reviewed_on=datetime.date(2024, 9, 2)
+    )
     _response, svg = fetch_badge(client, recommendation_badge_url("WRC-2024", "WRC-2024-1"))
     assert texts(svg) == ["status", "Implemented"]
-    alternative = "WRC-2024-1 “Expand pathways”: Implemented"
+    alternative = "WRC-2024-1 “Expand pathways”: Implemented (last verified Sept. 2, 2024)"
     assert svg.get("role") == "img"
     assert svg.get("aria-label") == alternative
     assert svg.find(f"{SVG}title").text == alternative
@@ -62,8 +65,8 @@ def test_a_recommendation_badge_shows_its_status_with_a_text_alternative(client,
 def test_a_badge_is_as_wide_as_its_words(client, document):
     _response, done = fetch_badge(client, recommendation_badge_url("WRC-2024", "WRC-2024-1"))
     _response, idle = fetch_badge(client, recommendation_badge_url("WRC-2024", "WRC-2024-2"))
-    assert texts(idle) == ["status", "Not started"]
-    for svg, status in [(done, "Implemented"), (idle, "Not started")]:
+    assert texts(idle) == ["status", "Not yet assessed"]
+    for svg, status in [(done, "Implemented"), (idle, "Not yet assessed")]:
         label, message = svg.findall(f".//{SVG}g/{SVG}rect")[:2]
         assert int(label.get("width")) == round(text_width("status")) + 10
         assert int(message.get("width")) == round(text_width(status)) + 10
@@ -76,7 +79,7 @@ def test_a_document_badge_shows_the_progress_of_its_published_recommendations(cl
     # One of two published recommendations implemented; the implemented draft does not count.
     assert texts(svg) == ["progress", "50%"]
     assert svg.get("aria-label") == (
-        "WRC-2024 “Migration does not start at the border”: 50% progress"
+        "WRC-2024 “Migration does not start at the border”: 50% progress, 1 of 2 assessed"
     )
 
 
@@ -136,7 +139,7 @@ def test_badges_speak_spanish_to_spanish_visitors(client, document):
         client, reverse("public:badge_document", args=["WRC-2024"]), accept_language="es"
     )
     assert texts(svg) == ["avance", "50 %"]
-    assert svg.get("aria-label").endswith(": 50 % de avance")
+    assert svg.get("aria-label").endswith(": 50 % de avance, 1 de 2 evaluadas")
 
 
 def test_badges_take_reads_only(client, document):

@@ -41,7 +41,7 @@ def test_a_repeated_read_costs_no_query(api, published, django_assert_num_querie
 
 def test_a_status_change_shows_at_once(api, published):
     path = reverse("api:recommendation-detail", args=[published.pk])
-    assert api.get(path).json()["status"] == Status.NOT_STARTED
+    assert api.get(path).json()["status"] == Status.NOT_ASSESSED
     published.record_status(
         Status.IN_PROGRESS, effective_on=datetime.date(2024, 9, 1), rationale="Announced."
     )
@@ -115,7 +115,7 @@ def test_a_public_page_is_rendered_once_until_the_data_changes(
     client, published, django_assert_num_queries
 ):
     path = published.get_absolute_url()
-    assert "Not started" in client.get(path).content.decode()
+    assert "Not yet assessed" in client.get(path).content.decode()
     with django_assert_num_queries(0):
         assert client.get(path).status_code == 200
     published.record_status(
@@ -128,8 +128,8 @@ def test_a_public_page_is_cached_per_language(client, published):
     path = published.get_absolute_url()
     english = client.get(path, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     spanish = client.get(path, HTTP_ACCEPT_LANGUAGE="es").content.decode()
-    assert "Not started" in english
-    assert "No iniciada" in spanish
+    assert "Not yet assessed" in english
+    assert "Aún sin evaluar" in spanish
 
 
 def test_cached_feeds_link_to_the_host_they_were_asked_on(client, published, settings):
@@ -146,9 +146,9 @@ def test_cached_feeds_link_to_the_host_they_were_asked_on(client, published, set
 
 def test_made_up_query_parameters_are_not_cached(client, published, django_assert_max_num_queries):
     path = published.document.get_absolute_url()
-    client.get(path, {"status": "not_started"})
+    client.get(path, {"status": "not_assessed"})
     with django_assert_max_num_queries(0):
-        client.get(path, {"status": "not_started"})  # a parameter the page reads
+        client.get(path, {"status": "not_assessed"})  # a parameter the page reads
     client.get(path, {"x": "1"})
     with CaptureQueriesContext(connection) as made_up:
         client.get(path, {"x": "1"})

@@ -11,7 +11,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 def point(day, progress, implemented=0):
     return {
         "period_end": day,
-        "counts": {"not_started": 2 - implemented, "implemented": implemented},
+        "counts": {"not_assessed": 2 - implemented, "implemented": implemented},
         "progress": progress,
     }
 
@@ -57,11 +57,24 @@ def test_chart_draws_one_marker_per_period_with_its_figure():
     markers = parse(svg).findall(f"{SVG}circle")
 
     assert [marker.find(f"{SVG}title").text for marker in markers] == [
-        "July 2024: 0%",
-        "August 2024: 50% (+50)",
-        "September 2024: 100% (+50)",
+        "July 2024: 0% (0 of 2 assessed)",
+        "August 2024: 50% (1 of 2 assessed), +50",
+        "September 2024: 100% (2 of 2 assessed), +50",
     ]
-    assert parse(svg).find(f"{SVG}polyline").get("points").count(",") == 3
+    assert parse(svg).find(f"{SVG}polyline[@class='line']").get("points").count(",") == 3
+
+
+def test_a_dashed_line_shows_the_share_assessed_beside_progress():
+    series = [{**point, "progress": 0.0} for point in SERIES]  # nothing done at any time
+    root = parse(charts.progress_chart(series, chart_id="c", title="t", description="d"))
+
+    def heights(css_class):
+        points = root.find(f"{SVG}polyline[@class='{css_class}']").get("points").split()
+        return [float(pair.split(",")[1]) for pair in points]
+
+    assert len(set(heights("line"))) == 1  # progress stays at 0%
+    assessed = heights("assessed")
+    assert assessed[0] == heights("line")[0] and assessed[0] > assessed[1] > assessed[2]
 
 
 def test_chart_labels_follow_the_language():
@@ -94,7 +107,8 @@ def test_series_rows_give_percentages_and_counts_for_the_table():
     rows = charts.series_rows(SERIES)
 
     assert [row["percent"] for row in rows] == [0, 50, 100]
-    assert rows[1]["counts"] == {"not_started": 1, "implemented": 1}
+    assert [(row["assessed"], row["total"]) for row in rows] == [(0, 2), (1, 2), (2, 2)]
+    assert rows[1]["counts"] == {"not_assessed": 1, "implemented": 1}
 
 
 def test_the_periods_in_which_progress_moved_are_marked():
@@ -109,4 +123,5 @@ def test_the_periods_in_which_progress_moved_are_marked():
         "point",
         "point changed",
     ]
-    assert [marker.find(f"{SVG}title").text for marker in markers][2] == "September 2024: 50%"
+    titles = [marker.find(f"{SVG}title").text for marker in markers]
+    assert titles[2] == "September 2024: 50% (1 of 2 assessed)"

@@ -79,7 +79,7 @@ def test_the_news_reports_are_evidence_with_a_dated_history(demo):
 
 def test_the_demo_history_answers_as_of_any_date(demo):
     step_four = Recommendation.objects.get(code="HILL-2021-4")
-    assert status_as_of(datetime.date(2015, 12, 31))[step_four.pk] == Status.NOT_STARTED
+    assert status_as_of(datetime.date(2015, 12, 31))[step_four.pk] == Status.NOT_ASSESSED
     assert status_as_of(datetime.date(2016, 6, 1))[step_four.pk] == Status.IN_PROGRESS
     assert status_as_of(datetime.date(2018, 1, 1))[step_four.pk] == Status.PARTIAL
     wrc = Document.objects.get(code="WRC-2024")
@@ -103,6 +103,21 @@ def test_loading_the_demo_again_changes_nothing(demo):
     assert after == before
 
 
+def test_the_demo_tells_assessed_from_not_and_history_from_background(demo, client):
+    """The op-ed of March 2021: its stalled step was stalled before it; four steps were never
+    assessed, which the page says rather than "not started"."""
+    op_ed = client.get(reverse("public:document", args=["HILL-2021"])).content.decode()
+    step_four = client.get(
+        reverse("public:recommendation", kwargs={"document": "HILL-2021", "code": "HILL-2021-4"})
+    ).content.decode()
+
+    assert "1 of 5 assessed · 0 implemented" in op_ed
+    assert "status-not_started" not in op_ed and 'status-not_assessed">Not yet assessed' in op_ed
+    assert "since March 24, 2021 (the document's date)" in step_four
+    assert "Background: stalled since March 12, 2019, before the document." in step_four
+    assert "Before this document" in step_four
+
+
 def test_the_demo_user_is_refused_without_debug(settings):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DEBUG"):
@@ -122,8 +137,8 @@ def test_the_admin_shows_the_demo(client, demo, admin_user):
     client.force_login(admin_user)
     documents = client.get(reverse("admin:tracker_document_changelist")).content.decode()
     assert "Migration Does Not Start at the US Border" in documents
-    assert "19 not started · 1 in progress" in documents
-    assert "4 not started · 1 stalled" in documents
+    assert "19 not yet assessed · 1 in progress" in documents
+    assert "4 not yet assessed · 1 stalled" in documents
     hill = Document.objects.get(code="HILL-2021")
     listing = client.get(
         reverse("admin:tracker_recommendation_changelist"), {"document__id__exact": hill.pk}

@@ -140,6 +140,8 @@ def test_a_status_change_reaches_the_subscriber_with_evidence_progress_and_heade
     for part in (text, html):
         assert "WRC-2024-1" in part
         assert "Implemented since 1 October 2026" in part
+        assert "last verified 4 November 2026" in part  # the day it was recorded
+        assert "1 of 2 recommendations implemented · 1 assessed" in part
         assert "Refugee processing opens" in part
         assert "Migration does not start at the border" in part
         assert "50%" in part  # one of two published recommendations implemented

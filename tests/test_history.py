@@ -1,9 +1,11 @@
 """The status history: append-only, evidence or rationale, current status from the latest change."""
 
 import datetime
+import importlib
 
 import pytest
 from auditlog.models import LogEntry
+from django.apps import apps as django_apps
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection
@@ -26,15 +28,46 @@ Status = Recommendation.Status
 pytestmark = pytest.mark.django_db
 
 
-def test_a_new_recommendation_has_not_started():
+def test_a_new_recommendation_is_not_yet_assessed():
     recommendation = RecommendationFactory()
-    assert recommendation.status == Status.NOT_STARTED
+    assert recommendation.status == Status.NOT_ASSESSED
     assert recommendation.status_changed_on is None
+
+
+def test_not_started_is_an_assessment_and_not_yet_assessed_is_none():
+    recommendation = RecommendationFactory()
+    recommendation.record_status(
+        Status.NOT_STARTED, effective_on=datetime.date(2024, 8, 1), rationale="Checked: nothing."
+    )
+    recommendation.refresh_from_db()
+    assert recommendation.status == Status.NOT_STARTED
+    with pytest.raises(ValidationError, match="absence of a status change"):
+        recommendation.record_status(
+            Status.NOT_ASSESSED, effective_on=datetime.date(2024, 8, 2), rationale="Undo."
+        )
+    assert recommendation.status_changes.count() == 1
+
+
+def test_the_migration_marks_unrecorded_not_started_as_not_yet_assessed():
+    """Today's not_started rows: never set by a change -> not yet assessed; set -> kept."""
+    migration = importlib.import_module("tracker.migrations.0010_not_assessed")
+    assessed, defaulted = RecommendationFactory(), RecommendationFactory()
+    assessed.record_status(
+        Status.NOT_STARTED, effective_on=datetime.date(2024, 8, 1), rationale="Checked."
+    )
+    Recommendation.objects.update(status=Status.NOT_STARTED)  # as before the migration
+
+    migration.mark_unassessed(django_apps, None)
+
+    assessed.refresh_from_db()
+    defaulted.refresh_from_db()
+    assert (assessed.status, defaulted.status) == (Status.NOT_STARTED, Status.NOT_ASSESSED)
 
 
 def test_every_status_has_its_progress_weight():
     weights = {status.value: STATUS_WEIGHTS[status] for status in Status}
     assert weights == {
+        "not_assessed": 0,
         "not_started": 0,
         "in_progress": 0.25,
         "partial": 0.5,
@@ -70,7 +103,7 @@ def test_a_change_without_evidence_needs_a_rationale():
         )
     assert not StatusChange.objects.exists()
     recommendation.refresh_from_db()
-    assert recommendation.status == Status.NOT_STARTED
+    assert recommendation.status == Status.NOT_ASSESSED
 
 
 def test_a_rationale_alone_is_enough():

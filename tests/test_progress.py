@@ -6,7 +6,7 @@ import os
 import pytest
 
 from tests.factories import AgencyFactory, DocumentFactory, RecommendationFactory
-from tracker.models import Ownership, Recommendation
+from tracker.models import ASSESSMENTS, Ownership, Recommendation
 from tracker.progress import (
     progress_by_agency,
     progress_by_document,
@@ -39,8 +39,8 @@ def history():
 def test_status_as_of_replays_the_history_day_by_day(history):
     first, second = history
     expected = {
-        day(1): ("not_started", "not_started"),
-        day(2): ("in_progress", "not_started"),
+        day(1): ("not_assessed", "not_assessed"),
+        day(2): ("in_progress", "not_assessed"),
         day(3): ("in_progress", "in_progress"),
         day(4): ("in_progress", "stalled"),
         day(5): ("partial", "stalled"),
@@ -90,7 +90,7 @@ def test_recommendation_two_is_forty_percent_done_from_its_bullets():
     for status in statuses:
         child = RecommendationFactory(document=document, parent=parent)
         child.record_status(status, effective_on=day(6), rationale="Seen.")
-    RecommendationFactory(document=document, parent=parent)  # not started
+    RecommendationFactory(document=document, parent=parent)  # not yet assessed
     assert progress_of_recommendation(parent) == pytest.approx(0.4)
 
 
@@ -108,7 +108,7 @@ def test_document_progress_counts_every_status_and_averages_top_level():
     summary = summaries[document.pk]
     assert summary.counts["implemented"] == 1
     assert summary.counts["partial"] == 1
-    assert summary.counts["not_started"] == 2
+    assert summary.counts["not_assessed"] == 2
     assert summary.total == 4
     assert summary.progress == pytest.approx((1 + 0.25) / 2)
     assert summary.percent == 62
@@ -189,9 +189,10 @@ def test_the_progress_series_replays_a_hand_built_history():
         day(3, 31),
         day(4, 30),
     ]
-    # January: the parent is 1/4 done (weights 1 and 3), the single one not started.
+    # January: the parent is 1/4 done (weights 1 and 3), the single one not yet assessed.
     assert series[0]["counts"] == {
-        "not_started": 3,
+        "not_assessed": 3,
+        "not_started": 0,
         "in_progress": 0,
         "partial": 0,
         "implemented": 1,
@@ -213,7 +214,7 @@ def test_the_progress_series_agrees_with_status_as_of_on_every_period_end():
 
     document = DocumentFactory()
     recommendations = RecommendationFactory.create_batch(6, document=document)
-    statuses = list(Status)
+    statuses = ASSESSMENTS
     for index, recommendation in enumerate(recommendations):
         for step in range(index % 4):
             recommendation.record_status(
@@ -258,7 +259,7 @@ def test_the_database_sums_the_same_deltas_as_the_replay():
     document = DocumentFactory()
     parent = RecommendationFactory(document=document)
     kids = RecommendationFactory.create_batch(3, document=document, parent=parent)
-    statuses = list(Status)
+    statuses = ASSESSMENTS  # every status a change can record
     for index, kid in enumerate([*kids, parent]):
         for step in range(3):
             kid.record_status(

@@ -173,8 +173,8 @@ def test_agency_page_lists_what_it_leads_and_supports_by_status_with_progress(db
     assert "Progress went from 0% to 50%" in text
     assert "Leads 1 recommendation" in text
     assert "supports 1." in text
-    implemented, not_started = text.index("Implemented ("), text.index("Not started (")
-    assert not_started < text.index("Fund local partners") < implemented
+    implemented, not_assessed = text.index("Implemented ("), text.index("Not yet assessed (")
+    assert not_assessed < text.index("Fund local partners") < implemented
     assert implemented < text.index("Open processing centres")
     assert "50% implemented (weighted)" in text
 

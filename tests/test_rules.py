@@ -72,7 +72,7 @@ def test_the_admin_and_the_staff_digest_agree_on_when_a_review_is_due(client, us
 @pytest.mark.parametrize("status", Recommendation.Status)
 def test_the_admin_and_the_public_pages_name_each_status_alike(status, client, admin_user):
     recommendation = RecommendationFactory(code="WRC-1")
-    if status != Recommendation.Status.NOT_STARTED:
+    if status != Recommendation.Status.NOT_ASSESSED:
         recommendation.record_status(
             status, effective_on=datetime.date(2024, 5, 1), rationale="Checked."
         )

@@ -22,6 +22,7 @@ from . import digests, importing, monitoring, proposals, reading, triage, webhoo
 from .audit import update_with_audit
 from .links import link_url
 from .models import (
+    ASSESSMENTS,
     BROKEN_AFTER_FAILURES,
     CHECK_STATE_FIELDS,
     Agency,
@@ -567,7 +568,7 @@ class OwnerAgencyFilter(admin.SimpleListFilter):
 
 
 class StatusChangeForm(forms.Form):
-    status = forms.ChoiceField(choices=Recommendation.Status.choices)
+    status = forms.ChoiceField(choices=[(s.value, s.label) for s in ASSESSMENTS])
     effective_on = forms.DateField(
         initial=timezone.localdate,
         widget=AdminDateWidget,

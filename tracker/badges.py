@@ -10,6 +10,7 @@ import re
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from pybadges2.precalculated_text_measurer import PrecalculatedTextMeasurer
 
@@ -26,6 +27,7 @@ PADDING = 10
 # The label half's colour; each half's colour keeps white 11px text at a WCAG AA contrast.
 LABEL_COLOR = "#555555"
 STATUS_COLORS = {
+    Status.NOT_ASSESSED: "#595959",
     Status.NOT_STARTED: "#616161",
     Status.IN_PROGRESS: "#1565c0",
     Status.PARTIAL: "#7a5c00",
@@ -98,12 +100,21 @@ def recommendation_badge(request, document, code):
     if recommendation is None:
         return redirect_renumbered("public:badge_recommendation", document, code)
     status = str(status_label(recommendation.status))
+    title = _("%(code)s “%(title)s”: %(status)s") % {
+        "code": recommendation.code,
+        "title": recommendation.title,
+        "status": status,
+    }
+    verified = recommendation.last_verified_on
+    if verified:
+        title += _(" (last verified %(date)s)") % {"date": date_format(verified, "DATE_FORMAT")}
+    else:
+        title += _(" (not yet verified)")
     svg = render_badge(
         label=_("status"),
         message=status,
         color=STATUS_COLORS[recommendation.status],
-        title=_("%(code)s “%(title)s”: %(status)s")
-        % {"code": recommendation.code, "title": recommendation.title, "status": status},
+        title=title,
     )
     return badge_response(svg)
 
@@ -111,12 +122,19 @@ def recommendation_badge(request, document, code):
 @public_page
 def document_badge(request, code):
     document = get_object_or_404(Document.objects.public(), code=code)
-    percent = progress_by_document([document.pk], published_only=True)[document.pk].percent
+    summary = progress_by_document([document.pk], published_only=True)[document.pk]
+    percent = summary.percent
     svg = render_badge(
         label=_("progress"),
         message=_("%(percent)s%%") % {"percent": percent},
         color=progress_color(percent),
-        title=_("%(code)s “%(title)s”: %(percent)s%% progress")
-        % {"code": document.code, "title": document.title, "percent": percent},
+        title=_("%(code)s “%(title)s”: %(percent)s%% progress, %(assessed)s of %(total)s assessed")
+        % {
+            "code": document.code,
+            "title": document.title,
+            "percent": percent,
+            "assessed": summary.assessed,
+            "total": summary.total,
+        },
     )
     return badge_response(svg)

@@ -18,7 +18,6 @@ from django.utils.safestring import mark_safe
 
 from .labels import EFFECT_LABELS, STATUS_LABELS
 from .links import link_url
-from .models import Recommendation
 
 # Status changes, and pieces of new evidence, a digest lists; it counts the others and
 # links to the site, so a busy week still makes a readable (and light) mail.
@@ -217,6 +216,7 @@ def describe_change(change):
         "url": absolute_url(recommendation.get_absolute_url()),
         "status": STATUS_LABELS[change.status],
         "effective_on": change.effective_on,
+        "last_verified_on": recommendation.last_verified_on,
         "rationale": change.rationale,
         "evidence": [evidence_link(item) for item in cited_evidence(change)],
     }
@@ -251,7 +251,8 @@ def progress_row(obj, summary):
         "url": absolute_url(obj.get_absolute_url()),
         "percent": summary.percent,
         "total": summary.total,
-        "implemented": summary.counts[Recommendation.Status.IMPLEMENTED],
+        "implemented": summary.implemented,
+        "assessed": summary.assessed,
         "text_bar": "#" * filled + "-" * (TEXT_BAR_WIDTH - filled),
     }
 

@@ -180,6 +180,11 @@ class Document(models.Model):
     def get_absolute_url(self):
         return reverse("public:document", kwargs={"code": self.code})
 
+    def predates(self, day):
+        """Whether `day` falls before the document's publication: history from then is
+        background to the document, not a response to it (the one rule for it)."""
+        return self.published_on is not None and day is not None and day < self.published_on
+
 
 def sees_drafts(user):
     """Drafts are for staff who may view recommendations (as in the admin): everyone else
@@ -222,6 +227,9 @@ class Recommendation(models.Model):
     class Status(models.TextChoices):
         # Plain labels (the admin, the API and the migrations read them), marked for
         # translation: tracker.labels translates these same texts for the public.
+        # Not yet assessed: staff have recorded no status change. Not started is an
+        # assessment (nothing has been done), so the two never read alike.
+        NOT_ASSESSED = "not_assessed", gettext_noop("Not yet assessed")
         NOT_STARTED = "not_started", gettext_noop("Not started")
         IN_PROGRESS = "in_progress", gettext_noop("In progress")
         PARTIAL = "partial", gettext_noop("Partially implemented")
@@ -270,7 +278,7 @@ class Recommendation(models.Model):
     last_reviewed_on = models.DateField(null=True, blank=True)
     # Kept in step with the history by record_status() (see current_status); never set directly.
     status = models.CharField(
-        max_length=20, choices=Status.choices, default=Status.NOT_STARTED, editable=False
+        max_length=20, choices=Status.choices, default=Status.NOT_ASSESSED, editable=False
     )
     status_changed_on = models.DateField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -325,6 +333,28 @@ class Recommendation(models.Model):
         )
         return reviewed + datetime.timedelta(days=self.review_interval_days)
 
+    @property
+    def last_verified_on(self):
+        """The day staff last confirmed the status (None if never): the later of the last
+        review ("mark reviewed") and the day the latest status change was recorded. Recording
+        a change sets last_reviewed_on to that day (record_status), so the later of the two is
+        last_reviewed_on, unless history arrived without a review (an old backup): then its
+        effective date stands in. No query."""
+        return max(filter(None, (self.last_reviewed_on, self.status_changed_on)), default=None)
+
+    @property
+    def status_since(self):
+        """The day the status reads "since": the later of the change that set it and the
+        document's date, as history before the document is background to it."""
+        if self.document.predates(self.status_changed_on):
+            return self.document.published_on
+        return self.status_changed_on
+
+    @property
+    def status_predates_document(self):
+        """Whether the current status was set before the document was published."""
+        return self.status_since != self.status_changed_on
+
     def is_review_overdue(self, *, today=None):
         """Whether the review is late: from the local day after `review_due_on`."""
         return self.review_due_on < (today or timezone.localdate())
@@ -348,6 +378,8 @@ class Recommendation(models.Model):
         rationale = (rationale or "").strip()
         if not evidence and not rationale:
             raise ValidationError("A status change needs evidence or a rationale.")
+        if status not in ASSESSMENTS:
+            raise ValidationError("“Not yet assessed” is the absence of a status change.")
         if effective_on > timezone.localdate():
             raise ValidationError("A status change cannot take effect in the future.")
         with transaction.atomic(), disable_auditlog():
@@ -398,12 +430,17 @@ class Recommendation(models.Model):
         """Return (status, effective date) of the latest effective change: the one rule."""
         latest = self.status_changes.latest_first().first()
         if latest is None:
-            return self.Status.NOT_STARTED, None
+            return self.Status.NOT_ASSESSED, None
         return latest.status, latest.effective_on
 
 
+# The statuses a status change can record: all but "not yet assessed", which is the lack of one.
+ASSESSMENTS = [s for s in Recommendation.Status if s != Recommendation.Status.NOT_ASSESSED]
+
 # Each status's contribution to progress, from 0 (nothing done) to 1 (done).
+# Not yet assessed counts as nothing done; the pages say how many are not assessed beside it.
 STATUS_WEIGHTS = {
+    Recommendation.Status.NOT_ASSESSED: 0.0,
     Recommendation.Status.NOT_STARTED: 0.0,
     Recommendation.Status.IN_PROGRESS: 0.25,
     Recommendation.Status.PARTIAL: 0.5,

@@ -20,7 +20,7 @@ def status_as_of(on, *, recommendations=None):
 
     One query: the latest change effective on or before `on` per recommendation, ordered as
     the current status is (a later record with the same effective date is a correction).
-    Recommendations with no change by then were not started.
+    Recommendations with no change by then were not yet assessed.
     """
     if recommendations is None:
         recommendations = Recommendation.objects.all()
@@ -30,7 +30,7 @@ def status_as_of(on, *, recommendations=None):
         .values("status")[:1]
     )
     rows = recommendations.annotate(
-        status_then=Coalesce(Subquery(latest), Value(Status.NOT_STARTED.value))
+        status_then=Coalesce(Subquery(latest), Value(Status.NOT_ASSESSED.value))
     ).values_list("pk", "status_then")
     return dict(rows)
 
@@ -49,6 +49,19 @@ class Progress:
     @property
     def percent(self):
         return round(self.progress * 100)
+
+    @property
+    def not_assessed(self):
+        return self.counts[Status.NOT_ASSESSED.value]
+
+    @property
+    def assessed(self):
+        """How many staff have assessed (any recorded status, "not started" included)."""
+        return self.total - self.not_assessed
+
+    @property
+    def implemented(self):
+        return self.counts[Status.IMPLEMENTED.value]
 
 
 def attach_progress(objects, summarise, *, published_only=False):
@@ -359,7 +372,7 @@ def _accumulate(ends, deltas, *, member_count):
             share_by_status[status] += share
             position += 1
         counts = dict(held)
-        counts[Status.NOT_STARTED.value] += member_count - sum(held.values())
+        counts[Status.NOT_ASSESSED.value] += member_count - sum(held.values())
         progress = sum(share * STATUS_WEIGHTS[status] for status, share in share_by_status.items())
         series.append(
             {
@@ -392,7 +405,7 @@ def _histories(recommendations):
 
 
 def _status_on(history, day):
-    status = Status.NOT_STARTED.value
+    status = Status.NOT_ASSESSED.value
     for effective_on, new_status in history:
         if effective_on > day:
             break

@@ -153,6 +153,9 @@ def chart_of(recommendations, *, start, chart_id, title):
     else:
         description = _("Progress fell from %(start)s%% to %(end)s%% between %(from)s and %(to)s.")
     description %= figures
+    description += " " + _(
+        "By %(to)s, %(assessed)s of %(total)s recommendations had been assessed."
+    ) % {**figures, "assessed": charts.assessed_count(last), "total": sum(last["counts"].values())}
     svg = charts.progress_chart(series, chart_id=chart_id, title=title, description=description)
     return svg, charts.series_rows(series)
 
@@ -263,6 +266,9 @@ def recommendation(request, document, code):
     copies = public.kept_copies(
         [evidence for change in changes for evidence in change.evidence.all()] + other_evidence
     )
+    # Changes dated before the document's publication are its background, shown apart.
+    predates = recommendation.document.predates
+    background = [change for change in changes if predates(change.effective_on)]
     response = render(
         request,
         "tracker/recommendation.html",
@@ -274,7 +280,8 @@ def recommendation(request, document, code):
             "supporting": [o for o in ownerships if o.role != Ownership.Role.LEAD],
             "children": children,
             "themes": list(recommendation.themes.all()),
-            "changes": changes,
+            "changes": [change for change in changes if not predates(change.effective_on)],
+            "background": background,
             "other_evidence": other_evidence,
             "copies": copies,
         },

@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import (
+    ASSESSMENTS,
     STATUS_WEIGHTS,
     Agency,
     ChangeAlert,
@@ -112,6 +113,18 @@ class RecommendationSerializer(serializers.ModelSerializer):
     status = serializers.CharField(read_only=True)
     progress_weight = serializers.SerializerMethodField()
     latest_change = serializers.SerializerMethodField()
+    last_verified_on = serializers.DateField(
+        read_only=True,
+        allow_null=True,
+        help_text="When staff last confirmed the status: the later of their last review and "
+        "the latest recorded status change; null if never.",
+    )
+    status_since = serializers.DateField(
+        read_only=True,
+        allow_null=True,
+        help_text="The day the status holds from: the later of the change that set it and the "
+        "document's publication (earlier history is background); null if not yet assessed.",
+    )
 
     class Meta:
         model = Recommendation
@@ -131,6 +144,8 @@ class RecommendationSerializer(serializers.ModelSerializer):
             "status",
             "progress_weight",
             "latest_change",
+            "last_verified_on",
+            "status_since",
             "is_priority",
             "is_published",
             "updated_at",
@@ -196,7 +211,7 @@ class StatusChangeSerializer(serializers.ModelSerializer):
 class RecordStatusSerializer(serializers.Serializer):
     """A new entry of a recommendation's history: evidence or a rationale is required."""
 
-    status = serializers.ChoiceField(choices=Recommendation.Status.choices)
+    status = serializers.ChoiceField(choices=[(s.value, s.label) for s in ASSESSMENTS])
     effective_on = serializers.DateField()
     evidence = serializers.PrimaryKeyRelatedField(
         queryset=Evidence.objects.all(), many=True, required=False
