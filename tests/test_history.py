@@ -264,4 +264,4 @@ def test_a_status_change_writes_the_audit_entries_a_reader_needs():
         {"recommendations": {"type": "m2m", "operation": "add", "objects": [str(recommendation)]}},
     )
     assert status[:2] == ("recommendation", str(recommendation.pk))
-    assert status[2]["status"] == ["not_started", "partial"]
+    assert status[2]["status"] == ["not_assessed", "partial"]
