@@ -73,8 +73,9 @@ def test_a_document_report_as_of_today_lists_each_public_ask_with_its_status(cli
     report = response.context["report"]
     assert [(row.recommendation.code, row.status, row.since) for row in report.rows] == [
         ("WRC-2024-1", Status.IMPLEMENTED, datetime.date(2024, 9, 1)),
-        ("WRC-2024-2", Status.STALLED, datetime.date(2024, 5, 1)),
-        ("WRC-2024-3", Status.NOT_STARTED, None),
+        # Stalled on 1 May, before the document of 1 July: background, "since" its date.
+        ("WRC-2024-2", Status.STALLED, datetime.date(2024, 7, 1)),
+        ("WRC-2024-3", Status.NOT_ASSESSED, None),
     ]
     assert report.rows[0].lead == "USCIS" and report.rows[0].supporting == ["DOS"]
     assert report.rows[0].latest_evidence.title == "USCIS widens parole"
@@ -86,7 +87,7 @@ def test_a_report_as_of_an_earlier_day_shows_the_record_as_it_stood(brief):
     assert statuses == {
         "WRC-2024-1": Status.IN_PROGRESS,
         "WRC-2024-2": Status.STALLED,
-        "WRC-2024-3": Status.NOT_STARTED,
+        "WRC-2024-3": Status.NOT_ASSESSED,
     }
     assert report.rows[0].latest_evidence is None  # published after the report's day
     assert report.progress.counts[Status.IN_PROGRESS] == 1
@@ -122,15 +123,16 @@ def test_the_csv_has_status_since_owners_and_evidence_and_no_formulas(client, br
         f'attachment; filename="progress-WRC-2024-{datetime.date.today().isoformat()}.csv"'
     )
     lines = list(csv.reader(io.StringIO(response.content.decode())))
-    header = lines.index(["document", "code", "title", "status", "since", "lead", "supporting",
-                          "moved in period", "latest evidence", "evidence date", "evidence link",
-                          "page"])  # fmt: skip
+    header = lines.index(["document", "code", "title", "status", "since", "last verified", "lead",
+                          "supporting", "moved in period", "latest evidence", "evidence date",
+                          "evidence link", "page"])  # fmt: skip
     rows = {line[1]: line for line in lines[header + 1 :]}
     assert set(rows) == {"WRC-2024-1", "WRC-2024-2", "WRC-2024-3"}
     parole = rows["WRC-2024-1"]
-    assert parole[3:7] == ["Implemented", "2024-09-01", "USCIS", "DOS"]
-    assert parole[8:10] == ["USCIS widens parole", "2024-09-01"]
-    assert parole[11] == "http://testserver/documents/WRC-2024/recommendations/WRC-2024-1/"
+    today = datetime.date.today().isoformat()  # recorded today: verified today
+    assert parole[3:8] == ["Implemented", "2024-09-01", today, "USCIS", "DOS"]
+    assert parole[9:11] == ["USCIS widens parole", "2024-09-01"]
+    assert parole[12] == "http://testserver/documents/WRC-2024/recommendations/WRC-2024-1/"
     assert rows["WRC-2024-3"][2] == '\'=HYPERLINK("http://x")'
 
 
@@ -206,3 +208,24 @@ def test_document_and_agency_pages_link_to_their_report(client, brief):
     assert f"{reverse('public:report')}?document=WRC-2024" in document_page
     agency_page = client.get(reverse("public:agency", args=["dhs"])).content.decode()
     assert f"{reverse('public:report')}?agency=dhs" in agency_page
+
+
+def test_history_before_the_document_is_background_in_a_report(brief):
+    brief.published_on = datetime.date(2024, 6, 1)
+    brief.save()
+    report = progress_report(document=brief, as_of=datetime.date(2024, 12, 31))
+    rows = {row.recommendation.code: row for row in report.rows}
+    minors = rows["WRC-2024-2"]  # stalled on 1 May 2024, before the document
+    assert (minors.since, minors.background_since) == (
+        datetime.date(2024, 6, 1),
+        datetime.date(2024, 5, 1),
+    )
+    assert rows["WRC-2024-1"].background_since is None
+
+
+def test_an_earlier_report_names_no_check_made_after_its_day(brief):
+    earlier = progress_report(document=brief, as_of=datetime.date(2024, 6, 30))
+    assert all(row.last_verified_on is None for row in earlier.rows)
+    today = progress_report(document=brief)
+    assert today.rows[0].last_verified_on == datetime.date.today()
+    assert today.progress.assessed == 2 and today.progress.not_assessed == 1

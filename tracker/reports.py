@@ -29,8 +29,14 @@ class ReportRow:
     recommendation: Recommendation
     status: str
     since: datetime.date | None
+    # The change's own date when it predates the document (the status is then "since" the
+    # document's date), else None.
+    background_since: datetime.date | None
     lead: str
     supporting: list[str]
+    # When staff last confirmed the status (Recommendation.last_verified_on), if by the
+    # report's day: only the latest check is kept, so an earlier report cannot name its own.
+    last_verified_on: datetime.date | None = None
     # The status change inside the period, if any: (from status, to status, effective date).
     moved: tuple[str, str, datetime.date] | None = None
     latest_evidence: Evidence | None = None
@@ -113,7 +119,10 @@ def progress_report(*, document=None, agency=None, theme=None, as_of=None, perio
         histories[change.recommendation_id].append(change)
     report = Report(scope=scope, as_of=as_of, period_start=period_start)
     for recommendation in recommendations:
-        report.rows.append(report_row(recommendation, histories[recommendation.pk], period_start))
+        row = report_row(recommendation, histories[recommendation.pk], period_start)
+        verified = recommendation.last_verified_on
+        row.last_verified_on = verified if verified and verified <= as_of else None
+        report.rows.append(row)
     report.progress = summarise(report.rows)
     return report
 
@@ -125,13 +134,17 @@ def report_row(recommendation, history, period_start):
     moved = None
     if period_start is not None and latest is not None and latest.effective_on >= period_start:
         before = [change for change in history if change.effective_on < period_start]
-        previous = before[-1].status if before else Status.NOT_STARTED.value
+        previous = before[-1].status if before else Status.NOT_ASSESSED.value
         moved = (previous, latest.status, latest.effective_on)
     ownerships = recommendation.ownerships.all()
+    since = latest.effective_on if latest else None
+    document = recommendation.document
     return ReportRow(
         recommendation=recommendation,
-        status=latest.status if latest else Status.NOT_STARTED.value,
-        since=latest.effective_on if latest else None,
+        status=latest.status if latest else Status.NOT_ASSESSED.value,
+        # History from before the document is background: the status reads since its date.
+        since=document.published_on if document.predates(since) else since,
+        background_since=since if document.predates(since) else None,
         lead=next((o.agency.display_name for o in ownerships if o.role == "lead"), ""),
         supporting=[o.agency.display_name for o in ownerships if o.role != "lead"],
         moved=moved,
@@ -169,6 +182,7 @@ COLUMNS = [
     "title",
     "status",
     "since",
+    "last verified",
     "lead",
     "supporting",
     "moved in period",
@@ -202,6 +216,7 @@ def report_lines(report, *, site_url):
             recommendation.title,
             str(row.status_label),
             row.since.isoformat() if row.since else "",
+            row.last_verified_on.isoformat() if row.last_verified_on else "",
             row.lead,
             "; ".join(row.supporting),
             moved,
