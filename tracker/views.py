@@ -605,6 +605,10 @@ def progress_report(request, fmt="html"):
 
 # What each status means on this site: the methodology page's definitions.
 STATUS_MEANINGS = {
+    Status.NOT_ASSESSED: gettext_lazy(
+        "Staff have not looked into it yet: no status has been recorded. It counts as nothing "
+        "done, and the pages say how many are still in this state."
+    ),
     Status.NOT_STARTED: gettext_lazy(
         "No step toward the recommendation is on record: no announcement, funding, rule or "
         "action that staff could cite."
