@@ -9,7 +9,12 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import DocumentFactory, EvidenceFactory, RecommendationFactory
+from tests.factories import (
+    AgencyFactory,
+    DocumentFactory,
+    EvidenceFactory,
+    RecommendationFactory,
+)
 from tracker.feeds import FEED_LENGTH
 from tracker.models import Ownership, Recommendation
 from tracker.views import PUBLIC_MAX_AGE
@@ -130,6 +135,17 @@ def test_the_agency_feed_holds_what_the_agency_leads_or_supports(client, world, 
     assert "Secret draft" not in str(feed)
 
 
+def test_an_agency_feed_holds_what_its_sub_agencies_lead_or_support(client, world, uscis):
+    dhs = AgencyFactory(name="Department of Homeland Security", acronym="DHS")
+    uscis.parent = dhs
+    uscis.save()
+
+    _response, feed = read_feed(client, reverse("public:feed_agency", args=[dhs.slug]))
+
+    assert [entry.title.split(":")[0] for entry in feed.entries] == ["WRC-2024-1", "WRC-2024-1"]
+    assert "Secret draft" not in str(feed)
+
+
 def test_unknown_documents_agencies_and_draft_only_documents_have_no_feed(client, world):
     drafts_only = DocumentFactory(code="DRAFT-2025")
     RecommendationFactory(document=drafts_only, is_published=False)
@@ -168,7 +184,7 @@ def test_a_feed_is_bounded_and_its_queries_do_not_grow(client, world, django_ass
     assert len(feed.entries) == FEED_LENGTH
     with django_assert_num_queries(3):
         read_feed(client, reverse("public:feed_document", args=["WRC-2024"]))
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):  # and the agencies under it
         read_feed(client, reverse("public:feed_agency", args=["uscis"]))
 
 

@@ -141,6 +141,20 @@ def test_agency_progress_covers_lead_and_supporting_roles():
     assert summary.progress == 0.5
 
 
+def test_agency_progress_counts_its_sub_agencies_at_any_depth_once_each():
+    department = AgencyFactory()
+    office = AgencyFactory(parent=AgencyFactory(parent=department))
+    led = RecommendationFactory(lead=office)
+    led.record_status(Status.IMPLEMENTED, effective_on=day(3), rationale="Done.")
+    Ownership.objects.create(recommendation=led, agency=department, role="supporting")
+    RecommendationFactory(lead=office)
+    RecommendationFactory(lead=AgencyFactory())  # beside it, not under it
+    summary = progress_by_agency([department.pk, office.pk])
+    assert summary[department.pk].total == 2
+    assert summary[department.pk].progress == 0.5
+    assert summary[office.pk].total == 2
+
+
 def test_document_progress_queries_do_not_grow_with_documents(django_assert_num_queries):
     documents = DocumentFactory.create_batch(6)
     for document in documents:

@@ -100,8 +100,8 @@ class DocumentUpdatesFeed(UpdatesFeed):
 
 
 class AgencyUpdatesFeed(UpdatesFeed):
-    """The status changes of the published recommendations an agency leads or supports (as on
-    its page; an agency above it has its own feed)."""
+    """The status changes of the published recommendations an agency, or an agency under it,
+    leads or supports (as on its page)."""
 
     def get_object(self, request, slug):
         return get_object_or_404(Agency, slug=slug)
@@ -111,7 +111,8 @@ class AgencyUpdatesFeed(UpdatesFeed):
 
     def subtitle(self, obj):
         return _(
-            "Status changes of the published recommendations %(agency)s leads or supports."
+            "Status changes of the published recommendations %(agency)s and its sub-agencies "
+            "lead or support."
         ) % {"agency": obj.display_name}
 
     def link(self, obj):
@@ -119,7 +120,7 @@ class AgencyUpdatesFeed(UpdatesFeed):
 
     def items(self, obj):
         owned = Recommendation.objects.filter(
-            pk__in=Ownership.objects.filter(agency=obj).values("recommendation")
+            pk__in=Ownership.objects.filter(agency__in=obj.family_ids()).values("recommendation")
         )
         return published_updates(owned)[:FEED_LENGTH]
 

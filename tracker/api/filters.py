@@ -10,13 +10,8 @@ def agency_and_descendants(value):
     # ASCII digits only: "³".isdigit() is true, yet no id.
     is_id = value.isascii() and value.isdigit()
     lookup = Q(pk=value) if is_id else Q(acronym__iexact=value)
-    found = set(Agency.objects.filter(lookup).values_list("pk", flat=True))
-    frontier = set(found)
-    while frontier:
-        frontier = set(Agency.objects.filter(parent__in=frontier).values_list("pk", flat=True))
-        frontier -= found
-        found |= frontier
-    return found
+    found = Agency.objects.filter(lookup).values_list("pk", flat=True)
+    return set().union(*Agency.objects.families(list(found)).values())
 
 
 def visible_recommendations(request):
