@@ -277,6 +277,24 @@ def test_a_document_lists_a_parent_with_its_roll_up(demo, client):
     assert "WRC-2024-1 Continue to develop" in in_progress
 
 
+def test_a_document_s_status_counts_match_what_its_filter_lists(demo, client):
+    html = page(client, "/documents/WRC-2024/?status=in_progress")
+    text = text_of(html)
+
+    counted = int(re.search(r"In progress \((\d+)\)", text).group(1))
+    assert html.count('<li class="recommendation') == counted
+    assert "WRC-2024-1 Continue to develop" in text
+
+
+def test_an_agency_lists_a_parent_it_leads_under_the_status_it_shows(demo, client):
+    text = text_of(page(client, "/agencies/wh/"))
+
+    # Not started comes first; its 1.6 is in progress, so it is too.
+    parent = text.index("WRC-2024-1 Continue to develop")
+    assert text.index("Not started (") < text.index("In progress (") < parent
+    assert "In progress (2)" in text
+
+
 def test_a_parent_recorded_implemented_shows_its_unfinished_children(db, client):
     parent = RecommendationFactory(code="REC-1", title="Open pathways")
     record(parent, "implemented", on=datetime.date(2024, 9, 1))

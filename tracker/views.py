@@ -9,6 +9,7 @@ import functools
 import logging
 import math
 import smtplib
+from collections import Counter
 from itertools import groupby
 
 from django.conf import settings
@@ -180,6 +181,8 @@ def document(request, code):
     )
     attach_urls(document, recommendations)
     attach_rollups(recommendations, rollups_among(recommendations))
+    # The legend and the filter count what the list shows: a parent by its roll-up.
+    statuses = status_counts(Counter(r.shown_status for r in recommendations))
     # ?status=… lists only the recommendations showing that status (the counts stay whole).
     status = request.GET.get("status")
     if status not in Status.values:
@@ -196,7 +199,7 @@ def document(request, code):
             "document": document,
             "sections": sections,
             "summary": summary,
-            "statuses": status_counts(summary.counts),
+            "statuses": statuses,
             "chart": chart,
             "chart_rows": chart_rows,
             "status_names": Status.values,
@@ -320,6 +323,8 @@ def agency(request, slug):
         .select_related("recommendation__document", "agency")
         .order_by("recommendation__document__code", "recommendation__position", "pk")
     )
+    owned = [ownership.recommendation for ownership in ownerships]
+    attach_rollups(owned, rollups_of(owned, within=Recommendation.objects.public()))
     summary = progress_by_agency([agency.pk], published_only=True)[agency.pk]
     chart, chart_rows = None, []
     if ownerships:
@@ -339,7 +344,7 @@ def agency(request, slug):
     by_status = [
         {
             "status": status,
-            "ownerships": [o for o in ownerships if o.recommendation.status == status],
+            "ownerships": [o for o in ownerships if o.recommendation.shown_status == status],
         }
         for status in Status.values
     ]
@@ -350,7 +355,7 @@ def agency(request, slug):
             "agency": agency,
             "sub_agencies": list(agency.children.order_by("name")),
             "summary": summary,
-            "statuses": status_counts(summary.counts),
+            "statuses": status_counts(Counter(r.shown_status for r in owned)),
             "by_status": [group for group in by_status if group["ownerships"]],
             "chart": chart,
             "chart_rows": chart_rows,
