@@ -180,6 +180,9 @@ def rollups_of(recommendations, *, within):
 def _summarise(rows, progress_by_id, members_by_key):
     summaries = {}
     statuses = {pk: status for pk, _parent, _weight, status in rows}
+    # A parent counts under the status it shows (roll_up), as pages list it.
+    tree = [(pk, parent_id, status) for pk, parent_id, _weight, status in rows]
+    statuses.update((pk, rollup.status) for pk, rollup in rollups_of_tree(tree).items())
     for key, members in members_by_key.items():
         summary = Progress()
         for pk in members["counted"]:

@@ -9,7 +9,6 @@ import functools
 import logging
 import math
 import smtplib
-from collections import Counter
 from itertools import groupby
 
 from django.conf import settings
@@ -181,8 +180,6 @@ def document(request, code):
     )
     attach_urls(document, recommendations)
     attach_rollups(recommendations, rollups_among(recommendations))
-    # The legend and the filter count what the list shows: a parent by its roll-up.
-    statuses = status_counts(Counter(r.shown_status for r in recommendations))
     # ?status=… lists only the recommendations showing that status (the counts stay whole).
     status = request.GET.get("status")
     if status not in Status.values:
@@ -199,7 +196,7 @@ def document(request, code):
             "document": document,
             "sections": sections,
             "summary": summary,
-            "statuses": statuses,
+            "statuses": status_counts(summary.counts),
             "chart": chart,
             "chart_rows": chart_rows,
             "status_names": Status.values,
@@ -355,7 +352,7 @@ def agency(request, slug):
             "agency": agency,
             "sub_agencies": list(agency.children.order_by("name")),
             "summary": summary,
-            "statuses": status_counts(Counter(r.shown_status for r in owned)),
+            "statuses": status_counts(summary.counts),
             "by_status": [group for group in by_status if group["ownerships"]],
             "chart": chart,
             "chart_rows": chart_rows,
