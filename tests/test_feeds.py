@@ -135,6 +135,21 @@ def test_the_agency_feed_holds_what_the_agency_leads_or_supports(client, world, 
     assert "Secret draft" not in str(feed)
 
 
+def test_a_parent_s_entries_say_what_its_sub_recommendations_show(client, world):
+    pathways = world["pathways"]
+    child = RecommendationFactory(document=pathways.document, code="WRC-2024-1.1", parent=pathways)
+    child.record_status(Status.IMPLEMENTED, effective_on=datetime.date(2024, 9, 1), rationale="x")
+
+    _response, feed = read_feed(client, reverse("public:feed_document", args=["WRC-2024"]))
+
+    entries = {entry.title.split(":")[0]: entry for entry in feed.entries}
+    assert (
+        "Today it shows <strong>Implemented</strong>: 1 of 1 sub-recommendation moving."
+        in entries["WRC-2024-1"].summary
+    )
+    assert "Today it shows" not in entries["WRC-2024-1.1"].summary
+
+
 def test_an_agency_feed_holds_what_its_sub_agencies_lead_or_support(client, world, uscis):
     dhs = AgencyFactory(name="Department of Homeland Security", acronym="DHS")
     uscis.parent = dhs
@@ -178,13 +193,13 @@ def test_a_feed_is_bounded_and_its_queries_do_not_grow(client, world, django_ass
             effective_on=datetime.date(2025, 1, 1) + datetime.timedelta(days=day),
             evidence=[report, EvidenceFactory()],
         )
-    # The feed itself, then its changes, then their evidence.
-    with django_assert_num_queries(2):
+    # The feed itself, then its changes, their evidence and their sub-recommendations.
+    with django_assert_num_queries(3):
         _response, feed = read_feed(client, reverse("public:feed_updates"))
     assert len(feed.entries) == FEED_LENGTH
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         read_feed(client, reverse("public:feed_document", args=["WRC-2024"]))
-    with django_assert_num_queries(4):  # and the agencies under it
+    with django_assert_num_queries(5):  # and the agencies under it
         read_feed(client, reverse("public:feed_agency", args=["uscis"]))
 
 

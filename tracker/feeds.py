@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 
 from .labels import status_label
 from .models import Agency, Document, Evidence, Ownership, Recommendation, StatusChange
+from .progress import rollups_of
 from .views import public_page
 
 # How many updates a feed carries: readers poll it, so the newest are enough.
@@ -34,6 +35,17 @@ def published_updates(recommendations=None):
     )
 
 
+def with_rollups(changes):
+    """Return `changes` as a list, each parent recommendation among them given its
+    sub-recommendations' `rollup` (progress.roll_up) for its entry: one query."""
+    changes = list(changes)
+    recommendations = [change.recommendation for change in changes]
+    rollups = rollups_of(recommendations, within=Recommendation.objects.public())
+    for recommendation in recommendations:
+        recommendation.rollup = rollups.get(recommendation.pk)
+    return changes
+
+
 class UpdatesFeed(Feed):
     """Every published recommendation's status changes."""
 
@@ -53,7 +65,7 @@ class UpdatesFeed(Feed):
         return _("Tracker")
 
     def items(self, obj):
-        return published_updates()[:FEED_LENGTH]
+        return with_rollups(published_updates()[:FEED_LENGTH])
 
     def item_title(self, item):
         return _("%(code)s: %(status)s — %(title)s") % {
@@ -96,7 +108,7 @@ class DocumentUpdatesFeed(UpdatesFeed):
         return obj.get_absolute_url()
 
     def items(self, obj):
-        return published_updates(obj.recommendations.all())[:FEED_LENGTH]
+        return with_rollups(published_updates(obj.recommendations.all())[:FEED_LENGTH])
 
 
 class AgencyUpdatesFeed(UpdatesFeed):
@@ -122,7 +134,7 @@ class AgencyUpdatesFeed(UpdatesFeed):
         owned = Recommendation.objects.filter(
             pk__in=Ownership.objects.filter(agency__in=obj.family_ids()).values("recommendation")
         )
-        return published_updates(owned)[:FEED_LENGTH]
+        return with_rollups(published_updates(owned)[:FEED_LENGTH])
 
 
 # Served as the public pages are: GET/HEAD only, cached briefly per language.
