@@ -416,7 +416,8 @@ def test_an_agency_scorecard_counts_roles_and_time_to_implementation(api, world,
     # DHS, through USCIS under it.
     assert {card["agency"]["acronym"] for card in cards} == {"USCIS", "DHS", "Congress"}
     congress = next(card for card in cards if card["agency"]["acronym"] == "Congress")
-    assert congress["lead"]["not_started"] == 1 and congress["supporting"]["implemented"] == 1
+    # It leads WRC-2024-1, shown implemented by its only public sub-recommendation.
+    assert congress["lead"]["implemented"] == 1 and congress["supporting"]["implemented"] == 1
 
 
 def test_the_implementation_curve_compares_documents_by_age(api, world):
@@ -582,6 +583,14 @@ def test_an_agency_scorecard_and_counts_agree_with_its_agency_filter(public_clie
     assert card["progress"] == 0.5
     assert agency["counts"]["partial"] == 1
     assert agency["progress"] == 0.5
+
+
+def test_a_scorecard_counts_a_parent_under_the_status_it_shows(public_client, world, congress):
+    card = public_client.get(url("agency-scorecard", congress.pk)).json()
+
+    # It leads WRC-2024-1, whose only public sub-recommendation is partly done.
+    assert card["lead"]["partial"] == 1
+    assert card["lead"]["not_started"] == 0
 
 
 def test_a_scorecard_with_nothing_assigned_has_no_progress(public_client, world):

@@ -535,7 +535,7 @@ def agency_scorecards(agencies, *, published_only):
     """Return {agency id: scorecard}: counts by status of what it or an agency under it leads
     and of what they support without leading it, progress (None when nothing is assigned),
     and the median days from publication to first implementation of what it leads.
-    Three queries and those of progress_by_agency, whatever the number of agencies."""
+    Four queries and those of progress_by_agency, whatever the number of agencies."""
     owners = family_owners([agency.pk for agency in agencies])
     ownerships = Ownership.objects.current().filter(agency_id__in=owners)
     if published_only:
@@ -549,9 +549,16 @@ def agency_scorecards(agencies, *, published_only):
             "recommendation__document__published_on",
         )
     )
+    # A parent counts under the status it shows, as on the pages.
+    within = Recommendation.objects.current()
+    if published_only:
+        within = within.public()
+    family = within.filter(document__in=ownerships.values("recommendation__document"))
+    shown = rollups_of_tree(list(family.values_list("pk", "parent_id", "status")))
     # Each recommendation once per agency: as lead if the agency or one under it leads it.
     held = defaultdict(dict)  # {agency id: {recommendation id: [role, status, published on]}}
     for owner_id, role, pk, status, published_on in rows:
+        status = shown[pk].status if pk in shown else status
         for agency_id in owners[owner_id]:
             entry = held[agency_id].setdefault(pk, [role, status, published_on])
             if role == Ownership.Role.LEAD:
