@@ -158,11 +158,11 @@ def test_document_and_agency_lists_show_counts_and_progress(
 ):
     client.force_login(admin_user)
     documents = client.get(admin_url(Document, "changelist")).content.decode()
-    # The parent's progress is its only child's (implemented): the document is 100% done.
-    assert "1 not yet assessed · 1 implemented" in documents
+    # The parent's progress and status are its only child's (implemented): 100% done.
+    assert "2 implemented" in documents
     assert "100%" in documents
     agencies = client.get(admin_url(Agency, "changelist")).content.decode()
-    assert "1 not yet assessed · 1 implemented" in agencies
+    assert "2 implemented" in agencies
 
 
 def test_recording_a_status_change_from_the_admin(client, editor, child_with_history):

@@ -19,7 +19,7 @@ from tests.factories import (
     ThemeFactory,
     UserFactory,
 )
-from tracker.models import Evidence, Ownership, Recommendation, Source, StatusChange
+from tracker.models import Agency, Evidence, Ownership, Recommendation, Source, StatusChange
 
 Status = Recommendation.Status
 pytestmark = pytest.mark.django_db
@@ -59,6 +59,22 @@ def world(uscis, congress):
 
 def url(name, *args):
     return reverse(f"api:{name}", args=args)
+
+
+def test_a_parent_carries_its_sub_recommendations_roll_up(api, world):
+    parent = api.get(url("recommendation-detail", world["parent"].pk)).json()
+    listed = api.get(url("recommendation-list")).json()["results"]
+
+    assert parent["status"] == "not_started"  # its own record
+    assert parent["rollup"] == {
+        "sub_recommendations": 1,
+        "moving": 1,
+        "implemented": 0,
+        "status": "partial",
+        "from_sub_recommendations": True,
+    }
+    assert {r["code"]: r["rollup"] for r in listed}["WRC-2024-1"] == parent["rollup"]
+    assert {r["code"]: r["rollup"] for r in listed}["WRC-2024-1.1"] is None
 
 
 def test_lists_are_paginated_with_the_contract_shape(api, world):
@@ -398,9 +414,11 @@ def test_an_agency_scorecard_counts_roles_and_time_to_implementation(api, world,
         == (datetime.date(2024, 10, 1) - datetime.date(2024, 7, 1)).days
     )
     cards = api.get(url("agency-scorecards")).json()
-    assert {card["agency"]["acronym"] for card in cards} == {"USCIS", "Congress"}
+    # DHS, through USCIS under it.
+    assert {card["agency"]["acronym"] for card in cards} == {"USCIS", "DHS", "Congress"}
     congress = next(card for card in cards if card["agency"]["acronym"] == "Congress")
-    assert congress["lead"]["not_assessed"] == 1 and congress["supporting"]["implemented"] == 1
+    # It leads WRC-2024-1, shown implemented by its only public sub-recommendation.
+    assert congress["lead"]["implemented"] == 1 and congress["supporting"]["implemented"] == 1
 
 
 def test_the_implementation_curve_compares_documents_by_age(api, world):
@@ -551,6 +569,38 @@ def test_public_progress_does_not_count_draft_children(public_client, world, dra
     # Roots: the parent (as far as its one public child, partial) and the orphan (not started).
     assert series[-1]["progress"] == documents["progress"] == 0.25
     assert series[-1]["counts"]["implemented"] == 0
+
+
+def test_an_agency_scorecard_and_counts_agree_with_its_agency_filter(public_client, world):
+    dhs = Agency.objects.get(acronym="DHS")
+    filtered = public_client.get(url("recommendation-list"), {"agency": "DHS"}).json()
+
+    card = public_client.get(url("agency-scorecard", dhs.pk)).json()
+    agency = public_client.get(url("agency-detail", dhs.pk)).json()
+
+    assert [r["code"] for r in filtered["results"]] == ["WRC-2024-1.1"]
+    assert card["lead"]["partial"] == 1  # through USCIS
+    assert sum(card["lead"].values()) + sum(card["supporting"].values()) == 1
+    assert card["progress"] == 0.5
+    assert agency["counts"]["partial"] == 1
+    assert agency["progress"] == 0.5
+
+
+def test_a_scorecard_counts_a_parent_under_the_status_it_shows(public_client, world, congress):
+    card = public_client.get(url("agency-scorecard", congress.pk)).json()
+
+    # It leads WRC-2024-1, whose only public sub-recommendation is partly done.
+    assert card["lead"]["partial"] == 1
+    assert card["lead"]["not_started"] == 0
+
+
+def test_a_scorecard_with_nothing_assigned_has_no_progress(public_client, world):
+    idle = AgencyFactory(name="Office of Quiet Work", acronym="OQW")
+
+    card = public_client.get(url("agency-scorecard", idle.pk)).json()
+
+    assert card["progress"] is None
+    assert sum(card["lead"].values()) == 0
 
 
 def test_scorecards_list_only_agencies_owning_public_work(public_client, world):

@@ -49,6 +49,23 @@ def texts(svg):
     return drawn[1::2]
 
 
+def test_a_parent_s_badge_shows_what_its_sub_recommendations_say(client, document):
+    parent = Recommendation.objects.get(code="WRC-2024-2")
+    child = RecommendationFactory(document=document, code="WRC-2024-2.1", parent=parent)
+    RecommendationFactory(document=document, code="WRC-2024-2.2", parent=parent)
+    child.record_status(
+        Status.IN_PROGRESS, effective_on=datetime.date(2024, 9, 1), evidence=[EvidenceFactory()]
+    )
+
+    _response, svg = fetch_badge(client, recommendation_badge_url("WRC-2024", "WRC-2024-2"))
+
+    assert texts(svg) == ["status", "In progress"]
+    assert svg.find(f"{SVG}title").text == (
+        "WRC-2024-2 “Fund shelters”: In progress (1 of 2 sub-recommendations moving)"
+    )
+    assert svg.find(f".//{SVG}rect[@x]").get("fill") == STATUS_COLORS[Status.IN_PROGRESS]
+
+
 def test_a_recommendation_badge_shows_its_status_with_a_text_alternative(client, document):
     Recommendation.objects.filter(code="WRC-2024-1").update(
         last_reviewed_on=datetime.date(2024, 9, 2)
@@ -167,5 +184,6 @@ def test_a_badge_costs_the_same_few_queries_however_big_the_document(
     # The document, then its recommendations' progress.
     with django_assert_num_queries(2):
         fetch_badge(client, reverse("public:badge_document", args=["WRC-2024"]))
-    with django_assert_num_queries(1):
+    # The recommendation, then its document's tree for its sub-recommendations' roll-up.
+    with django_assert_num_queries(2):
         fetch_badge(client, recommendation_badge_url("WRC-2024", "WRC-2024-1"))

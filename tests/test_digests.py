@@ -243,6 +243,23 @@ def test_following_an_agency_includes_its_sub_agencies(db, smtp_server):
     assert "Department of Homeland Security" in text  # its progress bar
 
 
+def test_an_agency_s_progress_in_a_digest_counts_its_sub_agencies(db, smtp_server):
+    dhs = AgencyFactory(name="Department of Homeland Security", acronym="DHS")
+    cbp = AgencyFactory(name="Customs and Border Protection", acronym="CBP", parent=dhs)
+    RecommendationFactory(code="A-1", title="Border ask", lead=cbp)
+    with at(WEEK_45 - datetime.timedelta(days=10)):
+        SubscriptionFactory(email="ana@example.org", agencies=[dhs])
+    with at(WEEK_45 + datetime.timedelta(days=1)):
+        record("A-1", "implemented")
+    with at(WEEK_46):
+        digests.send_due_digests()
+
+    [message] = smtp_server.messages
+    text, _html = parts(message)
+    progress = text[text.index("Department of Homeland Security") :]
+    assert "100% · 1 of 1 recommendation implemented" in progress
+
+
 def test_a_busy_week_lists_the_first_changes_and_counts_the_rest(document, smtp_server, client):
     with at(WEEK_45 - datetime.timedelta(days=10)):
         SubscriptionFactory(email="ana@example.org", documents=[document])

@@ -9,7 +9,12 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import DocumentFactory, EvidenceFactory, RecommendationFactory
+from tests.factories import (
+    AgencyFactory,
+    DocumentFactory,
+    EvidenceFactory,
+    RecommendationFactory,
+)
 from tracker.feeds import FEED_LENGTH
 from tracker.models import Ownership, Recommendation
 from tracker.views import PUBLIC_MAX_AGE
@@ -130,6 +135,32 @@ def test_the_agency_feed_holds_what_the_agency_leads_or_supports(client, world, 
     assert "Secret draft" not in str(feed)
 
 
+def test_a_parent_s_entries_say_what_its_sub_recommendations_show(client, world):
+    pathways = world["pathways"]
+    child = RecommendationFactory(document=pathways.document, code="WRC-2024-1.1", parent=pathways)
+    child.record_status(Status.IMPLEMENTED, effective_on=datetime.date(2024, 9, 1), rationale="x")
+
+    _response, feed = read_feed(client, reverse("public:feed_document", args=["WRC-2024"]))
+
+    entries = {entry.title.split(":")[0]: entry for entry in feed.entries}
+    assert (
+        "Today it shows <strong>Implemented</strong>: 1 of 1 sub-recommendation moving."
+        in entries["WRC-2024-1"].summary
+    )
+    assert "Today it shows" not in entries["WRC-2024-1.1"].summary
+
+
+def test_an_agency_feed_holds_what_its_sub_agencies_lead_or_support(client, world, uscis):
+    dhs = AgencyFactory(name="Department of Homeland Security", acronym="DHS")
+    uscis.parent = dhs
+    uscis.save()
+
+    _response, feed = read_feed(client, reverse("public:feed_agency", args=[dhs.slug]))
+
+    assert [entry.title.split(":")[0] for entry in feed.entries] == ["WRC-2024-1", "WRC-2024-1"]
+    assert "Secret draft" not in str(feed)
+
+
 def test_unknown_documents_agencies_and_draft_only_documents_have_no_feed(client, world):
     drafts_only = DocumentFactory(code="DRAFT-2025")
     RecommendationFactory(document=drafts_only, is_published=False)
@@ -162,13 +193,13 @@ def test_a_feed_is_bounded_and_its_queries_do_not_grow(client, world, django_ass
             effective_on=datetime.date(2025, 1, 1) + datetime.timedelta(days=day),
             evidence=[report, EvidenceFactory()],
         )
-    # The feed itself, then its changes, then their evidence.
-    with django_assert_num_queries(2):
+    # The feed itself, then its changes, their evidence and their sub-recommendations.
+    with django_assert_num_queries(3):
         _response, feed = read_feed(client, reverse("public:feed_updates"))
     assert len(feed.entries) == FEED_LENGTH
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         read_feed(client, reverse("public:feed_document", args=["WRC-2024"]))
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(5):  # and the agencies under it
         read_feed(client, reverse("public:feed_agency", args=["uscis"]))
 
 

@@ -11,6 +11,7 @@ from tracker.progress import (
     progress_by_agency,
     progress_by_document,
     progress_of_recommendation,
+    roll_up,
     rolled_up_progress,
     status_as_of,
 )
@@ -107,8 +108,8 @@ def test_document_progress_counts_every_status_and_averages_top_level():
     summaries = progress_by_document([document.pk, other_document.pk])
     summary = summaries[document.pk]
     assert summary.counts["implemented"] == 1
-    assert summary.counts["partial"] == 1
-    assert summary.counts["not_assessed"] == 2
+    assert summary.counts["partial"] == 2  # the parent by its half-done child
+    assert summary.counts["not_assessed"] == 1
     assert summary.total == 4
     assert summary.progress == pytest.approx((1 + 0.25) / 2)
     assert summary.percent == 62
@@ -129,6 +130,33 @@ def test_drafts_can_be_left_out_of_progress():
     assert summary.progress == 1
 
 
+def test_a_parent_counts_under_the_status_its_sub_recommendations_give_it():
+    document = DocumentFactory()
+    parent = RecommendationFactory(document=document)
+    child = RecommendationFactory(document=document, parent=parent)
+    RecommendationFactory(document=document, parent=parent)
+    child.record_status(Status.PARTIAL, effective_on=day(3), rationale="Half done.")
+
+    counts = progress_by_document([document.pk])[document.pk].counts
+
+    assert counts[Status.PARTIAL] == 2  # the child, and its parent
+    assert counts[Status.NOT_STARTED] == 1
+
+
+def test_a_parent_keeps_its_own_status_unless_its_children_contradict_it():
+    moving = [Status.IN_PROGRESS, Status.NOT_STARTED]
+    assert roll_up(Status.NOT_STARTED, moving).status == Status.IN_PROGRESS
+    assert roll_up(Status.NOT_STARTED, [Status.PARTIAL, Status.NOT_STARTED]).status == (
+        Status.PARTIAL
+    )
+    assert roll_up(Status.IMPLEMENTED, moving).status == Status.IN_PROGRESS
+    assert roll_up(Status.STALLED, moving).status == Status.STALLED
+    assert roll_up(Status.IN_PROGRESS, [Status.NOT_STARTED]).status == Status.IN_PROGRESS
+    assert roll_up(Status.NOT_STARTED, [Status.IMPLEMENTED] * 2).status == Status.IMPLEMENTED
+    rollup = roll_up(Status.NOT_STARTED, moving)
+    assert (rollup.moving, rollup.total, rollup.from_children) == (1, 2, True)
+
+
 def test_agency_progress_covers_lead_and_supporting_roles():
     agency = AgencyFactory()
     led = RecommendationFactory(lead=agency)
@@ -139,6 +167,20 @@ def test_agency_progress_covers_lead_and_supporting_roles():
     summary = progress_by_agency([agency.pk])[agency.pk]
     assert summary.total == 2
     assert summary.progress == 0.5
+
+
+def test_agency_progress_counts_its_sub_agencies_at_any_depth_once_each():
+    department = AgencyFactory()
+    office = AgencyFactory(parent=AgencyFactory(parent=department))
+    led = RecommendationFactory(lead=office)
+    led.record_status(Status.IMPLEMENTED, effective_on=day(3), rationale="Done.")
+    Ownership.objects.create(recommendation=led, agency=department, role="supporting")
+    RecommendationFactory(lead=office)
+    RecommendationFactory(lead=AgencyFactory())  # beside it, not under it
+    summary = progress_by_agency([department.pk, office.pk])
+    assert summary[department.pk].total == 2
+    assert summary[department.pk].progress == 0.5
+    assert summary[office.pk].total == 2
 
 
 def test_document_progress_queries_do_not_grow_with_documents(django_assert_num_queries):

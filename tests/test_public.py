@@ -179,6 +179,164 @@ def test_agency_page_lists_what_it_leads_and_supports_by_status_with_progress(db
     assert "50% implemented (weighted)" in text
 
 
+def homeland_security():
+    """DHS with USCIS and CBP under it, and OFO under CBP."""
+    dhs = AgencyFactory(name="Department of Homeland Security", acronym="DHS")
+    uscis = AgencyFactory(name="Citizenship and Immigration Services", acronym="USCIS", parent=dhs)
+    cbp = AgencyFactory(name="Customs and Border Protection", acronym="CBP", parent=dhs)
+    ofo = AgencyFactory(name="Office of Field Operations", acronym="OFO", parent=cbp)
+    return dhs, uscis, cbp, ofo
+
+
+def test_an_agency_page_counts_and_lists_what_its_sub_agencies_own(db, client):
+    dhs, uscis, cbp, ofo = homeland_security()
+    led = RecommendationFactory(title="Update the final dates", lead=uscis)
+    record(led, "implemented", on=datetime.date(2024, 9, 1))
+    shared = RecommendationFactory(title="Share the arrival data", lead=cbp)
+    Ownership.objects.create(recommendation=shared, agency=uscis, role="supporting")
+    supported = RecommendationFactory(title="Staff the ports of entry")
+    Ownership.objects.create(recommendation=supported, agency=ofo, role="supporting")
+
+    html = page(client, dhs.get_absolute_url())
+    text = text_of(html)
+
+    assert "Leads 2 recommendations; supports 1." in text  # the shared one once, as lead
+    assert text.count("Share the arrival data") == 1
+    assert "Staff the ports of entry Supporting · OFO" in text
+    assert "33% implemented (weighted)" in text
+    assert "Sub-agencies" in text
+    assert f'<a href="{uscis.get_absolute_url()}">Citizenship and Immigration Services</a>' in html
+    assert f'<a href="{cbp.get_absolute_url()}">Customs and Border Protection</a>' in html
+    # Its sub-agency's page counts what is under it, not what is beside it.
+    cbp_text = text_of(page(client, cbp.get_absolute_url()))
+    assert "Leads 1 recommendation; supports 1." in cbp_text
+    assert "Update the final dates" not in cbp_text
+
+
+def test_an_agency_with_nothing_assigned_says_so_rather_than_0_percent(db, client):
+    agency = AgencyFactory(name="Office of Quiet Work", acronym="OQW")
+    RecommendationFactory(title="Someone else's", lead=AgencyFactory())
+
+    text = text_of(page(client, agency.get_absolute_url()))
+
+    assert "Nothing assigned" in text
+    assert "0% implemented" not in text
+    assert "Leads 0" not in text
+
+
+def test_agencies_page_counts_sub_agencies_work_under_their_parent(db, client):
+    _dhs, uscis, _cbp, ofo = homeland_security()
+    RecommendationFactory(title="Update the final dates", lead=uscis)
+    supported = RecommendationFactory(title="Staff the ports of entry")
+    Ownership.objects.create(recommendation=supported, agency=ofo, role="supporting")
+
+    text = text_of(page(client, "/agencies/"))
+
+    assert "Department of Homeland Security (DHS) 2 recommendations" in text
+    assert "Customs and Border Protection (CBP) 1 recommendation " in text
+
+
+def test_agencies_page_queries_stay_constant_with_more_sub_agencies(
+    db, client, django_assert_max_num_queries
+):
+    dhs, uscis, _cbp, _ofo = homeland_security()
+    RecommendationFactory(lead=uscis)
+    few = count_queries(client, "/agencies/")
+    for _ in range(5):
+        sub = AgencyFactory(parent=AgencyFactory(parent=dhs))
+        RecommendationFactory(lead=sub)
+
+    with django_assert_max_num_queries(few):
+        text = text_of(page(client, "/agencies/"))
+    assert "Department of Homeland Security (DHS) 6 recommendations" in text
+
+
+def test_a_parent_shows_its_sub_recommendations_roll_up_not_a_contradiction(demo, client):
+    url = "/documents/WRC-2024/recommendations/WRC-2024-1/"
+
+    text = text_of(page(client, url))
+
+    # Its 1.6 is in progress; nothing is recorded on it.
+    assert "Current status In progress from its sub-recommendations" in text
+    assert "1 of 6 sub-recommendations moving" in text
+    assert "the recommendation is not started" not in text
+    assert "its sub-recommendations show how far it has come" in text
+
+
+def test_a_document_lists_a_parent_with_its_roll_up(demo, client):
+    text = text_of(page(client, "/documents/WRC-2024/"))
+
+    listed = text[text.index("WRC-2024-1 Continue to develop") : text.index("WRC-2024-1.1 ")]
+    assert "Status In progress 1 of 6 sub-recommendations moving" in listed
+    in_progress = text_of(page(client, "/documents/WRC-2024/?status=in_progress"))
+    assert "WRC-2024-1 Continue to develop" in in_progress
+
+
+def test_a_document_s_status_counts_match_what_its_filter_lists(demo, client):
+    html = page(client, "/documents/WRC-2024/?status=in_progress")
+    text = text_of(html)
+
+    counted = int(re.search(r"In progress \((\d+)\)", text).group(1))
+    assert html.count('<li class="recommendation') == counted
+    assert "WRC-2024-1 Continue to develop" in text
+
+
+def test_an_agency_lists_a_parent_it_leads_under_the_status_it_shows(demo, client):
+    text = text_of(page(client, "/agencies/wh/"))
+
+    # Not started comes first; its 1.6 is in progress, so it is too.
+    parent = text.index("WRC-2024-1 Continue to develop")
+    assert text.index("Not started (") < text.index("In progress (") < parent
+    assert "In progress (2)" in text
+
+
+def test_a_parent_recorded_implemented_shows_its_unfinished_children(db, client):
+    parent = RecommendationFactory(code="REC-1", title="Open pathways")
+    record(parent, "implemented", on=datetime.date(2024, 9, 1))
+    done = RecommendationFactory(document=parent.document, code="REC-1.1", parent=parent)
+    record(done, "implemented", on=datetime.date(2024, 9, 1))
+    RecommendationFactory(document=parent.document, code="REC-1.2", parent=parent)
+
+    text = text_of(page(client, parent.get_absolute_url()))
+
+    assert "Current status Partially implemented from its sub-recommendations" in text
+    assert "1 of 2 sub-recommendations moving" in text
+
+
+def test_document_page_queries_stay_constant_with_more_parents(
+    db, client, django_assert_max_num_queries
+):
+    document = DocumentFactory(code="DOC-1")
+    parent = RecommendationFactory(document=document, code="DOC-1-1")
+    RecommendationFactory(document=document, code="DOC-1-1.1", parent=parent)
+    few = count_queries(client, "/documents/DOC-1/")
+    for n in range(2, 8):
+        parent = RecommendationFactory(document=document, code=f"DOC-1-{n}")
+        for m in range(1, 4):
+            child = RecommendationFactory(document=document, code=f"DOC-1-{n}.{m}", parent=parent)
+            record(child, "in_progress", on=datetime.date(2024, 9, 1))
+
+    with django_assert_max_num_queries(few):
+        text = text_of(page(client, "/documents/DOC-1/"))
+    assert text.count("3 of 3 sub-recommendations moving") == 6
+
+
+def test_demo_dhs_counts_what_its_sub_agencies_own_as_the_api_does(demo, client):
+    api = client.get("/api/v1/recommendations/", {"agency": "DHS"}).json()
+    html = page(client, "/agencies/dhs/")
+    text = text_of(html)
+
+    assert api["count"] > 0
+    counts = re.search(r"Leads (\d+) recommendations?; supports (\d+)", text).groups()
+    led, supported = map(int, counts)
+    assert led + supported == api["count"]
+    assert "Nothing assigned" not in text
+    assert 'href="/agencies/uscis/"' in html
+    assert 'href="/agencies/cbp/"' in html
+    feed = client.get("/agencies/dhs/feed/").content.decode()
+    assert "<entry>" in feed
+
+
 def test_every_demo_page_renders(demo, client):
     urls = ["/", "/search/?q=minors"]
     urls += [document.get_absolute_url() for document in Document.objects.all()]

@@ -12,11 +12,12 @@ from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from pybadges2.precalculated_text_measurer import PrecalculatedTextMeasurer
 
 from .labels import status_label
 from .models import Document, Recommendation
-from .progress import progress_by_document
+from .progress import progress_by_document, rollups_of
 from .views import public_page, redirect_renumbered
 
 Status = Recommendation.Status
@@ -99,23 +100,28 @@ def recommendation_badge(request, document, code):
     )
     if recommendation is None:
         return redirect_renumbered("public:badge_recommendation", document, code)
-    status = str(status_label(recommendation.status))
+    rollup = rollups_of([recommendation], within=Recommendation.objects.public()).get(
+        recommendation.pk
+    )
+    shown = rollup.status if rollup else recommendation.status
+    status = str(status_label(shown))
     title = _("%(code)s “%(title)s”: %(status)s") % {
         "code": recommendation.code,
         "title": recommendation.title,
         "status": status,
     }
+    if rollup:
+        title += " " + ngettext(
+            "(%(moving)s of %(total)s sub-recommendation moving)",
+            "(%(moving)s of %(total)s sub-recommendations moving)",
+            rollup.total,
+        ) % {"moving": rollup.moving, "total": rollup.total}
     verified = recommendation.last_verified_on
     if verified:
         title += _(" (last verified %(date)s)") % {"date": date_format(verified, "DATE_FORMAT")}
     else:
         title += _(" (not yet verified)")
-    svg = render_badge(
-        label=_("status"),
-        message=status,
-        color=STATUS_COLORS[recommendation.status],
-        title=title,
-    )
+    svg = render_badge(label=_("status"), message=status, color=STATUS_COLORS[shown], title=title)
     return badge_response(svg)
 
 

@@ -357,7 +357,7 @@ def collect_digest_data(pairs, *, now):
     latest = min(now, max(period.ends_at for _s, period in pairs))
 
     agencies = {agency.pk: agency for agency in Agency.objects.all()}
-    family = agency_families(agencies.values())
+    family = Agency.objects.families(list(agencies))
     published = Recommendation.objects.public().select_related("document")
     changes = list(
         StatusChange.objects.public()
@@ -406,24 +406,6 @@ def collect_digest_data(pairs, *, now):
         covered_from=covered_from,
         staff_groups=staff_groups(agencies, today=timezone.localdate(now)) if staff else None,
     )
-
-
-def agency_families(agencies):
-    """Return {agency id: {its id and its sub-agencies' ids, at any depth}}."""
-    children = defaultdict(list)
-    for agency in agencies:
-        if agency.parent_id is not None:
-            children[agency.parent_id].append(agency.pk)
-    families = {}
-    for agency in agencies:
-        members, stack = set(), [agency.pk]
-        while stack:
-            pk = stack.pop()
-            if pk not in members:
-                members.add(pk)
-                stack.extend(children[pk])
-        families[agency.pk] = members
-    return families
 
 
 def staff_groups(agencies, *, today):

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from .labels import status_label
 from .models import Agency, Document, Evidence, Ownership, Recommendation, StatusChange
+from .progress import rollups_of
 from .views import public_page
 
 # How many updates a feed carries: readers poll it, so the newest are enough.
@@ -41,6 +42,17 @@ def change_happened_at(change):
     return timezone.make_aware(datetime.datetime.combine(change.effective_on, datetime.time()))
 
 
+def with_rollups(changes):
+    """Return `changes` as a list, each parent recommendation among them given its
+    sub-recommendations' `rollup` (progress.roll_up) for its entry: one query."""
+    changes = list(changes)
+    recommendations = [change.recommendation for change in changes]
+    rollups = rollups_of(recommendations, within=Recommendation.objects.public())
+    for recommendation in recommendations:
+        recommendation.rollup = rollups.get(recommendation.pk)
+    return changes
+
+
 class UpdatesFeed(Feed):
     """Every published recommendation's status changes."""
 
@@ -60,7 +72,7 @@ class UpdatesFeed(Feed):
         return _("Tracker")
 
     def items(self, obj):
-        return published_updates()[:FEED_LENGTH]
+        return with_rollups(published_updates()[:FEED_LENGTH])
 
     def item_title(self, item):
         return _("%(code)s: %(status)s — %(title)s") % {
@@ -105,12 +117,12 @@ class DocumentUpdatesFeed(UpdatesFeed):
         return obj.get_absolute_url()
 
     def items(self, obj):
-        return published_updates(obj.recommendations.all())[:FEED_LENGTH]
+        return with_rollups(published_updates(obj.recommendations.all())[:FEED_LENGTH])
 
 
 class AgencyUpdatesFeed(UpdatesFeed):
-    """The status changes of the published recommendations an agency leads or supports (as on
-    its page; an agency above it has its own feed)."""
+    """The status changes of the published recommendations an agency, or an agency under it,
+    leads or supports (as on its page)."""
 
     def get_object(self, request, slug):
         return get_object_or_404(Agency, slug=slug)
@@ -120,7 +132,8 @@ class AgencyUpdatesFeed(UpdatesFeed):
 
     def subtitle(self, obj):
         return _(
-            "Status changes of the published recommendations %(agency)s leads or supports."
+            "Status changes of the published recommendations %(agency)s and its sub-agencies "
+            "lead or support."
         ) % {"agency": obj.display_name}
 
     def link(self, obj):
@@ -128,9 +141,9 @@ class AgencyUpdatesFeed(UpdatesFeed):
 
     def items(self, obj):
         owned = Recommendation.objects.filter(
-            pk__in=Ownership.objects.filter(agency=obj).values("recommendation")
+            pk__in=Ownership.objects.filter(agency__in=obj.family_ids()).values("recommendation")
         )
-        return published_updates(owned)[:FEED_LENGTH]
+        return with_rollups(published_updates(owned)[:FEED_LENGTH])
 
 
 # Served as the public pages are: GET/HEAD only, cached briefly per language.

@@ -3,6 +3,7 @@ history of their status."""
 
 import datetime
 import secrets
+from collections import defaultdict
 from urllib.parse import urlsplit
 
 from auditlog.context import disable_auditlog
@@ -42,17 +43,44 @@ class Publisher(models.Model):
 
 
 class AgencyQuerySet(models.QuerySet):
+    def families(self, agency_ids=None):
+        """Return {agency id: {its id and its sub-agencies' ids, at any depth}} for the agencies
+        in `agency_ids` (default: this queryset's), in one query over the whole directory.
+
+        The one rule for "an agency and its sub-agencies": pages, scorecards, feeds, the API,
+        digests and reports all count what an agency's sub-agencies own as the agency's.
+        """
+        children = defaultdict(list)
+        for pk, parent_id in Agency.objects.values_list("pk", "parent_id"):
+            children[parent_id].append(pk)
+        if agency_ids is None:
+            agency_ids = self.values_list("pk", flat=True)
+        families = {}
+        for pk in agency_ids:
+            members, stack = set(), [pk]
+            while stack:
+                member = stack.pop()
+                if member not in members:
+                    members.add(member)
+                    stack.extend(children[member])
+            families[pk] = members
+        return families
+
+    def family_of(self, agency):
+        """The agency and every agency under it, at any depth."""
+        return self.filter(pk__in=agency.family_ids())
+
+    def owning(self, ownerships):
+        """The agencies among these that own one of `ownerships`' recommendations, themselves
+        or through a sub-agency. Three queries, made now."""
+        owners = set(ownerships.values_list("agency_id", flat=True))
+        families = self.families()
+        return self.filter(pk__in=[pk for pk, members in families.items() if members & owners])
+
     def with_descendants(self):
-        """These agencies and every agency under them, at any depth: the one rule for an
-        agency "including its sub-agencies" (filters, the list of what moved). One query
-        per level of the hierarchy."""
-        found = set(self.values_list("pk", flat=True))
-        frontier = set(found)
-        while frontier:
-            frontier = set(Agency.objects.filter(parent__in=frontier).values_list("pk", flat=True))
-            frontier -= found
-            found |= frontier
-        return Agency.objects.filter(pk__in=found)
+        """These agencies and every agency under them, at any depth (families)."""
+        ids = set().union(*self.families().values())
+        return Agency.objects.filter(pk__in=ids)
 
 
 class Agency(models.Model):
@@ -102,6 +130,10 @@ class Agency(models.Model):
             if ancestor.pk == self.pk and self.pk is not None:
                 raise ValidationError({"parent": "An agency cannot be its own ancestor."})
             ancestor = ancestor.parent
+
+    def family_ids(self):
+        """Return the ids of this agency and of every agency under it (AgencyQuerySet.families)."""
+        return Agency.objects.families([self.pk])[self.pk]
 
     @property
     def alias_list(self):

@@ -10,7 +10,7 @@ from django.db.models import OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import STATUS_WEIGHTS, Ownership, Recommendation, StatusChange
+from .models import STATUS_WEIGHTS, Agency, Ownership, Recommendation, StatusChange
 
 Status = Recommendation.Status
 
@@ -105,9 +105,97 @@ def rolled_up_progress(nodes):
     return progress
 
 
+# Statuses that say nothing has moved: "not started", and "not yet assessed" where the status
+# vocabulary has it. A sub-recommendation in any other status is moving.
+UNMOVED_STATUSES = frozenset({Status.NOT_STARTED.value, Status.NOT_ASSESSED.value})
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """What a parent's sub-recommendations say, and the status the parent shows for it."""
+
+    total: int
+    moving: int
+    implemented: int
+    status: str
+    own_status: str
+
+    @property
+    def from_children(self):
+        """Whether the status shown is the children's rather than the parent's own record."""
+        return self.status != self.own_status
+
+
+def roll_up(own_status, child_statuses):
+    """Return the Rollup of a parent recorded as `own_status` with children in
+    `child_statuses`: the one rule for what a parent shows.
+
+    A parent keeps its own status unless its children contradict it: children that moved
+    contradict "not started" (the parent is then in progress, or partially implemented once
+    a child is partly or fully done), unfinished children contradict "implemented", and
+    children all implemented make the parent implemented.
+    """
+    child_statuses = list(child_statuses)
+    moving = [status for status in child_statuses if status not in UNMOVED_STATUSES]
+    implemented = sum(status == Status.IMPLEMENTED for status in child_statuses)
+    status = own_status
+    if child_statuses and implemented == len(child_statuses):
+        status = Status.IMPLEMENTED.value
+    elif moving and (own_status in UNMOVED_STATUSES or own_status == Status.IMPLEMENTED):
+        done = any(s in (Status.IMPLEMENTED, Status.PARTIAL) for s in moving)
+        status = Status.PARTIAL.value if done else Status.IN_PROGRESS.value
+    return Rollup(
+        total=len(child_statuses),
+        moving=len(moving),
+        implemented=implemented,
+        status=str(status),
+        own_status=str(own_status),
+    )
+
+
+def rollups_of_tree(rows):
+    """Return {id: Rollup} for each parent among `rows` of (id, parent id, status), from the
+    bottom up: a child that is a parent counts with the status it shows."""
+    status_of = {pk: status for pk, _parent, status in rows}
+    children = defaultdict(list)
+    for pk, parent_id, _status in rows:
+        if parent_id in status_of:
+            children[parent_id].append(pk)
+    rollups = {}
+
+    def shown_status(pk):
+        if pk not in children:
+            return status_of[pk]
+        if pk not in rollups:
+            rollups[pk] = roll_up(status_of[pk], [shown_status(kid) for kid in children[pk]])
+        return rollups[pk].status
+
+    for pk in children:
+        shown_status(pk)
+    return rollups
+
+
+def rollups_among(recommendations):
+    """Return {id: Rollup} for those of `recommendations` (a list, children included) that
+    have children among them. No query."""
+    return rollups_of_tree([(r.pk, r.parent_id, r.status) for r in recommendations])
+
+
+def rollups_of(recommendations, *, within):
+    """Return {id: Rollup} for those of `recommendations` with sub-recommendations among
+    `within` (the public's recommendations, or those a user may see). One query."""
+    documents = {recommendation.document_id for recommendation in recommendations}
+    rows = within.filter(document_id__in=documents).values_list("pk", "parent_id", "status")
+    rollups = rollups_of_tree(list(rows))
+    return {r.pk: rollups[r.pk] for r in recommendations if r.pk in rollups}
+
+
 def _summarise(rows, progress_by_id, members_by_key):
     summaries = {}
     statuses = {pk: status for pk, _parent, _weight, status in rows}
+    # A parent counts under the status it shows (roll_up), as pages list it.
+    tree = [(pk, parent_id, status) for pk, parent_id, _weight, status in rows]
+    statuses.update((pk, rollup.status) for pk, rollup in rollups_of_tree(tree).items())
     for key, members in members_by_key.items():
         summary = Progress()
         for pk in members["counted"]:
@@ -149,13 +237,25 @@ def progress_by_document(document_ids, *, on=None, published_only=False):
     return _summarise([row[:4] for row in rows], progress, members)
 
 
+def family_owners(agency_ids):
+    """Return {agency id: [ids among `agency_ids` it counts for]}: each agency counts for
+    itself and for every agency above it (Agency.objects.families). One query."""
+    owners = defaultdict(list)
+    for agency_id, family in Agency.objects.families(agency_ids).items():
+        for member in family:
+            owners[member].append(agency_id)
+    return owners
+
+
 def progress_by_agency(agency_ids, *, on=None, published_only=False):
-    """Return {agency id: Progress} over the recommendations each agency leads or supports.
+    """Return {agency id: Progress} over the recommendations each agency, or an agency under
+    it, leads or supports.
 
     Progress averages the roots of that set (what it owns whose parent it does not own),
-    each rolled up from its sub-recommendations. Three queries.
+    each rolled up from its sub-recommendations. Four queries.
     """
-    ownerships = Ownership.objects.current().filter(agency_id__in=agency_ids)
+    owners = family_owners(agency_ids)
+    ownerships = Ownership.objects.current().filter(agency_id__in=owners)
     if published_only:
         ownerships = ownerships.public()
     owned = list(
@@ -170,8 +270,9 @@ def progress_by_agency(agency_ids, *, on=None, published_only=False):
     members = {pk: {"counted": [], "scored": []} for pk in agency_ids}
     parent_of = {row[0]: row[1] for row in rows}
     owned_by = defaultdict(set)
-    for agency_id, recommendation_id, _document_id in owned:
-        owned_by[agency_id].add(recommendation_id)
+    for owner_id, recommendation_id, _document_id in owned:
+        for agency_id in owners[owner_id]:
+            owned_by[agency_id].add(recommendation_id)
     for agency_id, recommendation_ids in owned_by.items():
         members[agency_id]["counted"] = list(recommendation_ids)
         # Its roots: what it owns whose parent it does not own (as in progress_series).
@@ -444,10 +545,12 @@ def implementation_curve(recommendations, *, months):
 
 
 def agency_scorecards(agencies, *, published_only):
-    """Return {agency id: scorecard}: counts by status as lead and as supporting, progress,
+    """Return {agency id: scorecard}: counts by status of what it or an agency under it leads
+    and of what they support without leading it, progress (None when nothing is assigned),
     and the median days from publication to first implementation of what it leads.
-    Three queries, whatever the number of agencies."""
-    ownerships = Ownership.objects.current().filter(agency__in=agencies)
+    Four queries and those of progress_by_agency, whatever the number of agencies."""
+    owners = family_owners([agency.pk for agency in agencies])
+    ownerships = Ownership.objects.current().filter(agency_id__in=owners)
     if published_only:
         ownerships = ownerships.public()
     rows = list(
@@ -459,6 +562,20 @@ def agency_scorecards(agencies, *, published_only):
             "recommendation__document__published_on",
         )
     )
+    # A parent counts under the status it shows, as on the pages.
+    within = Recommendation.objects.current()
+    if published_only:
+        within = within.public()
+    family = within.filter(document__in=ownerships.values("recommendation__document"))
+    shown = rollups_of_tree(list(family.values_list("pk", "parent_id", "status")))
+    # Each recommendation once per agency: as lead if the agency or one under it leads it.
+    held = defaultdict(dict)  # {agency id: {recommendation id: [role, status, published on]}}
+    for owner_id, role, pk, status, published_on in rows:
+        status = shown[pk].status if pk in shown else status
+        for agency_id in owners[owner_id]:
+            entry = held[agency_id].setdefault(pk, [role, status, published_on])
+            if role == Ownership.Role.LEAD:
+                entry[0] = role
     led = {pk for _a, role, pk, _s, _p in rows if role == Ownership.Role.LEAD}
     histories = _histories(Recommendation.objects.filter(pk__in=led))
     progress = progress_by_agency([agency.pk for agency in agencies], published_only=published_only)
@@ -467,21 +584,22 @@ def agency_scorecards(agencies, *, published_only):
             "agency": agency,
             "lead": {status.value: 0 for status in Status},
             "supporting": {status.value: 0 for status in Status},
-            "progress": progress[agency.pk].progress,
+            "progress": progress[agency.pk].progress if held[agency.pk] else None,
             "days": [],
         }
         for agency in agencies
     }
-    for agency_id, role, pk, status, published_on in rows:
+    for agency_id, recommendations in held.items():
         card = cards[agency_id]
-        card[role][status] += 1
-        if role != Ownership.Role.LEAD or published_on is None:
-            continue
-        implemented_on = next(
-            (day for day, new in histories[pk] if new == Status.IMPLEMENTED), None
-        )
-        if implemented_on is not None and implemented_on >= published_on:
-            card["days"].append((implemented_on - published_on).days)
+        for pk, (role, status, published_on) in recommendations.items():
+            card[role][status] += 1
+            if role != Ownership.Role.LEAD or published_on is None:
+                continue
+            implemented_on = next(
+                (day for day, new in histories[pk] if new == Status.IMPLEMENTED), None
+            )
+            if implemented_on is not None and implemented_on >= published_on:
+                card["days"].append((implemented_on - published_on).days)
     for card in cards.values():
         days = card.pop("days")
         card["implemented_count"] = len(days)

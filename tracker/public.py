@@ -5,7 +5,7 @@ runs a fixed number of queries."""
 
 from collections import defaultdict
 
-from django.db.models import Exists, Max, OuterRef, Q
+from django.db.models import Max, Q
 
 from .models import (
     Agency,
@@ -27,8 +27,9 @@ SEARCH_MAX_LENGTH = 200
 
 
 def public_agencies():
-    """Agencies that lead or support at least one published recommendation."""
-    return Agency.objects.filter(Exists(Ownership.objects.public().filter(agency=OuterRef("pk"))))
+    """Agencies that lead or support at least one published recommendation, themselves or
+    through a sub-agency."""
+    return Agency.objects.owning(Ownership.objects.public())
 
 
 def attach_recommendations(evidence_items):

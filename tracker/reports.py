@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from .importing import escape_formula
 from .labels import status_label
-from .models import Agency, Evidence, Ownership, Recommendation, StatusChange
+from .models import Evidence, Ownership, Recommendation, StatusChange
 from .progress import Progress, rolled_up_progress
 
 Status = Recommendation.Status
@@ -60,20 +60,6 @@ class Report:
         return sum(row.moved is not None for row in self.rows)
 
 
-def agency_family(agency):
-    """The agency and every agency under it, at any depth."""
-    children = defaultdict(list)
-    for pk, parent_id in Agency.objects.values_list("pk", "parent_id"):
-        children[parent_id].append(pk)
-    family, pending = [], [agency.pk]
-    while pending:
-        pk = pending.pop()
-        if pk not in family:
-            family.append(pk)
-            pending += children.get(pk, [])
-    return family
-
-
 def progress_report(*, document=None, agency=None, theme=None, as_of=None, period_start=None):
     """Build the report of the public recommendations in scope, their status at the end of
     `as_of` (default today) and, with `period_start`, the changes effective in the period
@@ -85,7 +71,7 @@ def progress_report(*, document=None, agency=None, theme=None, as_of=None, perio
         recommendations = recommendations.filter(document=document)
         scope = f"{document.code}: {document.title}"
     elif agency is not None:
-        family = agency_family(agency)
+        family = agency.family_ids()
         recommendations = recommendations.filter(ownerships__agency__in=family).distinct()
         scope = (
             _("%(agency)s and its sub-agencies") % {"agency": agency.display_name}

@@ -42,7 +42,13 @@ from .models import (
     SourceVersion,
     StatusChange,
 )
-from .progress import progress_by_agency, progress_by_document, progress_series
+from .progress import (
+    progress_by_agency,
+    progress_by_document,
+    progress_series,
+    rollups_among,
+    rollups_of,
+)
 from .ratelimits import count_in_window
 
 logger = logging.getLogger(__name__)
@@ -181,11 +187,12 @@ def document(request, code):
         title=_("Progress of %(document)s over time") % {"document": document.code},
     )
     attach_urls(document, recommendations)
-    # ?status=… lists only the recommendations in that status (the counts stay whole).
+    attach_rollups(recommendations, rollups_among(recommendations))
+    # ?status=… lists only the recommendations showing that status (the counts stay whole).
     status = request.GET.get("status")
     if status not in Status.values:
         status = None
-    shown = [r for r in recommendations if status is None or r.status == status]
+    shown = [r for r in recommendations if status is None or r.shown_status == status]
     sections = [
         {"title": title, "recommendations": list(items)}
         for title, items in groupby(shown, key=lambda r: r.section_title)
@@ -221,6 +228,17 @@ def attach_urls(document, recommendations):
             agency.public_url = agency_urls[agency.slug]
 
 
+def attach_rollups(recommendations, rollups):
+    """Give each recommendation its `rollup` (None without sub-recommendations) and the
+    `shown_status` a visitor reads: a parent's never contradicts its children's."""
+    for recommendation in recommendations:
+        recommendation.rollup = rollups.get(recommendation.pk)
+        recommendation.shown_status = (
+            recommendation.rollup.status if recommendation.rollup else recommendation.status
+        )
+    return recommendations
+
+
 def status_counts(counts):
     """Return [(status, count)] in the statuses' order, for the badges and the legend."""
     return [(status, counts.get(status, 0)) for status in Status.values]
@@ -252,6 +270,8 @@ def recommendation(request, document, code):
     children = list(
         Recommendation.objects.public().filter(parent=recommendation).order_by("position")
     )
+    family = [recommendation, *children]
+    attach_rollups(family, rollups_of(family, within=Recommendation.objects.public()))
     # The evidence shown is public evidence (tracker.models.EvidenceQuerySet.public), as in
     # the feeds, search, the API and the kept copies' pages.
     changes = list(
@@ -289,15 +309,31 @@ def recommendation(request, document, code):
     return with_last_modified(response)
 
 
+def family_ownerships(ownerships):
+    """Return one ownership per recommendation, in order, a lead's first: what an agency
+    and its sub-agencies own, each recommendation listed once."""
+    chosen = {}
+    for ownership in ownerships:
+        held = chosen.get(ownership.recommendation_id)
+        if held is None or (
+            ownership.role == Ownership.Role.LEAD and held.role != Ownership.Role.LEAD
+        ):
+            chosen[ownership.recommendation_id] = ownership
+    return list(chosen.values())
+
+
 @public_page
 def agency(request, slug):
     agency = get_object_or_404(Agency.objects.select_related("parent"), slug=slug)
-    ownerships = list(
+    family = agency.family_ids()
+    ownerships = family_ownerships(
         Ownership.objects.public()
-        .filter(agency=agency)
-        .select_related("recommendation__document")
-        .order_by("recommendation__document__code", "recommendation__position")
+        .filter(agency__in=family)
+        .select_related("recommendation__document", "agency")
+        .order_by("recommendation__document__code", "recommendation__position", "pk")
     )
+    owned = [ownership.recommendation for ownership in ownerships]
+    attach_rollups(owned, rollups_of(owned, within=Recommendation.objects.public()))
     summary = progress_by_agency([agency.pk], published_only=True)[agency.pk]
     chart, chart_rows = None, []
     if ownerships:
@@ -307,7 +343,9 @@ def agency(request, slug):
             filter(None, changed), default=timezone.localdate()
         )
         chart, chart_rows = chart_of(
-            Recommendation.objects.public().filter(ownerships__agency=agency),
+            Recommendation.objects.public().filter(
+                pk__in=Ownership.objects.filter(agency__in=family).values("recommendation")
+            ),
             start=start,
             chart_id="progress-chart",
             title=_("Progress of %(agency)s over time") % {"agency": agency.display_name},
@@ -315,7 +353,7 @@ def agency(request, slug):
     by_status = [
         {
             "status": status,
-            "ownerships": [o for o in ownerships if o.recommendation.status == status],
+            "ownerships": [o for o in ownerships if o.recommendation.shown_status == status],
         }
         for status in Status.values
     ]
@@ -324,6 +362,7 @@ def agency(request, slug):
         "tracker/agency.html",
         {
             "agency": agency,
+            "sub_agencies": list(agency.children.order_by("name")),
             "summary": summary,
             "statuses": status_counts(summary.counts),
             "by_status": [group for group in by_status if group["ownerships"]],

@@ -102,6 +102,19 @@ class AgencySerializer(ProgressSummarySerializer):
         ]
 
 
+class RollupSerializer(serializers.Serializer):
+    sub_recommendations = serializers.IntegerField(source="total")
+    moving = serializers.IntegerField(
+        help_text="Sub-recommendations in a status other than not started or not assessed."
+    )
+    implemented = serializers.IntegerField()
+    status = serializers.CharField(
+        help_text="The status the recommendation shows: its own, unless its "
+        "sub-recommendations contradict it."
+    )
+    from_sub_recommendations = serializers.BooleanField(source="from_children")
+
+
 class LatestChangeSerializer(serializers.Serializer):
     status = serializers.CharField()
     effective_on = serializers.DateField()
@@ -125,6 +138,7 @@ class RecommendationSerializer(serializers.ModelSerializer):
         help_text="The day the status holds from: the later of the change that set it and the "
         "document's publication (earlier history is background); null if not yet assessed.",
     )
+    rollup = serializers.SerializerMethodField()
 
     class Meta:
         model = Recommendation
@@ -146,6 +160,7 @@ class RecommendationSerializer(serializers.ModelSerializer):
             "latest_change",
             "last_verified_on",
             "status_since",
+            "rollup",
             "is_priority",
             "is_published",
             "updated_at",
@@ -159,6 +174,12 @@ class RecommendationSerializer(serializers.ModelSerializer):
         if recommendation.status_changed_on is None:
             return None
         return {"status": recommendation.status, "effective_on": recommendation.status_changed_on}
+
+    @extend_schema_field(RollupSerializer(allow_null=True))
+    def get_rollup(self, recommendation):
+        """Its sub-recommendations' roll-up (null without any), as the viewset attached it."""
+        rollup = getattr(recommendation, "rollup", None)
+        return RollupSerializer(rollup).data if rollup else None
 
     def validate(self, attrs):
         if self.instance and "document" in attrs and attrs["document"] != self.instance.document:
@@ -338,9 +359,13 @@ class ProgressSeriesSerializer(serializers.Serializer):
 
 class ScorecardSerializer(serializers.Serializer):
     agency = AgencyRefSerializer()
-    lead = StatusCountsField(help_text="Recommendations it leads, by status.")
-    supporting = StatusCountsField(help_text="Recommendations it supports, by status.")
-    progress = serializers.FloatField(min_value=0, max_value=1)
+    lead = StatusCountsField(help_text="Recommendations it or an agency under it leads, by status.")
+    supporting = StatusCountsField(
+        help_text="Recommendations it or an agency under it supports (and none leads), by status."
+    )
+    progress = serializers.FloatField(
+        min_value=0, max_value=1, allow_null=True, help_text="Null when nothing is assigned."
+    )
     implemented_count = serializers.IntegerField(
         help_text="Recommendations it leads that were implemented after publication."
     )

@@ -36,6 +36,7 @@ from ..progress import (
     progress_by_agency,
     progress_by_document,
     progress_series,
+    rollups_of,
 )
 from ..triage import AlreadyHandled, review_alert
 from ..webhooks import announce_evidence
@@ -157,9 +158,10 @@ class AgencyViewSet(CachedReadsMixin, ProgressSummaryMixin, viewsets.ModelViewSe
     @extend_schema(responses=api.ScorecardSerializer(many=True))
     @action(detail=False, filter_backends=[], pagination_class=None)
     def scorecards(self, request):
-        """Every agency that owns a recommendation, with its scorecard."""
+        """Every agency that owns a recommendation, itself or through a sub-agency, with its
+        scorecard."""
         visible = Recommendation.objects.visible_to(request.user)
-        agencies = list(Agency.objects.filter(ownerships__recommendation__in=visible).distinct())
+        agencies = list(Agency.objects.owning(Ownership.objects.filter(recommendation__in=visible)))
         cards = agency_scorecards(agencies, published_only=not sees_drafts(request.user))
         ranked = sorted(cards.values(), key=lambda card: (-card["progress"], card["agency"].name))
         return Response(api.ScorecardSerializer(ranked, many=True).data)
@@ -185,6 +187,22 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
 
     def last_modified_of(self, recommendation):
         return recommendation.updated_at
+
+    def with_rollups(self, recommendations):
+        """Give each listed or retrieved recommendation its sub-recommendations' roll-up over
+        what the asker may see, per page: one query."""
+        within = Recommendation.objects.visible_to(self.request.user)
+        rollups = rollups_of(recommendations, within=within)
+        for recommendation in recommendations:
+            recommendation.rollup = rollups.get(recommendation.pk)
+        return recommendations
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return self.with_rollups(list(page if page is not None else queryset))
+
+    def get_object(self):
+        return self.with_rollups([super().get_object()])[0]
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=False, pagination_class=None)
