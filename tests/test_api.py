@@ -65,7 +65,7 @@ def test_a_parent_carries_its_sub_recommendations_roll_up(api, world):
     parent = api.get(url("recommendation-detail", world["parent"].pk)).json()
     listed = api.get(url("recommendation-list")).json()["results"]
 
-    assert parent["status"] == "not_started"  # its own record
+    assert parent["status"] == "not_assessed"  # its own record: none
     assert parent["rollup"] == {
         "sub_recommendations": 1,
         "moving": 1,

@@ -62,6 +62,7 @@ def test_a_parent_s_badge_shows_what_its_sub_recommendations_say(client, documen
     assert texts(svg) == ["status", "In progress"]
     assert svg.find(f"{SVG}title").text == (
         "WRC-2024-2 “Fund shelters”: In progress (1 of 2 sub-recommendations moving)"
+        " (not yet verified)"
     )
     assert svg.find(f".//{SVG}rect[@x]").get("fill") == STATUS_COLORS[Status.IN_PROGRESS]
 

@@ -140,7 +140,7 @@ def test_a_parent_counts_under_the_status_its_sub_recommendations_give_it():
     counts = progress_by_document([document.pk])[document.pk].counts
 
     assert counts[Status.PARTIAL] == 2  # the child, and its parent
-    assert counts[Status.NOT_STARTED] == 1
+    assert counts[Status.NOT_ASSESSED] == 1
 
 
 def test_a_parent_keeps_its_own_status_unless_its_children_contradict_it():
@@ -155,6 +155,10 @@ def test_a_parent_keeps_its_own_status_unless_its_children_contradict_it():
     assert roll_up(Status.NOT_STARTED, [Status.IMPLEMENTED] * 2).status == Status.IMPLEMENTED
     rollup = roll_up(Status.NOT_STARTED, moving)
     assert (rollup.moving, rollup.total, rollup.from_children) == (1, 2, True)
+    # Nobody assessed the parent itself: its children speak for it, as for "not started".
+    assert roll_up(Status.NOT_ASSESSED, [Status.IN_PROGRESS, Status.NOT_ASSESSED]).status == (
+        Status.IN_PROGRESS
+    )
 
 
 def test_agency_progress_covers_lead_and_supporting_roles():

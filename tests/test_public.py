@@ -284,9 +284,9 @@ def test_a_document_s_status_counts_match_what_its_filter_lists(demo, client):
 def test_an_agency_lists_a_parent_it_leads_under_the_status_it_shows(demo, client):
     text = text_of(page(client, "/agencies/wh/"))
 
-    # Not started comes first; its 1.6 is in progress, so it is too.
+    # Not yet assessed comes first; its 1.6 is in progress, so it is too.
     parent = text.index("WRC-2024-1 Continue to develop")
-    assert text.index("Not started (") < text.index("In progress (") < parent
+    assert text.index("Not yet assessed (") < text.index("In progress (") < parent
     assert "In progress (2)" in text
 
 
