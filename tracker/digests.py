@@ -401,7 +401,7 @@ def collect_digest_data(pairs, *, now):
 
     documents = {document.pk: document for document in Document.objects.public()}
     staff = any(subscription.is_staff_digest for subscription in subscriptions)
-    changed_since = [change.recorded_at for change in changes]
+    last_recorded = max((change.recorded_at for change in changes), default=None)
     return DigestData(
         changes_by_document=changes_by_document,
         changes_by_agency=changes_by_agency,
@@ -417,7 +417,7 @@ def collect_digest_data(pairs, *, now):
         progress_then={
             moment: progress_then(moment, documents, agencies)
             for moment in set(previous_end.values())
-            if any(moment <= recorded_at for recorded_at in changed_since)
+            if last_recorded is not None and moment <= last_recorded
         },
         staff_groups=staff_groups(agencies, today=timezone.localdate(now)) if staff else None,
     )

@@ -213,8 +213,7 @@ def render_fragment(rendered, fragment, key, describe, language):
 
 def describe_change(change):
     recommendation = change.recommendation
-    # A digest run annotates the status each change moved from (None: the first recorded).
-    previous = getattr(change, "previous_status", None)
+    previous = change.previous_status  # annotated by the digest run; None: the first one
     return {
         "code": recommendation.code,
         "title": recommendation.title,
