@@ -459,6 +459,31 @@ def test_progress_movement_counts_what_was_recorded_since_even_if_dated_before(
         assert "75% → 50% (\u221225 points) since 9 November 2026" in part
 
 
+def test_a_whole_run_shows_progress_since_while_others_are_not_due(document, smtp_server):
+    # Over 500 due, a run reads every active subscriber's previous digest, due or not.
+    with at(WEEK_45 - datetime.timedelta(days=10)):
+        weekly = Subscription.objects.bulk_create(
+            Subscription(email=f"w{n}@example.org", confirmed_at=timezone.now()) for n in range(501)
+        )
+        Subscription.documents.through.objects.bulk_create(
+            Subscription.documents.through(subscription=s, document=document) for s in weekly
+        )
+        SubscriptionFactory(email="m@example.org", documents=[document], frequency="monthly")
+    with at(WEEK_45 + datetime.timedelta(days=1)):
+        record("WRC-2024-1", "implemented")
+    with at(WEEK_46):  # the monthly subscriber's October: nothing happened, skipped
+        assert digests.send_due_digests() == {"sent": 501, "skipped": 1}
+    with at(WEEK_46 + datetime.timedelta(days=2)):
+        record("WRC-2024-2", "implemented", title="Reunification resumes")
+    with at(WEEK_47):
+        assert digests.send_due_digests() == {"sent": 501}
+
+    [message] = smtp_server.to("w500@example.org")[1:]
+    for part in read_both(message):
+        moved = "50% → 100% (+50 points) since 9 November 2026"
+        assert progress_row(part, "Migration does not start at the border", moved)
+
+
 def test_the_period_line_names_the_days_of_what_is_listed(document, smtp_server):
     with at(WEEK_45 - datetime.timedelta(days=10)):
         SubscriptionFactory(

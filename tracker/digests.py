@@ -362,7 +362,7 @@ def collect_digest_data(pairs, *, now):
     earliest = min(covered_from.values())
     latest = min(now, max(period.ends_at for _s, period in pairs))
     # Where a previous digest ended, progress then and now gives the movement since.
-    previous_end = {pk: covered_from[pk] for pk, until in last_until.items() if until}
+    previous_end = {s.pk: covered_from[s.pk] for s in subscriptions if last_until.get(s.pk)}
 
     agencies = {agency.pk: agency for agency in Agency.objects.all()}
     family = agency_families(agencies.values())
