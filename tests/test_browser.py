@@ -5,17 +5,22 @@ these tests are skipped, unless CI=1 or TRACKER_REQUIRE_BROWSER=1 asks for them,
 Screenshots land in test-artifacts/screenshots/.
 """
 
+import datetime
 import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule
 
-from tests.factories import SubscriptionFactory, UserFactory
+from tests.factories import EvidenceFactory, SubscriptionFactory, UserFactory
+from tracker import digests
 from tracker.demo import load_demo
 from tracker.models import (
+    Agency,
+    DigestDelivery,
     Document,
     Evidence,
     Recommendation,
@@ -428,3 +433,57 @@ def test_the_browsable_api_shows_and_filters(page, site):
     page.get_by_role("button", name="Filters").click()
     page.locator("#filtersModal").wait_for(state="visible")
     screenshot(page, "browsable-api")
+
+
+# The width of a digest progress bar's green (done) part.
+DONE_WIDTH = """bar => Array.from(bar.querySelectorAll("td"))
+    .filter(cell => getComputedStyle(cell).backgroundColor === "rgb(46, 125, 50)")
+    .reduce((width, cell) => width + cell.getBoundingClientRect().width, 0)"""
+
+
+def test_a_digest_reads_on_a_phone(page, site, smtp_server):
+    """The HTML part of a digest, as a phone 390 px wide shows it: titles across the
+    screen, every progress bar drawn, nothing wider than the screen."""
+    document = Document.objects.get(code="WRC-2024")
+    agency = Agency.objects.filter(ownerships__isnull=False).order_by("name").first()
+    subscriber = SubscriptionFactory(
+        email="phone@example.org", documents=[document], agencies=[agency]
+    )
+    last_week = digests.digest_period("weekly", now=timezone.now())
+    DigestDelivery.objects.create(  # the previous digest, so progress shows its movement
+        subscription=subscriber,
+        period=last_week.key,
+        period_start=last_week.start,
+        period_end=last_week.end,
+        covered_from=subscriber.confirmed_at,
+        covered_until=timezone.now() - datetime.timedelta(hours=1),
+        state="sent",
+    )
+    moved = document.recommendations.filter(is_published=True, status="not_started").first()
+    moved.record_status(
+        "implemented", effective_on=timezone.localdate(), evidence=[EvidenceFactory()]
+    )
+    assert digests.send_due_digests(current=True) == {"sent": 1}
+    [message] = smtp_server.to("phone@example.org")
+    html = message.get_body(preferencelist=("html",)).get_content()
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.set_content(html)
+    for title in (moved.title, document.title, agency.name):
+        link = page.locator("a", has_text=title).first
+        assert link.is_visible()
+        # Its line spans the screen, not a narrow table column.
+        assert link.evaluate("a => a.parentElement.getBoundingClientRect().width") > 250
+    bars = page.get_by_role("progressbar")
+    assert bars.count() == 2
+    for index in range(bars.count()):
+        bar = bars.nth(index)
+        box = bar.bounding_box()
+        assert bar.is_visible() and box["width"] > 250 and box["height"] >= 8
+        # The green part is as long as the share done.
+        percent = int(bar.get_attribute("aria-valuenow"))
+        filled = bar.evaluate(DONE_WIDTH)
+        assert abs(filled - box["width"] * percent / 100) < 0.05 * box["width"]
+    assert "→" in page.get_by_role("progressbar").first.locator("xpath=..").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "digest-phone")

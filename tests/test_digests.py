@@ -4,6 +4,7 @@ through a real SMTP server on 127.0.0.1 and read back with the `email` package."
 import datetime
 import io
 import os
+import re
 import threading
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
@@ -15,7 +16,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import resolve
-from django.utils import translation
+from django.utils import timezone, translation
 from django_celery_beat.models import PeriodicTask
 
 from tests.factories import (
@@ -139,7 +140,7 @@ def test_a_status_change_reaches_the_subscriber_with_evidence_progress_and_heade
     text, html = parts(message)
     for part in (text, html):
         assert "WRC-2024-1" in part
-        assert "Implemented since 1 October 2026" in part
+        assert "Implemented (first status recorded), effective 1 October 2026" in part
         assert "last verified 4 November 2026" in part  # the day it was recorded
         assert "1 of 2 recommendations implemented · 1 assessed" in part
         assert "Refugee processing opens" in part
@@ -220,7 +221,7 @@ def test_a_digest_covers_only_what_happened_since_the_previous_one(document, smt
     first, second = (parts(message)[0] for message in smtp_server.messages)
     assert "First step" in first and "Second step" not in first
     assert "Second step" in second and "First step" not in second
-    assert "Stalled since" in second
+    assert "Stalled (first status recorded)" in second
 
 
 def test_following_an_agency_includes_its_sub_agencies(db, smtp_server):
@@ -359,7 +360,217 @@ def test_a_spanish_subscriber_gets_the_digest_in_spanish(document, smtp_server):
     text, html = parts(message)
     assert f"{implemented} " in text and f"{implemented} " in html
     assert "Status changes" not in text
+    assert "Lo que se registró en el seguimiento del 24 agosto 2026" in text
+    assert "(primer estado registrado), con efecto el 1 octubre 2026" in text
     assert 'lang="es"' in html
+
+
+# -- Movement: from → to, progress since the last digest, the window -----------------------
+
+
+def visible_text(html):
+    """The HTML part's text as a reader sees it, whitespace collapsed."""
+
+    class Text(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.chunks = []
+
+        def handle_data(self, data):
+            self.chunks.append(data)
+
+    parser = Text()
+    parser.feed(html.split("<body", 1)[1])
+    return " ".join(" ".join(parser.chunks).split())
+
+
+def read_both(message):
+    """(text part, HTML part's visible text), each with its whitespace collapsed."""
+    text, html = parts(message)
+    return " ".join(text.split()), visible_text(html)
+
+
+def test_each_status_change_shows_the_status_it_moved_from(document, smtp_server):
+    with at(WEEK_45 - datetime.timedelta(days=10)):
+        SubscriptionFactory(email="ana@example.org", documents=[document])
+        record("WRC-2024-1", "in_progress", effective_on=datetime.date(2026, 10, 1))
+    with at(WEEK_45 + datetime.timedelta(days=2)):
+        record("WRC-2024-1", "implemented", effective_on=datetime.date(2026, 11, 1))
+        record("WRC-2024-2", "partial", effective_on=datetime.date(2026, 11, 3))
+    with at(WEEK_46):
+        digests.send_due_digests()
+
+    [message] = smtp_server.messages
+    for part in read_both(message):
+        assert "In progress → Implemented, effective 1 November 2026" in part
+        assert "Partially implemented (first status recorded), effective 3 November 2026" in part
+
+
+def test_a_backdated_correction_shows_the_status_it_replaced(document, smtp_server):
+    with at(WEEK_45 - datetime.timedelta(days=10)):
+        SubscriptionFactory(email="ana@example.org", documents=[document])
+        record("WRC-2024-1", "in_progress", effective_on=datetime.date(2026, 10, 1))
+        record("WRC-2024-1", "implemented", effective_on=datetime.date(2026, 10, 20))
+    with at(WEEK_45 + datetime.timedelta(days=2)):
+        # Recorded now, it took effect between the two: it follows "In progress".
+        record("WRC-2024-1", "partial", effective_on=datetime.date(2026, 10, 10))
+    with at(WEEK_46):
+        digests.send_due_digests()
+
+    for part in read_both(smtp_server.messages[0]):
+        assert "In progress → Partially implemented, effective 10 October 2026" in part
+
+
+def progress_row(part, name, movement):
+    """Whether `part` shows the progress row of `name` with `movement` under its bar."""
+    row = r" (\[[#-]+\] )?\d+% · \d+ of \d+ recommendations? implemented "
+    return re.search(re.escape(name) + row + re.escape(movement), part) is not None
+
+
+def test_progress_shows_how_far_it_moved_since_the_previous_digest(document, uscis, smtp_server):
+    other = DocumentFactory(code="OTH-2025", title="A quieter document")
+    RecommendationFactory(document=other, code="OTH-2025-1", title="Quiet ask")
+    with at(WEEK_45 - datetime.timedelta(days=10)):
+        SubscriptionFactory(email="ana@example.org", documents=[document, other], agencies=[uscis])
+    with at(WEEK_45 + datetime.timedelta(days=1)):
+        record("WRC-2024-1", "implemented")
+        record("OTH-2025-1", "implemented", title="Quiet step")
+    with at(WEEK_46):
+        digests.send_due_digests()
+    with at(WEEK_46 + datetime.timedelta(days=2)):
+        record("WRC-2024-2", "implemented", title="Reunification resumes")
+    with at(WEEK_47):
+        digests.send_due_digests()
+
+    first, second = smtp_server.messages
+    for part in read_both(first):  # a first digest has nothing to compare with
+        assert "50%" in part and " since " not in part
+    for part in read_both(second):
+        moved = "50% → 100% (+50 points) since 9 November 2026"
+        assert progress_row(part, "Migration does not start at the border", moved)
+        assert progress_row(part, str(uscis), moved)
+        assert progress_row(part, "A quieter document", "No change since 9 November 2026")
+
+
+def test_progress_movement_counts_what_was_recorded_since_even_if_dated_before(
+    document, smtp_server
+):
+    with at(WEEK_45 - datetime.timedelta(days=10)):
+        SubscriptionFactory(email="ana@example.org", documents=[document])
+    with at(WEEK_45 + datetime.timedelta(days=1)):
+        record("WRC-2024-1", "implemented")
+        record("WRC-2024-2", "partial")
+    with at(WEEK_46):
+        digests.send_due_digests()
+    with at(WEEK_46 + datetime.timedelta(days=2)):
+        # Learnt this week, it took effect during the previous digest's week.
+        record("WRC-2024-2", "reversed", effective_on=datetime.date(2026, 11, 4))
+    with at(WEEK_47):
+        digests.send_due_digests()
+
+    for part in read_both(smtp_server.messages[1]):
+        assert "Partially implemented → Reversed, effective 4 November 2026" in part
+        assert "75% → 50% (\u221225 points) since 9 November 2026" in part
+
+
+def test_a_whole_run_shows_progress_since_while_others_are_not_due(document, smtp_server):
+    # Over 500 due, a run reads every active subscriber's previous digest, due or not.
+    with at(WEEK_45 - datetime.timedelta(days=10)):
+        weekly = Subscription.objects.bulk_create(
+            Subscription(email=f"w{n}@example.org", confirmed_at=timezone.now()) for n in range(501)
+        )
+        Subscription.documents.through.objects.bulk_create(
+            Subscription.documents.through(subscription=s, document=document) for s in weekly
+        )
+        SubscriptionFactory(email="m@example.org", documents=[document], frequency="monthly")
+    with at(WEEK_45 + datetime.timedelta(days=1)):
+        record("WRC-2024-1", "implemented")
+    with at(WEEK_46):  # the monthly subscriber's October: nothing happened, skipped
+        assert digests.send_due_digests() == {"sent": 501, "skipped": 1}
+    with at(WEEK_46 + datetime.timedelta(days=2)):
+        record("WRC-2024-2", "implemented", title="Reunification resumes")
+    with at(WEEK_47):
+        assert digests.send_due_digests() == {"sent": 501}
+
+    [message] = smtp_server.to("w500@example.org")[1:]
+    for part in read_both(message):
+        moved = "50% → 100% (+50 points) since 9 November 2026"
+        assert progress_row(part, "Migration does not start at the border", moved)
+
+
+def test_the_period_line_names_the_days_of_what_is_listed(document, smtp_server):
+    with at(WEEK_45 - datetime.timedelta(days=10)):
+        SubscriptionFactory(
+            email="ana@example.org", documents=[document], confirmed_at=timezone.now()
+        )
+    with at(WEEK_45):
+        record("WRC-2024-1", "in_progress", effective_on=WEEK_45.date())
+    with at(datetime.datetime(2026, 11, 8, 23, 59, tzinfo=UTC)):
+        last_minute = datetime.date(2026, 11, 8)
+        record("WRC-2024-1", "implemented", title="Last minute", effective_on=last_minute)
+    with at(datetime.datetime(2026, 11, 9, 0, 1, tzinfo=UTC)):  # the next week
+        next_week = datetime.date(2026, 11, 9)
+        record("WRC-2024-2", "partial", title="Next week already", effective_on=next_week)
+    with at(WEEK_46 + datetime.timedelta(hours=1)):
+        digests.send_due_digests()
+
+    [message] = smtp_server.messages
+    for part in read_both(message):
+        assert (
+            "What was recorded on the tracker from 23 October 2026 to 8 November 2026 about "
+            "what you follow." in part
+        )
+        assert "Last minute" in part and "Next week already" not in part
+        assert "took effect" not in part  # all took effect within those days
+
+
+def test_changes_recorded_today_but_dated_earlier_say_when_they_took_effect(document, smtp_server):
+    # The digest that said "from 2 December to 2 December" above items of 20 and 30 November:
+    # it lists what was recorded since the subscriber joined; the changes are older.
+    joined = datetime.datetime(2026, 12, 2, 8, tzinfo=UTC)
+    with at(joined):
+        SubscriptionFactory(email="ana@example.org", documents=[document], confirmed_at=joined)
+    with at(joined + datetime.timedelta(hours=2)):
+        record("WRC-2024-1", "in_progress", effective_on=datetime.date(2026, 11, 20))
+        record("WRC-2024-2", "implemented", effective_on=datetime.date(2026, 11, 30))
+    with at(joined + datetime.timedelta(hours=4)):
+        assert digests.send_due_digests(current=True) == {"sent": 1}
+
+    for part in read_both(smtp_server.messages[0]):
+        assert (
+            "What was recorded on the tracker on 2 December 2026 about what you follow. "
+            "The status changes took effect from 20 November 2026 to 30 November 2026." in part
+        )
+        assert "effective 20 November 2026" in part and "effective 30 November 2026" in part
+
+
+def test_queries_for_progress_movement_do_not_grow_with_subscribers(document, uscis, smtp_server):
+    def run_for(count, moment):
+        with at(moment - datetime.timedelta(weeks=2)):
+            subscribers = [
+                SubscriptionFactory(
+                    email=f"{count}-{n}@example.org", documents=[document], agencies=[uscis]
+                )
+                for n in range(count)
+            ]
+        with at(moment - datetime.timedelta(weeks=1, days=5)):
+            record("WRC-2024-1", "in_progress", title=f"Start {count}")
+        with at(moment - datetime.timedelta(weeks=1)):
+            assert digests.send_due_digests()["sent"] == count
+        with at(moment - datetime.timedelta(days=5)):
+            record("WRC-2024-1", "implemented" if count < 10 else "partial", title=f"{count}")
+        with at(moment), CaptureQueriesContext(connection) as queries:
+            assert digests.send_due_digests()["sent"] == count
+        Subscription.objects.filter(pk__in=[s.pk for s in subscribers]).update(
+            unsubscribed_at=moment
+        )
+        return len(queries), smtp_server.messages[-1]
+
+    few, message = run_for(3, WEEK_46)
+    assert "since 2 November 2026" in read_both(message)[0]
+    many, message = run_for(30, WEEK_47 + datetime.timedelta(weeks=1))
+    assert "since 16 November 2026" in read_both(message)[0]
+    assert few == many
 
 
 # -- Staff digests ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import emails
+from .changes import with_previous_status
 from .db import update_each
 from .models import (
     BROKEN_AFTER_FAILURES,
@@ -328,6 +329,11 @@ class DigestData:
     agency_progress: dict
     covered_from: dict  # subscription id → end of its previous digest (or its confirmation)
     staff_groups: list | None
+    # subscription id → where its previous digest ended, for those who had one
+    previous_end: dict = field(default_factory=dict)
+    # moment → progress as the tracker showed it then (see progress_then), for the moments
+    # of previous_end after which a status change was recorded
+    progress_then: dict = field(default_factory=dict)
     # Fragments of mail rendered once for the whole run (see emails.digest_message).
     rendered: dict = field(default_factory=dict)
 
@@ -355,12 +361,14 @@ def collect_digest_data(pairs, *, now):
         covered_from[subscription.pk] = max(until, joined) if until else joined
     earliest = min(covered_from.values())
     latest = min(now, max(period.ends_at for _s, period in pairs))
+    # Where a previous digest ended, progress then and now gives the movement since.
+    previous_end = {s.pk: covered_from[s.pk] for s in subscriptions if last_until.get(s.pk)}
 
     agencies = {agency.pk: agency for agency in Agency.objects.all()}
     family = Agency.objects.families(list(agencies))
     published = Recommendation.objects.public().select_related("document")
     changes = list(
-        StatusChange.objects.public()
+        with_previous_status(StatusChange.objects.public())
         .filter(recorded_at__gte=earliest, recorded_at__lt=latest)
         .select_related("recommendation__document")
         .prefetch_related(Prefetch("evidence", queryset=Evidence.objects.public(), to_attr="cited"))
@@ -393,6 +401,7 @@ def collect_digest_data(pairs, *, now):
 
     documents = {document.pk: document for document in Document.objects.public()}
     staff = any(subscription.is_staff_digest for subscription in subscriptions)
+    last_recorded = max((change.recorded_at for change in changes), default=None)
     return DigestData(
         changes_by_document=changes_by_document,
         changes_by_agency=changes_by_agency,
@@ -404,7 +413,24 @@ def collect_digest_data(pairs, *, now):
         document_progress=progress_by_document(list(documents), published_only=True),
         agency_progress=progress_by_agency(list(agencies), published_only=True),
         covered_from=covered_from,
+        previous_end=previous_end,
+        progress_then={
+            moment: progress_then(moment, documents, agencies)
+            for moment in set(previous_end.values())
+            if last_recorded is not None and moment <= last_recorded
+        },
         staff_groups=staff_groups(agencies, today=timezone.localdate(now)) if staff else None,
+    )
+
+
+def progress_then(moment, documents, agencies):
+    """Return ({document id: Progress}, {agency id: Progress}) as the tracker showed them at
+    `moment`: what was recorded by then, over today's published recommendations. Five
+    queries, so a run asks once per moment its previous digests ended (one per frequency
+    on schedule) and only when a status change was recorded since."""
+    return (
+        progress_by_document(list(documents), published_only=True, recorded_before=moment),
+        progress_by_agency(list(agencies), published_only=True, recorded_before=moment),
     )
 
 
@@ -469,11 +495,30 @@ class Digest:
     documents: list  # [(document, Progress)]
     agencies: list  # [(agency, Progress)]
     staff_groups: list = field(default_factory=list)
+    # Progress when the previous digest ended, by ("document" | "agency", id); empty for a
+    # first digest, which has nothing to compare with.
+    progress_before: dict = field(default_factory=dict)
 
     @property
     def is_empty(self):
         """Nothing happened: no status change, no evidence, no staff work waiting."""
         return not (self.changes or self.evidence or self.staff_groups)
+
+    @property
+    def first_day(self):
+        return timezone.localdate(self.covered_from)
+
+    @property
+    def last_day(self):
+        """The last day the digest covers: its window ends before `covered_until`, often
+        the midnight that starts the next day."""
+        return timezone.localdate(self.covered_until - datetime.timedelta(microseconds=1))
+
+    @property
+    def effective_span(self):
+        """(first, last) day the listed status changes took effect, or None without any."""
+        days = [change.effective_on for change in self.changes]
+        return (min(days), max(days)) if days else None
 
 
 def build_digest(subscription, period, *, data=None, now=None):
@@ -512,6 +557,13 @@ def build_digest(subscription, period, *, data=None, now=None):
         if pk in data.documents
     ]
     agencies = [(data.agencies[pk], data.agency_progress[pk]) for pk in agency_ids]
+    progress_before = {}
+    if subscription.pk in data.previous_end:
+        # No status change recorded since that moment: progress stood where it stands.
+        then = data.progress_then.get(data.previous_end[subscription.pk])
+        then_documents, then_agencies = then or (data.document_progress, data.agency_progress)
+        progress_before.update((("document", d.pk), then_documents[d.pk]) for d, _p in documents)
+        progress_before.update((("agency", a.pk), then_agencies[a.pk]) for a, _p in agencies)
     return Digest(
         subscription=subscription,
         period=period,
@@ -522,6 +574,7 @@ def build_digest(subscription, period, *, data=None, now=None):
         documents=sorted(documents, key=lambda pair: pair[0].code),
         agencies=sorted(agencies, key=lambda pair: pair[0].name.lower()),
         staff_groups=(data.staff_groups or []) if subscription.is_staff_digest else [],
+        progress_before=progress_before,
     )
 
 

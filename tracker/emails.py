@@ -136,8 +136,8 @@ def digest_message(digest, links, *, rendered=None):
             "more_evidence": max(len(digest.evidence) - MAX_LISTED, 0),
             "progress": section(
                 "progress-row",
-                [(("document", d.pk), partial(progress_row, d, p)) for d, p in digest.documents]
-                + [(("agency", a.pk), partial(progress_row, a, p)) for a, p in digest.agencies],
+                [progress_item(digest, ("document", d.pk), d, p) for d, p in digest.documents]
+                + [progress_item(digest, ("agency", a.pk), a, p) for a, p in digest.agencies],
             ),
             "staff_groups": section(
                 "staff-group",
@@ -157,6 +157,8 @@ def digest_message(digest, links, *, rendered=None):
             digest.period.key,
             day_of(digest.covered_from),
             day_of(digest.covered_until),
+            digest.last_day,
+            digest.effective_span,
             context["more_changes"],
             context["more_evidence"],
             *(
@@ -210,10 +212,12 @@ def render_fragment(rendered, fragment, key, describe, language):
 
 def describe_change(change):
     recommendation = change.recommendation
+    previous = change.previous_status  # annotated by the digest run; None: the first one
     return {
         "code": recommendation.code,
         "title": recommendation.title,
         "url": absolute_url(recommendation.get_absolute_url()),
+        "previous_status": STATUS_LABELS[previous] if previous else None,
         "status": STATUS_LABELS[change.status],
         "effective_on": change.effective_on,
         "last_verified_on": recommendation.last_verified_on,
@@ -244,7 +248,19 @@ def describe_evidence(item):
     }
 
 
-def progress_row(obj, summary):
+def progress_item(digest, key, obj, summary):
+    """(fragment key, describe) of a progress row, with its movement since the previous
+    digest when there was one: rows are shared by the digests with the same movement."""
+    before = digest.progress_before.get(key)
+    if before is None:
+        return key, partial(progress_row, obj, summary)
+    since = digest.first_day
+    return (*key, before.percent, since), partial(
+        progress_row, obj, summary, before=before, since=since
+    )
+
+
+def progress_row(obj, summary, *, before=None, since=None):
     filled = round(summary.progress * TEXT_BAR_WIDTH)
     return {
         "name": str(obj),
@@ -254,6 +270,19 @@ def progress_row(obj, summary):
         "implemented": summary.implemented,
         "assessed": summary.assessed,
         "text_bar": "#" * filled + "-" * (TEXT_BAR_WIDTH - filled),
+        **(progress_delta(summary.percent, before.percent, since) if before else {}),
+    }
+
+
+def progress_delta(percent, before_percent, since):
+    # In points of the percentages shown, so the arithmetic reads right in the mail.
+    delta = percent - before_percent
+    return {
+        "before_percent": before_percent,
+        "delta": delta,
+        "points": abs(delta),
+        "signed_delta": f"+{delta}" if delta >= 0 else f"\u2212{-delta}",  # a minus sign
+        "since": since,
     }
 
 

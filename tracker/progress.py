@@ -15,20 +15,20 @@ from .models import STATUS_WEIGHTS, Agency, Ownership, Recommendation, StatusCha
 Status = Recommendation.Status
 
 
-def status_as_of(on, *, recommendations=None):
+def status_as_of(on, *, recommendations=None, recorded_before=None):
     """Return {recommendation id: status code} as the history stood at the end of day `on`.
 
     One query: the latest change effective on or before `on` per recommendation, ordered as
     the current status is (a later record with the same effective date is a correction).
-    Recommendations with no change by then were not yet assessed.
+    Recommendations with no change by then were not yet assessed. With `recorded_before` (a
+    moment), only what was recorded by then counts: the status the tracker showed then.
     """
     if recommendations is None:
         recommendations = Recommendation.objects.all()
-    latest = (
-        StatusChange.objects.filter(recommendation=OuterRef("pk"), effective_on__lte=on)
-        .latest_first()
-        .values("status")[:1]
-    )
+    changes = StatusChange.objects.filter(recommendation=OuterRef("pk"), effective_on__lte=on)
+    if recorded_before is not None:
+        changes = changes.filter(recorded_at__lt=recorded_before)
+    latest = changes.latest_first().values("status")[:1]
     rows = recommendations.annotate(
         status_then=Coalesce(Subquery(latest), Value(Status.NOT_ASSESSED.value))
     ).values_list("pk", "status_then")
@@ -207,26 +207,30 @@ def _summarise(rows, progress_by_id, members_by_key):
     return summaries
 
 
-def _tree_rows(recommendations, on):
+def _tree_rows(recommendations, on, recorded_before=None):
     fields = ("pk", "parent_id", "weight", "status", "document_id")
     rows = list(recommendations.values_list(*fields))
+    if recorded_before is not None:
+        # Nothing recorded by then took effect after its day (no change is future-dated).
+        on = timezone.localdate(recorded_before)
     if on is not None:
-        then = status_as_of(on, recommendations=recommendations)
+        then = status_as_of(on, recommendations=recommendations, recorded_before=recorded_before)
         rows = [(pk, parent, weight, then[pk], doc) for pk, parent, weight, _s, doc in rows]
     return rows
 
 
-def progress_by_document(document_ids, *, on=None, published_only=False):
+def progress_by_document(document_ids, *, on=None, published_only=False, recorded_before=None):
     """Return {document id: Progress} in two queries at most, whatever the number of documents.
 
     Counts include every recommendation; progress is the average of the roots (top-level
     ones, and with `published_only` those whose parent is a draft), each rolled up from its
-    sub-recommendations.
+    sub-recommendations. `on` and `recorded_before` ask for it as of a past day, or as the
+    tracker showed it at a past moment (see status_as_of).
     """
     recommendations = Recommendation.objects.current().filter(document_id__in=document_ids)
     if published_only:
         recommendations = recommendations.public()
-    rows = _tree_rows(recommendations, on)
+    rows = _tree_rows(recommendations, on, recorded_before)
     progress = rolled_up_progress([row[:4] for row in rows])
     members = {pk: {"counted": [], "scored": []} for pk in document_ids}
     present = {row[0] for row in rows}
@@ -247,12 +251,13 @@ def family_owners(agency_ids):
     return owners
 
 
-def progress_by_agency(agency_ids, *, on=None, published_only=False):
+def progress_by_agency(agency_ids, *, on=None, published_only=False, recorded_before=None):
     """Return {agency id: Progress} over the recommendations each agency, or an agency under
     it, leads or supports.
 
     Progress averages the roots of that set (what it owns whose parent it does not own),
-    each rolled up from its sub-recommendations. Four queries.
+    each rolled up from its sub-recommendations. Four queries. `on` and `recorded_before`
+    as for progress_by_document.
     """
     owners = family_owners(agency_ids)
     ownerships = Ownership.objects.current().filter(agency_id__in=owners)
@@ -265,7 +270,7 @@ def progress_by_agency(agency_ids, *, on=None, published_only=False):
     recommendations = Recommendation.objects.current().filter(document_id__in=documents)
     if published_only:
         recommendations = recommendations.public()
-    rows = [row[:4] for row in _tree_rows(recommendations, on)]
+    rows = [row[:4] for row in _tree_rows(recommendations, on, recorded_before)]
     progress = rolled_up_progress(rows)
     members = {pk: {"counted": [], "scored": []} for pk in agency_ids}
     parent_of = {row[0]: row[1] for row in rows}
