@@ -423,7 +423,7 @@ def test_a_backdated_correction_shows_the_status_it_replaced(document, smtp_serv
 
 def progress_row(part, name, movement):
     """Whether `part` shows the progress row of `name` with `movement` under its bar."""
-    row = r" (\[[#-]+\] )?\d+% · \d+ of \d+ recommendations? implemented "
+    row = r" (\[[#-]+\] )?\d+% · \d+ of \d+ recommendations? implemented · \d+ assessed "
     return re.search(re.escape(name) + row + re.escape(movement), part) is not None
 
 
