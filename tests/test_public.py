@@ -967,3 +967,34 @@ def test_a_printed_document_page_says_as_of_when_and_gives_the_charts_figures(cl
     page = client.get(recommendation.document.get_absolute_url()).content.decode()
     assert '<p class="print-only">As of ' in page
     assert page.count("<caption>Progress and recommendations by status") == 2  # one to print
+
+
+def test_a_long_document_is_listed_a_page_at_a_time_and_its_counts_stay_whole(client, db):
+    document = DocumentFactory(code="LONG-1")
+    for number in range(1, 251):
+        RecommendationFactory(document=document, code=f"LONG-1-{number}", position=number)
+    first = client.get(reverse("public:document", args=["LONG-1"])).content.decode()
+    assert "Recommendations 1\u2013100 of 250" in first
+    assert "LONG-1-100<" in first.replace("</span>", "<") and "LONG-1-101<" not in first
+    assert "250 published recommendations" in first  # the progress counts all of them
+    last = client.get(reverse("public:document", args=["LONG-1"]), {"page": 3}).content.decode()
+    assert "Recommendations 201\u2013250 of 250" in last
+    assert 'href="?page=2#recommendations-heading"' in last
+    assert "LONG-1-250<" in last.replace("</span>", "<") and "LONG-1-1<" not in last
+
+
+def test_a_document_page_costs_the_same_queries_whatever_its_length(
+    client, db, django_assert_max_num_queries
+):
+    document = DocumentFactory(code="LONG-2")
+    agency = AgencyFactory()
+    for number in range(1, 11):
+        RecommendationFactory(document=document, code=f"LONG-2-{number}", lead=agency)
+    url = reverse("public:document", args=["LONG-2"])
+    with CaptureQueriesContext(connection) as short:
+        client.get(url)
+    for number in range(11, 301):
+        RecommendationFactory(document=document, code=f"LONG-2-{number}", lead=agency)
+    with django_assert_max_num_queries(len(short.captured_queries)):
+        response = client.get(url)
+    assert len(response.content) < 150_000  # a page of 100, not 300

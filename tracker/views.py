@@ -46,8 +46,8 @@ from .progress import (
     progress_by_agency,
     progress_by_document,
     progress_series,
-    rollups_among,
     rollups_of,
+    rollups_of_tree,
 )
 from .ratelimits import count_in_window
 
@@ -55,7 +55,9 @@ logger = logging.getLogger(__name__)
 
 # The query parameters public pages read (the document's status filter, the search); a page
 # asked for with any other is rendered but not cached.
-CACHED_QUERY_PARAMETERS = {"status", "q"}
+CACHED_QUERY_PARAMETERS = {"status", "q", "page"}
+# How many recommendations a document's page lists at a time.
+DOCUMENT_PAGE_SIZE = 100
 # Seconds a browser or shared cache may reuse a public page before asking again.
 PUBLIC_MAX_AGE = 60
 # How many recent status changes and pieces of evidence the home page lists.
@@ -169,33 +171,46 @@ def chart_of(recommendations, *, start, chart_id, title):
 @public_page
 def document(request, code):
     document = get_object_or_404(Document.objects.public().select_related("publisher"), code=code)
-    recommendations = list(
-        Recommendation.objects.public()
-        .filter(document=document)
-        .prefetch_related(lead_ownerships())
-        .order_by("position", "code")
+    public_recommendations = Recommendation.objects.public().filter(document=document)
+    # The whole document as plain rows (for roll-ups, the status filter and the chart's
+    # start); full objects only for the page listed.
+    rows = list(
+        public_recommendations.order_by("position", "code").values_list(
+            "pk", "parent_id", "status", "status_changed_on"
+        )
     )
+    rollups = rollups_of_tree([(pk, parent_id, status) for pk, parent_id, status, _ in rows])
     summary = progress_by_document([document.pk], published_only=True)[document.pk]
-    first_change = min(
-        (r.status_changed_on for r in recommendations if r.status_changed_on), default=None
-    )
+    first_change = min((changed for *_, changed in rows if changed), default=None)
     start = document.published_on or first_change or timezone.localdate()
     chart, chart_rows = chart_of(
-        Recommendation.objects.public().filter(document=document),
+        public_recommendations,
         start=start,
         chart_id="progress-chart",
         title=_("Progress of %(document)s over time") % {"document": document.code},
     )
-    attach_urls(document, recommendations)
-    attach_rollups(recommendations, rollups_among(recommendations))
     # ?status=… lists only the recommendations showing that status (the counts stay whole).
     status = request.GET.get("status")
     if status not in Status.values:
         status = None
-    shown = [r for r in recommendations if status is None or r.shown_status == status]
+    shown = [
+        pk
+        for pk, _parent, own, _changed in rows
+        if status is None or (rollups[pk].status if pk in rollups else own) == status
+    ]
+    # A long document is listed a page at a time: rendering thousands of rows is most of
+    # what its page would cost.
+    listed = Paginator(shown, DOCUMENT_PAGE_SIZE).get_page(request.GET.get("page"))
+    recommendations = list(
+        public_recommendations.filter(pk__in=listed.object_list)
+        .prefetch_related(lead_ownerships())
+        .order_by("position", "code")
+    )
+    attach_rollups(recommendations, rollups)
+    attach_urls(document, recommendations)
     sections = [
         {"title": title, "recommendations": list(items)}
-        for title, items in groupby(shown, key=lambda r: r.section_title)
+        for title, items in groupby(recommendations, key=lambda r: r.section_title)
     ]
     response = render(
         request,
@@ -209,6 +224,7 @@ def document(request, code):
             "chart_rows": chart_rows,
             "status_names": Status.values,
             "status_filter": status,
+            "listed": listed,
         },
     )
     return with_last_modified(response)
