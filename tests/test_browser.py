@@ -413,6 +413,22 @@ def test_a_progress_report_prints_without_the_site_around_it(page, site):
     screenshot(page, "report-print")
 
 
+def test_a_document_page_reads_on_a_phone(page, site):
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_page(page, site + "/documents/WRC-2024/")
+    # Nothing makes the page itself scroll sideways; the chart scrolls in its own box at a
+    # readable size instead of shrinking its labels.
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    chart = page.locator("svg.chart")
+    assert chart.bounding_box()["width"] >= 500
+    figure = page.locator(".chart-figure")
+    assert figure.bounding_box()["width"] <= 390
+    label = page.locator("svg.chart text.axis").first
+    assert label.bounding_box()["height"] >= 10  # about 11 px text, not 7
+    assert page.locator(".recommendation .badge").first.is_visible()
+    screenshot(page, "document-phone")
+
+
 def test_the_api_docs_render_and_call_the_api(page, site):
     open_page(page, f"{site}/api/docs/")
     page.locator(".swagger-ui .info .title").wait_for()
@@ -459,7 +475,7 @@ def test_a_digest_reads_on_a_phone(page, site, smtp_server):
         covered_until=timezone.now() - datetime.timedelta(hours=1),
         state="sent",
     )
-    moved = document.recommendations.filter(is_published=True, status="not_started").first()
+    moved = document.recommendations.filter(is_published=True, status="not_assessed").first()
     moved.record_status(
         "implemented", effective_on=timezone.localdate(), evidence=[EvidenceFactory()]
     )
