@@ -263,3 +263,16 @@ def test_the_menu_opens_the_readable_page_not_the_xml(client, world):
     assert f'<a href="{reverse("public:updates")}">Updates</a>' in home
     assert f'href="{reverse("public:feed_updates")}" type="application/atom+xml"' not in home
     assert client.get(reverse("public:updates_document", args=["NOPE"])).status_code == 404
+
+
+def test_a_change_from_before_the_document_reads_as_background(client, world):
+    world["hill"].published_on = datetime.date(2024, 9, 1)  # after its stalled change
+    world["hill"].save()
+    _, feed = read_feed(client, reverse("public:feed_document", args=["HILL-2021"]))
+    (entry,) = feed.entries
+    assert (
+        "Background: <strong>Stalled</strong> since Aug. 3, 2024, before the document of Sept. 1"
+        in (entry.summary)
+    )
+    _, wrc = read_feed(client, reverse("public:feed_document", args=["WRC-2024"]))
+    assert all("Background" not in entry.summary for entry in wrc.entries)

@@ -653,6 +653,12 @@ class StatusChange(models.Model):
     def delete(self, *args, **kwargs):
         raise ValidationError("Status history is append-only: record a correcting change instead.")
 
+    @property
+    def predates_document(self):
+        """Whether this change took effect before its document was published: background to
+        the document (Document.predates)."""
+        return self.recommendation.document.predates(self.effective_on)
+
 
 class CitedEvidence(models.Model):
     """Evidence cited by a status change; the evidence cannot be deleted while cited."""
