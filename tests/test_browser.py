@@ -429,6 +429,44 @@ def test_a_document_page_reads_on_a_phone(page, site):
     screenshot(page, "document-phone")
 
 
+# Every kind of public page, the new ones included, in both languages.
+ACCESSIBLE_PAGES = [
+    "/",
+    "/documents/WRC-2024/",
+    "/documents/WRC-2024/recommendations/WRC-2024-1/",
+    "/documents/HILL-2021/recommendations/HILL-2021-4/",
+    "/agencies/",
+    "/agencies/dhs/",
+    "/search/?q=asylum",
+    "/moved/",
+    "/reports/progress/",
+    "/reports/progress/?document=WRC-2024&since=2016-01-01",
+    "/methodology/",
+    "/updates/",
+    "/documents/WRC-2024/updates/",
+    "/subscribe/",
+]
+
+
+@pytest.mark.parametrize("language", ["en-US", "es-MX"])
+def test_every_public_page_has_no_accessibility_violations(browser, site, language):
+    """axe-core (bundled by axe-playwright-python, run in the page) finds no violation of
+    any impact on any kind of public page."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    context = browser.new_context(locale=language)
+    page = context.new_page()
+    axe = Axe()
+    found = {}
+    for path in ACCESSIBLE_PAGES:
+        open_page(page, site + path)
+        violations = axe.run(page).response["violations"]
+        if violations:
+            found[path] = [(v["id"], v["impact"], len(v["nodes"])) for v in violations]
+    context.close()
+    assert found == {}
+
+
 def test_the_api_docs_render_and_call_the_api(page, site):
     open_page(page, f"{site}/api/docs/")
     page.locator(".swagger-ui .info .title").wait_for()
