@@ -319,3 +319,10 @@ def test_a_javascript_url_is_never_rendered_as_a_link(client, admin_user):
     content = client.get(admin_url(Evidence, "changelist")).content.decode()
     assert "Hostile" in content
     assert 'href="javascript:' not in content
+
+
+def test_an_agency_with_nothing_assigned_says_so_rather_than_zero_percent(admin_client):
+    AgencyFactory(name="Bureau of Nothing Yet", acronym="BNY")
+    page = admin_client.get(reverse("admin:tracker_agency_changelist") + "?q=BNY").content.decode()
+    assert "Nothing assigned" in page
+    assert ">0%<" not in page

@@ -229,3 +229,9 @@ def test_an_earlier_report_names_no_check_made_after_its_day(brief):
     today = progress_report(document=brief)
     assert today.rows[0].last_verified_on == datetime.date.today()
     assert today.progress.assessed == 2 and today.progress.not_assessed == 1
+
+
+def test_an_agency_report_with_nothing_assigned_says_so(client, brief):
+    AgencyFactory(name="Bureau of Nothing Yet", acronym="BNY")
+    text = page(client, agency="bny").content.decode()
+    assert "Nothing assigned: no published recommendation is addressed to this agency." in text

@@ -91,6 +91,7 @@ class ProgressColumnsMixin:
     """Show counts by status and % progress on a changelist, computed for the page at once."""
 
     progress_function = None
+    no_progress = "—"  # what the progress column says with nothing to count
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
@@ -104,6 +105,9 @@ class ProgressColumnsMixin:
 
     @admin.display(description="Progress")
     def progress_percent(self, obj):
+        # 0% would read as nothing done; with nothing to count there is no progress at all.
+        if not obj.progress_summary.total:
+            return self.no_progress
         return f"{obj.progress_summary.percent}%"
 
 
@@ -123,6 +127,7 @@ class PublisherAdmin(admin.ModelAdmin):
 @admin.register(Agency)
 class AgencyAdmin(ProgressColumnsMixin, admin.ModelAdmin):
     progress_function = staticmethod(progress_by_agency)
+    no_progress = "Nothing assigned"
     list_display = ["name", "acronym", "kind", "parent", "counts_by_status", "progress_percent"]
     list_filter = ["kind"]
     list_select_related = ["parent"]
