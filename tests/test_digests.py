@@ -406,6 +406,24 @@ def test_each_status_change_shows_the_status_it_moved_from(document, smtp_server
         assert "Partially implemented (first status recorded), effective 3 November 2026" in part
 
 
+def test_a_change_from_before_the_document_reads_as_background(document, smtp_server):
+    with at(WEEK_45 - datetime.timedelta(days=10)):
+        SubscriptionFactory(email="ana@example.org", documents=[document])
+    with at(WEEK_45 + datetime.timedelta(days=2)):  # the document is of 1 July 2024
+        record("WRC-2024-1", "stalled", effective_on=datetime.date(2019, 3, 12))
+        record("WRC-2024-2", "partial", effective_on=datetime.date(2026, 11, 3))
+    with at(WEEK_46):
+        digests.send_due_digests()
+
+    [message] = smtp_server.messages
+    for part in read_both(message):
+        assert (
+            "Stalled (first status recorded), effective 12 March 2019 "
+            "(background: before the document of 1 July 2024)"
+        ) in part
+        assert part.count("background: before the document") == 1
+
+
 def test_a_backdated_correction_shows_the_status_it_replaced(document, smtp_server):
     with at(WEEK_45 - datetime.timedelta(days=10)):
         SubscriptionFactory(email="ana@example.org", documents=[document])

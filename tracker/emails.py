@@ -220,6 +220,8 @@ def describe_change(change):
         "previous_status": STATUS_LABELS[previous] if previous else None,
         "status": STATUS_LABELS[change.status],
         "effective_on": change.effective_on,
+        # A change from before its document is background to it (Document.predates).
+        "document_date": recommendation.document.published_on if change.predates_document else None,
         "last_verified_on": recommendation.last_verified_on,
         "rationale": change.rationale,
         "evidence": [evidence_link(item) for item in cited_evidence(change)],
