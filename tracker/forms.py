@@ -71,34 +71,43 @@ class PreferencesForm(FollowedItemsMixin, forms.ModelForm):
         self.add_followed_fields()  # initial values come from the instance (Meta.fields)
 
 
-class ReportForm(forms.Form):
-    """What a progress report covers: one document, agency or theme (or everything), as of a
-    date, and optionally the changes since another."""
-
+def scope_fields(*, user=None, agency_label=None):
+    """The document, agency (with its sub-agencies) and theme choices reports and the list of
+    what moved share: what `user` may see (the public's when None), by code or slug."""
+    visible = Recommendation.objects.visible_to(user)
     document = forms.ModelChoiceField(
-        queryset=Document.objects.public().order_by("-published_on", "title"),
+        queryset=Document.objects.visible_to(user).order_by("code"),
         to_field_name="code",
         required=False,
         label=_("Document"),
         empty_label=_("All documents"),
     )
-    agency = forms.ModelChoiceField(
+    document.label_from_instance = lambda doc: f"{doc.code}: {doc.title}"
+    return {
+        "document": document,
         # Any agency in the directory: a department whose sub-agencies own the asks has a
-        # report though it owns none itself.
-        queryset=Agency.objects.order_by("name"),
-        to_field_name="slug",
-        required=False,
-        label=_("Agency"),
-        empty_label=_("Any agency"),
-        help_text=_("An agency includes its sub-agencies."),
-    )
-    theme = forms.ModelChoiceField(
-        queryset=Theme.objects.order_by("name"),
-        to_field_name="slug",
-        required=False,
-        label=_("Theme"),
-        empty_label=_("Any theme"),
-    )
+        # report and changes though it owns none itself.
+        "agency": forms.ModelChoiceField(
+            queryset=Agency.objects.order_by("name"),
+            to_field_name="slug",
+            required=False,
+            label=agency_label or _("Agency (with its sub-agencies)"),
+            empty_label=_("All agencies"),
+        ),
+        "theme": forms.ModelChoiceField(
+            queryset=Theme.objects.filter(recommendations__in=visible).distinct().order_by("name"),
+            to_field_name="slug",
+            required=False,
+            label=_("Theme"),
+            empty_label=_("All themes"),
+        ),
+    }
+
+
+class ReportForm(forms.Form):
+    """What a progress report covers: one document, agency or theme (or everything), as of a
+    date, and optionally the changes since another."""
+
     as_of = forms.DateField(
         required=False,
         label=_("As of"),
@@ -111,6 +120,11 @@ class ReportForm(forms.Form):
         help_text=_("Optional: mark what moved from this day to the report's date."),
         widget=forms.DateInput(attrs={"type": "date"}),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Reports show public data only, whoever asks.
+        self.fields = {**scope_fields(), **self.fields}
 
     def clean(self):
         cleaned = super().clean()
@@ -147,29 +161,7 @@ class ChangesForm(forms.Form):
         date_input = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
         self.fields["from"] = forms.DateField(label=_("From"), widget=date_input)
         self.fields["to"] = forms.DateField(label=_("To (included)"), widget=date_input)
-        visible = Recommendation.objects.visible_to(user)
-        self.fields["document"] = forms.ModelChoiceField(
-            label=_("Document"),
-            queryset=Document.objects.visible_to(user).order_by("code"),
-            to_field_name="code",
-            required=False,
-            empty_label=_("All documents"),
-        )
-        self.fields["document"].label_from_instance = lambda doc: f"{doc.code}: {doc.title}"
-        self.fields["agency"] = forms.ModelChoiceField(
-            label=_("Agency (with its sub-agencies)"),
-            queryset=Agency.objects.order_by("name"),
-            to_field_name="slug",
-            required=False,
-            empty_label=_("All agencies"),
-        )
-        self.fields["theme"] = forms.ModelChoiceField(
-            label=_("Theme"),
-            queryset=Theme.objects.filter(recommendations__in=visible).distinct().order_by("name"),
-            to_field_name="slug",
-            required=False,
-            empty_label=_("All themes"),
-        )
+        self.fields.update(scope_fields(user=user))
         self.fields["status"] = forms.ChoiceField(
             label=_("Moved to"),
             choices=[("", _("Any status")), *STATUS_LABELS.items()],
