@@ -21,7 +21,7 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py load_demo --demo-user
-	@echo "Serving Tracker on http://$(HOST):$(PORT)/ (staff: /admin/; Ctrl-C stops it)"
+	@echo "Serving Tracker on http://$(HOST):$(PORT)/ (staff: /admin/ as demo/demo or editor/editor; Ctrl-C stops it)"
 	$(BIN)/python manage.py check_sources --watch 30 & \
 	trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)

@@ -3,6 +3,7 @@
 import datetime
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
@@ -131,6 +132,33 @@ def test_the_demo_command_prints_how_to_log_in(settings, capsys):
     out = capsys.readouterr().out
     assert "Demo loaded: 2 documents, 25 recommendations" in out
     assert "DEMO ONLY" in out and "'demo'" in out
+    assert "'editor' (password 'editor'): an editor" in out
+
+
+def log_in(client, username, password):
+    response = client.post(
+        reverse("admin:login"), {"username": username, "password": password, "next": "/admin/"}
+    )
+    assert response.status_code == 302, f"{username} could not log in"
+
+
+def test_the_demo_has_an_administrator_and_an_editor_login(settings, client):
+    settings.DEBUG = True
+    call_command("load_demo", "--demo-user", verbosity=0)
+    log_in(client, "demo", "demo")
+    index = client.get(reverse("admin:index")).content.decode()
+    assert "Periodic tasks" in index and "Users" in index
+    client.logout()
+    log_in(client, "editor", "editor")
+    editor = get_user_model().objects.get(username="editor")
+    assert not editor.is_superuser and [g.name for g in editor.groups.all()] == ["Editor"]
+    index = client.get(reverse("admin:index")).content.decode()
+    assert "Recommendations" in index
+    assert "Periodic tasks" not in index and "Tokens" not in index and "Users" not in index
+    # Editors record status changes.
+    recommendation = Recommendation.objects.get(code="WRC-2024-1.4")
+    record = reverse("admin:tracker_recommendation_record_status", args=[recommendation.pk])
+    assert client.get(record).status_code == 200
 
 
 def test_the_admin_shows_the_demo(client, demo, admin_user):

@@ -1,11 +1,16 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
 from tracker.demo import load_demo
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"
+# A second demo login in the Editor role (tracker/migrations/0005_roles.py), to show what
+# policy staff see: no users, schedules or tokens.
+DEMO_EDITOR_USERNAME = "editor"
+DEMO_EDITOR_PASSWORD = "editor"
 
 
 class Command(BaseCommand):
@@ -15,7 +20,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--demo-user",
             action="store_true",
-            help="Also create a demo-only superuser (demo/demo). Refused unless DEBUG is on.",
+            help="Also create demo-only logins: an administrator (demo/demo) and an editor "
+            "(editor/editor). Refused unless DEBUG is on.",
         )
 
     def handle(self, *args, demo_user, **options):
@@ -34,13 +40,28 @@ class Command(BaseCommand):
             self.create_demo_user()
 
     def create_demo_user(self):
-        user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
-        user.is_staff = user.is_superuser = True
-        user.set_password(DEMO_PASSWORD)
-        user.save()
+        admin = demo_login(DEMO_USERNAME, DEMO_PASSWORD)
+        admin.is_superuser = True
+        admin.save()
+        editor = demo_login(DEMO_EDITOR_USERNAME, DEMO_EDITOR_PASSWORD)
+        editor.groups.set([Group.objects.get(name="Editor")])
         self.stdout.write(
             self.style.WARNING(
-                f"DEMO ONLY: log in to /admin/ as {DEMO_USERNAME!r} with password "
-                f"{DEMO_PASSWORD!r}. Never create this account on a real deployment."
+                "DEMO ONLY: log in to /admin/ as "
+                f"{DEMO_USERNAME!r} (password {DEMO_PASSWORD!r}): an administrator, who sees "
+                "everything, users, schedules and tokens included; or as "
+                f"{DEMO_EDITOR_USERNAME!r} (password {DEMO_EDITOR_PASSWORD!r}): an editor, who "
+                "records status changes and evidence and triages alerts, as policy staff do. "
+                "Never create these accounts on a real deployment."
             )
         )
+
+
+def demo_login(username, password):
+    """A staff account for the demo, with this password, whatever it was before."""
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    user.is_staff = True
+    user.is_superuser = False
+    user.set_password(password)
+    user.save()
+    return user
