@@ -235,3 +235,17 @@ def test_an_agency_report_with_nothing_assigned_says_so(client, brief):
     AgencyFactory(name="Bureau of Nothing Yet", acronym="BNY")
     text = page(client, agency="bny").content.decode()
     assert "Nothing assigned: no published recommendation is addressed to this agency." in text
+
+
+def test_a_parent_reads_as_its_sub_recommendations_say_never_against_them(brief):
+    parole = Recommendation.objects.get(code="WRC-2024-1")
+    RecommendationFactory(document=brief, code="WRC-2024-0", title="Open pathways", position=0)
+    parole.parent = Recommendation.objects.get(code="WRC-2024-0")
+    parole.save()
+    report = progress_report(document=brief, as_of=datetime.date(2024, 6, 30))
+    parent = next(row for row in report.rows if row.recommendation.code == "WRC-2024-0")
+    # Nobody assessed the parent itself; its only child was in progress by then.
+    assert parent.status == Status.IN_PROGRESS and parent.rollup.from_children
+    assert parent.since is None
+    assert report.progress.counts[Status.IN_PROGRESS] == 2  # the child, and its parent
+    assert report.progress.counts[Status.NOT_ASSESSED] == 1  # WRC-2024-3 only

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from .importing import escape_formula
 from .labels import status_label
 from .models import Evidence, Ownership, Recommendation, StatusChange
-from .progress import Progress, rolled_up_progress
+from .progress import Progress, Rollup, rolled_up_progress, rollups_of_tree
 
 Status = Recommendation.Status
 
@@ -37,6 +37,8 @@ class ReportRow:
     # When staff last confirmed the status (Recommendation.last_verified_on), if by the
     # report's day: only the latest check is kept, so an earlier report cannot name its own.
     last_verified_on: datetime.date | None = None
+    # What its sub-recommendations in the report say, for a parent (progress.Rollup).
+    rollup: Rollup | None = None
     # The status change inside the period, if any: (from status, to status, effective date).
     moved: tuple[str, str, datetime.date] | None = None
     latest_evidence: Evidence | None = None
@@ -109,8 +111,31 @@ def progress_report(*, document=None, agency=None, theme=None, as_of=None, perio
         verified = recommendation.last_verified_on
         row.last_verified_on = verified if verified and verified <= as_of else None
         report.rows.append(row)
+    show_roll_ups(report.rows)
     report.progress = summarise(report.rows)
     return report
+
+
+def show_roll_ups(rows):
+    """Give each parent among `rows` the status its sub-recommendations in the report give it
+    (progress.roll_up, the site's one rule), so a report never shows a parent contradicting
+    its children; one whose status comes from them has no "since" of its own."""
+    in_report = {row.recommendation.pk for row in rows}
+    rollups = rollups_of_tree(
+        [
+            (
+                row.recommendation.pk,
+                row.recommendation.parent_id if row.recommendation.parent_id in in_report else None,
+                row.status,
+            )
+            for row in rows
+        ]
+    )
+    for row in rows:
+        row.rollup = rollups.get(row.recommendation.pk)
+        if row.rollup and row.rollup.from_children:
+            row.status = row.rollup.status
+            row.since = row.background_since = None
 
 
 def report_row(recommendation, history, period_start):
