@@ -12,6 +12,9 @@ from tracker.monitoring import (
 
 
 class Command(BaseCommand):
+    # Run every minute where there is no Celery: the system checks (half a second, mostly
+    # loading every URL and view) belong to deploys and `manage.py check`, not to each run.
+    requires_system_checks = []
     help = (
         "Check watched sources now, in this process: what the Celery dispatcher does every "
         "minute. With --watch, keep checking due sources (for setups without Celery)."
