@@ -59,6 +59,17 @@ def is_final_attempt(task):
     return task.request.is_eager or task.request.retries >= task.max_retries
 
 
-def retry_later(task):
-    """The retry of `task`, after exponential backoff from TRACKER_CHECK_RETRY_SECONDS."""
-    return task.retry(countdown=settings.TRACKER_CHECK_RETRY_SECONDS * 2**task.request.retries)
+def retry_later(task, cause):
+    """The retry of `task`, after exponential backoff from TRACKER_CHECK_RETRY_SECONDS; the
+    log says why (`cause`: the exception, or what went wrong in words)."""
+    countdown = settings.TRACKER_CHECK_RETRY_SECONDS * 2**task.request.retries
+    logger.warning(
+        "%s%r failed (attempt %d of %d), retrying in %d s: %s",
+        task.name,
+        tuple(task.request.args or ()),
+        task.request.retries + 1,
+        task.max_retries + 1,
+        countdown,
+        f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else cause,
+    )
+    return task.retry(countdown=countdown)
