@@ -19,6 +19,7 @@ from tests.support.pages import ConcurrencyProbe, Site, local_url, page
 from tracker import monitoring, observing, tasks
 from tracker.extracting import normalise_text
 from tracker.models import (
+    MIN_CHECK_INTERVAL,
     ChangeAlert,
     Evidence,
     FeedEntry,
@@ -475,3 +476,52 @@ def test_a_bulk_check_records_every_not_modified_answer(allow_local):
         assert source.last_checked_at >= before
         assert source.consecutive_failures == 0
         assert source.next_check_at == source.last_checked_at + datetime.timedelta(hours=6)
+
+
+# --- the check interval's bounds ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("interval", "seconds", "message"),
+    [
+        ("0", 0, "at most once a minute"),
+        ("-60", -60, "at most once a minute"),
+        ("91 00:00:00", 91 * 86400, "at least every 90 days"),
+    ],
+)
+def test_an_interval_out_of_bounds_is_refused_in_the_admin_and_the_api(
+    client, admin_user, interval, seconds, message
+):
+    from rest_framework.test import APIClient
+
+    from tests.test_audit import source_form_data
+
+    source = Source.objects.create(url="https://www.uscis.gov/chnv")
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("admin:tracker_source_change", args=[source.pk]),
+        source_form_data(source, check_interval=interval),
+    )
+    assert response.status_code == 200  # the form again, with the reason
+    assert message in str(response.context["adminform"].form.errors["check_interval"])
+
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    answer = api.patch(
+        reverse("api:source-detail", args=[source.pk]),
+        {"check_interval": str(seconds)},
+        format="json",
+    )
+    assert answer.status_code == 400
+    assert message in answer.json()["check_interval"][0]
+    source.refresh_from_db()
+    assert source.check_interval == datetime.timedelta(hours=24)  # nothing saved
+
+
+def test_the_database_refuses_an_interval_out_of_bounds_written_by_code():
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Source.objects.create(url="https://example.org/", check_interval=datetime.timedelta(0))
+    edge = Source.objects.create(url="https://example.org/a", check_interval=MIN_CHECK_INTERVAL)
+    assert edge.check_interval == datetime.timedelta(minutes=1)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from auditlog.context import disable_auditlog
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef
 from django.dispatch import Signal
@@ -694,6 +695,13 @@ CHECK_STATE_FIELDS = [
 ]
 
 
+# A source's check interval: no more often than the dispatcher runs, no rarer than a quarter.
+MIN_CHECK_INTERVAL = datetime.timedelta(minutes=1)
+MAX_CHECK_INTERVAL = datetime.timedelta(days=90)
+CHECK_INTERVAL_TOO_SHORT = "Check a source at most once a minute: give at least 00:01:00."
+CHECK_INTERVAL_TOO_LONG = "Check a source at least every 90 days: give at most 90 00:00:00."
+
+
 class Source(models.Model):
     """A web page or feed watched for changes that may bear on recommendations."""
 
@@ -709,7 +717,14 @@ class Source(models.Model):
     title = models.CharField(max_length=300, blank=True)
     recommendations = models.ManyToManyField(Recommendation, blank=True, related_name="sources")
     evidence = models.ManyToManyField(Evidence, blank=True, related_name="sources")
-    check_interval = models.DurationField(default=datetime.timedelta(hours=24))
+    check_interval = models.DurationField(
+        default=datetime.timedelta(hours=24),
+        validators=[
+            MinValueValidator(MIN_CHECK_INTERVAL, message=CHECK_INTERVAL_TOO_SHORT),
+            MaxValueValidator(MAX_CHECK_INTERVAL, message=CHECK_INTERVAL_TOO_LONG),
+        ],
+        help_text="How often to check, as [days] hh:mm:ss: from 1 minute to 90 days.",
+    )
     is_active = models.BooleanField("active", default=True)
     # State of the last checks, kept by tracker.monitoring.
     last_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -727,6 +742,14 @@ class Source(models.Model):
         indexes = [
             # The dispatcher's claim: active sources whose next check is due.
             models.Index(fields=["is_active", "next_check_at"], name="source_due_idx"),
+        ]
+        constraints = [
+            # A zero or negative interval would check without pause and undo the backoff.
+            models.CheckConstraint(
+                condition=models.Q(check_interval__gte=MIN_CHECK_INTERVAL)
+                & models.Q(check_interval__lte=MAX_CHECK_INTERVAL),
+                name="source_check_interval_bounds",
+            ),
         ]
 
     def __str__(self):
