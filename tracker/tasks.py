@@ -51,6 +51,8 @@ def check_source_task(self, source_id):
     source = Source.objects.filter(pk=source_id, is_active=True).first()
     if source is None:
         return "gone"
+    if not monitoring.start_claimed_check(source.pk):
+        return "given up"
     try:
         slot = monitoring.acquire_host_slot(observing.origin_of(source.url))
     except monitoring.HostBusy:
@@ -64,10 +66,12 @@ def check_source_task(self, source_id):
         # it is simply tried again; once retries run out, the claim's lease brings it back.
         if final_attempt:
             raise
+        monitoring.hold_claim(source.pk)
         raise retry_later(self, error) from None
     finally:
         monitoring.release_host_slot(slot)
     if result.retryable and not final_attempt:
+        monitoring.hold_claim(source.pk)
         raise retry_later(self, result.error)
     return result.outcome
 

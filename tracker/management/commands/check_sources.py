@@ -67,7 +67,7 @@ class Command(BaseCommand):
             sources = list(Source.objects.filter(is_active=True))
         else:
             # Claimed as the dispatcher claims them, so a running beat never checks them too.
-            sources = list(Source.objects.filter(pk__in=claim_due_sources()))
+            sources = list(Source.objects.filter(pk__in=claim_due_sources(queued=False)))
         if not sources:
             if not quiet_when_idle:
                 self.stdout.write("No sources to check.")
