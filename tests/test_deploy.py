@@ -327,6 +327,10 @@ def test_the_compose_file_starts_each_service_once_its_dependencies_are_healthy(
         assert needs["migrate"]["condition"] == "service_completed_successfully"
         assert "${SECRET_KEY:?" in services[name]["environment"]["SECRET_KEY"]
     assert "--concurrency ${CELERY_WORKER_CONCURRENCY" in services["worker"]["command"]
+    # Queued work outlives a Redis restart: an append-only file on a named volume.
+    assert "--appendonly yes" in services["redis"]["command"]
+    assert services["redis"]["volumes"] == ["redis-data:/data"]
+    assert "redis-data" in compose["volumes"]
 
 
 def test_the_image_runs_unprivileged_with_collected_files_and_a_health_check():
