@@ -386,6 +386,8 @@ def test_the_demo_shows_versions_a_change_alert_and_feed_entries_after_two_check
     demo_site(newsroom.check_interval.total_seconds())
     second = check_all()
     assert "2 changed" in second
+    assert "newsroom/: changed (see Change alerts)" in second
+    assert "feed.xml: changed, 1 new feed entries (see Feed entries)" in second
     [alert] = ChangeAlert.objects.all()
     assert alert.source == newsroom
     assert "+Funding for shelters in Mexico announced (demo release)" in alert.diff.splitlines()
