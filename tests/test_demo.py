@@ -228,8 +228,15 @@ def test_the_shipped_demo_texts_are_the_seed_texts_as_published(seeds_dir):
 def make_dry_run(target, tmp_path, **variables):
     """Return the commands `make TARGET` would run on a fresh clone (its .venv in tmp_path)."""
     assignments = [f"{name}={value}" for name, value in variables.items()]
+    # Not the settings of a `make test` this may run under (its command-line variables).
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "HOST", "PORT"}
+    }
     result = subprocess.run(
         ["make", "-n", "-C", str(ROOT), target, f"VENV={tmp_path / '.venv'}", *assignments],
+        env=environment,
         capture_output=True,
         text=True,
         check=True,
