@@ -15,6 +15,7 @@ that the feed's entries come with suggestions.
 """
 
 import datetime
+import functools
 import threading
 import time
 
@@ -109,6 +110,7 @@ def stand_in_slug(evidence_title):
 
 
 def demo_only(view):
+    @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
         if not settings.TRACKER_DEMO:
             raise Http404("Demo sources are served in demo mode only.")
@@ -122,7 +124,12 @@ def newsroom(request):
     return render(
         request,
         "tracker/demo/newsroom.html",
-        {"releases": releases_out(current_step()), "feed_path": NEWSROOM_FEED_PATH},
+        {
+            "releases": releases_out(current_step()),
+            "feed_path": NEWSROOM_FEED_PATH,
+            "step_seconds": STEP_SECONDS,
+            "release_count": len(RELEASES),
+        },
     )
 
 
