@@ -8,8 +8,8 @@ from tracker.health import healthz
 
 
 def favicon(request):
-    """Browsers ask for /favicon.ico whatever the page links to: send them the site's icon."""
-    return HttpResponseRedirect(static("tracker/favicon.svg"))
+    """Browsers ask for /favicon.ico on pages that link no icon (the admin's, for one)."""
+    return HttpResponseRedirect(static("tracker/favicon.ico"))
 
 
 admin.site.site_header = "Tracker"
