@@ -89,8 +89,10 @@ class Command(BaseCommand):
                 line += f", {result.new_entries} new feed entries"
             if result.outcome == Outcome.FAILED:
                 line = self.style.ERROR(line)
-            elif result.outcome == Outcome.CHANGED:
+            elif result.outcome == Outcome.CHANGED and source.kind == Source.Kind.PAGE:
                 line = self.style.WARNING(line + " (see Change alerts)")
+            elif result.new_entries:
+                line = self.style.WARNING(line + " (see Feed entries)")
             self.stdout.write(line)
 
         outcomes = check_sources(
