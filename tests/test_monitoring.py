@@ -209,6 +209,7 @@ def test_new_feed_entries_become_candidate_evidence_with_suggestions(allow_local
     assert entry.link == "https://www.dhs.gov/news/cam-expansion"
     assert entry.published_at == datetime.datetime(2016, 7, 26, 12, tzinfo=datetime.UTC)
     assert entry.suggestions[0]["id"] == minors.pk
+    assert entry.summary == "The Central American Minors program now covers more family members."
     assert recheck(source).new_entries == 0
     assert FeedEntry.objects.count() == 2
 

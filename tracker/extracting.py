@@ -130,9 +130,17 @@ def web_link(href, *, base_url=""):
     return link_url(urljoin(base_url, (href or "").strip()))
 
 
-def feed_entry_fields(entry, *, base_url=""):
+def fragment_text(fragment):
+    """Return the text of an HTML fragment (or plain text), as a feed entry's summary is:
+    trafilatura reads only whole documents, and gives "" for a bare `<p>` or sentence."""
     import trafilatura
 
+    if not fragment.strip():
+        return ""
+    return normalise_text(trafilatura.html2txt(f"<html><body>{fragment}</body></html>") or "")
+
+
+def feed_entry_fields(entry, *, base_url=""):
     published = entry.get("published_parsed") or entry.get("updated_parsed")
     published_at = datetime.datetime(*published[:6], tzinfo=datetime.UTC) if published else None
     link = web_link(entry.get("link", ""), base_url=base_url)
@@ -140,7 +148,7 @@ def feed_entry_fields(entry, *, base_url=""):
         "guid": (entry.get("id") or link)[:1000],
         "link": link[:1000],
         "title": normalise_text(entry.get("title", ""))[:500],
-        "summary": normalise_text(trafilatura.html2txt(entry.get("summary", "")) or ""),
+        "summary": fragment_text(entry.get("summary", "")),
         "published_at": published_at,
     }
 

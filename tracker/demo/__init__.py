@@ -11,21 +11,29 @@ from django.db import transaction
 
 from ..directory import WHITE_HOUSE, ensure_agency_directory
 from ..importing import import_document
-from ..models import Agency, Document, Evidence, Publisher, Recommendation, Source
+from ..models import (
+    MIN_CHECK_INTERVAL,
+    Agency,
+    Document,
+    Evidence,
+    Publisher,
+    Recommendation,
+    Source,
+)
 from .data import DEMO_DIR, read_demo_data
 from .sources import (
     EVIDENCE_PATH,
     NEWSROOM_FEED_PATH,
     NEWSROOM_PATH,
     RELEASES,
-    STEP_SECONDS,
     stand_in_slug,
 )
 
 __all__ = ["DEMO_DIR", "DemoSummary", "load_demo", "read_demo_data"]
 
-# How often the demo looks at its newsroom and its feed: each check sees the next step.
-NEWSROOM_INTERVAL = datetime.timedelta(seconds=STEP_SECONDS)
+# How often the demo looks at its newsroom and its feed: as often as any source may be
+# checked; releases come faster, so each check after the first sees something new.
+NEWSROOM_INTERVAL = MIN_CHECK_INTERVAL
 # The evidence's stand-in pages never change: a look an hour is plenty.
 STAND_IN_INTERVAL = datetime.timedelta(hours=1)
 
