@@ -124,6 +124,20 @@ def test_checks_lost_with_a_redis_restarted_empty_are_queued_again_at_the_next_d
 
 
 @pytest.mark.django_db
+def test_one_dispatch_queues_every_due_source_once_however_many_batches_that_takes(own_redis):
+    count = 2 * monitoring.DISPATCH_BATCH + 7
+    Source.objects.bulk_create(
+        Source(url=f"https://example.org/many-{n}", next_check_at=timezone.now())
+        for n in range(count)
+    )
+    with celery_broker(own_redis.url(0)):
+        assert tasks.dispatch_due_sources() == count  # not a batch a minute
+        assert tasks.dispatch_due_sources() == 0  # each waits in the queue once
+    queued = queued_tasks(own_redis)
+    assert len(queued) == len(set(queued)) == count
+
+
+@pytest.mark.django_db
 def test_a_released_claim_frees_the_source_and_keeps_its_schedule():
     source, rescheduled = due_sources(2)
     now = timezone.now()

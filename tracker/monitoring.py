@@ -35,7 +35,7 @@ from .models import (
     SourceClaim,
     SourceVersion,
 )
-from .queueing import Queued, enqueue, queue_epoch
+from .queueing import Queued, enqueue, enqueue_each, queue_epoch
 from .suggesting import suggest_for_new_entries
 
 logger = logging.getLogger(__name__)
@@ -322,17 +322,19 @@ def record_feed_entries(source, entries, *, suggestions, now):
     return len(fresh)
 
 
-# How long a queued check's claim lasts: past it, a check whose message was lost is queued
-# again (a queue that restarted empty is noticed at once, by its epoch: see claim_due_sources).
-QUEUED_LEASE = datetime.timedelta(minutes=15)
+# How long a queued check's claim lasts. A source has one claim at most, so however far the
+# workers fall behind, each source waits in the queue once; a message lost with Redis is
+# noticed at once, by the queue's epoch (see claim_due_sources), one lost any other way
+# (a purge, an eviction) after this, as long as Redis takes to hand out a dead worker's task.
+QUEUED_LEASE = datetime.timedelta(hours=1)
 # How long a running check's claim lasts: longer than a check may run (tasks.CHECK_TIME_LIMIT),
 # so a check whose process died is queued again within a few minutes.
 RUNNING_LEASE = datetime.timedelta(minutes=3)
 # A check started this many times without finishing (each start killed its process: a parser
 # crash, the OOM killer) is recorded as a failure instead of being started again.
 MAX_STARTS = 3
-# How many due sources one dispatcher run claims.
-DISPATCH_BATCH = 500
+# How many due sources one claim takes (one transaction); a dispatcher run takes them all.
+DISPATCH_BATCH = 1000
 # Concurrent requests to one host (and port), so watching many pages of a site stays polite:
 # Celery checks and bulk checks together, through one set of host slots.
 MAX_REQUESTS_PER_HOST = 4
@@ -406,6 +408,25 @@ def claim_due_sources(*, now=None, limit=DISPATCH_BATCH, queued=True):
             ]
         )
     return due
+
+
+def queue_due_checks(*, now=None):
+    """Claim every due source, a batch at a time, and queue one check each; return how
+    many were queued.
+
+    All of them, not a batch a minute: the workers, not the dispatcher, set the pace, and a
+    source is claimed once however long its check waits. When the queue stops answering,
+    the claims not sent are given back and the sources stay due for the next run.
+    """
+    now = now or timezone.now()
+    queued = 0
+    while claimed := claim_due_sources(now=now):
+        sent = enqueue_each(CHECK_SOURCE_TASK, [(source_id,) for source_id in claimed])
+        queued += sent
+        if sent < len(claimed):
+            release_claims(claimed[sent:], claimed_at=now)
+            break
+    return queued
 
 
 def release_claims(source_ids, *, claimed_at):

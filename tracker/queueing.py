@@ -61,6 +61,22 @@ def enqueue(task, *args):
     return True
 
 
+def enqueue_each(task, arguments):
+    """Send `task` once for each tuple of `arguments`, all through one broker connection;
+    return how many were sent: fewer, and logged, when the broker stopped answering."""
+    if isinstance(task, str):
+        task = current_app.tasks[task]
+    sent = 0
+    try:
+        with current_app.producer_or_acquire() as producer:
+            for args in arguments:
+                task.apply_async(args, producer=producer)
+                sent += 1
+    except QueueUnreachable as error:
+        logger.warning("task queue unreachable after %d %s sent: %s", sent, task.name, error)
+    return sent
+
+
 @dataclass(frozen=True)
 class Queued:
     """What became of work sent to the queue: `sent` went, `kept` waits (recorded, marked)

@@ -9,7 +9,6 @@ from functools import partial
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, transaction
-from django.utils import timezone
 
 from . import digests, monitoring, observing, webhooks
 from .models import DigestDelivery, Source, Subscription
@@ -25,19 +24,11 @@ CHECK_TIME_LIMIT = 150
 
 @shared_task(acks_late=True)
 def dispatch_due_sources():
-    """Claim the due sources and enqueue one check each (run every minute by beat).
-
-    Sources the queue refuses are released at once, so they stay due and the next run,
-    once Redis is back, sends them; webhook deliveries it refused earlier are sent again too.
-    """
-    now = timezone.now()
-    claimed = monitoring.claim_due_sources(now=now)
-    for sent, source_id in enumerate(claimed):
-        if not enqueue(check_source_task, source_id):
-            monitoring.release_claims(claimed[sent:], claimed_at=now)
-            return sent
+    """Queue a check of every due source (run every minute by beat; see
+    monitoring.queue_due_checks), and the webhook deliveries the queue refused earlier."""
+    queued = monitoring.queue_due_checks()
     webhooks.resend_unqueued_deliveries()
-    return len(claimed)
+    return queued
 
 
 @shared_task(
