@@ -653,15 +653,8 @@ class StatusChangeForm(forms.Form):
 
 @admin.register(Recommendation)
 class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
-    list_display = [
-        "code",
-        "title",
-        "status",
-        "document_code",
-        "lead_agency",
-        "status_changed_on",
-        "is_published",
-    ]
+    # Fits a 1366 px screen beside the filters: the code names the document already.
+    list_display = ["code", "title", "status", "lead_agency", "since", "is_published"]
     list_display_links = ["code", "title"]
     list_filter = [
         "status",
@@ -717,9 +710,9 @@ class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    @admin.display(description="Document", ordering="document__code")
-    def document_code(self, obj):
-        return obj.document.code
+    @admin.display(description="Since", ordering="status_changed_on")
+    def since(self, obj):
+        return obj.status_changed_on
 
     @admin.display(description="Lead agency")
     def lead_agency(self, obj):
