@@ -842,10 +842,25 @@ class StatusChangeAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
         return recorded_by_name(change)
 
 
+class OutletFilter(admin.SimpleListFilter):
+    """The outlets evidence names (evidence without one is not a choice: it has no name to
+    read out)."""
+
+    title = "outlet"
+    parameter_name = "outlet"
+
+    def lookups(self, request, model_admin):
+        outlets = Evidence.objects.exclude(outlet="").order_by("outlet")
+        return [(name, name) for name in outlets.values_list("outlet", flat=True).distinct()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(outlet=self.value()) if self.value() else queryset
+
+
 @admin.register(Evidence)
 class EvidenceAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     list_display = ["title", "outlet", "published_on", "kind", "effect", "link"]
-    list_filter = ["kind", "effect", "outlet"]
+    list_filter = ["kind", "effect", OutletFilter]
     search_fields = ["title", "outlet", "excerpt", "url"]
     autocomplete_fields = ["recommendations"]
     date_hierarchy = "published_on"
