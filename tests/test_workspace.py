@@ -167,6 +167,21 @@ def test_the_start_page_links_each_waiting_thing_to_where_to_act(client, admin_u
     assert "2 unreviewed" not in page and "1 unreviewed change alert" in page
 
 
+def test_each_part_opens_the_list_of_what_waits(client, admin_user, waiting):
+    client.force_login(admin_user)
+    lists = {
+        "tracker_changealert_changelist": ("reviewed=no", 1),
+        "tracker_feedentry_changelist": ("state__exact=new", 1),
+        "tracker_importproposal_changelist": ("state__exact=pending", 1),
+        "tracker_source_changelist": ("health=broken", 1),
+        "tracker_digestdelivery_changelist": ("state__exact=failed", 1),
+    }
+    for name, (query, count) in lists.items():
+        response = client.get(f"{reverse(f'admin:{name}')}?{query}")
+        assert response.status_code == 200, name  # an unknown filter redirects with ?e=1
+        assert response.context["cl"].result_count == count, name
+
+
 def test_the_overdue_link_lists_the_agencys_overdue_recommendations(client, admin_user, waiting):
     client.force_login(admin_user)
     uscis = Recommendation.objects.get(code="A-1").ownerships.get().agency
@@ -256,6 +271,8 @@ def test_history_without_an_account_says_so(client, admin_user):
         reverse("admin:tracker_statuschange_change", args=[change.pk]),
     ]:
         assert "no account (a command or import)" in client.get(url).content.decode(), url
+    page = client.get(reverse("admin:tracker_statuschange_change", args=[change.pk]))
+    assert "Imported." in page.content.decode()
 
 
 def test_the_status_form_shows_every_problem_at_once(client, admin_user):
