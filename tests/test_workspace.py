@@ -261,7 +261,8 @@ def test_linked_evidence_rows_read_as_the_evidence(client, admin_user):
 
 def test_history_without_an_account_says_so(client, admin_user):
     recommendation = RecommendationFactory()
-    recommendation.record_status(Status.STALLED, effective_on=TODAY, rationale="Imported.")
+    evidence = EvidenceFactory(title="The program stopped")
+    recommendation.record_status(Status.STALLED, effective_on=TODAY, evidence=[evidence])
     client.force_login(admin_user)
     change_page = reverse("admin:tracker_recommendation_change", args=[recommendation.pk])
     change = StatusChange.objects.get()
@@ -272,7 +273,7 @@ def test_history_without_an_account_says_so(client, admin_user):
     ]:
         assert "no account (a command or import)" in client.get(url).content.decode(), url
     page = client.get(reverse("admin:tracker_statuschange_change", args=[change.pk]))
-    assert "Imported." in page.content.decode()
+    assert "The program stopped" in page.content.decode()
 
 
 def test_the_status_form_shows_every_problem_at_once(client, admin_user):

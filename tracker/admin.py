@@ -801,8 +801,16 @@ class StatusChangeAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     """Read-only: history is appended from a recommendation's "Record status change" page."""
 
     list_display = ["recommendation", "status", "effective_on", "recorded_by_name", "recorded_at"]
-    fields = ["recommendation", "status", "effective_on", "rationale", "recorded_by_name"]
-    readonly_fields = [*fields, "recorded_at"]
+    fields = [
+        "recommendation",
+        "status",
+        "effective_on",
+        "rationale",
+        "cited_evidence",
+        "recorded_by_name",
+        "recorded_at",
+    ]
+    readonly_fields = fields
     list_filter = ["status", "recommendation__document"]
     list_select_related = ["recommendation", "recorded_by"]
     search_fields = ["recommendation__code", "rationale"]
@@ -840,6 +848,10 @@ class StatusChangeAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     @admin.display(description="Recorded by", ordering="recorded_by")
     def recorded_by_name(self, change):
         return recorded_by_name(change)
+
+    @admin.display(description="Evidence")
+    def cited_evidence(self, change):
+        return "; ".join(str(item) for item in change.evidence.all()) or "—"
 
 
 class OutletFilter(admin.SimpleListFilter):
