@@ -702,6 +702,13 @@ def test_the_workspace_fits_a_laptop_screen(page, site):
     )
     screenshot(page, "admin-start")
 
+    open_page(page, f"{site}/admin/tracker/changealert/")
+    snippet = page.locator("#result_list td.field-diff_preview").first
+    assert snippet.locator("del").inner_text() == "-The program is paused."
+    width = page.locator("#changelist .results").evaluate("el => [el.scrollWidth, el.clientWidth]")
+    assert width[0] <= width[1], width
+    screenshot(page, "admin-alerts-1366")
+
     open_page(page, f"{site}/admin/tracker/recommendation/")
     results = page.locator("#changelist .results")
     width = results.evaluate("el => [el.scrollWidth, el.clientWidth]")
