@@ -311,3 +311,11 @@ def test_staff_without_roles_meet_an_empty_start_page(client):
     response = client.get(reverse("admin:index"))
     assert response.status_code == 200
     assert response.context["attention"].alerts is None
+
+
+def test_the_start_page_speaks_spanish_to_spanish_staff(client, editor, waiting):
+    client.force_login(editor)
+    page = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "Requiere atención" in page
+    assert "1 alerta de cambio sin revisar" in page
+    assert "Revisiones vencidas, por agencia responsable" in page
