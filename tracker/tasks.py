@@ -51,6 +51,8 @@ def check_source_task(self, source_id):
     source = Source.objects.filter(pk=source_id, is_active=True).first()
     if source is None:
         return "gone"
+    if not monitoring.start_claimed_check(source.pk):
+        return "given up"
     try:
         slot = monitoring.acquire_host_slot(observing.origin_of(source.url))
     except monitoring.HostBusy:
@@ -59,16 +61,18 @@ def check_source_task(self, source_id):
     final_attempt = is_final_attempt(self)
     try:
         result = monitoring.check_source(source, final_attempt=final_attempt)
-    except (OperationalError, InterfaceError):
+    except (OperationalError, InterfaceError) as error:
         # The database went away mid-check: the check wrote nothing (one transaction), so
         # it is simply tried again; once retries run out, the claim's lease brings it back.
         if final_attempt:
             raise
-        raise retry_later(self) from None
+        monitoring.hold_claim(source.pk)
+        raise retry_later(self, error) from None
     finally:
         monitoring.release_host_slot(slot)
     if result.retryable and not final_attempt:
-        raise retry_later(self)
+        monitoring.hold_claim(source.pk)
+        raise retry_later(self, result.error)
     return result.outcome
 
 
@@ -99,5 +103,6 @@ def send_digest_task(self, subscription_id, period):
         return "gone"  # unsubscribed (or deleted) since it was queued
     outcome = digests.send_digest(subscription, digests.parse_period(period))
     if outcome == DigestDelivery.State.FAILED and not is_final_attempt(self):
-        raise retry_later(self)
+        failed = subscription.deliveries.filter(period=period).values_list("error", flat=True)
+        raise retry_later(self, failed.first() or "the digest was not sent")
     return outcome
