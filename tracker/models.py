@@ -254,7 +254,8 @@ class RecommendationQuerySet(models.QuerySet):
         a plain date comparison on every database.
         """
         today = today or timezone.localdate()
-        intervals = self.order_by().values_list("review_interval_days", flat=True).distinct()
+        in_use = self.order_by().prefetch_related(None)
+        intervals = in_use.values_list("review_interval_days", flat=True).distinct()
         late = models.Q(pk__in=[])
         for days in intervals:
             due_before = today - datetime.timedelta(days=days)
