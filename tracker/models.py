@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef
+from django.db.models.functions import Coalesce, TruncDate
 from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
@@ -245,6 +246,23 @@ class RecommendationQuerySet(models.QuerySet):
         """Recommendations the latest import of their document still contains."""
         return self.filter(withdrawn_at__isnull=True)
 
+    def review_overdue(self, *, today=None):
+        """Recommendations whose review is late on `today`: the SQL form of
+        Recommendation.is_review_overdue (the one rule; a test holds the two together).
+
+        Runs one query at once for the review intervals in use, so that the comparison stays
+        a plain date comparison on every database.
+        """
+        today = today or timezone.localdate()
+        in_use = self.order_by().prefetch_related(None)
+        intervals = in_use.values_list("review_interval_days", flat=True).distinct()
+        late = models.Q(pk__in=[])
+        for days in intervals:
+            due_before = today - datetime.timedelta(days=days)
+            late |= models.Q(review_interval_days=days, reviewed_on__lt=due_before)
+        reviewed_on = Coalesce("last_reviewed_on", "status_changed_on", TruncDate("created_at"))
+        return self.alias(reviewed_on=reviewed_on).filter(late)
+
     def renumbered_from(self, document_code, code):
         """The recommendation that last had `code` in this document and has another now (a
         new version renumbered it), or None."""
@@ -392,6 +410,20 @@ class Recommendation(models.Model):
         """Whether the review is late: from the local day after `review_due_on`."""
         return self.review_due_on < (today or timezone.localdate())
 
+    @staticmethod
+    def status_change_problems(status, *, effective_on, evidence, rationale):
+        """What stops a status change from being recorded, by form field ({} when nothing
+        does): record_status's rules, which a form also shows beside its fields, all at
+        once. A missing status or date is left to the form to report."""
+        problems = {}
+        if status and status not in ASSESSMENTS:
+            problems["status"] = "“Not yet assessed” is the absence of a status change."
+        if effective_on and effective_on > timezone.localdate():
+            problems["effective_on"] = "A status change cannot take effect in the future."
+        if not evidence and not (rationale or "").strip():
+            problems["rationale"] = "A status change needs evidence or a rationale."
+        return problems
+
     def record_status(self, status, *, effective_on, evidence=(), rationale="", by=None):
         """Append a status change to the history and bring the current status in line.
 
@@ -409,12 +441,11 @@ class Recommendation(models.Model):
         status = self.Status(status)
         evidence = list({item.pk: item for item in evidence}.values())
         rationale = (rationale or "").strip()
-        if not evidence and not rationale:
-            raise ValidationError("A status change needs evidence or a rationale.")
-        if status not in ASSESSMENTS:
-            raise ValidationError("“Not yet assessed” is the absence of a status change.")
-        if effective_on > timezone.localdate():
-            raise ValidationError("A status change cannot take effect in the future.")
+        problems = self.status_change_problems(
+            status, effective_on=effective_on, evidence=evidence, rationale=rationale
+        )
+        if problems:
+            raise ValidationError(list(problems.values()))
         with transaction.atomic(), disable_auditlog():
             # Serialise recordings on this recommendation, so the status follows all of them;
             # the row read is what the audit entry compares against.
@@ -594,6 +625,15 @@ class Evidence(models.Model):
 
 # A correction is a new entry with the same effective date: the later record wins.
 LATEST_CHANGE_FIRST = ["-effective_on", "-recorded_at", "-pk"]
+
+
+def describe_evidence_link(link):
+    """A row of the table linking evidence to recommendations, as the admin's inline names
+    it: the evidence (the table is Django's own, so it has no model of ours to say so)."""
+    return str(link.evidence)
+
+
+Evidence.recommendations.through.__str__ = describe_evidence_link
 
 
 class StatusChangeQuerySet(models.QuerySet):
