@@ -5,6 +5,7 @@ import gzip
 import json
 
 import pytest
+from auditlog.context import set_actor
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
@@ -21,6 +22,7 @@ from tracker.models import (
     Publisher,
     Recommendation,
     Source,
+    SourceClaim,
     SourceVersion,
     StatusChange,
     Subscription,
@@ -28,6 +30,7 @@ from tracker.models import (
     Webhook,
     WebhookDelivery,
 )
+from tracker.monitoring import claim_due_sources
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +95,8 @@ def empty_the_tracker():
 
 
 def row_counts():
-    return {m._meta.label_lower: m._default_manager.count() for m in backup.tracked_models()}
+    counts = {m._meta.label_lower: m._default_manager.count() for m in backup.tracked_models()}
+    return {**counts, backup.AUDIT_LABEL: backup.audit_entries().count()}
 
 
 def test_a_backup_restores_everything_into_an_empty_database(full_database, tmp_path):
@@ -133,6 +137,34 @@ def test_a_backup_restores_everything_into_an_empty_database(full_database, tmp_
     assert Publisher.objects.create(name="After the restore").pk > max(
         Publisher.objects.exclude(name="After the restore").values_list("pk", flat=True)
     )
+
+
+def test_a_restore_brings_back_the_audit_trail_and_writes_none_of_its_own(full_database, tmp_path):
+    from auditlog.models import LogEntry
+
+    recommendation = full_database["recommendation"]
+    editor = full_database["recorder"]
+    with set_actor(editor):
+        recommendation.title = "Renamed by staff"
+        recommendation.save()
+    trail = list(LogEntry.objects.get_for_object(recommendation).values_list("action", "changes"))
+    assert trail
+    Source.objects.create(url="https://example.org/claimed")
+    claim_due_sources()  # a check in flight as the backup is taken
+    path = tmp_path / "tracker.json"
+    call_command("export_tracker", str(path), verbosity=0)
+    counts = backup.read_backup(path)["counts"]
+    assert "tracker.sourceclaim" not in counts
+    assert counts["auditlog.logentry"] == backup.audit_entries().count()
+
+    empty_the_tracker()
+    call_command("import_tracker", str(path), verbosity=0)
+    restored = Recommendation.objects.get(pk=recommendation.pk)
+    entries = LogEntry.objects.get_for_object(restored)
+    assert list(entries.values_list("action", "changes")) == trail  # no "created" by nobody
+    assert entries.filter(actor__username="recorder").exists()
+    assert backup.audit_entries().count() == counts["auditlog.logentry"]  # and no more
+    assert not SourceClaim.objects.exists()
 
 
 def test_a_restore_refuses_a_database_that_tracks_something_unless_told_to_replace(
@@ -219,7 +251,8 @@ def test_a_backup_with_a_dangling_link_restores_nothing(good_backup, tmp_path):
 
 def test_a_backup_with_an_invalid_value_restores_nothing(good_backup, tmp_path):
     _, data = good_backup
-    data["objects"][-1]["fields"]["created_at"] = "not a date"
+    last_tracked = [item for item in data["objects"] if item["model"].startswith("tracker.")][-1]
+    last_tracked["fields"]["created_at"] = "not a date"
     bad = damaged(tmp_path, "bad.json", json.dumps(data).encode())
     with pytest.raises(CommandError, match="cannot be restored"):
         call_command("import_tracker", bad, verbosity=0)

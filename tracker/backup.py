@@ -3,10 +3,11 @@
 The file is Django's own serialization of every model of the tracker app (publishers,
 agencies, themes, documents, recommendations with owners and themes, status history with
 cited evidence, evidence, sources and kept versions, alerts, feed entries, webhooks and
-their deliveries), under a header that names the format, its version and how many objects
-of each model it holds. Primary keys are kept, so links survive; users are referred to by
-username (natural keys) and are not themselves backed up: a restore links history to the
-accounts of the same name, creating inactive ones for names it does not know.
+their deliveries) and the audit trail of their edits, under a header that names the format,
+its version and how many objects of each model it holds. Primary keys are kept, so links
+survive; users are referred to by username (natural keys) and are not themselves backed up: a
+restore links history to the accounts of the same name, creating inactive ones for names it
+does not know. Work in flight (claims of checks) is not data and is left out.
 
 A restore trusts the file for what Tracker tracks, not for who may do what here: no account
 is created with a password or a privilege, a subscription keeps its link to an existing
@@ -21,6 +22,8 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
+from auditlog.context import disable_auditlog
+from auditlog.models import LogEntry
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core import serializers
@@ -59,6 +62,14 @@ class Encoder(DjangoJSONEncoder):
 # Work in flight, not data: a claim restored from a backup would hold a check that is not
 # queued anywhere.
 NOT_BACKED_UP = {"tracker.sourceclaim"}
+
+
+# The audit trail of tracked rows travels with them (django-auditlog's entries).
+AUDIT_LABEL = "auditlog.logentry"
+
+
+def audit_entries():
+    return LogEntry.objects.filter(content_type__app_label="tracker").order_by("pk")
 
 
 def tracked_models():
@@ -114,6 +125,12 @@ def export_data(*, progress=None):
             fields_by_label[label] = user_fields(model)
             if progress:
                 progress(label, len(serialized))
+        entries = serializers.serialize("python", audit_entries(), use_natural_foreign_keys=True)
+        objects += entries
+        counts[AUDIT_LABEL] = len(entries)
+        fields_by_label[AUDIT_LABEL] = user_fields(LogEntry)
+        if progress:
+            progress(AUDIT_LABEL, len(entries))
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -192,6 +209,7 @@ def check_backup(data):
     if not all(isinstance(item, dict) and isinstance(item.get("model"), str) for item in objects):
         raise BackupError("This backup holds entries that are not serialized objects.")
     models = {model._meta.label_lower: model for model in tracked_models()}
+    models[AUDIT_LABEL] = LogEntry
     unknown = sorted({item["model"] for item in objects} - set(models))
     if unknown:
         raise BackupError(f"This backup holds unknown models: {', '.join(unknown)}.")
@@ -289,10 +307,14 @@ def restore_data(data, *, replace=False, allow_empty=False, progress=None):
                         "here. Pass --allow-empty if that is what you want."
                     )
                 empty_tracked_tables()
+            # Entries left by rows deleted here name ids the restored rows are about to take.
+            audit_entries().delete()
             existing_users = existing_usernames(data.get("users", []))
             create_missing_users(data.get("users", []))
             counts, waiting = Counter(), []
-            with connection.constraint_checks_disabled():
+            # The file's audit trail is restored; the restore itself adds none (it would say
+            # every row was "created" now, by nobody).
+            with connection.constraint_checks_disabled(), disable_auditlog():
                 for restored in serializers.deserialize(
                     "python", data["objects"], handle_forward_references=True
                 ):
@@ -323,6 +345,8 @@ def restore_data(data, *, replace=False, allow_empty=False, progress=None):
 def empty_tracked_tables():
     # Deferred foreign key checks still pending in this transaction would block a TRUNCATE.
     connection.check_constraints()
+    # The replaced rows' history goes with them: their ids are about to name other rows.
+    audit_entries().delete()
     with connection.cursor() as cursor:
         for sql in connection.ops.sql_flush(no_style(), tracked_tables()):
             cursor.execute(sql)
