@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from tests.factories import RecommendationFactory, SubscriptionFactory
 from tests.support.outages import celery_broker, queued_tasks
 from tests.support.pages import local_url, page
+from tests.support.workers import wait_until
 from tracker import monitoring, tasks, webhooks
 from tracker.models import DigestDelivery, Source, SourceClaim, Webhook, WebhookDelivery
 from tracker.monitoring import Outcome, claim_due_sources, release_claims
@@ -121,6 +122,40 @@ def test_checks_lost_with_a_redis_restarted_empty_are_queued_again_at_the_next_d
         assert tasks.dispatch_due_sources() == 3
         assert tasks.dispatch_due_sources() == 0
     assert sorted(queued_tasks(own_redis)) == sorted((CHECK, f"({s.pk},)") for s in sources)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prefork_worker_checks_each_source_once_after_redis_restarted_empty(
+    own_redis, allow_local, start_worker, settings
+):
+    pages = [f"/lost-{n}" for n in range(3)]
+    for path in pages:
+        allow_local.expect_request(path).respond_with_data(page(path), content_type="text/html")
+    sources = [Source.objects.create(url=local_url(allow_local, path)) for path in pages]
+    settings.CACHES = cache_at(own_redis)  # host slots where the worker counts them too
+    with celery_broker(own_redis.url(0)):
+        assert tasks.dispatch_due_sources() == 3
+        own_redis.stop()  # before any worker took them: the queued checks are gone
+        own_redis.start()
+        worker = start_worker(
+            queue="celery",  # the dispatcher's queue, on this test's own Redis
+            concurrency=2,
+            env={
+                "CELERY_BROKER_URL": own_redis.url(0),
+                "TRACKER_FETCH_ALLOW": f"127.0.0.1:{allow_local.port}",
+            },
+        )
+        assert tasks.dispatch_due_sources() == 3  # the next run, not 15 minutes later
+        wait_until(
+            lambda: all(source.versions.exists() for source in sources),
+            timeout=60,
+            message="every source checked",
+        )
+        wait_until(lambda: worker.succeeded() >= 3, message="the checks' end")
+        assert tasks.dispatch_due_sources() == 0
+    fetched = sorted(entry.path for entry, _ in allow_local.log)
+    assert fetched == sorted(pages)  # each once: nothing lost, nothing twice
+    assert not SourceClaim.objects.exists()
 
 
 @pytest.mark.django_db

@@ -42,12 +42,12 @@ def wait_until(condition, *, timeout=30.0, message="condition"):
 
 
 class Worker:
-    """A `celery worker` process (thread pool, or `pool="prefork"`: Celery's default) on
+    """A `celery worker` process (Celery's default prefork pool, or `pool="threads"`) on
     `queue`, with `env` added to this process's environment and the test database's URL; it
     appends its output to `log`, so workers started one after another on a queue share one
     log. Task retries come at once unless `env` says."""
 
-    def __init__(self, *, log, queue=None, concurrency=2, env=None, pool="threads"):
+    def __init__(self, *, log, queue=None, concurrency=2, env=None, pool="prefork"):
         self.log = log
         self.queue = queue or f"test-{uuid.uuid4().hex[:8]}"
         # Unique per process: two workers on one queue answer pings apart.
