@@ -143,18 +143,25 @@ def test_a_worker_retries_a_check_that_lost_the_database(
     assert (SourceVersion.objects.count(), ChangeAlert.objects.count()) == (2, 1)
 
 
-def test_a_check_whose_worker_is_killed_is_redelivered_and_recorded_once(
-    changed_source, allow_local, start_worker
-):
-    source, hooks, _ = changed_source
+def hold_the_first_request(hooks):
+    """Make the page's first request wait (until `release` is set, at most 2 minutes) once
+    `in_flight` says it arrived: the moment to kill what is checking it."""
     in_flight, release = threading.Event(), threading.Event()
 
-    def hold_the_first_request():
+    def hold():
         if not in_flight.is_set():
             in_flight.set()
             release.wait(timeout=120)
 
-    hooks.append(hold_the_first_request)
+    hooks.append(hold)
+    return in_flight, release
+
+
+def test_a_check_whose_worker_is_killed_is_redelivered_and_recorded_once(
+    changed_source, allow_local, start_worker
+):
+    source, hooks, _ = changed_source
+    in_flight, release = hold_the_first_request(hooks)
     env = {
         "TRACKER_FETCH_ALLOW": f"127.0.0.1:{allow_local.port}",
         "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
@@ -190,14 +197,7 @@ def test_a_check_whose_pool_process_is_killed_is_redelivered_at_once(
     check, not the worker. The task goes back to the queue (task_reject_on_worker_lost) and
     the worker's next child runs it, in seconds, instead of waiting for the claim to run out."""
     source, hooks, _ = changed_source
-    in_flight, release = threading.Event(), threading.Event()
-
-    def hold_the_first_request():
-        if not in_flight.is_set():
-            in_flight.set()
-            release.wait(timeout=120)
-
-    hooks.append(hold_the_first_request)
+    in_flight, release = hold_the_first_request(hooks)
     env = {"TRACKER_FETCH_ALLOW": f"127.0.0.1:{allow_local.port}"}
     worker = start_worker(concurrency=1, env=env, pool="prefork")
     try:
