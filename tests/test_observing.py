@@ -22,7 +22,7 @@ from tracker.monitoring import (
     record_observations,
     watch_of,
 )
-from tracker.observing import Watch, observe_all, split_by_origin
+from tracker.observing import HostShare, Watch, observe_all, share_out
 
 pytestmark = pytest.mark.django_db
 
@@ -62,21 +62,34 @@ def watch(source_id, url):
     return Watch(source_id, url)
 
 
-def test_split_by_origin_keeps_each_site_whole_and_shares_evenly():
+def test_sites_stay_whole_in_one_process_when_they_fit_and_shares_are_even():
     watches = (
         [watch(n, f"https://a.example.org/{n}") for n in range(6)]
         + [watch(10 + n, f"https://b.example.org/{n}") for n in range(4)]
         + [watch(20 + n, f"https://c.example.org:8443/{n}") for n in range(2)]
         + [watch(30, "https://C.example.org:8443/x")]
     )
-    shares = split_by_origin(watches, 2)
-    assert sorted(len(share) for share in shares) == [6, 7]
-    hosts = [{w.url.split("/")[2].lower() for w in share} for share in shares]
+    shares = share_out(watches, 2, per_host=4)
+    assert sorted(len(share) for share, _ in shares) == [6, 7]
+    hosts = [{w.url.split("/")[2].lower() for w in share} for share, _ in shares]
     assert hosts[0].isdisjoint(hosts[1])
-    assert sorted(w.source_id for share in shares for w in share) == sorted(
+    assert all(turns == {} for _, turns in shares)  # each site's turns all in one process
+    assert sorted(w.source_id for share, _ in shares for w in share) == sorted(
         w.source_id for w in watches
     )
-    assert split_by_origin(watches[:1], 4) == [watches[:1]]
+    assert share_out(watches[:1], 4, per_host=4) == [(watches[:1], {})]
+
+
+def test_one_big_site_is_dealt_out_to_every_process_with_a_part_of_its_turns_each():
+    watches = [watch(n, f"https://big.example.org/{n}") for n in range(100)]
+    watches += [watch(200 + n, f"https://small.example.org/{n}") for n in range(4)]
+    shares = share_out(watches, 2, per_host=4)
+    assert sorted(len(share) for share, _ in shares) == [50, 54]
+    origin = "big.example.org:443"
+    assert [turns[origin] for _, turns in shares] == [HostShare(2, 0), HostShare(2, 2)]
+    # Never more processes on a site than it has turns: each keeps at least one.
+    spread = share_out(watches, 8, per_host=2)
+    assert sum(origin in turns for _, turns in spread) == 2
 
 
 def test_bulk_checks_use_processes_for_long_lists_only(monkeypatch):
@@ -112,6 +125,24 @@ def test_a_bulk_check_from_processes_records_each_change_once_within_host_limits
     alerts = ChangeAlert.objects.select_related("source")
     assert {alert.source.url for alert in alerts} == {sites[0].url(n) for n in range(6)}
     assert all("at revision 1" in alert.diff for alert in alerts)
+
+
+def test_one_site_is_checked_from_every_process_within_its_request_limit(sites):
+    site = sites[0]
+    sources = [Source.objects.create(url=site.url(n)) for n in range(12)]
+    fetched_by = set()
+    probe = site.handler
+
+    def handler(request):
+        fetched_by.add(pid_of_client(int(request.environ["REMOTE_PORT"])))
+        return probe(request)
+
+    site.server.clear()
+    site.server.expect_request("/p").respond_with_handler(handler)
+    outcomes = check_sources(Source.objects.all(), concurrency=8, per_host=2, processes=2)
+    assert outcomes == {Outcome.FIRST_VERSION: len(sources)}
+    assert len(fetched_by) == 2 and os.getpid() not in fetched_by  # both processes worked
+    assert site.peak <= 2  # the site's limit held across them
 
 
 def test_processes_and_threads_observe_alike(sites):

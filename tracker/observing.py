@@ -202,9 +202,9 @@ def observe_all(watches, *, concurrency, slots, per_host=None, processes=0):
 
     `concurrency` threads fetch, each request holding one of the host's `slots` (HostSlots,
     shared with every other checker), and at most `per_host` of them (default: the slots'
-    limit) to one host at once. With `processes`, the watches are split by origin between
-    that many processes, each running its share of the threads. Closing the generator early
-    stops the fetching.
+    limit) to one host at once. With `processes`, the watches are shared out between that
+    many processes (see `share_out`), each running its share of the threads. Closing the
+    generator early stops the fetching.
     """
     per_host = per_host or slots.limit
     if processes > 1 and len(watches) > 1:
@@ -216,15 +216,19 @@ def observe_all(watches, *, concurrency, slots, per_host=None, processes=0):
     )
 
 
-def _observe_in_threads(watches, *, concurrency, slots, per_host, window):
+def _observe_in_threads(watches, *, concurrency, slots, per_host, window, turns=None):
+    """Observe `watches` from `concurrency` threads; `turns` ({origin: HostShare}) narrows
+    an origin's `per_host` turns to this process's share of them."""
     work = queue.SimpleQueue()
     for watch in interleave_by_origin(watches):
         work.put(watch)
     observed = queue.SimpleQueue()
-    hosts = {
-        origin_of(group[0].url): _HostTurns(slots, origin_of(group[0].url), per_host, len(group))
-        for group in group_by_origin(watches)
-    }
+    turns = turns or {}
+    hosts = {}
+    for group in group_by_origin(watches):
+        origin = origin_of(group[0].url)
+        share = turns.get(origin, HostShare(count=per_host))
+        hosts[origin] = _HostTurns(slots, origin, share.count, len(group), first=share.first)
     stopping = threading.Event()
 
     def observe_within_limits(watch, clients):
@@ -284,11 +288,13 @@ class _HostTurns:
 
     KEEP = 30  # seconds; with a fetch's deadline (30 s) well inside the slot's lease
 
-    def __init__(self, slots, origin, count, pending):
+    def __init__(self, slots, origin, count, pending, *, first=0):
         self.slots = slots
         self.origin = origin
         self.pending = pending  # fetches of this host not started yet
-        self.idle = [_Turn(index) for index in reversed(range(count))]  # last in, first out
+        # Last in, first out; numbered from `first`, so that processes sharing a host try
+        # different slots first.
+        self.idle = [_Turn(index) for index in reversed(range(first, first + count))]
         self.changed = threading.Condition()
 
     def begin(self):
@@ -363,13 +369,36 @@ def _batches(get, *, running, window):
             yield batch
 
 
-def split_by_origin(watches, parts):
-    """Split `watches` into at most `parts` lists of about the same length, each origin's
-    watches all in one list."""
-    shares = [[] for _ in range(parts)]
+@dataclass(frozen=True)
+class HostShare:
+    """A process's share of one host's turns: `count` of them, numbered from `first`."""
+
+    count: int
+    first: int = 0
+
+
+def share_out(watches, parts, *, per_host):
+    """Share `watches` out between at most `parts` processes, about as many each; return a
+    list of (watches, {origin: HostShare}) for each process.
+
+    A site's pages stay in one process unless it has more than one process's worth: then
+    they are dealt out between as many processes as they fill (at most `per_host`), each
+    taking its own part of the site's `per_host` turns, so that one big site uses every core
+    and the limit still holds across the processes, even where each counts slots apart.
+    """
+    parts = max(1, min(parts, len(watches)))
+    fair = -(-len(watches) // parts)  # one process's worth, rounded up
+    shares = [([], {}) for _ in range(parts)]
     for group in sorted(group_by_origin(watches), key=len, reverse=True):
-        min(shares, key=len).extend(group)
-    return [share for share in shares if share]
+        origin = origin_of(group[0].url)
+        spread = min(parts, per_host, -(-len(group) // fair))
+        each = per_host // spread
+        emptiest = sorted(shares, key=lambda share: len(share[0]))[:spread]
+        for index, (share, turns) in enumerate(emptiest):
+            share.extend(group[index::spread])
+            if spread > 1:
+                turns[origin] = HostShare(count=each, first=index * each)
+    return [(share, turns) for share, turns in shares if share]
 
 
 # Sent by an observing process once it has sent all its observations, with its peak RSS.
@@ -378,7 +407,7 @@ class _Done:
     peak_rss_kb: int
 
 
-def _observe_share(watches, concurrency, slots, per_host, allow, channel):
+def _observe_share(watches, turns, concurrency, slots, per_host, allow, channel):
     """An observing process: observe `watches` in threads, sending batches on `channel`.
 
     `allow` is the caller's TRACKER_FETCH_ALLOW: the fork server keeps the environment it
@@ -393,6 +422,7 @@ def _observe_share(watches, concurrency, slots, per_host, allow, channel):
         slots=slots,
         per_host=per_host,
         window=PROCESS_BATCH_WINDOW,
+        turns=turns,
     )
     for batch in batches:
         channel.send(batch)
@@ -411,15 +441,15 @@ def _observe_in_processes(watches, *, concurrency, slots, per_host, processes):
     # Forked from a server that has loaded this module and the slots' cache backend: forking
     # the caller itself would copy its threads' locks and its database connections mid-use.
     context.set_forkserver_preload([__name__, "httpcore", "h11", slots.backend_module])
-    shares = split_by_origin(watches, processes)
+    shares = share_out(watches, processes, per_host=per_host)
     threads_each = max(1, concurrency // len(shares))
     allow = os.environ.get(fetching.ALLOW_ENV_VAR, "")
     channels = {}
-    for share in shares:
+    for share, turns in shares:
         receiver, sender = context.Pipe(duplex=False)
         worker = context.Process(
             target=_observe_share,
-            args=(share, threads_each, slots, per_host, allow, sender),
+            args=(share, turns, threads_each, slots, per_host, allow, sender),
             daemon=True,
         )
         worker.start()
