@@ -45,6 +45,9 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
+    # Before the admin: the Spanish and English columns of the texts people read
+    # (tracker/translation.py), edited side by side.
+    "modeltranslation",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -135,6 +138,10 @@ LANGUAGE_CODE = "en-us"
 # The public pages and the digests ship in these languages (tracker/locale).
 LANGUAGES = [("en", "English"), ("es", "Español")]
 LOCALE_PATHS = [BASE_DIR / "tracker" / "locale"]
+# The content's languages (tracker/translation.py): a text missing in the reader's language is
+# shown in the other one, which is where the original is (tracker/texts.py marks it).
+MODELTRANSLATION_DEFAULT_LANGUAGE = "en"
+MODELTRANSLATION_FALLBACK_LANGUAGES = {"default": ("en", "es")}
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

@@ -17,8 +17,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
+from modeltranslation.admin import TranslationAdmin
 
-from . import digests, importing, monitoring, proposals, reading, triage, webhooks
+from . import digests, importing, monitoring, proposals, reading, texts, triage, webhooks
 from .audit import update_with_audit
 from .links import link_url
 from .models import (
@@ -125,21 +126,21 @@ class PublisherAdmin(admin.ModelAdmin):
 
 
 @admin.register(Agency)
-class AgencyAdmin(ProgressColumnsMixin, admin.ModelAdmin):
+class AgencyAdmin(ProgressColumnsMixin, TranslationAdmin):
     progress_function = staticmethod(progress_by_agency)
     no_progress = "Nothing assigned"
     list_display = ["name", "acronym", "kind", "parent", "counts_by_status", "progress_percent"]
     list_filter = ["kind"]
     list_select_related = ["parent"]
-    search_fields = ["name", "acronym", "aliases"]
+    search_fields = ["name_en", "name_es", "acronym", "aliases"]
     autocomplete_fields = ["parent"]
     prepopulated_fields = {"slug": ["acronym"]}
 
 
 @admin.register(Theme)
-class ThemeAdmin(admin.ModelAdmin):
+class ThemeAdmin(TranslationAdmin):
     list_display = ["name", "recommendation_count"]
-    search_fields = ["name"]
+    search_fields = ["name_en", "name_es"]
     prepopulated_fields = {"slug": ["name"]}
 
     def get_queryset(self, request):
@@ -151,7 +152,7 @@ class ThemeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Document)
-class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
+class DocumentAdmin(ProgressColumnsMixin, TranslationAdmin):
     progress_function = staticmethod(progress_by_document)
     list_display = [
         "title",
@@ -164,7 +165,7 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
     ]
     list_filter = ["kind", "publisher"]
     list_select_related = ["publisher"]
-    search_fields = ["title", "code", "author", "summary"]
+    search_fields = ["title_en", "title_es", "code", "author", "summary_en", "summary_es"]
     autocomplete_fields = ["publisher", "addressee"]
     date_hierarchy = "published_on"
     actions = ["export_recommendations_csv"]
@@ -593,7 +594,7 @@ class StatusChangeForm(forms.Form):
 
 
 @admin.register(Recommendation)
-class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
+class RecommendationAdmin(AuditlogHistoryAdminMixin, TranslationAdmin):
     list_display = [
         "code",
         "title",
@@ -615,7 +616,7 @@ class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
         "addressed_to",
     ]
     list_select_related = ["document"]
-    search_fields = ["code", "title", "text", "note"]
+    search_fields = ["code", "title_en", "title_es", "text_en", "text_es", "note_en", "note_es"]
     autocomplete_fields = ["document", "parent"]
     filter_horizontal = ["themes"]
     readonly_fields = ["status", "status_changed_on", "progress", "review_due_on", "withdrawn_at"]
@@ -743,21 +744,84 @@ class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(StatusChange)
-class StatusChangeAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
-    """Read-only: history is appended from a recommendation's "Record status change" page."""
+class StatusChangeAdmin(AuditlogHistoryAdminMixin, TranslationAdmin):
+    """Read-only but for the rationale's translation: history is appended from a
+    recommendation's "Record status change" page."""
 
     list_display = ["recommendation", "status", "effective_on", "recorded_by", "recorded_at"]
     list_filter = ["status", "recommendation__document"]
     list_select_related = ["recommendation", "recorded_by"]
-    search_fields = ["recommendation__code", "rationale"]
+    search_fields = ["recommendation__code", "rationale_en", "rationale_es"]
     date_hierarchy = "effective_on"
 
     def get_urls(self):
         moved = self.admin_site.admin_view(self.moved_view)
+        to_translate = self.admin_site.admin_view(self.to_translate_view)
         return [
             path("moved/", moved, name="tracker_statuschange_moved"),
+            path("to-translate/", to_translate, name="tracker_texts_to_translate"),
+            path(
+                "<path:object_id>/translate/",
+                self.admin_site.admin_view(self.translate_view),
+                name="tracker_statuschange_translate",
+            ),
             *super().get_urls(),
         ]
+
+    def translate_view(self, request, object_id):
+        """Give the rationale in the languages it was not recorded in: the one change to
+        history allowed, since the record itself stays as it was (audited)."""
+        change = self.get_object(request, unquote(object_id))
+        if change is None:
+            raise Http404("No such status change.")
+        if not request.user.has_perm("tracker.add_statuschange"):
+            raise PermissionDenied
+        form = RationaleTranslationForm(
+            request.POST or None, change=change, initial=texts.versions(change, "rationale")
+        )
+        if request.method == "POST" and form.is_valid():
+            update_with_audit(
+                StatusChange.objects.filter(pk=change.pk), form.cleaned_data, actor=request.user
+            )
+            self.message_user(request, f"Rationale translated: {change}.", messages.SUCCESS)
+            return redirect(reverse("admin:tracker_texts_to_translate"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Translate the rationale of {change}",
+            "opts": self.opts,
+            "original": change,
+            "recorded_in": form.recorded_in,
+            "recorded": getattr(change, f"rationale_{form.recorded_in}", ""),
+            "form": form,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/tracker/statuschange/translate.html", context)
+
+    def to_translate_view(self, request):
+        """Texts people read that staff gave in one language but not the other, with links
+        to where to translate them."""
+        if not request.user.has_perm("tracker.view_recommendation"):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Texts to translate",
+            "opts": self.opts,
+            "groups": [
+                {
+                    "name": model._meta.verbose_name_plural.capitalize(),
+                    "rows": [
+                        {
+                            "object": obj,
+                            "url": translation_url(obj),
+                            "missing": missing,
+                        }
+                        for obj, missing in rows
+                    ],
+                }
+                for model, rows in texts.untranslated_by_model(TRANSLATED_MODELS)
+            ],
+        }
+        return TemplateResponse(request, "admin/tracker/texts_to_translate.html", context)
 
     def moved_view(self, request):
         """What moved, as on the public page (tracker.changes), drafts included for staff
@@ -782,11 +846,35 @@ class StatusChangeAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
         return False
 
 
+class RationaleTranslationForm(forms.Form):
+    """The rationale in each language but the one it was recorded in, which is shown."""
+
+    def __init__(self, *args, change, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.recorded_in = texts.recorded_language(change, "rationale")
+        for code, name in settings.LANGUAGES:
+            if code != self.recorded_in:
+                self.fields[f"rationale_{code}"] = forms.CharField(
+                    label=f"Rationale ({name})", widget=forms.Textarea, required=False
+                )
+
+
+def translation_url(obj):
+    """Where staff give the missing version of `obj`'s texts: its change page, or for
+    append-only history the rationale's translation page."""
+    view = "translate" if isinstance(obj, StatusChange) else "change"
+    return reverse(f"admin:tracker_{obj._meta.model_name}_{view}", args=[obj.pk])
+
+
+# The models whose texts people read, as tracker/translation.py registers them.
+TRANSLATED_MODELS = [Document, Recommendation, Agency, Theme, StatusChange, Evidence]
+
+
 @admin.register(Evidence)
-class EvidenceAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
+class EvidenceAdmin(AuditlogHistoryAdminMixin, TranslationAdmin):
     list_display = ["title", "outlet", "published_on", "kind", "effect", "link"]
     list_filter = ["kind", "effect", "outlet"]
-    search_fields = ["title", "outlet", "excerpt", "url"]
+    search_fields = ["title_en", "title_es", "outlet", "excerpt_en", "excerpt_es", "url"]
     autocomplete_fields = ["recommendations"]
     date_hierarchy = "published_on"
     actions = ["watch_urls"]
