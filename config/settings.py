@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The public pages' language: the visitor's choice (cookie), else Accept-Language.
     "django.middleware.locale.LocaleMiddleware",
+    # The API's ?lang=es, which outranks Accept-Language for the texts it returns.
+    "tracker.middleware.ApiLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     # ETags on GET responses, and 304 Not Modified for clients that already have them.
     "django.middleware.http.ConditionalGetMiddleware",

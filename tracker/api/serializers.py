@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .. import texts
 from ..models import (
     ASSESSMENTS,
     STATUS_WEIGHTS,
@@ -23,6 +24,26 @@ from ..progress import INTERVALS
 
 # The largest id the database can hold (a 64-bit signed integer).
 MAX_ID = 2**63 - 1
+
+
+@extend_schema_field(
+    {"type": "object", "additionalProperties": {"type": "string", "enum": texts.CONTENT_LANGUAGES}}
+)
+class TextLanguagesField(serializers.Field):
+    """Which language each text of the record is in: the one asked for (?lang= or
+    Accept-Language), or the original's where no translation was given."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            source="*",
+            read_only=True,
+            help_text='The language each text is in, e.g. {"title": "es", "text": "en"}: the '
+            "one asked for with ?lang= or Accept-Language, else the original's.",
+            **kwargs,
+        )
+
+    def to_representation(self, value):
+        return texts.languages_of(value, texts.translated_fields(type(value)))
 
 
 class AgencyRefSerializer(serializers.ModelSerializer):
@@ -54,6 +75,7 @@ class ProgressSummarySerializer(serializers.ModelSerializer):
 
 class DocumentSerializer(ProgressSummarySerializer):
     publisher = serializers.SlugRelatedField(slug_field="name", queryset=Publisher.objects.all())
+    languages = TextLanguagesField()
 
     class Meta:
         model = Document
@@ -67,6 +89,8 @@ class DocumentSerializer(ProgressSummarySerializer):
             "published_on",
             "url",
             "summary",
+            "original_language",
+            "languages",
             "counts",
             "progress",
         ]
@@ -86,6 +110,7 @@ class AliasesField(serializers.ListField):
 
 class AgencySerializer(ProgressSummarySerializer):
     aliases = AliasesField(required=False)
+    languages = TextLanguagesField()
 
     class Meta:
         model = Agency
@@ -97,6 +122,7 @@ class AgencySerializer(ProgressSummarySerializer):
             "kind",
             "parent",
             "aliases",
+            "languages",
             "counts",
             "progress",
         ]
@@ -139,6 +165,7 @@ class RecommendationSerializer(serializers.ModelSerializer):
         "document's publication (earlier history is background); null if not yet assessed.",
     )
     rollup = serializers.SerializerMethodField()
+    languages = TextLanguagesField()
 
     class Meta:
         model = Recommendation
@@ -152,6 +179,7 @@ class RecommendationSerializer(serializers.ModelSerializer):
             "title",
             "text",
             "note",
+            "languages",
             "addressed_to",
             "owners",
             "themes",
@@ -214,6 +242,7 @@ class StatusChangeSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="The status before this change (null for the first change recorded).",
     )
+    languages = TextLanguagesField()
 
     class Meta:
         model = StatusChange
@@ -224,6 +253,7 @@ class StatusChangeSerializer(serializers.ModelSerializer):
             "status",
             "effective_on",
             "rationale",
+            "languages",
             "evidence",
             "recorded_at",
         ]
@@ -241,6 +271,8 @@ class RecordStatusSerializer(serializers.Serializer):
 
 
 class EvidenceSerializer(serializers.ModelSerializer):
+    languages = TextLanguagesField()
+
     class Meta:
         model = Evidence
         fields = [
@@ -251,6 +283,7 @@ class EvidenceSerializer(serializers.ModelSerializer):
             "published_on",
             "kind",
             "excerpt",
+            "languages",
             "effect",
             "recommendations",
         ]
