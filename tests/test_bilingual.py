@@ -274,3 +274,23 @@ def test_an_edition_of_another_structure_is_refused_and_nothing_is_saved(english
     assert not Recommendation.objects.exclude(title_es__in=["", None]).exists()
     english_brief.refresh_from_db()
     assert not english_brief.title_es
+
+
+# -- Search ---------------------------------------------------------------------------------
+
+
+def test_search_finds_a_recommendation_by_words_of_either_language(client, recommendation):
+    Recommendation.objects.filter(pk=recommendation.pk).update(title_es=TITLE_ES, text_es=TEXT_ES)
+    for query in ("centers", "centros procesamiento", "refugiados"):
+        page = client.get(reverse("public:search"), {"q": query}).content.decode()
+        assert "WRC-2024-1" in page, query
+        found = client.get(reverse("api:recommendation-list"), {"search": query}).json()
+        assert [item["code"] for item in found["results"]] == ["WRC-2024-1"], query
+    spanish_page = client.get(
+        reverse("public:search"), {"q": "centers"}, HTTP_ACCEPT_LANGUAGE="es"
+    ).content.decode()
+    assert TITLE_ES in spanish_page  # found by its English words, shown in Spanish
+    assert (
+        "WRC-2024-1"
+        not in client.get(reverse("public:search"), {"q": "fronteras"}).content.decode()
+    )
