@@ -22,6 +22,7 @@ from tests.factories import (
 )
 from tests.support.staff import change_form_data
 from tracker import digests
+from tracker.demo import load_demo
 from tracker.models import Document, Recommendation, StatusChange
 
 UTC = datetime.UTC
@@ -294,3 +295,21 @@ def test_search_finds_a_recommendation_by_words_of_either_language(client, recom
         "WRC-2024-1"
         not in client.get(reverse("public:search"), {"q": "fronteras"}).content.decode()
     )
+
+
+# -- The demo -------------------------------------------------------------------------------
+
+
+def test_the_spanish_demo_shows_translated_texts_and_marks_the_rest(client, db):
+    load_demo()
+    page = client.get("/documents/WRC-2024/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "<h1>La migración no empieza en la frontera de EE. UU." in page
+    assert "Invertir en la iniciativa Movilidad Segura y mejorarla" in page
+    assert '<span lang="en">The administration should ensure that international' in page
+    recommendation = client.get(
+        "/documents/WRC-2024/recommendations/WRC-2024-1/", HTTP_ACCEPT_LANGUAGE="es"
+    ).content.decode()
+    assert "<li>Vías legales</li>" in recommendation
+    assert ">La Casa Blanca</a>" in recommendation
+    english = client.get("/documents/WRC-2024/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Invest in and improve the Safe Mobility Initiative" in english

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from ..directory import WHITE_HOUSE, ensure_agency_directory
 from ..importing import import_document
-from ..models import Agency, Document, Evidence, Publisher, Recommendation
+from ..models import Agency, Document, Evidence, Publisher, Recommendation, Theme
 
 DEMO_DIR = Path(__file__).resolve().parent
 
@@ -70,7 +70,26 @@ def load_demo(*, progress=lambda message: None):
             summary.evidence += 1
             summary.status_changes += record_demo_status_changes(item, evidence)
             progress(f"Evidence: {evidence.title}")
+        load_demo_translations()
     return summary
+
+
+def load_demo_translations(language="es"):
+    """Give some demo texts their `language` version (translations-<language>.json), so the
+    site in that language shows translated texts beside originals marked as such."""
+    data = json.loads((DEMO_DIR / f"translations-{language}.json").read_text(encoding="utf-8"))
+
+    def localized(values):
+        return {f"{field}_{language}": text for field, text in values.items()}
+
+    for code, values in data["documents"].items():
+        Document.objects.filter(code=code).update(**localized(values))
+    for code, values in data["recommendations"].items():
+        Recommendation.objects.filter(code=code).update(**localized(values))
+    for acronym, name in data["agencies"].items():
+        Agency.objects.filter(acronym=acronym).update(**{f"name_{language}": name})
+    for name, translated in data["themes"].items():
+        Theme.objects.filter(name_en=name).update(**{f"name_{language}": translated})
 
 
 def _recommendation(code):
