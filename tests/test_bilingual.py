@@ -3,6 +3,7 @@ Spanish get it on pages, in the API, feeds and digests, and a text not yet trans
 its original language, marked with its lang attribute."""
 
 import datetime
+import html
 import io
 import re
 from pathlib import Path
@@ -313,3 +314,35 @@ def test_the_spanish_demo_shows_translated_texts_and_marks_the_rest(client, db):
     assert ">La Casa Blanca</a>" in recommendation
     english = client.get("/documents/WRC-2024/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Invest in and improve the Safe Mobility Initiative" in english
+
+
+def test_staff_review_the_pairing_in_the_admin_before_the_translation_is_saved(
+    client, admin_user, english_brief
+):
+    client.force_login(admin_user)
+    url = reverse("admin:tracker_document_import_translation", args=[english_brief.pk])
+    with open(SAMPLES / "bilingual-brief.es.md", "rb") as edition:
+        review = client.post(url, {"file": edition, "language": "es"})
+    page = review.content.decode()
+    assert review.status_code == 200
+    assert "Abrir centros de procesamiento en Guatemala" in page
+    assert "Open processing centers in Guatemala" in page
+    assert not Recommendation.objects.exclude(title_es__in=["", None]).exists()
+
+    text = re.search(r'name="text" value="([^"]*)"', page, re.S).group(1)
+    saved = client.post(
+        url, {"text": html.unescape(text), "fmt": "markdown", "language": "es", "confirm": "1"}
+    )
+    assert saved.status_code == 302
+    child = Recommendation.objects.get(code="PMR-2025-1.1")
+    assert child.text_es.startswith("Abrir centros de procesamiento")
+
+
+def test_the_admin_refuses_an_edition_of_another_structure(client, admin_user, english_brief):
+    client.force_login(admin_user)
+    url = reverse("admin:tracker_document_import_translation", args=[english_brief.pk])
+    with open(SAMPLES / "bilingual-brief.es-mismatch.md", "rb") as edition:
+        page = client.post(url, {"file": edition, "language": "es"}).content.decode()
+    assert "structure differs from PMR-2025" in page
+    assert "Save the translation" not in page
+    assert not Recommendation.objects.exclude(title_es__in=["", None]).exists()

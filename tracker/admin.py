@@ -178,10 +178,66 @@ class DocumentAdmin(ProgressColumnsMixin, TranslationAdmin):
 
     def get_urls(self):
         upload = self.admin_site.admin_view(self.import_view)
+        translation = self.admin_site.admin_view(self.import_translation_view)
         return [
             path("import/", upload, name="tracker_document_import"),
+            path(
+                "<path:object_id>/import-translation/",
+                translation,
+                name="tracker_document_import_translation",
+            ),
             *super().get_urls(),
         ]
+
+    def import_translation_view(self, request, object_id):
+        """Upload the document's edition in another language: show how its recommendations
+        pair with the stored ones (importing.attach_translation, a dry run), then save them as
+        their translation once staff confirm; a structure that differs saves nothing."""
+        document = object_for_action(
+            self, request, object_id, permission="tracker.change_recommendation"
+        )
+        confirmed = request.method == "POST" and "confirm" in request.POST
+        form = (ConfirmTranslationForm if confirmed else ImportTranslationForm)(
+            request.POST or None, request.FILES or None, document=document
+        )
+        result = None
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                result = importing.attach_translation(
+                    data["text"] if confirmed else data["file"].read(),
+                    filename="" if confirmed else data["file"].name,
+                    document_code=document.code,
+                    language=data["language"],
+                    fmt=data["fmt"] or None,
+                    dry_run=not confirmed,
+                )
+            except importing.DocumentImportError as error:
+                form.add_error(None, str(error))
+            else:
+                if confirmed:
+                    self.message_user(
+                        request,
+                        f"Saved the {result.language} version of {len(result.pairs)} "
+                        "recommendations.",
+                        messages.SUCCESS,
+                    )
+                    return redirect(reverse("admin:tracker_document_change", args=[document.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Import a translation of {document.code}",
+            "opts": self.opts,
+            "original": document,
+            "form": form,
+            "result": result,
+            "confirm_form": result
+            and ConfirmTranslationForm(
+                initial={"text": result.text, "fmt": result.format, "language": result.language},
+                document=document,
+            ),
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/tracker/document/import_translation.html", context)
 
     def import_view(self, request):
         """Upload a document (PDF, Word, HTML, text, Markdown or CSV): the importer reads it
@@ -281,6 +337,41 @@ class ImportDocumentForm(forms.Form):
                 f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
             )
         return upload
+
+
+class ImportTranslationForm(forms.Form):
+    """The document's edition in another language, to pair with its recommendations."""
+
+    file = forms.FileField(
+        help_text="The edition in the other language, in the same formats as an import; its "
+        "numbered sections and listed items must match the document's.",
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(UPLOAD_SUFFIXES)}),
+    )
+    language = forms.ChoiceField(choices=settings.LANGUAGES)
+    fmt = forms.ChoiceField(
+        label="Format",
+        required=False,
+        choices=[("", "Detect from the file"), *((f, f) for f in importing.FORMATS)],
+    )
+
+    def __init__(self, *args, document, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["language"].choices = [
+            (code, name) for code, name in settings.LANGUAGES if code != document.original_language
+        ]
+
+    clean_file = ImportDocumentForm.clean_file
+
+
+class ConfirmTranslationForm(forms.Form):
+    """The edition as read on the review page, saved when staff confirm it."""
+
+    text = forms.CharField(widget=forms.HiddenInput, strip=False)
+    fmt = forms.CharField(widget=forms.HiddenInput, required=False)
+    language = forms.ChoiceField(choices=settings.LANGUAGES, widget=forms.HiddenInput)
+
+    def __init__(self, *args, document, **kwargs):
+        super().__init__(*args, **kwargs)
 
 
 class ProposalItemForm(forms.Form):

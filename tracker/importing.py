@@ -1953,6 +1953,9 @@ class TranslationResult:
     pairs: list[TranslationPair]
     document_title: str = ""
     dry_run: bool = False
+    # The edition as read (Markdown or CSV) and its format: what a review saves once confirmed.
+    text: str = ""
+    format: str = ""
 
 
 def parse_translation(text, *, fmt, document_code):
@@ -2050,6 +2053,8 @@ def attach_translation(
             pairs=pairs,
             document_title=parsed.title,
             dry_run=dry_run,
+            text=text,
+            format=fmt,
         )
         if not dry_run:
             save_translation(result)
