@@ -210,6 +210,11 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI's files ship with the project (no CDN).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Every read documents ?lang= (the texts' language).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tracker.api.schema.add_lang_parameter",
+    ],
 }
 
 # Login lockout (django-axes): after this many failed logins for one username from one

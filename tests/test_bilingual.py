@@ -346,3 +346,12 @@ def test_the_admin_refuses_an_edition_of_another_structure(client, admin_user, e
     assert "structure differs from PMR-2025" in page
     assert "Save the translation" not in page
     assert not Recommendation.objects.exclude(title_es__in=["", None]).exists()
+
+
+def test_the_api_schema_documents_lang_and_languages(client, db):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    listing = schema["paths"]["/api/v1/recommendations/"]["get"]
+    [lang] = [parameter for parameter in listing["parameters"] if parameter["name"] == "lang"]
+    assert lang["schema"]["enum"] == ["en", "es"]
+    fields = schema["components"]["schemas"]["Recommendation"]["properties"]
+    assert fields["languages"]["additionalProperties"]["enum"] == ["en", "es"]
