@@ -355,3 +355,21 @@ def test_the_api_schema_documents_lang_and_languages(client, db):
     assert lang["schema"]["enum"] == ["en", "es"]
     fields = schema["components"]["schemas"]["Recommendation"]["properties"]
     assert fields["languages"]["additionalProperties"]["enum"] == ["en", "es"]
+
+
+@pytest.mark.parametrize(
+    ("model", "fields"),
+    [
+        ("document", ["title", "summary"]),
+        ("recommendation", ["title", "text", "note"]),
+        ("agency", ["name"]),
+        ("theme", ["name"]),
+        ("evidence", ["title", "excerpt"]),
+    ],
+)
+def test_each_text_has_an_english_and_a_spanish_box_in_the_admin(client, admin_user, model, fields):
+    client.force_login(admin_user)
+    page = client.get(reverse(f"admin:tracker_{model}_add")).content.decode()
+    for field in fields:
+        for language in ("en", "es"):
+            assert f'name="{field}_{language}"' in page, (field, language)
