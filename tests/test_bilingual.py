@@ -12,6 +12,7 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from tests.factories import (
     AgencyFactory,
@@ -373,3 +374,14 @@ def test_each_text_has_an_english_and_a_spanish_box_in_the_admin(client, admin_u
     for field in fields:
         for language in ("en", "es"):
             assert f'name="{field}_{language}"' in page, (field, language)
+
+
+def test_an_api_write_with_lang_es_sets_the_spanish_version_only(admin_user, recommendation):
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    url = reverse("api:recommendation-detail", args=[recommendation.pk])
+    response = api.patch(f"{url}?lang=es", {"title": TITLE_ES}, format="json")
+    assert response.status_code == 200
+    assert response.json()["languages"] == {"title": "es", "text": "en"}
+    stored = Recommendation.objects.values("title_en", "title_es").get(pk=recommendation.pk)
+    assert stored == {"title_en": TITLE_EN, "title_es": TITLE_ES}
