@@ -7,6 +7,7 @@ Set DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY, ALLOWED_HOSTS and EMAIL_HOST fo
 """
 
 import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,13 +34,22 @@ def env_list(name, *, default=()):
     return items or list(default)
 
 
+# `make demo` sets TRACKER_DEMO: the site as visitors get it (DEBUG off, so its own 404 page,
+# static files from WhiteNoise), plus pages the demo serves itself for its sources to watch
+# (tracker/demo/sources.py). Never on a real deployment.
+TRACKER_DEMO = env_bool("TRACKER_DEMO", default=False)
+
 # A deployment sets SECRET_KEY; without one we are a developer's demo, so DEBUG defaults on.
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
-DEBUG = env_bool("DEBUG", default=not SECRET_KEY)
+DEBUG = env_bool("DEBUG", default=not SECRET_KEY and not TRACKER_DEMO)
 if not SECRET_KEY:
-    if not DEBUG:
+    if TRACKER_DEMO:
+        # Throwaway: `make demo` passes one kept in .venv, so its processes sign alike.
+        SECRET_KEY = secrets.token_urlsafe(50)
+    elif not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+    else:
+        SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -48,7 +58,8 @@ INSTALLED_APPS = [
     # Before the admin: the Spanish and English columns of the texts people read
     # (tracker/translation.py), edited side by side.
     "modeltranslation",
-    "django.contrib.admin",
+    # The admin, with the staff's start page and sections (tracker.sites).
+    "tracker.apps.TrackerAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -147,6 +158,8 @@ MODELTRANSLATION_FALLBACK_LANGUAGES = {"default": ("en", "es")}
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# English times on a 24-hour clock (tracker/formats/en): no "a.m." before a full stop.
+FORMAT_MODULE_PATH = ["tracker.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
@@ -157,11 +170,13 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
+            if DEBUG or TRACKER_DEMO
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
 }
+# The demo runs with DEBUG off and no collectstatic: WhiteNoise serves the apps' own folders.
+WHITENOISE_USE_FINDERS = DEBUG or TRACKER_DEMO
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -244,6 +259,9 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ACKS_LATE = True
+# A task whose process died (OOM killer, a parser crash) goes back to the queue at once instead
+# of being acknowledged; monitoring.start_claimed_check stops a check that keeps doing it.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240

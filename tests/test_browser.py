@@ -541,3 +541,205 @@ def test_a_digest_reads_on_a_phone(page, site, smtp_server):
     assert "→" in page.get_by_role("progressbar").first.locator("xpath=..").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "digest-phone")
+
+
+# --- the staff's workspace ----------------------------------------------------------------
+
+# The admin pages of ours that the accessibility and layout checks visit, besides the change
+# page of one row of each of Tracker's models.
+STAFF_SIZE = {"width": 1366, "height": 900}
+
+
+def sign_in(page, site, username, password):
+    open_page(page, f"{site}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    with page.expect_navigation():
+        page.locator("input[type=submit]").click()
+
+
+def staff_work_waiting():
+    """A change alert, a feed entry, an import awaiting review and a failed digest, beside
+    the demo's data: a row for every page the checks visit."""
+    from tracker import proposals
+    from tracker.models import ChangeAlert, FeedEntry
+
+    source = Source.objects.create(url=CAM_REPORT_URL, title="The minors program expands")
+    source.recommendations.add(Recommendation.objects.get(code="WRC-2024-1.6"))
+    version = SourceVersion.objects.create(
+        source=source,
+        content_hash="b" * 64,
+        title="The minors program expands",
+        text="The program now covers more relatives.",
+        url=CAM_REPORT_URL,
+        http_status=200,
+        fetched_at=timezone.now(),
+    )
+    ChangeAlert.objects.create(
+        source=source,
+        version=version,
+        diff="--- before\n+++ after\n-The program is paused.\n+The program covers relatives.\n",
+    )
+    FeedEntry.objects.create(
+        source=source, guid="cam-1", link=CAM_REPORT_URL, title="CAM reopens for relatives"
+    )
+    proposals.propose_import(
+        "# Statement\n\n## Recommendations\n\nThe administration should:\n\n"
+        "- Reopen the Central American Minors program.\n",
+        code="ST-2025",
+        fmt="markdown",
+        publisher=Document.objects.first().publisher,
+    )
+    subscriber = SubscriptionFactory(email="reader@example.org")
+    DigestDelivery.objects.create(
+        subscription=subscriber,
+        period="2026-W01",
+        period_start=datetime.date(2026, 1, 5),
+        period_end=datetime.date(2026, 1, 11),
+        state=DigestDelivery.State.FAILED,
+        error="SMTP refused",
+    )
+
+
+def staff_pages(user):
+    """The admin pages of ours `user` may open: the start page, the list and a change page
+    (its first row) of each of Tracker's models, the record-status, audit-log, what-moved,
+    import, digest-preview and accept pages (the import review is a proposal's change page)."""
+    from types import SimpleNamespace
+
+    from django.apps import apps
+    from django.contrib import admin
+
+    from tracker.models import ChangeAlert, FeedEntry
+    from tracker.proposals import IMPORT_PERMISSIONS
+
+    as_user = SimpleNamespace(user=user)
+    recommendation = Recommendation.objects.get(code="WRC-2024-1.6")
+    pages = ["/admin/", "/admin/tracker/statuschange/moved/"]
+    for model in apps.get_app_config("tracker").get_models():
+        model_admin = admin.site._registry.get(model)
+        row = model._default_manager.order_by("pk").first()
+        if model_admin and model_admin.has_view_permission(as_user):
+            pages.append(f"/admin/tracker/{model._meta.model_name}/")
+        if model_admin and row is not None and model_admin.has_view_permission(as_user, row):
+            pages.append(f"/admin/tracker/{model._meta.model_name}/{row.pk}/change/")
+    if user.has_perm("tracker.add_statuschange"):
+        pages.append(f"/admin/tracker/recommendation/{recommendation.pk}/record-status/")
+    if user.has_perm("auditlog.view_logentry"):
+        pages.append(f"/admin/tracker/recommendation/{recommendation.pk}/auditlog/")
+    if user.has_perms(IMPORT_PERMISSIONS):
+        pages.append("/admin/tracker/document/import/")
+    if user.has_perm("tracker.view_subscription"):
+        subscription = Subscription.objects.order_by("pk").first()
+        pages.append(f"/admin/tracker/subscription/{subscription.pk}/preview/")
+    if user.has_perm("tracker.add_evidence"):
+        pages.append(f"/admin/tracker/changealert/{ChangeAlert.objects.get().pk}/accept/")
+        pages.append(f"/admin/tracker/feedentry/{FeedEntry.objects.get().pk}/accept/")
+    return pages
+
+
+@pytest.mark.parametrize("who", ["admin", "editor"])
+def test_every_staff_page_has_no_serious_accessibility_violations(browser, site, who):
+    """axe-core finds no critical or serious violation on the admin pages of ours, for an
+    administrator and for an Editor (the demo's two logins)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    from tests.support.staff import role
+
+    user = UserFactory(username=who, password=f"{who} password", is_staff=True)
+    if who == "admin":
+        user.is_superuser = True
+        user.save()
+    else:
+        user.groups.add(role("Editor"))
+    staff_work_waiting()
+    context = browser.new_context(locale="en-US", viewport=STAFF_SIZE)
+    page = context.new_page()
+    sign_in(page, site, who, f"{who} password")
+    axe = Axe()
+    found = {}
+    visited = staff_pages(user)
+    for path in visited:
+        response = page.goto(site + path)
+        assert response.status == 200, path
+        violations = axe.run(page).response["violations"]
+        serious = [v for v in violations if v["impact"] in {"critical", "serious"}]
+        if serious:
+            found[path] = [
+                (v["id"], v["impact"], [n["target"] for n in v["nodes"][:3]]) for v in serious
+            ]
+    context.close()
+    assert len(visited) >= (40 if who == "admin" else 28)
+    assert found == {}
+
+
+def overlap(a, b):
+    """Whether two bounding boxes share any area."""
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+def test_the_workspace_fits_a_laptop_screen(page, site):
+    """At 1366 by 900 the recommendation list fits its box and the change page's buttons stay
+    clear of its heading; the start page says what needs attention."""
+    UserFactory(
+        username="staff", password="a long staff password", is_staff=True, is_superuser=True
+    )
+    staff_work_waiting()
+    page.set_viewport_size(STAFF_SIZE)
+    sign_in(page, site, "staff", "a long staff password")
+
+    attention = page.locator("section.attention")
+    assert "1 unreviewed change alert" in attention.inner_text()
+    assert attention.locator("ins.diff-add").first.inner_text() == "+The program covers relatives."
+    headings = page.locator("#content-main h2").all_inner_texts()
+    assert headings.index("Needs attention") < headings.index(
+        "Administration (administrators only)"
+    )
+    screenshot(page, "admin-start")
+
+    open_page(page, f"{site}/admin/tracker/changealert/")
+    snippet = page.locator("#result_list td.field-diff_preview").first
+    assert snippet.locator("del").inner_text() == "-The program is paused."
+    width = page.locator("#changelist .results").evaluate("el => [el.scrollWidth, el.clientWidth]")
+    assert width[0] <= width[1], width
+    screenshot(page, "admin-alerts-1366")
+
+    open_page(page, f"{site}/admin/tracker/recommendation/")
+    results = page.locator("#changelist .results")
+    width = results.evaluate("el => [el.scrollWidth, el.clientWidth]")
+    assert width[0] <= width[1], width
+    # Titles stop at three lines (the longest demo titles ran to five to seven).
+    heights = page.locator("#result_list td.field-title a").evaluate_all(
+        "links => links.map(a => a.getBoundingClientRect().height)"
+    )
+    line = float(
+        page.locator("#result_list td.field-title a")
+        .first.evaluate("el => getComputedStyle(el).lineHeight")
+        .removesuffix("px")
+    )
+    assert max(heights) <= 3 * line + 1, (max(heights), line)
+    screenshot(page, "admin-recommendations-1366")
+
+    recommendation = Recommendation.objects.get(code="WRC-2024-1.6")
+    open_page(page, f"{site}/admin/tracker/recommendation/{recommendation.pk}/change/")
+    headings = [h.bounding_box() for h in page.locator("#content h1, #content > h2").all()]
+    tools = [tool.bounding_box() for tool in page.locator(".object-tools li").all()]
+    assert len(headings) == 2 and len(tools) >= 3
+    assert not any(overlap(tool, heading) for tool in tools for heading in headings)
+    assert "_recommendations object" not in page.locator("#content").inner_text()
+    screenshot(page, "admin-recommendation-1366")
+
+    open_page(page, f"{site}/admin/tracker/recommendation/{recommendation.pk}/record-status/")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Record status change").click()
+    evidence = page.locator(".stacked-fields .form-row").filter(has=page.locator(".selector"))
+    label = evidence.locator("label").first.bounding_box()
+    picker = evidence.locator(".selector").bounding_box()
+    assert label["y"] + label["height"] <= picker["y"] + 1
+    assert "needs evidence or a rationale" in page.locator(".errorlist").inner_text()
+    screenshot(page, "admin-record-status-1366")

@@ -2,6 +2,7 @@
 killed mid-check. PostgreSQL only (pg_terminate_backend); the worker tests need Redis too."""
 
 import os
+import signal
 import threading
 import time
 
@@ -180,3 +181,42 @@ def test_a_check_whose_worker_is_killed_is_redelivered_and_recorded_once(
     assert (SourceVersion.objects.count(), ChangeAlert.objects.count()) == (2, 1)
     page_requests = [entry for entry, _ in allow_local.log if entry.path == "/p"]
     assert len(page_requests) == 3  # the baseline, the killed worker's, the redelivery's
+
+
+def test_a_check_whose_pool_process_is_killed_is_redelivered_at_once(
+    changed_source, allow_local, start_worker
+):
+    """Celery's default prefork pool: the OOM killer or a crash ends the child running the
+    check, not the worker. The task goes back to the queue (task_reject_on_worker_lost) and
+    the worker's next child runs it, in seconds, instead of waiting for the claim to run out."""
+    source, hooks, _ = changed_source
+    in_flight, release = threading.Event(), threading.Event()
+
+    def hold_the_first_request():
+        if not in_flight.is_set():
+            in_flight.set()
+            release.wait(timeout=120)
+
+    hooks.append(hold_the_first_request)
+    env = {"TRACKER_FETCH_ALLOW": f"127.0.0.1:{allow_local.port}"}
+    worker = start_worker(concurrency=1, env=env, pool="prefork")
+    try:
+        check_source_task.apply_async((source.pk,), queue=worker.queue)
+        assert in_flight.wait(timeout=60), "the pool process never fetched the page"
+        (child,) = worker.children()
+        os.kill(child, signal.SIGKILL)  # mid-check: fetched, nothing recorded yet
+        release.set()
+        killed_at = time.monotonic()
+        try:
+            wait_until(lambda: ChangeAlert.objects.exists(), timeout=60, message="redelivery")
+        except AssertionError:
+            raise AssertionError(f"no redelivery; the worker's log:\n{worker.output()}") from None
+        redelivered_after = time.monotonic() - killed_at
+        wait_until(lambda: worker.succeeded() >= 1, message="the task's end")
+    finally:
+        release.set()
+    assert "WorkerLostError" in worker.output()
+    assert (SourceVersion.objects.count(), ChangeAlert.objects.count()) == (2, 1)
+    page_requests = [entry for entry, _ in allow_local.log if entry.path == "/p"]
+    assert len(page_requests) == 3  # the baseline, the killed process's, the redelivery's
+    assert redelivered_after < 60  # a bound (no hang until the claim runs out), not a timing

@@ -19,7 +19,8 @@ from django.core.management import CommandError, call_command
 from django.db.utils import ConnectionHandler
 from django.urls import reverse
 
-from tracker.health import check_broker, check_database, check_health
+from tracker import health
+from tracker.health import OutageLog, check_broker, check_database, check_health
 
 ROOT = Path(__file__).resolve().parents[1]
 # Settings a test's own environment may hold, left out so each run says exactly what it sets.
@@ -145,6 +146,35 @@ def test_healthz_answers_503_when_the_broker_is_down(client, settings):
     assert response.json() == {"status": "error", "database": "ok", "broker": "error"}
 
 
+@pytest.mark.django_db
+def test_an_outage_logs_one_line_a_minute_not_a_traceback_per_probe(
+    client, settings, caplog, monkeypatch
+):
+    clock = [1000.0]
+    monkeypatch.setattr(health, "broker_outages", OutageLog("broker", clock=lambda: clock[0]))
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    caplog.set_level(logging.WARNING, logger="tracker.health")
+    for _ in range(5):  # a load balancer probing every few seconds
+        assert client.get(reverse("healthz")).status_code == 503
+        clock[0] += 5
+    assert [record.name for record in caplog.records] == ["tracker.health"]
+    warnings = caplog.records
+    assert "the broker did not answer" in warnings[0].getMessage()
+    assert "Error" in warnings[0].getMessage()  # the cause, in one line
+    assert warnings[0].exc_info is None
+
+    clock[0] += 60
+    client.get(reverse("healthz"))
+    assert "4 more failed checks" in caplog.records[-1].getMessage()
+
+    settings.CELERY_BROKER_URL = ""  # tasks in-process: nothing to reach
+    monkeypatch.setattr(health, "check_broker", lambda: "ok")
+    health.broker_outages.answered()
+    health.broker_outages.answered()  # said once, not on every probe after
+    returns = [r for r in caplog.records if "answers again" in r.getMessage()]
+    assert len(returns) == 1
+
+
 def test_the_broker_check_gives_up_on_a_broker_that_never_answers():
     # A socket that accepts connections (the kernel's backlog) and never says a word.
     with socket.socket() as silent:
@@ -203,7 +233,7 @@ def test_json_logs_are_one_object_a_line_with_the_request_fields():
     assert isinstance(request["duration_ms"], float)
     assert request["level"] == "DEBUG" and request["time"]
     problem = next(r for r in records if r["logger"] == "tracker.health")
-    assert problem["level"] == "WARNING" and "OperationalError" in problem["exc_info"]
+    assert problem["level"] == "WARNING" and "OperationalError" in problem["message"]
     assert problem["request_id"] == request["request_id"]
 
 
@@ -297,6 +327,10 @@ def test_the_compose_file_starts_each_service_once_its_dependencies_are_healthy(
         assert needs["migrate"]["condition"] == "service_completed_successfully"
         assert "${SECRET_KEY:?" in services[name]["environment"]["SECRET_KEY"]
     assert "--concurrency ${CELERY_WORKER_CONCURRENCY" in services["worker"]["command"]
+    # Queued work outlives a Redis restart: an append-only file on a named volume.
+    assert "--appendonly yes" in services["redis"]["command"]
+    assert services["redis"]["volumes"] == ["redis-data:/data"]
+    assert "redis-data" in compose["volumes"]
 
 
 def test_the_image_runs_unprivileged_with_collected_files_and_a_health_check():

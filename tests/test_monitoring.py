@@ -19,10 +19,12 @@ from tests.support.pages import ConcurrencyProbe, Site, local_url, page
 from tracker import monitoring, observing, tasks
 from tracker.extracting import normalise_text
 from tracker.models import (
+    MIN_CHECK_INTERVAL,
     ChangeAlert,
     Evidence,
     FeedEntry,
     Source,
+    SourceClaim,
     SourceVersion,
 )
 from tracker.monitoring import (
@@ -207,6 +209,7 @@ def test_new_feed_entries_become_candidate_evidence_with_suggestions(allow_local
     assert entry.link == "https://www.dhs.gov/news/cam-expansion"
     assert entry.published_at == datetime.datetime(2016, 7, 26, 12, tzinfo=datetime.UTC)
     assert entry.suggestions[0]["id"] == minors.pk
+    assert entry.summary == "The Central American Minors program now covers more family members."
     assert recheck(source).new_entries == 0
     assert FeedEntry.objects.count() == 2
 
@@ -468,10 +471,165 @@ def test_a_bulk_check_records_every_not_modified_answer(allow_local):
             url=local_url(allow_local, f"/s{index}"), check_interval=datetime.timedelta(hours=6)
         )
     check_sources(Source.objects.all(), concurrency=2)
-    Source.objects.update(next_check_at=timezone.now(), consecutive_failures=2)
-    before = timezone.now()
+    due = timezone.now()
+    Source.objects.update(next_check_at=due, consecutive_failures=2)
     assert check_sources(Source.objects.all(), concurrency=2) == {Outcome.NOT_MODIFIED: 5}
     for source in Source.objects.all():
-        assert source.last_checked_at >= before
+        assert source.last_checked_at >= due
         assert source.consecutive_failures == 0
-        assert source.next_check_at == source.last_checked_at + datetime.timedelta(hours=6)
+        assert source.next_check_at == due + datetime.timedelta(hours=6)  # timed from due
+
+
+# --- the check interval's bounds ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("interval", "seconds", "message"),
+    [
+        ("0", 0, "at most once a minute"),
+        ("-60", -60, "at most once a minute"),
+        ("91 00:00:00", 91 * 86400, "at least every 90 days"),
+    ],
+)
+def test_an_interval_out_of_bounds_is_refused_in_the_admin_and_the_api(
+    client, admin_user, interval, seconds, message
+):
+    from rest_framework.test import APIClient
+
+    from tests.test_audit import source_form_data
+
+    source = Source.objects.create(url="https://www.uscis.gov/chnv")
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("admin:tracker_source_change", args=[source.pk]),
+        source_form_data(source, check_interval=interval),
+    )
+    assert response.status_code == 200  # the form again, with the reason
+    assert message in str(response.context["adminform"].form.errors["check_interval"])
+
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    answer = api.patch(
+        reverse("api:source-detail", args=[source.pk]),
+        {"check_interval": str(seconds)},
+        format="json",
+    )
+    assert answer.status_code == 400
+    assert message in answer.json()["check_interval"][0]
+    source.refresh_from_db()
+    assert source.check_interval == datetime.timedelta(hours=24)  # nothing saved
+
+
+def test_the_database_refuses_an_interval_out_of_bounds_written_by_code():
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Source.objects.create(url="https://example.org/", check_interval=datetime.timedelta(0))
+    edge = Source.objects.create(url="https://example.org/a", check_interval=MIN_CHECK_INTERVAL)
+    assert edge.check_interval == datetime.timedelta(minutes=1)
+
+
+# --- the schedule: timed from when a check was due ----------------------------------------
+
+
+MINUTE = datetime.timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("due_seconds_ago", "next_in_seconds"),
+    [
+        (40, 20),  # a dispatcher's lateness does not push the schedule: every minute it is
+        (0, 60),
+        (-300, 60),  # checked early, as staff asked: a full interval from now
+        (150, 60),  # over an interval late (a backlog): missed checks are not all made up
+    ],
+)
+def test_the_next_check_is_timed_from_when_the_check_was_due(
+    allow_local, due_seconds_ago, next_in_seconds
+):
+    site = Site(page("first"))
+    allow_local.expect_request("/p").respond_with_handler(site.handler)
+    source = Source.objects.create(url=local_url(allow_local, "/p"), check_interval=MINUTE)
+    check_source(source)
+    site.body = page("second")
+    outcomes = []
+    for _ in range(2):  # a changed page (written row by row), then a 304 (in one UPDATE)
+        now = timezone.now()
+        due = now - datetime.timedelta(seconds=due_seconds_ago)
+        Source.objects.filter(pk=source.pk).update(next_check_at=due)
+        source.refresh_from_db()
+        outcomes.append(check_source(source, now=now).outcome)
+        source.refresh_from_db()
+        assert source.next_check_at == now + datetime.timedelta(seconds=next_in_seconds)
+    assert outcomes == [Outcome.CHANGED, Outcome.NOT_MODIFIED]
+
+
+def test_a_round_of_unchanged_checks_writes_each_source_row_once(allow_local):
+    from django.db import connection
+
+    for index in range(3):
+        allow_local.expect_request(f"/u{index}").respond_with_handler(Site(page("same")).handler)
+        Source.objects.create(url=local_url(allow_local, f"/u{index}"), check_interval=MINUTE)
+    check_sources(Source.objects.all(), processes=0)  # the baselines
+    Source.objects.update(next_check_at=timezone.now() - MINUTE)
+    with connection.cursor() as cursor:
+        for statement in ROW_WRITES_SETUP[connection.vendor]:
+            cursor.execute(statement)
+    call_command("check_sources", processes=0, verbosity=0)  # claim, check, record
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT source_id, COUNT(*) FROM row_writes GROUP BY source_id")
+        writes = dict(cursor.fetchall())
+    assert writes == {source.pk: 1 for source in Source.objects.all()}
+    assert not SourceClaim.objects.exists()  # each claim ended with its check
+
+
+# A trigger counting the writes of each source row, on the test's own connection.
+ROW_WRITES_SETUP = {
+    "sqlite": [
+        "CREATE TEMP TABLE row_writes (source_id integer)",
+        """CREATE TEMP TRIGGER count_row_writes AFTER UPDATE ON tracker_source
+           BEGIN INSERT INTO row_writes VALUES (NEW.id); END""",
+    ],
+    "postgresql": [
+        "CREATE TEMP TABLE row_writes (source_id integer)",
+        """CREATE FUNCTION pg_temp.count_row_write() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO row_writes VALUES (NEW.id); RETURN NEW; END $$""",
+        """CREATE TRIGGER count_row_writes AFTER UPDATE ON tracker_source
+           FOR EACH ROW EXECUTE FUNCTION pg_temp.count_row_write()""",
+    ],
+}
+
+
+def test_a_check_that_keeps_killing_its_process_is_recorded_as_failed_not_run_again():
+    source = Source.objects.create(url="https://example.org/huge", check_interval=MINUTE)
+    now = timezone.now()
+    assert claim_due_sources(now=now) == [source.pk]
+    for _ in range(monitoring.MAX_STARTS):
+        assert monitoring.start_claimed_check(source.pk, now=now)  # each start then died
+    assert not monitoring.start_claimed_check(source.pk, now=now)
+    source.refresh_from_db()
+    assert source.consecutive_failures == 1
+    assert "stopped its worker process 3 times" in source.last_error
+    assert source.next_check_at > now  # backed off, like any failure
+    assert not SourceClaim.objects.exists()
+
+
+def test_a_check_retried_later_keeps_its_claim_and_starts_afresh():
+    source = Source.objects.create(url="https://example.org/flaky")
+    now = timezone.now()
+    claim_due_sources(now=now)
+    for _ in range(monitoring.MAX_STARTS + 2):  # retries are not crashes
+        assert monitoring.start_claimed_check(source.pk, now=now)
+        monitoring.hold_claim(source.pk, now=now)
+    claim = SourceClaim.objects.get()
+    assert claim.expires_at == now + monitoring.QUEUED_LEASE
+    assert claim_due_sources(now=now + monitoring.RUNNING_LEASE) == []  # still held
+
+
+def test_a_lost_check_is_claimed_again_when_its_claim_runs_out():
+    source = Source.objects.create(url="https://example.org/lost")
+    now = timezone.now()
+    assert claim_due_sources(now=now) == [source.pk]
+    monitoring.start_claimed_check(source.pk, now=now)  # and its process died
+    assert claim_due_sources(now=now + monitoring.RUNNING_LEASE - MINUTE) == []
+    assert claim_due_sources(now=now + monitoring.RUNNING_LEASE) == [source.pk]

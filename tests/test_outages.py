@@ -15,8 +15,8 @@ from tests.factories import RecommendationFactory, SubscriptionFactory
 from tests.support.outages import celery_broker, queued_tasks
 from tests.support.pages import local_url, page
 from tracker import monitoring, tasks, webhooks
-from tracker.models import DigestDelivery, Source, Webhook, WebhookDelivery
-from tracker.monitoring import CLAIM_LEASE, Outcome, claim_due_sources, release_claims
+from tracker.models import DigestDelivery, Source, SourceClaim, Webhook, WebhookDelivery
+from tracker.monitoring import Outcome, claim_due_sources, release_claims
 
 CHECK = "tracker.tasks.check_source_task"
 DELIVER = "tracker.tasks.deliver_webhook_task"
@@ -38,8 +38,12 @@ def due_sources(count):
 
 
 def is_due(source, now=None):
+    """Due and not claimed: the next dispatcher run queues it."""
     source.refresh_from_db()
-    return source.next_check_at <= (now or timezone.now())
+    return (
+        source.next_check_at <= (now or timezone.now())
+        and not SourceClaim.objects.filter(source=source).exists()
+    )
 
 
 @pytest.mark.django_db
@@ -94,23 +98,56 @@ def test_the_dispatcher_leaves_sources_due_while_the_queue_is_down_then_catches_
 
         own_redis.start()
         assert tasks.dispatch_due_sources() == 3
+        assert tasks.dispatch_due_sources() == 0  # nothing is sent twice
     assert sorted(queued_tasks(own_redis)) == sorted((CHECK, f"({s.pk},)") for s in sources)
     assert not any(is_due(source) for source in sources)  # claimed now
     assert not is_due(later)
-    assert tasks.dispatch_due_sources() == 0  # nothing is sent twice
 
 
 @pytest.mark.django_db
-def test_a_released_claim_does_not_undo_a_later_reschedule():
-    source, checked = due_sources(2)
+def test_checks_lost_with_a_redis_restarted_empty_are_queued_again_at_the_next_dispatch(
+    own_redis,
+):
+    sources = due_sources(3)
+    with celery_broker(own_redis.url(0)):
+        assert tasks.dispatch_due_sources() == 3
+        assert len(queued_tasks(own_redis)) == 3
+        assert tasks.dispatch_due_sources() == 0  # queued, and the queue kept them
+
+        own_redis.stop()  # no append-only file: the queued checks die with it
+        own_redis.start()
+        assert queued_tasks(own_redis) == []
+        # The queue's new life says the old claims will never be run: not 15 minutes later.
+        assert tasks.dispatch_due_sources() == 3
+        assert tasks.dispatch_due_sources() == 0
+    assert sorted(queued_tasks(own_redis)) == sorted((CHECK, f"({s.pk},)") for s in sources)
+
+
+@pytest.mark.django_db
+def test_one_dispatch_queues_every_due_source_once_however_many_batches_that_takes(own_redis):
+    count = 2 * monitoring.DISPATCH_BATCH + 7
+    Source.objects.bulk_create(
+        Source(url=f"https://example.org/many-{n}", next_check_at=timezone.now())
+        for n in range(count)
+    )
+    with celery_broker(own_redis.url(0)):
+        assert tasks.dispatch_due_sources() == count  # not a batch a minute
+        assert tasks.dispatch_due_sources() == 0  # each waits in the queue once
+    queued = queued_tasks(own_redis)
+    assert len(queued) == len(set(queued)) == count
+
+
+@pytest.mark.django_db
+def test_a_released_claim_frees_the_source_and_keeps_its_schedule():
+    source, rescheduled = due_sources(2)
     now = timezone.now()
-    assert sorted(claim_due_sources(now=now)) == sorted([source.pk, checked.pk])
-    rescheduled = now + datetime.timedelta(days=1)
-    Source.objects.filter(pk=checked.pk).update(next_check_at=rescheduled)
-    release_claims([source.pk, checked.pk], claimed_at=now)
+    assert sorted(claim_due_sources(now=now)) == sorted([source.pk, rescheduled.pk])
+    later = now + datetime.timedelta(days=1)
+    Source.objects.filter(pk=rescheduled.pk).update(next_check_at=later)
+    release_claims([source.pk, rescheduled.pk], claimed_at=now)
     assert is_due(source, now)
-    checked.refresh_from_db()
-    assert checked.next_check_at == rescheduled != now + CLAIM_LEASE
+    rescheduled.refresh_from_db()
+    assert rescheduled.next_check_at == later  # staff's move stands
 
 
 def source_to_check():

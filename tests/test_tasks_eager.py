@@ -36,6 +36,23 @@ def test_attempts_before_the_last_leave_a_network_failure_to_the_retry(allow_loc
     assert source.next_check_at - source.last_checked_at == source.check_interval
 
 
+def test_a_retry_logs_its_cause(caplog):
+    from celery.exceptions import Retry
+    from django.db import OperationalError
+
+    from tracker.queueing import retry_later
+
+    tasks.check_source_task.push_request(args=(7,), retries=1)
+    try:
+        with pytest.raises(Retry):
+            retry_later(tasks.check_source_task, OperationalError("server closed the connection"))
+    finally:
+        tasks.check_source_task.pop_request()
+    message = caplog.records[-1].getMessage()
+    assert "check_source_task(7,) failed (attempt 2 of 4)" in message
+    assert "OperationalError: server closed the connection" in message
+
+
 def test_an_in_process_check_tries_once_and_records_the_failure(allow_local):
     allow_local.expect_request("/flaky").respond_with_data("down", status=503)
     source = Source.objects.create(url=local_url(allow_local, "/flaky"))

@@ -11,6 +11,7 @@ from django.db.models import Count, Prefetch
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -19,7 +20,17 @@ from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 from modeltranslation.admin import TranslationAdmin
 
-from . import digests, importing, monitoring, proposals, reading, texts, triage, webhooks
+from . import (
+    digests,
+    importing,
+    monitoring,
+    proposals,
+    reading,
+    texts,
+    triage,
+    webhooks,
+    workspace,
+)
 from .audit import update_with_audit
 from .links import link_url
 from .models import (
@@ -53,6 +64,13 @@ from .progress import (
 )
 from .views import moved_page
 from .webhooks import announce_evidence
+
+# What "Recorded by" says of history written without an account.
+NO_ACCOUNT = "no account (a command or import)"
+
+
+def recorded_by_name(change):
+    return str(change.recorded_by) if change.recorded_by else NO_ACCOUNT
 
 
 def describe_counts(summary):
@@ -285,12 +303,7 @@ class DocumentAdmin(ProgressColumnsMixin, TranslationAdmin):
 MAX_UPLOAD_BYTES = reading.MAX_DOCUMENT_BYTES
 # What the upload accepts; the importer reads each of them (tracker.reading).
 UPLOAD_SUFFIXES = (".pdf", ".docx", ".html", ".htm", ".txt", ".md", ".markdown", ".csv")
-IMPORT_PERMISSIONS = [
-    "tracker.add_document",
-    "tracker.change_document",
-    "tracker.add_recommendation",
-    "tracker.change_recommendation",
-]
+IMPORT_PERMISSIONS = proposals.IMPORT_PERMISSIONS
 
 
 class ImportDocumentForm(forms.Form):
@@ -612,6 +625,9 @@ class EvidenceLinkInline(admin.TabularInline):
     verbose_name = "linked evidence"
     verbose_name_plural = "linked evidence"
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("evidence")
+
 
 class StatusHistoryInline(admin.TabularInline):
     """The append-only history, newest first: read here, added through "Record status change"."""
@@ -623,7 +639,7 @@ class StatusHistoryInline(admin.TabularInline):
         "status",
         "rationale",
         "evidence_titles",
-        "recorded_by",
+        "recorded_by_name",
         "recorded_at",
     ]
     readonly_fields = fields
@@ -650,6 +666,10 @@ class StatusHistoryInline(admin.TabularInline):
     def evidence_titles(self, change):
         return "; ".join(str(item) for item in change.evidence.all()) or "—"
 
+    @admin.display(description="Recorded by")
+    def recorded_by_name(self, change):
+        return recorded_by_name(change)
+
 
 class OwnerAgencyFilter(admin.SimpleListFilter):
     title = "owner agency"
@@ -661,6 +681,40 @@ class OwnerAgencyFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value():
             return queryset.filter(owners=self.value()).distinct()
+        return queryset
+
+
+class ReviewDueFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", "Overdue")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "overdue":
+            return queryset.current().review_overdue()
+        return queryset
+
+
+class LeadAgencyFilter(admin.SimpleListFilter):
+    """By lead agency ("none": recommendations without one), as the start page groups
+    overdue reviews."""
+
+    title = "lead agency"
+    parameter_name = "lead"
+
+    def lookups(self, request, model_admin):
+        agencies = Agency.objects.filter(ownerships__role=Ownership.Role.LEAD).distinct()
+        return [*((agency.pk, agency.display_name) for agency in agencies), ("none", "None")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.exclude(ownerships__role=Ownership.Role.LEAD)
+        if self.value():
+            return queryset.filter(
+                ownerships__role=Ownership.Role.LEAD, ownerships__agency=self.value()
+            )
         return queryset
 
 
@@ -683,22 +737,32 @@ class StatusChangeForm(forms.Form):
         help_text="Required when no evidence is cited.",
     )
 
+    def clean(self):
+        """Show every reason the change cannot be recorded beside its field, together with
+        the fields' own errors (the rules are record_status's)."""
+        cleaned = super().clean()
+        problems = Recommendation.status_change_problems(
+            cleaned.get("status"),
+            effective_on=cleaned.get("effective_on"),
+            evidence=cleaned.get("evidence") or [],
+            rationale=cleaned.get("rationale", ""),
+        )
+        for name, problem in problems.items():
+            if name not in self.errors:
+                self.add_error(name, problem)
+        return cleaned
+
 
 @admin.register(Recommendation)
 class RecommendationAdmin(AuditlogHistoryAdminMixin, TranslationAdmin):
-    list_display = [
-        "code",
-        "title",
-        "status",
-        "document_code",
-        "lead_agency",
-        "status_changed_on",
-        "is_published",
-    ]
+    # Fits a 1366 px screen beside the filters: the code names the document already.
+    list_display = ["code", "title", "status", "lead_agency", "since", "is_published"]
     list_display_links = ["code", "title"]
     list_filter = [
         "status",
+        ReviewDueFilter,
         "document",
+        LeadAgencyFilter,
         OwnerAgencyFilter,
         "themes",
         "is_published",
@@ -748,9 +812,9 @@ class RecommendationAdmin(AuditlogHistoryAdminMixin, TranslationAdmin):
             *super().get_urls(),
         ]
 
-    @admin.display(description="Document", ordering="document__code")
-    def document_code(self, obj):
-        return obj.document.code
+    @admin.display(description="Since", ordering="status_changed_on")
+    def since(self, obj):
+        return obj.status_changed_on
 
     @admin.display(description="Lead agency")
     def lead_agency(self, obj):
@@ -839,7 +903,17 @@ class StatusChangeAdmin(AuditlogHistoryAdminMixin, TranslationAdmin):
     """Read-only but for the rationale's translation: history is appended from a
     recommendation's "Record status change" page."""
 
-    list_display = ["recommendation", "status", "effective_on", "recorded_by", "recorded_at"]
+    list_display = ["recommendation", "status", "effective_on", "recorded_by_name", "recorded_at"]
+    fields = [
+        "recommendation",
+        "status",
+        "effective_on",
+        "rationale",
+        "cited_evidence",
+        "recorded_by_name",
+        "recorded_at",
+    ]
+    readonly_fields = fields
     list_filter = ["status", "recommendation__document"]
     list_select_related = ["recommendation", "recorded_by"]
     search_fields = ["recommendation__code", "rationale_en", "rationale_es"]
@@ -936,6 +1010,29 @@ class StatusChangeAdmin(AuditlogHistoryAdminMixin, TranslationAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    @admin.display(description="Recorded by", ordering="recorded_by")
+    def recorded_by_name(self, change):
+        return recorded_by_name(change)
+
+    @admin.display(description="Evidence")
+    def cited_evidence(self, change):
+        return "; ".join(str(item) for item in change.evidence.all()) or "—"
+
+
+class OutletFilter(admin.SimpleListFilter):
+    """The outlets evidence names (evidence without one is not a choice: it has no name to
+    read out)."""
+
+    title = "outlet"
+    parameter_name = "outlet"
+
+    def lookups(self, request, model_admin):
+        outlets = Evidence.objects.exclude(outlet="").order_by("outlet")
+        return [(name, name) for name in outlets.values_list("outlet", flat=True).distinct()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(outlet=self.value()) if self.value() else queryset
+
 
 class RationaleTranslationForm(forms.Form):
     """The rationale in each language but the one it was recorded in, which is shown."""
@@ -964,7 +1061,7 @@ TRANSLATED_MODELS = [Document, Recommendation, Agency, Theme, StatusChange, Evid
 @admin.register(Evidence)
 class EvidenceAdmin(AuditlogHistoryAdminMixin, TranslationAdmin):
     list_display = ["title", "outlet", "published_on", "kind", "effect", "link"]
-    list_filter = ["kind", "effect", "outlet"]
+    list_filter = ["kind", "effect", OutletFilter]
     search_fields = ["title_en", "title_es", "outlet", "excerpt_en", "excerpt_es", "url"]
     autocomplete_fields = ["recommendations"]
     date_hierarchy = "published_on"
@@ -1153,7 +1250,13 @@ class ChangeAlertAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ["tracker/admin.css"]}
 
-    list_display = ["__str__", "source", "linked_recommendations", "is_reviewed_flag", "created_at"]
+    list_display = [
+        "__str__",
+        "diff_preview",
+        "linked_recommendations",
+        "is_reviewed_flag",
+        "created_at",
+    ]
     list_filter = [ReviewedFilter, "source"]
     list_select_related = ["source"]
     search_fields = ["source__url", "source__title", "diff"]
@@ -1201,6 +1304,16 @@ class ChangeAlertAdmin(admin.ModelAdmin):
     @admin.display(description="What changed")
     def diff_html(self, alert):
         return render_diff(alert.diff)
+
+    @admin.display(description="What changed")
+    def diff_preview(self, alert):
+        lines = workspace.changed_lines(alert.diff, limit=3)
+        return render_to_string("admin/tracker/diff_preview.html", {"lines": lines})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # "Change alert", not the admin's "Change change alert".
+        extra_context = {"title": "Change alert", **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.action(description="Mark selected alerts reviewed", permissions=["change"])
     def mark_reviewed(self, request, queryset):

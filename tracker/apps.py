@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class TrackerConfig(AppConfig):
@@ -21,3 +22,11 @@ class TrackerConfig(AppConfig):
         models.status_changed.connect(
             webhooks.announce_recorded_status, dispatch_uid="announce-status-change"
         )
+
+
+class TrackerAdminConfig(admin_apps.AdminConfig):
+    """The admin with Tracker's site (tracker.sites) as `admin.site`; settings name it in
+    place of django.contrib.admin."""
+
+    default = False  # "tracker" alone still means TrackerConfig
+    default_site = "tracker.sites.TrackerAdminSite"

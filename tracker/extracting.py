@@ -14,9 +14,6 @@ from dataclasses import dataclass
 from html import unescape
 from urllib.parse import urljoin
 
-import feedparser
-import trafilatura
-
 from .fetching import FetchError
 from .links import link_url
 
@@ -61,6 +58,10 @@ def hash_text(text):
 
 def extract_page(html, *, url=""):
     """Return (title, main text) of an HTML page, without menus, ads and footers."""
+    # Imported on first use, as feedparser below: a run of unchanged (304) checks, and every
+    # command that only loads the admin, never pays their start-up (a fifth of a second).
+    import trafilatura
+
     # fast: trafilatura's own algorithm only, without its readability and jusText fallbacks,
     # which triple the cost; a page they would rescue falls back to its visible text below.
     document = trafilatura.bare_extraction(
@@ -106,6 +107,8 @@ def parse_feed(text):
     is only ever read. The body was decoded already, so its UTF-8 bytes are declared as such:
     feedparser must not decode them again by the document's own declaration.
     """
+    import feedparser
+
     return feedparser.parse(
         io.BytesIO(text.encode("utf-8")),
         response_headers={"content-type": "application/xml; charset=utf-8"},
@@ -127,6 +130,16 @@ def web_link(href, *, base_url=""):
     return link_url(urljoin(base_url, (href or "").strip()))
 
 
+def fragment_text(fragment):
+    """Return the text of an HTML fragment (or plain text), as a feed entry's summary is:
+    trafilatura reads only whole documents, and gives "" for a bare `<p>` or sentence."""
+    import trafilatura
+
+    if not fragment.strip():
+        return ""
+    return normalise_text(trafilatura.html2txt(f"<html><body>{fragment}</body></html>") or "")
+
+
 def feed_entry_fields(entry, *, base_url=""):
     published = entry.get("published_parsed") or entry.get("updated_parsed")
     published_at = datetime.datetime(*published[:6], tzinfo=datetime.UTC) if published else None
@@ -135,7 +148,7 @@ def feed_entry_fields(entry, *, base_url=""):
         "guid": (entry.get("id") or link)[:1000],
         "link": link[:1000],
         "title": normalise_text(entry.get("title", ""))[:500],
-        "summary": normalise_text(trafilatura.html2txt(entry.get("summary", "")) or ""),
+        "summary": fragment_text(entry.get("summary", "")),
         "published_at": published_at,
     }
 

@@ -9,8 +9,10 @@ from urllib.parse import urlsplit
 from auditlog.context import disable_auditlog
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef
+from django.db.models.functions import Coalesce, TruncDate
 from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
@@ -251,6 +253,23 @@ class RecommendationQuerySet(models.QuerySet):
         """Recommendations the latest import of their document still contains."""
         return self.filter(withdrawn_at__isnull=True)
 
+    def review_overdue(self, *, today=None):
+        """Recommendations whose review is late on `today`: the SQL form of
+        Recommendation.is_review_overdue (the one rule; a test holds the two together).
+
+        Runs one query at once for the review intervals in use, so that the comparison stays
+        a plain date comparison on every database.
+        """
+        today = today or timezone.localdate()
+        in_use = self.order_by().prefetch_related(None)
+        intervals = in_use.values_list("review_interval_days", flat=True).distinct()
+        late = models.Q(pk__in=[])
+        for days in intervals:
+            due_before = today - datetime.timedelta(days=days)
+            late |= models.Q(review_interval_days=days, reviewed_on__lt=due_before)
+        reviewed_on = Coalesce("last_reviewed_on", "status_changed_on", TruncDate("created_at"))
+        return self.alias(reviewed_on=reviewed_on).filter(late)
+
     def renumbered_from(self, document_code, code):
         """The recommendation that last had `code` in this document and has another now (a
         new version renumbered it), or None."""
@@ -398,6 +417,20 @@ class Recommendation(models.Model):
         """Whether the review is late: from the local day after `review_due_on`."""
         return self.review_due_on < (today or timezone.localdate())
 
+    @staticmethod
+    def status_change_problems(status, *, effective_on, evidence, rationale):
+        """What stops a status change from being recorded, by form field ({} when nothing
+        does): record_status's rules, which a form also shows beside its fields, all at
+        once. A missing status or date is left to the form to report."""
+        problems = {}
+        if status and status not in ASSESSMENTS:
+            problems["status"] = "“Not yet assessed” is the absence of a status change."
+        if effective_on and effective_on > timezone.localdate():
+            problems["effective_on"] = "A status change cannot take effect in the future."
+        if not evidence and not (rationale or "").strip():
+            problems["rationale"] = "A status change needs evidence or a rationale."
+        return problems
+
     def record_status(self, status, *, effective_on, evidence=(), rationale="", by=None):
         """Append a status change to the history and bring the current status in line.
 
@@ -415,12 +448,11 @@ class Recommendation(models.Model):
         status = self.Status(status)
         evidence = list({item.pk: item for item in evidence}.values())
         rationale = (rationale or "").strip()
-        if not evidence and not rationale:
-            raise ValidationError("A status change needs evidence or a rationale.")
-        if status not in ASSESSMENTS:
-            raise ValidationError("“Not yet assessed” is the absence of a status change.")
-        if effective_on > timezone.localdate():
-            raise ValidationError("A status change cannot take effect in the future.")
+        problems = self.status_change_problems(
+            status, effective_on=effective_on, evidence=evidence, rationale=rationale
+        )
+        if problems:
+            raise ValidationError(list(problems.values()))
         with transaction.atomic(), disable_auditlog():
             # Serialise recordings on this recommendation, so the status follows all of them;
             # the row read is what the audit entry compares against.
@@ -602,6 +634,15 @@ class Evidence(models.Model):
 LATEST_CHANGE_FIRST = ["-effective_on", "-recorded_at", "-pk"]
 
 
+def describe_evidence_link(link):
+    """A row of the table linking evidence to recommendations, as the admin's inline names
+    it: the evidence (the table is Django's own, so it has no model of ours to say so)."""
+    return str(link.evidence)
+
+
+Evidence.recommendations.through.__str__ = describe_evidence_link
+
+
 class StatusChangeQuerySet(models.QuerySet):
     def public(self):
         """The history of published recommendations."""
@@ -701,6 +742,13 @@ CHECK_STATE_FIELDS = [
 ]
 
 
+# A source's check interval: no more often than the dispatcher runs, no rarer than a quarter.
+MIN_CHECK_INTERVAL = datetime.timedelta(minutes=1)
+MAX_CHECK_INTERVAL = datetime.timedelta(days=90)
+CHECK_INTERVAL_TOO_SHORT = "Check a source at most once a minute: give at least 00:01:00."
+CHECK_INTERVAL_TOO_LONG = "Check a source at least every 90 days: give at most 90 00:00:00."
+
+
 class Source(models.Model):
     """A web page or feed watched for changes that may bear on recommendations."""
 
@@ -716,7 +764,14 @@ class Source(models.Model):
     title = models.CharField(max_length=300, blank=True)
     recommendations = models.ManyToManyField(Recommendation, blank=True, related_name="sources")
     evidence = models.ManyToManyField(Evidence, blank=True, related_name="sources")
-    check_interval = models.DurationField(default=datetime.timedelta(hours=24))
+    check_interval = models.DurationField(
+        default=datetime.timedelta(hours=24),
+        validators=[
+            MinValueValidator(MIN_CHECK_INTERVAL, message=CHECK_INTERVAL_TOO_SHORT),
+            MaxValueValidator(MAX_CHECK_INTERVAL, message=CHECK_INTERVAL_TOO_LONG),
+        ],
+        help_text="How often to check, as [days] hh:mm:ss: from 1 minute to 90 days.",
+    )
     is_active = models.BooleanField("active", default=True)
     # State of the last checks, kept by tracker.monitoring.
     last_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -731,9 +786,16 @@ class Source(models.Model):
 
     class Meta:
         ordering = ["url"]
-        indexes = [
-            # The dispatcher's claim: active sources whose next check is due.
-            models.Index(fields=["is_active", "next_check_at"], name="source_due_idx"),
+        # No index on next_check_at, which every check rewrites: an update that changes no
+        # indexed column stays on its page (PostgreSQL's HOT), so rows do not bloat. The
+        # dispatcher's minute scan of the table costs milliseconds, even at 100,000 sources.
+        constraints = [
+            # A zero or negative interval would check without pause and undo the backoff.
+            models.CheckConstraint(
+                condition=models.Q(check_interval__gte=MIN_CHECK_INTERVAL)
+                & models.Q(check_interval__lte=MAX_CHECK_INTERVAL),
+                name="source_check_interval_bounds",
+            ),
         ]
 
     def __str__(self):
@@ -742,6 +804,30 @@ class Source(models.Model):
     @property
     def is_broken(self):
         return self.consecutive_failures >= BROKEN_AFTER_FAILURES
+
+
+class SourceClaim(models.Model):
+    """A check of a source that is queued or running (tracker.monitoring): while it lasts, no
+    dispatcher queues the source again. Work in flight, not data: never backed up.
+
+    The source's own row keeps its due time, so a check is written to the source once and
+    the next one is timed from when this one was due.
+    """
+
+    source = models.OneToOneField(
+        Source, on_delete=models.CASCADE, primary_key=True, related_name="claim"
+    )
+    claimed_at = models.DateTimeField()
+    # When a check lost on the way (its message, its process) is given up on and claimed again.
+    expires_at = models.DateTimeField()
+    # The life of the queue the check was sent to: a queue that restarted empty has another.
+    queue_epoch = models.CharField(max_length=32, blank=True)
+    # Starts since the claim was made or its check was last put off: a check that keeps
+    # killing its process is recorded as failed instead of being started for ever.
+    starts = models.PositiveSmallIntegerField(default=0)
+
+    def __str__(self):
+        return f"check of {self.source_id} claimed at {self.claimed_at:%Y-%m-%d %H:%M:%S}"
 
 
 class SourceVersion(models.Model):

@@ -20,14 +20,22 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import caches
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import ExpressionWrapper, F, Q, Value
+from django.db.models import Case, Exists, ExpressionWrapper, F, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from . import observing
 from .caching import note_data_changed
 from .db import update_each
-from .models import CHECK_STATE_FIELDS, ChangeAlert, Evidence, FeedEntry, Source, SourceVersion
-from .queueing import Queued, enqueue
+from .models import (
+    CHECK_STATE_FIELDS,
+    ChangeAlert,
+    Evidence,
+    FeedEntry,
+    Source,
+    SourceClaim,
+    SourceVersion,
+)
+from .queueing import Queued, enqueue, enqueue_each, queue_epoch
 from .suggesting import suggest_for_new_entries
 
 logger = logging.getLogger(__name__)
@@ -73,6 +81,33 @@ def diff_versions(previous, current):
             n=DIFF_CONTEXT_LINES,
             lineterm="",
         )
+    )
+
+
+def next_regular_check(due_at, interval, now):
+    """Return when a source checked at `now`, due at `due_at`, is next due: one interval
+    after it was due, so that a one-minute interval means a check a minute; one interval
+    from now when the check came early (staff asked) or over an interval late (a backlog),
+    so that missed checks are not all made up at once. `next_regular_check_sql` is the same
+    rule for many sources in one UPDATE."""
+    if now - interval < due_at <= now:
+        return due_at + interval
+    return now + interval
+
+
+def next_regular_check_sql(now):
+    """`next_regular_check` as an SQL expression over each source's own columns."""
+    interval = F("check_interval")
+    one_interval_ago = ExpressionWrapper(Value(now) - interval, output_field=models.DateTimeField())
+    return Case(
+        When(
+            Q(next_check_at__lte=now) & Q(next_check_at__gt=one_interval_ago),
+            then=ExpressionWrapper(
+                F("next_check_at") + interval, output_field=models.DateTimeField()
+            ),
+        ),
+        default=ExpressionWrapper(Value(now) + interval, output_field=models.DateTimeField()),
+        output_field=models.DateTimeField(),
     )
 
 
@@ -139,6 +174,8 @@ def record_observations(observations, *, now=None):
 
 
 def _record(observations, *, suggestions, now):
+    # Recorded: the checks are over, and the sources free for the dispatcher once due again.
+    SourceClaim.objects.filter(source_id__in={o.watch.source_id for o in observations}).delete()
     not_modified = [o.watch.source_id for o in observations if o.not_modified]
     if not_modified:
         record_not_modified(not_modified, now=now)
@@ -209,7 +246,7 @@ def _record_read(source, observation, *, suggestions, kept, new_versions, alerts
     result, read = observation.result, observation.read
     content_hash = read.content_hash
     source.last_checked_at = now
-    source.next_check_at = now + source.check_interval
+    source.next_check_at = next_regular_check(source.next_check_at, source.check_interval, now)
     source.etag = result.etag[:300]
     source.last_modified = result.last_modified[:100]
     source.consecutive_failures = 0
@@ -254,9 +291,7 @@ def record_not_modified(source_ids, *, now):
     """Record that these sources answered 304: one query, however many they are."""
     Source.objects.filter(pk__in=source_ids).update(
         last_checked_at=now,
-        next_check_at=ExpressionWrapper(
-            Value(now) + F("check_interval"), output_field=models.DateTimeField()
-        ),
+        next_check_at=next_regular_check_sql(now),
         consecutive_failures=0,
         last_error="",
     )
@@ -287,10 +322,19 @@ def record_feed_entries(source, entries, *, suggestions, now):
     return len(fresh)
 
 
-# How long a claimed source stays claimed: a check lost with its worker is retried after this.
-CLAIM_LEASE = datetime.timedelta(minutes=15)
-# How many due sources one dispatcher run claims.
-DISPATCH_BATCH = 500
+# How long a queued check's claim lasts. A source has one claim at most, so however far the
+# workers fall behind, each source waits in the queue once; a message lost with Redis is
+# noticed at once, by the queue's epoch (see claim_due_sources), one lost any other way
+# (a purge, an eviction) after this, as long as Redis takes to hand out a dead worker's task.
+QUEUED_LEASE = datetime.timedelta(hours=1)
+# How long a running check's claim lasts: longer than a check may run (tasks.CHECK_TIME_LIMIT),
+# so a check whose process died is queued again within a few minutes.
+RUNNING_LEASE = datetime.timedelta(minutes=3)
+# A check started this many times without finishing (each start killed its process: a parser
+# crash, the OOM killer) is recorded as a failure instead of being started again.
+MAX_STARTS = 3
+# How many due sources one claim takes (one transaction); a dispatcher run takes them all.
+DISPATCH_BATCH = 1000
 # Concurrent requests to one host (and port), so watching many pages of a site stays polite:
 # Celery checks and bulk checks together, through one set of host slots.
 MAX_REQUESTS_PER_HOST = 4
@@ -327,31 +371,98 @@ def release_host_slot(key):
     host_slots().give_back(key)
 
 
-def claim_due_sources(*, now=None, limit=DISPATCH_BATCH):
-    """Return the ids of up to `limit` due sources, claimed for one check each.
+def claim_due_sources(*, now=None, limit=DISPATCH_BATCH, queued=True):
+    """Return the ids of up to `limit` due sources, claimed for one check each, most
+    overdue first.
 
-    The claim moves each source's next check a lease ahead, in the same transaction as a
-    `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL, so two dispatchers never claim the
-    same source; a check that never reports back is claimed again when its lease runs out.
+    1. Claims that ran out are dropped: their checks were lost, and the sources are due.
+       So are the claims of checks queued to an earlier life of the queue (Redis restarted
+       empty): `queued` claims record the queue's epoch.
+    2. The due sources without a claim are locked with `SELECT ... FOR UPDATE SKIP LOCKED`
+       on PostgreSQL, so that two dispatchers never claim the same source, and claimed in
+       the same transaction. The source rows themselves are not written.
     """
     now = now or timezone.now()
+    epoch = queue_epoch() if queued else ""
     with transaction.atomic():
+        lost = Q(expires_at__lte=now)
+        if epoch:
+            lost |= Q(queue_epoch__gt="") & ~Q(queue_epoch=epoch)
+        SourceClaim.objects.filter(lost).delete()
         due = list(
             Source.objects.filter(is_active=True, next_check_at__lte=now)
-            .order_by("next_check_at")
+            .exclude(Exists(SourceClaim.objects.filter(source=OuterRef("pk"))))
+            .order_by("next_check_at", "pk")
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)[:limit]
         )
-        Source.objects.filter(pk__in=due).update(next_check_at=now + CLAIM_LEASE)
+        SourceClaim.objects.bulk_create(
+            [
+                SourceClaim(
+                    source_id=source_id,
+                    claimed_at=now,
+                    expires_at=now + QUEUED_LEASE,
+                    queue_epoch=epoch,
+                )
+                for source_id in due
+            ]
+        )
     return due
+
+
+def queue_due_checks(*, now=None):
+    """Claim every due source, a batch at a time, and queue one check each; return how
+    many were queued.
+
+    All of them, not a batch a minute: the workers, not the dispatcher, set the pace, and a
+    source is claimed once however long its check waits. When the queue stops answering,
+    the claims not sent are given back and the sources stay due for the next run.
+    """
+    now = now or timezone.now()
+    queued = 0
+    while claimed := claim_due_sources(now=now):
+        sent = enqueue_each(CHECK_SOURCE_TASK, [(source_id,) for source_id in claimed])
+        queued += sent
+        if sent < len(claimed):
+            release_claims(claimed[sent:], claimed_at=now)
+            break
+    return queued
 
 
 def release_claims(source_ids, *, claimed_at):
     """Undo the claims made at `claimed_at` on sources whose check could not be sent: they
-    are due again at once, unless something has rescheduled them since."""
-    Source.objects.filter(pk__in=source_ids, next_check_at=claimed_at + CLAIM_LEASE).update(
-        next_check_at=claimed_at
+    are due again at once (their schedule was never moved)."""
+    SourceClaim.objects.filter(source_id__in=source_ids, claimed_at=claimed_at).delete()
+
+
+def start_claimed_check(source_id, *, now=None):
+    """Note that the claimed check of `source_id` starts, and return whether to run it.
+
+    Its claim now lasts RUNNING_LEASE, so a check whose process dies is queued again within
+    minutes. A check started MAX_STARTS times without finishing is recorded as a failure
+    (it backs off like one) and not run. A check nobody claimed (staff asked) just runs.
+    """
+    now = now or timezone.now()
+    claims = SourceClaim.objects.filter(source_id=source_id)
+    if not claims.update(expires_at=now + RUNNING_LEASE, starts=F("starts") + 1):
+        return True
+    if claims.values_list("starts", flat=True).first() <= MAX_STARTS:
+        return True
+    watch = observing.Watch(source_id, "")
+    error = (
+        f"the check stopped its worker process {MAX_STARTS} times (a crash or lack of "
+        "memory), so it was not run again; the next check is after the usual backoff"
     )
+    record_observations([observing.Observation(watch, error=error)], now=now)
+    logger.error("check of source %s not started again: %s", source_id, error)
+    return False
+
+
+def hold_claim(source_id, *, now=None):
+    """Keep the claim of a check put off for a retry, for as long as a queued one: the
+    retry is not a crash, so its starts are counted afresh."""
+    now = now or timezone.now()
+    SourceClaim.objects.filter(source_id=source_id).update(expires_at=now + QUEUED_LEASE, starts=0)
 
 
 def mark_due(source_ids, *, now=None):
@@ -382,8 +493,11 @@ def check_now(source_ids):
 
 
 def defer_check(source, *, delay, now=None):
+    """Put the check of `source` off by `delay`: due again then, its claim given up."""
     now = now or timezone.now()
-    Source.objects.filter(pk=source.pk).update(next_check_at=now + delay)
+    with transaction.atomic():
+        Source.objects.filter(pk=source.pk).update(next_check_at=now + delay)
+        SourceClaim.objects.filter(source_id=source.pk).delete()
 
 
 # A bulk check of at least this many sources spreads the work over processes: starting

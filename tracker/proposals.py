@@ -26,6 +26,15 @@ from .importing import (
 )
 from .models import Agency, ImportProposal, Publisher, Recommendation
 
+# What importing (and so reviewing an import) takes: the admin's upload and review pages and
+# the start page's list of imports awaiting review ask for all of them.
+IMPORT_PERMISSIONS = [
+    "tracker.add_document",
+    "tracker.change_document",
+    "tracker.add_recommendation",
+    "tracker.change_recommendation",
+]
+
 
 class ProposalError(DocumentImportError):
     """The edited proposal cannot be saved as it stands; `problems` say why, one per item."""

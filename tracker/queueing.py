@@ -7,6 +7,7 @@ the flow leaves a mark, and its dispatcher sends the work once the queue is back
 """
 
 import logging
+import uuid
 from dataclasses import dataclass
 
 from celery import current_app
@@ -17,6 +18,30 @@ logger = logging.getLogger(__name__)
 
 # Marks recorded work whose task the queue refused; the flow's dispatcher sends it again.
 NOT_QUEUED = "not queued yet: the task queue was unreachable"
+
+
+# The broker's key naming the queue's current life (see queue_epoch).
+QUEUE_EPOCH_KEY = "tracker:queue-epoch"
+
+
+def queue_epoch():
+    """Return the id of the queue's current life: a key in the broker's Redis, made by the
+    first caller. A Redis restarted without its data has lost the queued messages and the
+    key alike, so a new id says that work queued under the old one will never arrive.
+    "" when tasks run in-process, the broker is not Redis, or it cannot be reached."""
+    if current_app.conf.task_always_eager:
+        return ""
+    try:
+        with current_app.connection_for_write() as connection:
+            if connection.transport.driver_type != "redis":
+                return ""
+            client = connection.default_channel.client
+            client.set(QUEUE_EPOCH_KEY, uuid.uuid4().hex, nx=True)
+            epoch = client.get(QUEUE_EPOCH_KEY)
+    except Exception as error:  # kombu's, redis' and socket errors alike
+        logger.warning("task queue unreachable, its epoch unknown: %s", error)
+        return ""
+    return epoch.decode() if epoch else ""
 
 
 def enqueue(task, *args):
@@ -34,6 +59,22 @@ def enqueue(task, *args):
         logger.warning("task queue unreachable, %s%r not sent: %s", task.name, args, error)
         return False
     return True
+
+
+def enqueue_each(task, arguments):
+    """Send `task` once for each tuple of `arguments`, all through one broker connection;
+    return how many were sent: fewer, and logged, when the broker stopped answering."""
+    if isinstance(task, str):
+        task = current_app.tasks[task]
+    sent = 0
+    try:
+        with current_app.producer_or_acquire() as producer:
+            for args in arguments:
+                task.apply_async(args, producer=producer)
+                sent += 1
+    except QueueUnreachable as error:
+        logger.warning("task queue unreachable after %d %s sent: %s", sent, task.name, error)
+    return sent
 
 
 @dataclass(frozen=True)
@@ -59,6 +100,17 @@ def is_final_attempt(task):
     return task.request.is_eager or task.request.retries >= task.max_retries
 
 
-def retry_later(task):
-    """The retry of `task`, after exponential backoff from TRACKER_CHECK_RETRY_SECONDS."""
-    return task.retry(countdown=settings.TRACKER_CHECK_RETRY_SECONDS * 2**task.request.retries)
+def retry_later(task, cause):
+    """The retry of `task`, after exponential backoff from TRACKER_CHECK_RETRY_SECONDS; the
+    log says why (`cause`: the exception, or what went wrong in words)."""
+    countdown = settings.TRACKER_CHECK_RETRY_SECONDS * 2**task.request.retries
+    logger.warning(
+        "%s%r failed (attempt %d of %d), retrying in %d s: %s",
+        task.name,
+        tuple(task.request.args or ()),
+        task.request.retries + 1,
+        task.max_retries + 1,
+        countdown,
+        f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else cause,
+    )
+    return task.retry(countdown=countdown)

@@ -9,7 +9,6 @@ from functools import partial
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, transaction
-from django.utils import timezone
 
 from . import digests, monitoring, observing, webhooks
 from .models import DigestDelivery, Source, Subscription
@@ -25,19 +24,11 @@ CHECK_TIME_LIMIT = 150
 
 @shared_task(acks_late=True)
 def dispatch_due_sources():
-    """Claim the due sources and enqueue one check each (run every minute by beat).
-
-    Sources the queue refuses are released at once, so they stay due and the next run,
-    once Redis is back, sends them; webhook deliveries it refused earlier are sent again too.
-    """
-    now = timezone.now()
-    claimed = monitoring.claim_due_sources(now=now)
-    for sent, source_id in enumerate(claimed):
-        if not enqueue(check_source_task, source_id):
-            monitoring.release_claims(claimed[sent:], claimed_at=now)
-            return sent
+    """Queue a check of every due source (run every minute by beat; see
+    monitoring.queue_due_checks), and the webhook deliveries the queue refused earlier."""
+    queued = monitoring.queue_due_checks()
     webhooks.resend_unqueued_deliveries()
-    return len(claimed)
+    return queued
 
 
 @shared_task(
@@ -51,6 +42,8 @@ def check_source_task(self, source_id):
     source = Source.objects.filter(pk=source_id, is_active=True).first()
     if source is None:
         return "gone"
+    if not monitoring.start_claimed_check(source.pk):
+        return "given up"
     try:
         slot = monitoring.acquire_host_slot(observing.origin_of(source.url))
     except monitoring.HostBusy:
@@ -59,16 +52,18 @@ def check_source_task(self, source_id):
     final_attempt = is_final_attempt(self)
     try:
         result = monitoring.check_source(source, final_attempt=final_attempt)
-    except (OperationalError, InterfaceError):
+    except (OperationalError, InterfaceError) as error:
         # The database went away mid-check: the check wrote nothing (one transaction), so
         # it is simply tried again; once retries run out, the claim's lease brings it back.
         if final_attempt:
             raise
-        raise retry_later(self) from None
+        monitoring.hold_claim(source.pk)
+        raise retry_later(self, error) from None
     finally:
         monitoring.release_host_slot(slot)
     if result.retryable and not final_attempt:
-        raise retry_later(self)
+        monitoring.hold_claim(source.pk)
+        raise retry_later(self, result.error)
     return result.outcome
 
 
@@ -99,5 +94,6 @@ def send_digest_task(self, subscription_id, period):
         return "gone"  # unsubscribed (or deleted) since it was queued
     outcome = digests.send_digest(subscription, digests.parse_period(period))
     if outcome == DigestDelivery.State.FAILED and not is_final_attempt(self):
-        raise retry_later(self)
+        failed = subscription.deliveries.filter(period=period).values_list("error", flat=True)
+        raise retry_later(self, failed.first() or "the digest was not sent")
     return outcome

@@ -179,7 +179,8 @@ def deliver_webhook_task(self, delivery_id):
     if delivery is None:
         return "done"  # delivered or given up already: a redelivered task sends nothing
     if deliver(delivery, final_attempt=is_final_attempt(self)):
-        raise retry_later(self)
+        failed = WebhookDelivery.objects.filter(pk=delivery.pk).values_list("last_error")
+        raise retry_later(self, failed.get()[0] or "the endpoint did not take the delivery")
     return "sent"
 
 

@@ -42,16 +42,18 @@ def wait_until(condition, *, timeout=30.0, message="condition"):
 
 
 class Worker:
-    """A `celery worker` process (thread pool) on `queue`, with `env` added to this process's
-    environment and the test database's URL; it appends its output to `log`, so workers started
-    one after another on a queue share one log. Task retries come at once unless `env` says."""
+    """A `celery worker` process (thread pool, or `pool="prefork"`: Celery's default) on
+    `queue`, with `env` added to this process's environment and the test database's URL; it
+    appends its output to `log`, so workers started one after another on a queue share one
+    log. Task retries come at once unless `env` says."""
 
-    def __init__(self, *, log, queue=None, concurrency=2, env=None):
+    def __init__(self, *, log, queue=None, concurrency=2, env=None, pool="threads"):
         self.log = log
         self.queue = queue or f"test-{uuid.uuid4().hex[:8]}"
         # Unique per process: two workers on one queue answer pings apart.
         self.hostname = f"{self.queue}-{uuid.uuid4().hex[:4]}@{os.uname().nodename}"
         self.concurrency = concurrency
+        self.pool = pool
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url(),
@@ -64,7 +66,7 @@ class Worker:
         """Start the process and wait until it answers a ping (it consumes from then on)."""
         command = [
             sys.executable, "-m", "celery", "-A", "config", "worker",
-            "--queues", self.queue, "--pool", "threads", "--concurrency", str(self.concurrency),
+            "--queues", self.queue, "--pool", self.pool, "--concurrency", str(self.concurrency),
             "--without-mingle", "--without-gossip", "--loglevel", "INFO",
             "--hostname", self.hostname,
         ]  # fmt: skip
@@ -83,6 +85,11 @@ class Worker:
         """End the process at once (SIGKILL), as a crash or the OOM killer would."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+
+    def children(self):
+        """The pids of the pool's processes (prefork), as the kernel lists them."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in path.read_text().split()]
 
     def stop(self):
         """Ask the process to finish (SIGTERM), killing it if it takes over 20 s."""

@@ -7,6 +7,8 @@ from rest_framework import serializers
 from .. import texts
 from ..models import (
     ASSESSMENTS,
+    CHECK_INTERVAL_TOO_LONG,
+    CHECK_INTERVAL_TOO_SHORT,
     STATUS_WEIGHTS,
     Agency,
     ChangeAlert,
@@ -310,6 +312,15 @@ class SourceSerializer(serializers.ModelSerializer):
             "next_check_at",
             "is_broken",
         ]
+        # DRF turns the model's bounds into its own min/max checks: keep the model's words.
+        extra_kwargs = {
+            "check_interval": {
+                "error_messages": {
+                    "min_value": CHECK_INTERVAL_TOO_SHORT,
+                    "max_value": CHECK_INTERVAL_TOO_LONG,
+                }
+            }
+        }
 
 
 class SourceVersionSerializer(serializers.ModelSerializer):

@@ -268,8 +268,8 @@ class EvidenceViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         announce_evidence(serializer.save())
 
 
-class SourceViewSet(viewsets.ReadOnlyModelViewSet):
-    """Watched sources (staff only)."""
+class SourceViewSet(viewsets.ModelViewSet):
+    """Watched sources (staff only; adding and editing take the model's permissions)."""
 
     serializer_class = api.SourceSerializer
     permission_classes = [StaffWithViewPermission]

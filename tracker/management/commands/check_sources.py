@@ -12,6 +12,9 @@ from tracker.monitoring import (
 
 
 class Command(BaseCommand):
+    # Run every minute where there is no Celery: the system checks (half a second, mostly
+    # loading every URL and view) belong to deploys and `manage.py check`, not to each run.
+    requires_system_checks = []
     help = (
         "Check watched sources now, in this process: what the Celery dispatcher does every "
         "minute. With --watch, keep checking due sources (for setups without Celery)."
@@ -64,7 +67,7 @@ class Command(BaseCommand):
             sources = list(Source.objects.filter(is_active=True))
         else:
             # Claimed as the dispatcher claims them, so a running beat never checks them too.
-            sources = list(Source.objects.filter(pk__in=claim_due_sources()))
+            sources = list(Source.objects.filter(pk__in=claim_due_sources(queued=False)))
         if not sources:
             if not quiet_when_idle:
                 self.stdout.write("No sources to check.")
@@ -86,8 +89,10 @@ class Command(BaseCommand):
                 line += f", {result.new_entries} new feed entries"
             if result.outcome == Outcome.FAILED:
                 line = self.style.ERROR(line)
-            elif result.outcome == Outcome.CHANGED:
+            elif result.outcome == Outcome.CHANGED and source.kind == Source.Kind.PAGE:
                 line = self.style.WARNING(line + " (see Change alerts)")
+            elif result.new_entries:
+                line = self.style.WARNING(line + " (see Feed entries)")
             self.stdout.write(line)
 
         outcomes = check_sources(

@@ -21,14 +21,21 @@ class Command(BaseCommand):
             "--demo-user",
             action="store_true",
             help="Also create demo-only logins: an administrator (demo/demo) and an editor "
-            "(editor/editor). Refused unless DEBUG is on.",
+            "(editor/editor). Refused unless DEBUG or demo mode (TRACKER_DEMO) is on.",
         )
 
     def handle(self, *args, demo_user, **options):
-        if demo_user and not settings.DEBUG:
-            raise CommandError("--demo-user is for local demos only: it is refused with DEBUG off.")
+        if demo_user and not (settings.DEBUG or settings.TRACKER_DEMO):
+            raise CommandError(
+                "--demo-user is for local demos only: it is refused with DEBUG off "
+                "outside demo mode (TRACKER_DEMO)."
+            )
         verbose = options["verbosity"] >= 1
-        summary = load_demo(progress=self.stdout.write if verbose else lambda message: None)
+        summary = load_demo(
+            progress=self.stdout.write if verbose else lambda message: None,
+            # In demo mode the site serves pages of its own for the demo to watch.
+            sources_at=settings.TRACKER_BASE_URL if settings.TRACKER_DEMO else "",
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo loaded: {summary.documents} documents, {summary.recommendations} "
@@ -36,6 +43,12 @@ class Command(BaseCommand):
                 f"{summary.status_changes} new status changes."
             )
         )
+        if summary.sources:
+            self.stdout.write(
+                f"Watching {summary.sources} pages the demo serves at "
+                f"{settings.TRACKER_BASE_URL}/demo-sources/: versions, a change alert and feed "
+                "entries show in the admin within a minute of the server starting."
+            )
         if demo_user:
             self.create_demo_user()
 

@@ -34,7 +34,7 @@ def copy_back_from_english(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tracker', '0010_not_assessed'),
+        ('tracker', '0012_source_claims'),
     ]
 
     operations = [
