@@ -385,3 +385,23 @@ def test_an_api_write_with_lang_es_sets_the_spanish_version_only(admin_user, rec
     assert response.json()["languages"] == {"title": "es", "text": "en"}
     stored = Recommendation.objects.values("title_en", "title_es").get(pk=recommendation.pk)
     assert stored == {"title_en": TITLE_EN, "title_es": TITLE_ES}
+
+
+def test_a_document_published_in_spanish_is_imported_into_its_spanish_texts(client, db):
+    call_command(
+        "import_document",
+        str(SAMPLES / "bilingual-brief.es.md"),
+        code="PMR-2025",
+        publisher="Protection Monitoring Research",
+        lang="es",
+        stdout=io.StringIO(),
+    )
+    document = Document.objects.get(code="PMR-2025")
+    assert document.original_language == "es"
+    assert document.title_es == "Protección a lo largo de la ruta migratoria"
+    assert not document.title_en
+    child = Recommendation.objects.get(code="PMR-2025-1.1")
+    assert child.text_es.startswith("Abrir centros de procesamiento")
+    assert not child.text_en
+    page = client.get(public_url(child), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert '<div lang="es"><p>Abrir centros de procesamiento' in page
