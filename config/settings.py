@@ -55,6 +55,9 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
+    # Before the admin: the Spanish and English columns of the texts people read
+    # (tracker/translation.py), edited side by side.
+    "modeltranslation",
     # The admin, with the staff's start page and sections (tracker.sites).
     "tracker.apps.TrackerAdminConfig",
     "django.contrib.auth",
@@ -85,6 +88,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The public pages' language: the visitor's choice (cookie), else Accept-Language.
     "django.middleware.locale.LocaleMiddleware",
+    # The API's ?lang=es, which outranks Accept-Language for the texts it returns.
+    "tracker.middleware.ApiLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     # ETags on GET responses, and 304 Not Modified for clients that already have them.
     "django.middleware.http.ConditionalGetMiddleware",
@@ -146,6 +151,10 @@ LANGUAGE_CODE = "en-us"
 # The public pages and the digests ship in these languages (tracker/locale).
 LANGUAGES = [("en", "English"), ("es", "Español")]
 LOCALE_PATHS = [BASE_DIR / "tracker" / "locale"]
+# The content's languages (tracker/translation.py): a text missing in the reader's language is
+# shown in the other one, which is where the original is (tracker/texts.py marks it).
+MODELTRANSLATION_DEFAULT_LANGUAGE = "en"
+MODELTRANSLATION_FALLBACK_LANGUAGES = {"default": ("en", "es")}
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -216,6 +225,11 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI's files ship with the project (no CDN).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Every read documents ?lang= (the texts' language).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tracker.api.schema.add_lang_parameter",
+    ],
 }
 
 # Login lockout (django-axes): after this many failed logins for one username from one

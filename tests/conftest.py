@@ -8,6 +8,7 @@ from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.core.cache import cache
 from django.test import override_settings
+from django.utils import translation
 
 from tests.factories import AgencyFactory, UserFactory
 from tests.support.outages import RedisServer, celery_settings, free_port
@@ -46,6 +47,15 @@ def fresh_cache():
     per test, and a hung-server pause (tracker.cache) ends with the test that caused it."""
     fail_soft_cache._paused_until = 0.0
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def site_language():
+    """Each test starts in the site's default language: a request in Spanish leaves Spanish
+    active on its thread, and texts written then would go into their Spanish columns."""
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -34,7 +34,7 @@ def test_creating_evidence_in_the_admin_is_logged_with_its_author(client, editor
     response = client.post(
         reverse("admin:tracker_evidence_add"),
         {
-            "title": "USCIS announces final dates",
+            "title_en": "USCIS announces final dates",
             "url": "https://www.uscis.gov/chnv",
             "kind": Evidence.Kind.OFFICIAL_ANNOUNCEMENT,
             "effect": Evidence.Effect.ADVANCES,
@@ -45,7 +45,7 @@ def test_creating_evidence_in_the_admin_is_logged_with_its_author(client, editor
     evidence = Evidence.objects.get()
     (created,) = entries_for(evidence, Action.CREATE)
     assert created.actor == editor
-    assert created.changes_dict["title"] == ["None", "USCIS announces final dates"]
+    assert created.changes_dict["title_en"] == ["None", "USCIS announces final dates"]
     (linked,) = entries_for(evidence, Action.UPDATE)
     assert linked.actor == editor
     assert linked.changes_dict["recommendations"]["objects"] == [str(recommendation)]
@@ -57,13 +57,13 @@ def test_changing_a_recommendation_in_the_admin_logs_who_and_what(
     client.force_login(admin_user)
     lead = recommendation.ownerships.get()
     data = change_form_data(recommendation, [(lead.pk, lead.agency, Ownership.Role.LEAD)])
-    data["title"] = "Expand and extend CHNV parole"
+    data["title_en"] = "Expand and extend CHNV parole"
     url = reverse("admin:tracker_recommendation_change", args=[recommendation.pk])
     assert client.post(url, data).status_code == 302
     (changed,) = entries_for(recommendation, Action.UPDATE)
     assert changed.actor == admin_user
     assert changed.changes_dict == {
-        "title": ["Expand CHNV parole", "Expand and extend CHNV parole"]
+        "title_en": ["Expand CHNV parole", "Expand and extend CHNV parole"]
     }
     assert changed.timestamp <= timezone.now()
 
@@ -118,7 +118,7 @@ def test_an_api_write_records_the_token_user_as_actor(editor, recommendation):
     assert response.status_code == 201
     (created,) = entries_for(StatusChange.objects.get(), Action.CREATE)
     assert created.actor == editor
-    assert created.changes_dict["rationale"] == ["None", "Half done."]
+    assert created.changes_dict["rationale_en"] == ["None", "Half done."]
 
 
 def test_changes_made_outside_a_request_have_no_actor(recommendation):

@@ -100,7 +100,7 @@ def test_an_editor_records_status_adds_evidence_and_reviews_alerts_in_the_admin(
     response = client.post(
         reverse("admin:tracker_evidence_add"),
         {
-            "title": "USCIS announces final dates",
+            "title_en": "USCIS announces final dates",
             "url": "https://www.uscis.gov/chnv",
             "kind": Evidence.Kind.OFFICIAL_ANNOUNCEMENT,
             "effect": Evidence.Effect.ADVANCES,

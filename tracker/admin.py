@@ -18,8 +18,19 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
+from modeltranslation.admin import TranslationAdmin
 
-from . import digests, importing, monitoring, proposals, reading, triage, webhooks, workspace
+from . import (
+    digests,
+    importing,
+    monitoring,
+    proposals,
+    reading,
+    texts,
+    triage,
+    webhooks,
+    workspace,
+)
 from .audit import update_with_audit
 from .links import link_url
 from .models import (
@@ -133,21 +144,21 @@ class PublisherAdmin(admin.ModelAdmin):
 
 
 @admin.register(Agency)
-class AgencyAdmin(ProgressColumnsMixin, admin.ModelAdmin):
+class AgencyAdmin(ProgressColumnsMixin, TranslationAdmin):
     progress_function = staticmethod(progress_by_agency)
     no_progress = "Nothing assigned"
     list_display = ["name", "acronym", "kind", "parent", "counts_by_status", "progress_percent"]
     list_filter = ["kind"]
     list_select_related = ["parent"]
-    search_fields = ["name", "acronym", "aliases"]
+    search_fields = ["name_en", "name_es", "acronym", "aliases"]
     autocomplete_fields = ["parent"]
     prepopulated_fields = {"slug": ["acronym"]}
 
 
 @admin.register(Theme)
-class ThemeAdmin(admin.ModelAdmin):
+class ThemeAdmin(TranslationAdmin):
     list_display = ["name", "recommendation_count"]
-    search_fields = ["name"]
+    search_fields = ["name_en", "name_es"]
     prepopulated_fields = {"slug": ["name"]}
 
     def get_queryset(self, request):
@@ -159,7 +170,7 @@ class ThemeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Document)
-class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
+class DocumentAdmin(ProgressColumnsMixin, TranslationAdmin):
     progress_function = staticmethod(progress_by_document)
     list_display = [
         "title",
@@ -172,7 +183,7 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
     ]
     list_filter = ["kind", "publisher"]
     list_select_related = ["publisher"]
-    search_fields = ["title", "code", "author", "summary"]
+    search_fields = ["title_en", "title_es", "code", "author", "summary_en", "summary_es"]
     autocomplete_fields = ["publisher", "addressee"]
     date_hierarchy = "published_on"
     actions = ["export_recommendations_csv"]
@@ -185,10 +196,66 @@ class DocumentAdmin(ProgressColumnsMixin, admin.ModelAdmin):
 
     def get_urls(self):
         upload = self.admin_site.admin_view(self.import_view)
+        translation = self.admin_site.admin_view(self.import_translation_view)
         return [
             path("import/", upload, name="tracker_document_import"),
+            path(
+                "<path:object_id>/import-translation/",
+                translation,
+                name="tracker_document_import_translation",
+            ),
             *super().get_urls(),
         ]
+
+    def import_translation_view(self, request, object_id):
+        """Upload the document's edition in another language: show how its recommendations
+        pair with the stored ones (importing.attach_translation, a dry run), then save them as
+        their translation once staff confirm; a structure that differs saves nothing."""
+        document = object_for_action(
+            self, request, object_id, permission="tracker.change_recommendation"
+        )
+        confirmed = request.method == "POST" and "confirm" in request.POST
+        form = (ConfirmTranslationForm if confirmed else ImportTranslationForm)(
+            request.POST or None, request.FILES or None, document=document
+        )
+        result = None
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                result = importing.attach_translation(
+                    data["text"] if confirmed else data["file"].read(),
+                    filename="" if confirmed else data["file"].name,
+                    document_code=document.code,
+                    language=data["language"],
+                    fmt=data["fmt"] or None,
+                    dry_run=not confirmed,
+                )
+            except importing.DocumentImportError as error:
+                form.add_error(None, str(error))
+            else:
+                if confirmed:
+                    self.message_user(
+                        request,
+                        f"Saved the {result.language} version of {len(result.pairs)} "
+                        "recommendations.",
+                        messages.SUCCESS,
+                    )
+                    return redirect(reverse("admin:tracker_document_change", args=[document.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Import a translation of {document.code}",
+            "opts": self.opts,
+            "original": document,
+            "form": form,
+            "result": result,
+            "confirm_form": result
+            and ConfirmTranslationForm(
+                initial={"text": result.text, "fmt": result.format, "language": result.language},
+                document=document,
+            ),
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/tracker/document/import_translation.html", context)
 
     def import_view(self, request):
         """Upload a document (PDF, Word, HTML, text, Markdown or CSV): the importer reads it
@@ -283,6 +350,41 @@ class ImportDocumentForm(forms.Form):
                 f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
             )
         return upload
+
+
+class ImportTranslationForm(forms.Form):
+    """The document's edition in another language, to pair with its recommendations."""
+
+    file = forms.FileField(
+        help_text="The edition in the other language, in the same formats as an import; its "
+        "numbered sections and listed items must match the document's.",
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(UPLOAD_SUFFIXES)}),
+    )
+    language = forms.ChoiceField(choices=settings.LANGUAGES)
+    fmt = forms.ChoiceField(
+        label="Format",
+        required=False,
+        choices=[("", "Detect from the file"), *((f, f) for f in importing.FORMATS)],
+    )
+
+    def __init__(self, *args, document, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["language"].choices = [
+            (code, name) for code, name in settings.LANGUAGES if code != document.original_language
+        ]
+
+    clean_file = ImportDocumentForm.clean_file
+
+
+class ConfirmTranslationForm(forms.Form):
+    """The edition as read on the review page, saved when staff confirm it."""
+
+    text = forms.CharField(widget=forms.HiddenInput, strip=False)
+    fmt = forms.CharField(widget=forms.HiddenInput, required=False)
+    language = forms.ChoiceField(choices=settings.LANGUAGES, widget=forms.HiddenInput)
+
+    def __init__(self, *args, document, **kwargs):
+        super().__init__(*args, **kwargs)
 
 
 class ProposalItemForm(forms.Form):
@@ -652,7 +754,7 @@ class StatusChangeForm(forms.Form):
 
 
 @admin.register(Recommendation)
-class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
+class RecommendationAdmin(AuditlogHistoryAdminMixin, TranslationAdmin):
     # Fits a 1366 px screen beside the filters: the code names the document already.
     list_display = ["code", "title", "status", "lead_agency", "since", "is_published"]
     list_display_links = ["code", "title"]
@@ -669,7 +771,7 @@ class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
         "addressed_to",
     ]
     list_select_related = ["document"]
-    search_fields = ["code", "title", "text", "note"]
+    search_fields = ["code", "title_en", "title_es", "text_en", "text_es", "note_en", "note_es"]
     autocomplete_fields = ["document", "parent"]
     filter_horizontal = ["themes"]
     readonly_fields = ["status", "status_changed_on", "progress", "review_due_on", "withdrawn_at"]
@@ -797,8 +899,9 @@ class RecommendationAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(StatusChange)
-class StatusChangeAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
-    """Read-only: history is appended from a recommendation's "Record status change" page."""
+class StatusChangeAdmin(AuditlogHistoryAdminMixin, TranslationAdmin):
+    """Read-only but for the rationale's translation: history is appended from a
+    recommendation's "Record status change" page."""
 
     list_display = ["recommendation", "status", "effective_on", "recorded_by_name", "recorded_at"]
     fields = [
@@ -813,15 +916,77 @@ class StatusChangeAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     readonly_fields = fields
     list_filter = ["status", "recommendation__document"]
     list_select_related = ["recommendation", "recorded_by"]
-    search_fields = ["recommendation__code", "rationale"]
+    search_fields = ["recommendation__code", "rationale_en", "rationale_es"]
     date_hierarchy = "effective_on"
 
     def get_urls(self):
         moved = self.admin_site.admin_view(self.moved_view)
+        to_translate = self.admin_site.admin_view(self.to_translate_view)
         return [
             path("moved/", moved, name="tracker_statuschange_moved"),
+            path("to-translate/", to_translate, name="tracker_texts_to_translate"),
+            path(
+                "<path:object_id>/translate/",
+                self.admin_site.admin_view(self.translate_view),
+                name="tracker_statuschange_translate",
+            ),
             *super().get_urls(),
         ]
+
+    def translate_view(self, request, object_id):
+        """Give the rationale in the languages it was not recorded in: the one change to
+        history allowed, since the record itself stays as it was (audited)."""
+        change = self.get_object(request, unquote(object_id))
+        if change is None:
+            raise Http404("No such status change.")
+        if not request.user.has_perm("tracker.add_statuschange"):
+            raise PermissionDenied
+        form = RationaleTranslationForm(
+            request.POST or None, change=change, initial=texts.versions(change, "rationale")
+        )
+        if request.method == "POST" and form.is_valid():
+            update_with_audit(
+                StatusChange.objects.filter(pk=change.pk), form.cleaned_data, actor=request.user
+            )
+            self.message_user(request, f"Rationale translated: {change}.", messages.SUCCESS)
+            return redirect(reverse("admin:tracker_texts_to_translate"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Translate the rationale of {change}",
+            "opts": self.opts,
+            "original": change,
+            "recorded_in": form.recorded_in,
+            "recorded": getattr(change, f"rationale_{form.recorded_in}", ""),
+            "form": form,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/tracker/statuschange/translate.html", context)
+
+    def to_translate_view(self, request):
+        """Texts people read that staff gave in one language but not the other, with links
+        to where to translate them."""
+        if not request.user.has_perm("tracker.view_recommendation"):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Texts to translate",
+            "opts": self.opts,
+            "groups": [
+                {
+                    "name": model._meta.verbose_name_plural.capitalize(),
+                    "rows": [
+                        {
+                            "object": obj,
+                            "url": translation_url(obj),
+                            "missing": missing,
+                        }
+                        for obj, missing in rows
+                    ],
+                }
+                for model, rows in texts.untranslated_by_model(TRANSLATED_MODELS)
+            ],
+        }
+        return TemplateResponse(request, "admin/tracker/texts_to_translate.html", context)
 
     def moved_view(self, request):
         """What moved, as on the public page (tracker.changes), drafts included for staff
@@ -869,11 +1034,35 @@ class OutletFilter(admin.SimpleListFilter):
         return queryset.filter(outlet=self.value()) if self.value() else queryset
 
 
+class RationaleTranslationForm(forms.Form):
+    """The rationale in each language but the one it was recorded in, which is shown."""
+
+    def __init__(self, *args, change, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.recorded_in = texts.recorded_language(change, "rationale")
+        for code, name in settings.LANGUAGES:
+            if code != self.recorded_in:
+                self.fields[f"rationale_{code}"] = forms.CharField(
+                    label=f"Rationale ({name})", widget=forms.Textarea, required=False
+                )
+
+
+def translation_url(obj):
+    """Where staff give the missing version of `obj`'s texts: its change page, or for
+    append-only history the rationale's translation page."""
+    view = "translate" if isinstance(obj, StatusChange) else "change"
+    return reverse(f"admin:tracker_{obj._meta.model_name}_{view}", args=[obj.pk])
+
+
+# The models whose texts people read, as tracker/translation.py registers them.
+TRANSLATED_MODELS = [Document, Recommendation, Agency, Theme, StatusChange, Evidence]
+
+
 @admin.register(Evidence)
-class EvidenceAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
+class EvidenceAdmin(AuditlogHistoryAdminMixin, TranslationAdmin):
     list_display = ["title", "outlet", "published_on", "kind", "effect", "link"]
     list_filter = ["kind", "effect", OutletFilter]
-    search_fields = ["title", "outlet", "excerpt", "url"]
+    search_fields = ["title_en", "title_es", "outlet", "excerpt_en", "excerpt_es", "url"]
     autocomplete_fields = ["recommendations"]
     date_hierarchy = "published_on"
     actions = ["watch_urls"]

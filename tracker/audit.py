@@ -33,16 +33,26 @@ def register_audited_models():
     )
     auditlog.register(
         Recommendation,
-        exclude_fields=["updated_at", *reverse_relations(Recommendation)],
+        exclude_fields=[
+            "updated_at",
+            *reverse_relations(Recommendation),
+            *translated_fields(Recommendation),
+        ],
         m2m_fields={"themes"},
     )
     auditlog.register(Ownership)
     auditlog.register(
-        StatusChange, exclude_fields=reverse_relations(StatusChange), m2m_fields={"evidence"}
+        StatusChange,
+        exclude_fields=[*reverse_relations(StatusChange), *translated_fields(StatusChange)],
+        m2m_fields={"evidence"},
     )
     auditlog.register(
         Evidence,
-        exclude_fields=["updated_at", *reverse_relations(Evidence)],
+        exclude_fields=[
+            "updated_at",
+            *reverse_relations(Evidence),
+            *translated_fields(Evidence),
+        ],
         m2m_fields={"recommendations"},
     )
     auditlog.register(
@@ -50,6 +60,17 @@ def register_audited_models():
         exclude_fields=[*Source.check_state_fields, *reverse_relations(Source)],
         m2m_fields={"recommendations", "evidence"},
     )
+
+
+def translated_fields(model):
+    """The fields kept per language (tracker/translation.py): their `title_en`, `title_es`
+    columns are logged, not the shared `title` that reads as the current language."""
+    from modeltranslation.translator import NotRegistered, translator
+
+    try:
+        return list(translator.get_options_for_model(model).fields)
+    except NotRegistered:
+        return []
 
 
 def reverse_relations(model):

@@ -16,6 +16,7 @@ from django.utils import timezone, translation
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from . import texts
 from .labels import EFFECT_LABELS, STATUS_LABELS
 from .links import link_url
 
@@ -215,7 +216,7 @@ def describe_change(change):
     previous = change.previous_status  # annotated by the digest run; None: the first one
     return {
         "code": recommendation.code,
-        "title": recommendation.title,
+        **shown_text(recommendation, "title"),
         "url": absolute_url(recommendation.get_absolute_url()),
         "previous_status": STATUS_LABELS[previous] if previous else None,
         "status": STATUS_LABELS[change.status],
@@ -223,7 +224,7 @@ def describe_change(change):
         # A change from before its document is background to it (Document.predates).
         "document_date": recommendation.document.published_on if change.predates_document else None,
         "last_verified_on": recommendation.last_verified_on,
-        "rationale": change.rationale,
+        **shown_text(change, "rationale"),
         "evidence": [evidence_link(item) for item in cited_evidence(change)],
     }
 
@@ -235,7 +236,14 @@ def cited_evidence(change):
 
 def evidence_link(item):
     # Both parts of the mail show the URL only if it may be a link (tracker/links.py).
-    return {"title": item.title, "outlet": item.outlet, "url": link_url(item.url)}
+    return {**shown_text(item, "title"), "outlet": item.outlet, "url": link_url(item.url)}
+
+
+def shown_text(obj, field):
+    """{field: the text in the mail's language or its original, field_lang: which}: the HTML
+    part marks a fallback with its lang attribute (tracker/texts.py)."""
+    value, language = texts.text_in(obj, field)
+    return {field: value, f"{field}_lang": language}
 
 
 def describe_evidence(item):
@@ -266,6 +274,8 @@ def progress_row(obj, summary, *, before=None, since=None):
     filled = round(summary.progress * TEXT_BAR_WIDTH)
     return {
         "name": str(obj),
+        # An agency's name or a document's title: its language, where the mail's lacks it.
+        "name_lang": texts.text_in(obj, "name" if hasattr(obj, "name_en") else "title")[1],
         "url": absolute_url(obj.get_absolute_url()),
         "percent": summary.percent,
         "total": summary.total,
@@ -315,7 +325,7 @@ def describe_staff_group(group):
         "overdue": [
             {
                 "code": rec.code,
-                "title": rec.title,
+                **shown_text(rec, "title"),
                 "due_on": rec.review_due_on,
                 "url": admin_url("recommendation", rec.pk),
             }

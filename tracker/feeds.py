@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.feedgenerator import Atom1Feed
 from django.utils.translation import gettext as _
 
+from . import texts
 from .labels import status_label
 from .models import Agency, Document, Evidence, Ownership, Recommendation, StatusChange
 from .progress import rollups_of
@@ -21,6 +22,18 @@ from .views import public_page
 
 # How many updates a feed carries: readers poll it, so the newest are enough.
 FEED_LENGTH = 50
+
+
+class LanguageMarkedAtomFeed(Atom1Feed):
+    """Atom whose entries say their language (xml:lang) where it is not the feed's: an entry
+    about a recommendation not yet translated into the reader's language."""
+
+    def item_attributes(self, item):
+        attributes = super().item_attributes(item)
+        language = item.get("language")
+        if language and language != texts.reader_language(self.feed["language"]):
+            attributes["xml:lang"] = language
+        return attributes
 
 
 def published_updates(recommendations=None):
@@ -56,7 +69,7 @@ def with_rollups(changes):
 class UpdatesFeed(Feed):
     """Every published recommendation's status changes."""
 
-    feed_type = Atom1Feed
+    feed_type = LanguageMarkedAtomFeed
     description_template = "tracker/feeds/update.html"
 
     def title(self, obj):
@@ -80,6 +93,10 @@ class UpdatesFeed(Feed):
             "status": status_label(item.status),
             "title": item.recommendation.title,
         }
+
+    def item_extra_kwargs(self, item):
+        # The entry's language is its title's, the recommendation's (tracker/texts.py).
+        return {"language": texts.text_in(item.recommendation, "title")[1]}
 
     def item_link(self, item):
         # Each change has its own anchor on the recommendation's page, so links (and the

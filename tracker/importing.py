@@ -22,7 +22,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import prefetch_related_objects
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from . import reading
 from .caching import note_data_changed
@@ -1360,6 +1360,7 @@ def save_import(
     dry_run: bool = False,
     matched: dict[str, int] | None = None,
     expected_fingerprint: str | None = None,
+    language: str = "en",
 ) -> ImportResult:
     """Save a parsed document and its recommendations; return what was created or changed.
 
@@ -1379,8 +1380,10 @@ def save_import(
     4. All of it happens in one transaction; a dry run rolls it back after the same work, so
        its report is exact. With `expected_fingerprint`, the stored recommendations must be
        as they were when that was taken (stored_fingerprint), or nothing is written.
+    5. The texts go into the columns of `language`, the edition's (a new document's original
+       language), whatever language the staff member's request is in.
     """
-    with transaction.atomic():
+    with translation.override(language), transaction.atomic():
         ensure_agency_directory()
         index = AgencyIndex(Agency.objects.all())
         if isinstance(addressee, str):
@@ -1399,6 +1402,7 @@ def save_import(
             published_on=published_on,
             author=author,
             url=url,
+            original_language=language,
         )
         result = ImportResult(
             document=document,
@@ -1568,7 +1572,10 @@ def save_document(
     """Return the document with this code, created or with its metadata brought up to date."""
     document = Document.objects.filter(code=code).first() or Document(code=code)
     created = document._state.adding
+    original_language = metadata.pop("original_language", "en")
     values = {name: value for name, value in metadata.items() if value}
+    if created:
+        values["original_language"] = original_language
     for name in ("title", "author"):
         if name not in values and not getattr(document, name) and getattr(parsed, name):
             values[name] = getattr(parsed, name)
@@ -1924,3 +1931,147 @@ def validate(instance, *, label):
             f"{name}: {' '.join(messages)}" for name, messages in error.message_dict.items()
         )
         raise DocumentImportError(f"{label}: {problems}") from None
+
+
+# --- A document's edition in another language ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TranslationPair:
+    """A stored recommendation and its version in the edition's language."""
+
+    recommendation: Recommendation
+    title: str
+    text: str
+    note: str
+
+
+@dataclass
+class TranslationResult:
+    document: Document
+    language: str
+    pairs: list[TranslationPair]
+    document_title: str = ""
+    dry_run: bool = False
+    # The edition as read (Markdown or CSV) and its format: what a review saves once confirmed.
+    text: str = ""
+    format: str = ""
+
+
+def parse_translation(text, *, fmt, document_code):
+    """Parse a document's edition in another language by its structure alone: numbered
+    headings and the bold items listed under them (the readers that weigh wording read
+    English, so they are not asked)."""
+    if fmt == MARKDOWN:
+        blocks = split_blocks(text)
+        if numbered_sections(blocks):
+            return parse_numbered_report(blocks, document_code=document_code)
+    return parse_document(text, fmt=fmt, document_code=document_code)
+
+
+def pair_translation(document, parsed):
+    """Return a TranslationPair for each current recommendation of `document`, matched to the
+    edition's by code: the same numbering, parents and order. A different structure raises
+    DocumentImportError naming what differs."""
+    stored = list(
+        Recommendation.objects.current()
+        .filter(document=document)
+        .select_related("parent")
+        .order_by("position", "pk")
+    )
+    if not stored:
+        raise DocumentImportError(
+            f"Document {document.code} has no recommendations to translate: import it first."
+        )
+    stored_codes = [recommendation.code for recommendation in stored]
+    edition_codes = [item.code for item in parsed.recommendations]
+    missing = [code for code in stored_codes if code not in edition_codes]
+    extra = [code for code in edition_codes if code not in stored_codes]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"the translation lacks {', '.join(missing)}")
+        if extra:
+            parts.append(f"it has {', '.join(extra)}, which {document.code} does not")
+        raise DocumentImportError(
+            f"The translation's structure differs from {document.code}'s: {'; '.join(parts)}. "
+            "Nothing was saved."
+        )
+    by_code = {item.code: item for item in parsed.recommendations}
+    moved = [
+        recommendation.code
+        for recommendation in stored
+        if by_code[recommendation.code].parent_code
+        != (recommendation.parent.code if recommendation.parent_id else "")
+    ]
+    if moved or stored_codes != edition_codes:
+        raise DocumentImportError(
+            f"The translation's structure differs from {document.code}'s: "
+            f"{', '.join(moved) or 'the order'} differ. Nothing was saved."
+        )
+    return [
+        TranslationPair(
+            recommendation=recommendation,
+            title=by_code[recommendation.code].title
+            or short_title(by_code[recommendation.code].text),
+            text=by_code[recommendation.code].text,
+            note=by_code[recommendation.code].note,
+        )
+        for recommendation in stored
+    ]
+
+
+def attach_translation(
+    source: str | bytes,
+    *,
+    document_code: str,
+    language: str,
+    fmt: str | None = None,
+    filename: str = "",
+    content_type: str = "",
+    dry_run: bool = False,
+) -> TranslationResult:
+    """Read a document's edition in `language` and save it as the translation of the
+    recommendations already imported from the original (pair_translation): their title, text
+    and note in `language`, and the document's title. All or nothing, in one transaction; a
+    dry run saves nothing. Input that cannot be paired raises DocumentImportError."""
+    document = Document.objects.filter(code=document_code).first()
+    if document is None:
+        raise DocumentImportError(f"No document {document_code}: import the original first.")
+    if language == document.original_language:
+        raise DocumentImportError(
+            f"{document_code} was published in {language}: a translation is in another language."
+        )
+    text = decode_source(source, filename=filename, content_type=content_type)
+    fmt = fmt or detect_format(text, filename=filename)
+    parsed = parse_translation(text, fmt=fmt, document_code=document_code)
+    with transaction.atomic():
+        pairs = pair_translation(document, parsed)
+        result = TranslationResult(
+            document=document,
+            language=language,
+            pairs=pairs,
+            document_title=parsed.title,
+            dry_run=dry_run,
+            text=text,
+            format=fmt,
+        )
+        if not dry_run:
+            save_translation(result)
+    return result
+
+
+def save_translation(result):
+    """Write the paired texts into the `language` columns (audited saves, one per row)."""
+    language = result.language
+    for pair in result.pairs:
+        recommendation = pair.recommendation
+        for name in ("title", "text", "note"):
+            setattr(recommendation, f"{name}_{language}", getattr(pair, name))
+        recommendation.save(
+            update_fields=[f"{name}_{language}" for name in ("title", "text", "note")]
+        )
+    if result.document_title:
+        setattr(result.document, f"title_{language}", result.document_title)
+        result.document.save(update_fields=[f"title_{language}"])
+    note_data_changed()

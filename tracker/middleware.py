@@ -66,3 +66,21 @@ class RequestLogMiddleware:
             return response
         finally:
             current_request_id.reset(token)
+
+
+class ApiLanguageMiddleware:
+    """Let an API client choose the content's language with `?lang=es` (else its
+    Accept-Language, as LocaleMiddleware, which must come before, decided)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.conf import settings
+        from django.utils import translation
+
+        language = request.GET.get("lang", "")
+        if request.path.startswith("/api/") and language in dict(settings.LANGUAGES):
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+        return self.get_response(request)

@@ -192,6 +192,13 @@ class Document(models.Model):
     published_on = models.DateField(null=True, blank=True)
     url = models.URLField(blank=True, max_length=500)
     summary = models.TextField(blank=True)
+    original_language = models.CharField(
+        max_length=5,
+        choices=settings.LANGUAGES,
+        default="en",
+        help_text="The language the document was published in; its texts' other language is "
+        "a translation.",
+    )
     addressee = models.ForeignKey(
         Agency,
         null=True,

@@ -19,6 +19,7 @@ from .models import (
     SourceVersion,
     StatusChange,
 )
+from .texts import CONTENT_LANGUAGES
 
 # The most results search returns of each kind, and the most words it looks for.
 SEARCH_LIMIT = 50
@@ -159,26 +160,35 @@ def search_words(query):
     return query.split()[:SEARCH_MAX_WORDS]
 
 
+def in_any_language(word, *fields):
+    """A filter for rows with `word` in one of `fields`, in any content language's version
+    (tracker/translation.py), so a search in Spanish finds an English text's translation."""
+    found = Q()
+    for field in fields:
+        for code in CONTENT_LANGUAGES:
+            found |= Q(**{f"{field}_{code}__icontains": word})
+    return found
+
+
 def search_recommendations(words):
-    """Published recommendations containing every word in their code, title, section, text
-    or note, in document order."""
+    """Published recommendations containing every word in their code, section, or title, text
+    or note in either language, in document order."""
     matches = Recommendation.objects.public().select_related("document")
     for word in words:
         matches = matches.filter(
             Q(code__icontains=word)
-            | Q(title__icontains=word)
             | Q(section_title__icontains=word)
-            | Q(text__icontains=word)
-            | Q(note__icontains=word)
+            | in_any_language(word, "title", "text", "note")
         )
     return matches[:SEARCH_LIMIT]
 
 
 def search_evidence(words):
-    """Public evidence containing every word in its title, outlet or quoted excerpt."""
+    """Public evidence containing every word in its outlet, or its title or quoted excerpt in
+    either language."""
     matches = Evidence.objects.public()
     for word in words:
         matches = matches.filter(
-            Q(title__icontains=word) | Q(outlet__icontains=word) | Q(excerpt__icontains=word)
+            Q(outlet__icontains=word) | in_any_language(word, "title", "excerpt")
         )
     return matches.order_by("-published_on", "title")[:SEARCH_LIMIT]

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .. import texts
 from ..models import (
     ASSESSMENTS,
     CHECK_INTERVAL_TOO_LONG,
@@ -25,6 +26,26 @@ from ..progress import INTERVALS
 
 # The largest id the database can hold (a 64-bit signed integer).
 MAX_ID = 2**63 - 1
+
+
+@extend_schema_field(
+    {"type": "object", "additionalProperties": {"type": "string", "enum": texts.CONTENT_LANGUAGES}}
+)
+class TextLanguagesField(serializers.Field):
+    """Which language each text of the record is in: the one asked for (?lang= or
+    Accept-Language), or the original's where no translation was given."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            source="*",
+            read_only=True,
+            help_text='The language each text is in, e.g. {"title": "es", "text": "en"}: the '
+            "one asked for with ?lang= or Accept-Language, else the original's.",
+            **kwargs,
+        )
+
+    def to_representation(self, value):
+        return texts.languages_of(value, texts.translated_fields(type(value)))
 
 
 class AgencyRefSerializer(serializers.ModelSerializer):
@@ -56,6 +77,7 @@ class ProgressSummarySerializer(serializers.ModelSerializer):
 
 class DocumentSerializer(ProgressSummarySerializer):
     publisher = serializers.SlugRelatedField(slug_field="name", queryset=Publisher.objects.all())
+    languages = TextLanguagesField()
 
     class Meta:
         model = Document
@@ -69,6 +91,8 @@ class DocumentSerializer(ProgressSummarySerializer):
             "published_on",
             "url",
             "summary",
+            "original_language",
+            "languages",
             "counts",
             "progress",
         ]
@@ -88,6 +112,7 @@ class AliasesField(serializers.ListField):
 
 class AgencySerializer(ProgressSummarySerializer):
     aliases = AliasesField(required=False)
+    languages = TextLanguagesField()
 
     class Meta:
         model = Agency
@@ -99,6 +124,7 @@ class AgencySerializer(ProgressSummarySerializer):
             "kind",
             "parent",
             "aliases",
+            "languages",
             "counts",
             "progress",
         ]
@@ -141,6 +167,7 @@ class RecommendationSerializer(serializers.ModelSerializer):
         "document's publication (earlier history is background); null if not yet assessed.",
     )
     rollup = serializers.SerializerMethodField()
+    languages = TextLanguagesField()
 
     class Meta:
         model = Recommendation
@@ -154,6 +181,7 @@ class RecommendationSerializer(serializers.ModelSerializer):
             "title",
             "text",
             "note",
+            "languages",
             "addressed_to",
             "owners",
             "themes",
@@ -216,6 +244,7 @@ class StatusChangeSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="The status before this change (null for the first change recorded).",
     )
+    languages = TextLanguagesField()
 
     class Meta:
         model = StatusChange
@@ -226,6 +255,7 @@ class StatusChangeSerializer(serializers.ModelSerializer):
             "status",
             "effective_on",
             "rationale",
+            "languages",
             "evidence",
             "recorded_at",
         ]
@@ -243,6 +273,8 @@ class RecordStatusSerializer(serializers.Serializer):
 
 
 class EvidenceSerializer(serializers.ModelSerializer):
+    languages = TextLanguagesField()
+
     class Meta:
         model = Evidence
         fields = [
@@ -253,6 +285,7 @@ class EvidenceSerializer(serializers.ModelSerializer):
             "published_on",
             "kind",
             "excerpt",
+            "languages",
             "effect",
             "recommendations",
         ]

@@ -124,7 +124,7 @@ class DocumentViewSet(CachedReadsMixin, ProgressSummaryMixin, viewsets.ModelView
     permission_classes = [StaffWritesWithModelPermissions]
     summarise = staticmethod(progress_by_document)
     filter_backends = [filters.SearchFilter, filters.OrderingFilter]
-    search_fields = ["title", "code", "author", "summary"]
+    search_fields = ["title_en", "title_es", "code", "author", "summary_en", "summary_es"]
     ordering_fields = ["published_on", "code", "title"]
     ordering = ["-published_on", "pk"]
 
@@ -139,7 +139,7 @@ class AgencyViewSet(CachedReadsMixin, ProgressSummaryMixin, viewsets.ModelViewSe
     permission_classes = [StaffWritesWithModelPermissions]
     summarise = staticmethod(progress_by_agency)
     filter_backends = [filters.SearchFilter, filters.OrderingFilter]
-    search_fields = ["name", "acronym", "aliases"]
+    search_fields = ["name_en", "name_es", "acronym", "aliases"]
     ordering_fields = ["name", "acronym"]
     ordering = ["name", "pk"]
 
@@ -173,7 +173,8 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
     serializer_class = api.RecommendationSerializer
     permission_classes = [StaffWritesWithModelPermissions]
     filterset_class = RecommendationFilter
-    search_fields = ["code", "title", "text", "note"]
+    # Words of either language find a recommendation (its English or Spanish version).
+    search_fields = ["code", "title_en", "title_es", "text_en", "text_es", "note_en", "note_es"]
     ordering_fields = ["code", "updated_at", "status", "status_changed_on", "position"]
     ordering = ["document_id", "position", "code", "pk"]
 
@@ -252,7 +253,7 @@ class EvidenceViewSet(CachedReadsMixin, viewsets.ModelViewSet):
     serializer_class = api.EvidenceSerializer
     permission_classes = [StaffWritesWithModelPermissions]
     filterset_class = EvidenceFilter
-    search_fields = ["title", "outlet", "excerpt"]
+    search_fields = ["title_en", "title_es", "outlet", "excerpt_en", "excerpt_es"]
     ordering_fields = ["published_on", "title"]
     ordering = ["-published_on", "pk"]
 

@@ -5,6 +5,7 @@ In demo mode the demo also watches pages it serves itself (`sources`).
 """
 
 import datetime
+import json
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -19,6 +20,7 @@ from ..models import (
     Publisher,
     Recommendation,
     Source,
+    Theme,
 )
 from .data import DEMO_DIR, read_demo_data
 from .sources import (
@@ -105,7 +107,26 @@ def load_demo(*, progress=lambda message: None, sources_at=""):
                 summary.sources += 1
         if sources_at:
             summary.sources += watch_demo_newsroom(sources_at)
+        load_demo_translations()
     return summary
+
+
+def load_demo_translations(language="es"):
+    """Give some demo texts their `language` version (translations-<language>.json), so the
+    site in that language shows translated texts beside originals marked as such."""
+    data = json.loads((DEMO_DIR / f"translations-{language}.json").read_text(encoding="utf-8"))
+
+    def localized(values):
+        return {f"{field}_{language}": text for field, text in values.items()}
+
+    for code, values in data["documents"].items():
+        Document.objects.filter(code=code).update(**localized(values))
+    for code, values in data["recommendations"].items():
+        Recommendation.objects.filter(code=code).update(**localized(values))
+    for acronym, name in data["agencies"].items():
+        Agency.objects.filter(acronym=acronym).update(**{f"name_{language}": name})
+    for name, translated in data["themes"].items():
+        Theme.objects.filter(name_en=name).update(**{f"name_{language}": translated})
 
 
 def stand_in_url(base_url, item):

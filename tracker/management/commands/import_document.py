@@ -4,12 +4,15 @@ import json
 from pathlib import Path
 from textwrap import shorten
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
+from tracker import texts
 from tracker.importing import (
     FORMATS,
     DocumentImportError,
+    attach_translation,
     default_document_code,
     fetch_source,
     import_document,
@@ -71,6 +74,20 @@ class Command(BaseCommand):
             "confirm in the admin (Import proposals).",
         )
         parser.add_argument(
+            "--lang",
+            default="en",
+            choices=[code for code, _name in settings.LANGUAGES],
+            help="The language of this edition (default en): a new document's original "
+            "language, or with --translation-of the translation's.",
+        )
+        parser.add_argument(
+            "--translation-of",
+            metavar="DOCUMENT_CODE",
+            help="The file is the edition in --lang of this stored document: attach its texts "
+            "to the recommendations imported from the original, matched by numbering and order "
+            "(with --dry-run, print the pairing only).",
+        )
+        parser.add_argument(
             "--json",
             action="store_true",
             help="Print the import (or, with --dry-run, the proposal) as one JSON object.",
@@ -83,6 +100,8 @@ class Command(BaseCommand):
             )
         path = options["path"]
         content_type = ""
+        if options["translation_of"]:
+            return self.attach_translation(path, options)
         try:
             if is_url(path):
                 source, filename, content_type = fetch_source(path)
@@ -101,6 +120,7 @@ class Command(BaseCommand):
                 filename=filename,
                 content_type=content_type,
                 dry_run=options["dry_run"],
+                language=options["lang"],
                 **import_options(options, code=code, path=path),
             )
         except DocumentImportError as error:
@@ -109,6 +129,44 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(as_json(result), ensure_ascii=False, indent=2))
         else:
             self.report(result, verbosity=options["verbosity"])
+
+    def attach_translation(self, path, options):
+        """Pair the edition's recommendations with the stored ones and print the pairing;
+        save them as the translation unless it is a dry run."""
+        try:
+            if is_url(path):
+                source, filename, content_type = fetch_source(path)
+            else:
+                source, filename, content_type = read_source(path), Path(path).name, ""
+            result = attach_translation(
+                source,
+                document_code=options["translation_of"],
+                language=options["lang"],
+                fmt=options["fmt"],
+                filename=filename,
+                content_type=content_type,
+                dry_run=options["dry_run"],
+            )
+        except DocumentImportError as error:
+            raise CommandError(f"{path}: {error}") from error
+        language = result.language
+        document = result.document
+        self.stdout.write(
+            f"{document.code}: {len(result.pairs)} recommendations paired with their "
+            f"{language} version."
+        )
+        if result.document_title:
+            self.stdout.write(f"  title  {document.title_en or document.title}")
+            self.stdout.write(f"    {language}: {result.document_title}")
+        for pair in result.pairs:
+            recommendation = pair.recommendation
+            original = texts.text_in(recommendation, "title", document.original_language)[0]
+            self.stdout.write(f"  {recommendation.code}  {original}")
+            self.stdout.write(f"    {language}: {pair.title}")
+        if result.dry_run:
+            self.stdout.write("Dry run: nothing was written.")
+        else:
+            self.stdout.write(self.style.SUCCESS(f"Saved the {language} translation."))
 
     def leave_for_review(self, path, source, filename, content_type, code, options):
         proposal = propose_import(
