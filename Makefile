@@ -74,15 +74,16 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Benchmarks print their figures; bench/api.py needs PostgreSQL in DATABASE_URL.
+# Benchmarks print their figures; bench/api.py and bench/workers.py need PostgreSQL in DATABASE_URL.
 bench: install
-	$(BIN)/python -m pip install --quiet -e '.[test,server]'
+	$(BIN)/python -m pip install --quiet -e '.[test,server,bench]'
 	$(BIN)/python bench/check_sources.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/digests.py
 	$(BIN)/python bench/public_pages.py
 	$(BIN)/python bench/importing.py
+	$(BIN)/python bench/workers.py
 
 migrate: install-runtime
 	$(BIN)/python manage.py migrate

@@ -9,6 +9,11 @@ with Tracker's bulk checker (`check_sources`, what `manage.py check_sources` run
   slow       a second site that delays every response by 200 ms (concurrency must hide it)
 and, as the ceiling, a bare concurrent httpx GET loop over the same URLs.
 
+Then, as a user runs it, `manage.py check_sources` (start-up included): with nothing due (its
+start-up alone) and over the all-304 pages; and urlwatch's unchanged pass over the same pages,
+when it is installed (`pip install -e '.[bench]'`). Last, the first pass again with every page
+on one site, which the checker deals out to every process (goal: within 1.2x of eight sites).
+
 Usage: .venv/bin/python bench/check_sources.py [--n 1000] [--concurrency 16] [--processes P]
 `ratio` compares the first pass with the bare loop (both download every page in full);
 the changed and all-304 passes have their own ratios. Peak memory is this process's and,
@@ -106,9 +111,9 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_server(n, *, delay=0.0):
-    """Serve pages /p/0 … /p/n-1 on ORIGINS ports; return (page URLs, revisions, process)."""
-    ports = [free_port() for _ in range(ORIGINS)]
+def start_server(n, *, delay=0.0, origins=ORIGINS):
+    """Serve pages /p/0 … /p/n-1 on `origins` ports; return (page URLs, revisions, ports)."""
+    ports = [free_port() for _ in range(origins)]
     revisions = multiprocessing.Array("i", n, lock=False)
     ready = multiprocessing.Event()
     process = multiprocessing.Process(
@@ -117,7 +122,7 @@ def start_server(n, *, delay=0.0):
     process.start()
     if not ready.wait(10):
         raise SystemExit("the page server did not start")
-    urls = [f"http://127.0.0.1:{ports[i % ORIGINS]}/p/{i}" for i in range(n)]
+    urls = [f"http://127.0.0.1:{ports[i % origins]}/p/{i}" for i in range(n)]
     return urls, revisions, ports
 
 
@@ -172,8 +177,9 @@ def run(n, concurrency, processes):
     urls, revisions, ports = start_server(n)
     slow_n = min(n, 200)
     slow_urls, _revisions, slow_ports = start_server(slow_n, delay=SLOW_DELAY)
+    one_site_urls, _revisions, one_site_ports = start_server(n, origins=1)
     os.environ["DATABASE_URL"] = scratch_database()
-    setup_django(",".join(f"127.0.0.1:{port}" for port in ports + slow_ports))
+    setup_django(",".join(f"127.0.0.1:{port}" for port in ports + slow_ports + one_site_ports))
 
     from tracker import observing
     from tracker.models import ChangeAlert, Source
@@ -197,9 +203,18 @@ def run(n, concurrency, processes):
     bare_s, _ = timed("bare httpx loop", lambda: bare_loop(urls, concurrency))
     alerts = ChangeAlert.objects.count()
 
+    command = command_passes(n)
+    urlwatch = urlwatch_passes(urls)
+
     Source.objects.all().delete()
     Source.objects.bulk_create(Source(url=url) for url in slow_urls)
     slow_s, _ = timed(f"slow pass ({slow_n} pages, 200 ms each)", tracker_pass)
+
+    # The same first pass with every page on one site: its request limit (4 at once) binds,
+    # and the pages are dealt out to every observing process all the same.
+    Source.objects.all().delete()
+    Source.objects.bulk_create(Source(url=url) for url in one_site_urls)
+    one_site_s, _ = timed(f"first pass, one site ({n} pages)", tracker_pass)
 
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     process_peak_mb = max(process_peaks_kb, default=0) / 1024
@@ -227,10 +242,94 @@ def run(n, concurrency, processes):
         "changed_pass_ratio": round(bare_s / changed_s, 2),
         "not_modified_pass_ratio": round(bare_s / not_modified_s, 2),
         "slow_pass_per_s": round(slow_n / slow_s, 1),
+        "first_pass_s": round(first_s, 2),
+        "one_site_first_pass_s": round(one_site_s, 2),
+        # Goal: at most 1.2 (one site uses every core as eight sites do).
+        "one_site_vs_eight_sites": round(one_site_s / first_s, 2),
+        **command,
+        **urlwatch,
         "alerts": alerts,
         "peak_rss_mb": round(peak_rss_mb, 1),
         "observing_process_peak_rss_mb": round(process_peak_mb, 1),
         "database": os.environ["DATABASE_URL"].split(":", 1)[0],
+    }
+
+
+def run_command(*args):
+    """Run `manage.py check_sources` as a user does; return (wall s, CPU s, stdout)."""
+    import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "check_sources", *args, "-v", "0"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ,
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.stdout
+
+
+def command_passes(n):
+    """The whole command, start-up included: with nothing due (its start-up alone), then an
+    all-304 pass over the `n` pages."""
+    startup_wall, startup_cpu, _ = min(run_command("--due") for _ in range(3))
+    wall, cpu, _ = run_command("--all")
+    print(
+        f"manage.py check_sources: start-up {startup_wall:.2f} s wall, {startup_cpu:.2f} s CPU; "
+        f"all-304 pass of {n} pages {wall:.2f} s wall, {cpu / n * 1000:.2f} ms CPU a check "
+        "(start-up included)",
+        flush=True,
+    )
+    return {
+        "command_startup_s": round(startup_wall, 2),
+        "command_startup_cpu_s": round(startup_cpu, 2),
+        "command_not_modified_pass_s": round(wall, 2),
+        "command_cpu_ms_per_check": round(cpu / n * 1000, 2),
+    }
+
+
+def urlwatch_passes(urls):
+    """urlwatch over the same pages, if installed (`pip install -e '.[bench]'`): its first
+    run keeps the pages, its second is the unchanged pass; wall and CPU of the second."""
+    import shutil
+    import subprocess
+
+    binary = shutil.which("urlwatch", path=str(Path(sys.executable).parent))
+    if not binary:
+        print("urlwatch: not installed (pip install -e '.[bench]'), not compared", flush=True)
+        return {}
+    folder = Path(tempfile.mkdtemp())
+    (folder / "urls.yaml").write_text(
+        "\n---\n".join(f"name: p{i}\nurl: {url}" for i, url in enumerate(urls)) + "\n"
+    )
+    runs = []
+    for _ in range(2):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run(
+            [binary, "--urls", folder / "urls.yaml", "--config", folder / "urlwatch.yaml",
+             "--hooks", folder / "hooks.py", "--cache", folder / "cache.db"],
+            capture_output=True,
+            check=True,
+            env={**os.environ, "EDITOR": "true", "VISUAL": "true"},
+        )  # fmt: skip
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        runs.append((time.perf_counter() - started, cpu))
+    wall, cpu = runs[1]
+    print(
+        f"urlwatch 2nd (unchanged) pass of {len(urls)} pages: {wall:.2f} s wall, "
+        f"{cpu / len(urls) * 1000:.2f} ms CPU a check",
+        flush=True,
+    )
+    return {
+        "urlwatch_unchanged_pass_s": round(wall, 2),
+        "urlwatch_cpu_ms_per_check": round(cpu / len(urls) * 1000, 2),
     }
 
 
