@@ -12,6 +12,9 @@ def favicon(request):
     return HttpResponseRedirect(static("tracker/favicon.ico"))
 
 
+# Every app's admin module, loaded with the URLs (see tracker.apps.TrackerAdminConfig).
+admin.autodiscover()
+
 admin.site.site_header = "Tracker"
 admin.site.site_title = "Tracker staff"
 admin.site.index_title = "Recommendations, evidence and progress"

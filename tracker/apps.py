@@ -24,9 +24,14 @@ class TrackerConfig(AppConfig):
         )
 
 
-class TrackerAdminConfig(admin_apps.AdminConfig):
+class TrackerAdminConfig(admin_apps.SimpleAdminConfig):
     """The admin with Tracker's site (tracker.sites) as `admin.site`; settings name it in
-    place of django.contrib.admin."""
+    place of django.contrib.admin.
+
+    Its modules (every app's admin.py) load with the URLs (config/urls.py), not at start-up:
+    a worker or a command such as check_sources never serves the admin, and loading it
+    would be over half of its start-up.
+    """
 
     default = False  # "tracker" alone still means TrackerConfig
     default_site = "tracker.sites.TrackerAdminSite"
