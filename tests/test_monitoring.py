@@ -633,3 +633,27 @@ def test_a_lost_check_is_claimed_again_when_its_claim_runs_out():
     monitoring.start_claimed_check(source.pk, now=now)  # and its process died
     assert claim_due_sources(now=now + monitoring.RUNNING_LEASE - MINUTE) == []
     assert claim_due_sources(now=now + monitoring.RUNNING_LEASE) == [source.pk]
+
+
+# --- start-up ---------------------------------------------------------------------------------
+
+
+def test_check_sources_starts_without_what_it_does_not_need(tmp_path):
+    """Run every minute where there is no Celery: no system checks (they load every URL and
+    view), no admin, no parsers until a page needs one (bench/check_sources.py prints what
+    the start-up costs)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/startup.sqlite3"}
+    manage = [sys.executable, "-X", "importtime", "manage.py"]
+    subprocess.run([*manage[:1], "manage.py", "migrate", "-v", "0"], env=env, check=True)
+    done = subprocess.run(
+        [*manage, "check_sources"], env=env, capture_output=True, text=True, check=True
+    )
+    assert "No sources to check." in done.stdout
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert "tracker.monitoring" in loaded  # the probe sees what the command imports
+    unneeded = {"tracker.admin", "tracker.importing", "trafilatura", "feedparser"}
+    assert not unneeded & loaded
+    assert "drf_spectacular.views" not in loaded  # the URLs: no system checks
