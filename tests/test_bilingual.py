@@ -405,3 +405,27 @@ def test_a_document_published_in_spanish_is_imported_into_its_spanish_texts(clie
     assert not child.text_en
     page = client.get(public_url(child), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert '<div lang="es"><p>Abrir centros de procesamiento' in page
+
+
+def test_a_badge_marks_an_untranslated_name_with_its_language(client, recommendation):
+    import xml.etree.ElementTree as ET
+
+    svg_ns = "{http://www.w3.org/2000/svg}"
+    url = reverse("public:badge_recommendation", args=["WRC-2024", "WRC-2024-1"])
+
+    def badge():
+        response = client.get(url, HTTP_ACCEPT_LANGUAGE="es")
+        return ET.fromstring(response.content)
+
+    svg = badge()
+    assert svg.get("lang") == "es"
+    assert TITLE_EN not in svg.get("aria-label")  # not read out in a Spanish voice
+    description = svg.find(f"{svg_ns}desc")
+    assert (description.get("lang"), description.text) == ("en", TITLE_EN)
+    assert svg.get("aria-describedby") == description.get("id")
+
+    recommendation.title_es = TITLE_ES
+    recommendation.save()  # as staff save it: the cached badge goes
+    svg = badge()
+    assert TITLE_ES in svg.get("aria-label")
+    assert svg.find(f"{svg_ns}desc") is None

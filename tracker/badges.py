@@ -18,6 +18,7 @@ from pybadges2.precalculated_text_measurer import PrecalculatedTextMeasurer
 from .labels import status_label
 from .models import Document, Recommendation
 from .progress import progress_by_document, rollups_of
+from .texts import reader_language, text_in
 from .views import public_page, redirect_renumbered
 
 Status = Recommendation.Status
@@ -46,10 +47,14 @@ def text_width(text):
     return PrecalculatedTextMeasurer.default().text_width(text) / 10
 
 
-def render_badge(*, label, message, color, title):
-    """Return a flat badge's SVG: `label` on grey, `message` on `color`, `title` as its text
-    alternative. Every text is escaped by the template."""
-    label, message, title = (XML_INVALID.sub("", text) for text in (label, message, title))
+def render_badge(*, label, message, color, title, name="", name_lang=""):
+    """Return a flat badge's SVG in the reader's language: `label` on grey, `message` on
+    `color`, `title` as its text alternative. A `name` in another language than the reader's
+    (a recommendation or document not translated yet) is left out of the title and given as
+    its description, marked with `name_lang`. Every text is escaped by the template."""
+    label, message, title, name = (
+        XML_INVALID.sub("", text) for text in (label, message, title, name)
+    )
     label_width = round(text_width(label)) + PADDING
     message_width = round(text_width(message)) + PADDING
     return render_to_string(
@@ -58,6 +63,9 @@ def render_badge(*, label, message, color, title):
             "label": label,
             "message": message,
             "title": title,
+            "lang": reader_language(),
+            "name": name,
+            "name_lang": name_lang,
             "color": color,
             "label_color": LABEL_COLOR,
             "label_width": label_width,
@@ -105,11 +113,16 @@ def recommendation_badge(request, document, code):
     )
     shown = rollup.status if rollup else recommendation.status
     status = str(status_label(shown))
-    title = _("%(code)s “%(title)s”: %(status)s") % {
-        "code": recommendation.code,
-        "title": recommendation.title,
-        "status": status,
-    }
+    name, name_lang = text_in(recommendation, "title")
+    if name_lang == reader_language():
+        title = _("%(code)s “%(title)s”: %(status)s") % {
+            "code": recommendation.code,
+            "title": name,
+            "status": status,
+        }
+        name = ""
+    else:
+        title = _("%(code)s: %(status)s") % {"code": recommendation.code, "status": status}
     if rollup:
         title += " " + ngettext(
             "(%(moving)s of %(total)s sub-recommendation moving)",
@@ -121,7 +134,14 @@ def recommendation_badge(request, document, code):
         title += _(" (last verified %(date)s)") % {"date": date_format(verified, "DATE_FORMAT")}
     else:
         title += _(" (not yet verified)")
-    svg = render_badge(label=_("status"), message=status, color=STATUS_COLORS[shown], title=title)
+    svg = render_badge(
+        label=_("status"),
+        message=status,
+        color=STATUS_COLORS[shown],
+        title=title,
+        name=name,
+        name_lang=name_lang,
+    )
     return badge_response(svg)
 
 
@@ -130,17 +150,24 @@ def document_badge(request, code):
     document = get_object_or_404(Document.objects.public(), code=code)
     summary = progress_by_document([document.pk], published_only=True)[document.pk]
     percent = summary.percent
+    figures = {"percent": percent, "assessed": summary.assessed, "total": summary.total}
+    name, name_lang = text_in(document, "title")
+    if name_lang == reader_language():
+        title = _(
+            "%(code)s “%(title)s”: %(percent)s%% progress, %(assessed)s of %(total)s assessed"
+        ) % {"code": document.code, "title": name, **figures}
+        name = ""
+    else:
+        title = _("%(code)s: %(percent)s%% progress, %(assessed)s of %(total)s assessed") % {
+            "code": document.code,
+            **figures,
+        }
     svg = render_badge(
         label=_("progress"),
         message=_("%(percent)s%%") % {"percent": percent},
         color=progress_color(percent),
-        title=_("%(code)s “%(title)s”: %(percent)s%% progress, %(assessed)s of %(total)s assessed")
-        % {
-            "code": document.code,
-            "title": document.title,
-            "percent": percent,
-            "assessed": summary.assessed,
-            "total": summary.total,
-        },
+        title=title,
+        name=name,
+        name_lang=name_lang,
     )
     return badge_response(svg)
