@@ -32,6 +32,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from .caching import note_data_changed
+from .ledger import rebuild_ledger
 from .models import Subscription
 
 FORMAT = "tracker-backup"
@@ -56,9 +57,14 @@ class Encoder(DjangoJSONEncoder):
         return super().default(o)
 
 
+# Derived from the rest (tracker.ledger): never backed up, rebuilt after a restore.
+DERIVED_MODELS = ("ProgressShare", "ProgressDelta", "ProgressStale")
+
+
 def tracked_models():
     """The tracker app's models, parents before the rows that point at them."""
-    return list(apps.get_app_config("tracker").get_models())
+    models = apps.get_app_config("tracker").get_models()
+    return [model for model in models if model.__name__ not in DERIVED_MODELS]
 
 
 def user_fields(model):
@@ -257,9 +263,10 @@ def restore_data(data, *, replace=False, allow_empty=False, progress=None):
        empties the tracker's tables (user accounts are kept).
     3. Rows are saved raw, as loaddata does: no save() rules run, so the append-only
        history is restored as it was, not re-recorded; foreign keys are checked at the end.
-    4. The primary key sequences are moved past the restored rows.
-    5. A backup with nothing in it never empties a database, unless `allow_empty`.
-    6. Accounts are never taken from the file (see unlink_foreign_subscriptions).
+    4. The progress ledger is rebuilt from the restored history.
+    5. The primary key sequences are moved past the restored rows.
+    6. A backup with nothing in it never empties a database, unless `allow_empty`.
+    7. Accounts are never taken from the file (see unlink_foreign_subscriptions).
 
     Returns the counts by model, and the number of subscriptions unlinked from accounts.
     """
@@ -297,6 +304,7 @@ def restore_data(data, *, replace=False, allow_empty=False, progress=None):
             connection.check_constraints(table_names=tracked_tables())
             unlinked = unlink_foreign_subscriptions(existing_users)
             note_data_changed()  # a flush sends no signals: cached pages must not outlive it
+            rebuild_ledger()  # raw saves wrote history past record_status
             with connection.cursor() as cursor:
                 for sql in connection.ops.sequence_reset_sql(no_style(), tracked_models()):
                     cursor.execute(sql)

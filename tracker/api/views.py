@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from ..caching import cached
 from ..changes import with_previous_status
 from ..importing import export_csv
+from ..ledger import LEDGER_INTERVALS, ledger_series, scope_key
 from ..models import (
     Agency,
     ChangeAlert,
@@ -47,6 +48,8 @@ from .filters import (
     StatusChangeFilter,
     filter_by_agency,
     filter_by_theme,
+    named_agencies,
+    named_themes,
 )
 from .permissions import (
     CanRecordStatus,
@@ -340,13 +343,17 @@ class ProgressView(APIView):
             )
 
         def read():
-            series = progress_series(
-                recommendations,
-                interval=params["interval"],
-                start=start,
-                end=end,
-                within=Recommendation.objects.visible_to(request.user),
-            )
+            scope = ledger_scope(request, params)
+            if scope is not None:
+                series = ledger_series(scope, interval=params["interval"], start=start, end=end)
+            else:  # days, weeks, or filters combined: replayed from the history
+                series = progress_series(
+                    recommendations,
+                    interval=params["interval"],
+                    start=start,
+                    end=end,
+                    within=Recommendation.objects.visible_to(request.user),
+                )
             return api.ProgressSeriesSerializer({"series": series}).data
 
         # Keyed by the resolved dates: a series "to today" changes at midnight.
@@ -371,6 +378,34 @@ def filtered_recommendations(request, params):
     if "theme" in params:
         recommendations = filter_by_theme(recommendations, params["theme"])
     return recommendations
+
+
+def ledger_scope(request, params):
+    """The progress ledger's scope for the series `params` ask for (as filtered_recommendations
+    filters), or None when the ledger does not keep it: days and weeks, filters combined,
+    or a name that matches no single document, agency or theme."""
+    if params["interval"] not in LEDGER_INTERVALS:
+        return None
+    named = {}
+    document = params.get("document")
+    if document is not None:
+        named["document"] = (
+            document
+            if isinstance(document, int)
+            else single_id(Document.objects.filter(code=document))
+        )
+    if "agency" in params:
+        named["agency"] = single_id(named_agencies(params["agency"]))
+    if "theme" in params:
+        named["theme"] = single_id(named_themes(params["theme"]))
+    if None in named.values():
+        return None
+    return scope_key(staff=sees_drafts(request.user), **named)
+
+
+def single_id(queryset):
+    ids = list(queryset.values_list("pk", flat=True)[:2])
+    return ids[0] if len(ids) == 1 else None
 
 
 class ImplementationCurveView(APIView):
