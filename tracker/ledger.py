@@ -131,14 +131,16 @@ def _shares_in_tree(members, parent_of, weight_of, children):
 
 def document_shares(document_ids):
     """Return {(scope, recommendation id): (document id, counted, root, share)} for every
-    scope the recommendations of `document_ids` count in, as the structure stands. Four
+    scope the recommendations of `document_ids` count in, as the structure stands. Six
     queries."""
-    rows = list(
-        Recommendation.objects.filter(document_id__in=document_ids).values_list(
-            "pk", "document_id", "parent_id", "weight", "is_published", "withdrawn_at"
-        )
-    )
+    recommendations = Recommendation.objects.filter(document_id__in=document_ids)
+    rows = list(recommendations.values_list("pk", "document_id", "parent_id", "weight"))
     ids = [row[0] for row in rows]
+    # Who sees what: the models' one rule for drafts and withdrawals.
+    visible = {
+        "public": set(recommendations.public().values_list("pk", flat=True)),
+        "staff": set(recommendations.current().values_list("pk", flat=True)),
+    }
     lines = _agency_lines()
     owners = defaultdict(set)
     for pk, agency_id in Ownership.objects.filter(recommendation_id__in=ids).values_list(
@@ -155,9 +157,7 @@ def document_shares(document_ids):
     result = {}
     for document_id, document_rows in by_document.items():
         for visibility in VISIBILITIES:
-            within = [
-                row for row in document_rows if row[5] is None and (visibility == "staff" or row[4])
-            ]
+            within = [row for row in document_rows if row[0] in visible[visibility]]
             parent_of = {row[0]: row[2] for row in within}
             weight_of = {row[0]: row[3] for row in within}
             children = defaultdict(list)
