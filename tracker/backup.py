@@ -58,7 +58,7 @@ class Encoder(DjangoJSONEncoder):
 
 
 # Derived from the rest (tracker.ledger): never backed up, rebuilt after a restore.
-DERIVED_MODELS = ("ProgressShare", "ProgressDelta", "ProgressStale")
+DERIVED_MODELS = ("ProgressShare", "ProgressDelta", "ProgressScope", "ProgressStale")
 
 
 def tracked_models():

@@ -35,6 +35,7 @@ from .models import (
     Agency,
     Ownership,
     ProgressDelta,
+    ProgressScope,
     ProgressShare,
     ProgressStale,
     Recommendation,
@@ -271,7 +272,32 @@ def refresh_documents(document_ids):
         ),
         batch_size=BATCH,
     )
+    _count_scopes({scope for scope, _pk in changed})
     ProgressStale.objects.filter(document_id__in=document_ids).delete()
+
+
+def _count_scopes(scopes):
+    """Store how many members and roots each of `scopes` has, from its shares."""
+    totals = {scope: (0, 0) for scope in scopes}
+    for start in range(0, len(scopes), BATCH):
+        batch = sorted(scopes)[start : start + BATCH]
+        counted = (
+            ProgressShare.objects.filter(scope__in=batch)
+            .values("scope")
+            .annotate(
+                members=Count("pk", filter=Q(counted=True)),
+                roots=Count("pk", filter=Q(root=True)),
+            )
+            .values_list("scope", "members", "roots")
+        )
+        totals.update((scope, (members, roots)) for scope, members, roots in counted)
+    ProgressScope.objects.bulk_create(
+        (ProgressScope(scope=scope, members=m, roots=r) for scope, (m, r) in totals.items()),
+        update_conflicts=True,
+        unique_fields=["scope"],
+        update_fields=["members", "roots"],
+        batch_size=BATCH,
+    )
 
 
 def rebuild_ledger():
@@ -281,6 +307,7 @@ def rebuild_ledger():
     with transaction.atomic():
         ProgressDelta.objects.all().delete()
         ProgressShare.objects.all().delete()
+        ProgressScope.objects.all().delete()
         ProgressStale.objects.all().delete()
         document_ids = list(Document.objects.values_list("pk", flat=True))
         refresh_documents(document_ids)
@@ -341,10 +368,9 @@ def ledger_series(scope, *, interval, start, end):
         raise ValueError(f"the ledger keeps months and years, not {interval}s")
     refresh_stale()
     ends = period_ends(interval, start, end)
-    totals = ProgressShare.objects.filter(scope=scope).aggregate(
-        members=Count("pk", filter=Q(counted=True)), roots=Count("pk", filter=Q(root=True))
-    )
-    roots = totals["roots"]
+    members, roots = (
+        ProgressScope.objects.filter(scope=scope).values_list("members", "roots").first()
+    ) or (0, 0)
     rows = (
         ProgressDelta.objects.filter(scope=scope, month_end__lte=ends[-1])
         .values_list("month_end", "status", "count", "share")
@@ -352,10 +378,11 @@ def ledger_series(scope, *, interval, start, end):
     )
     deltas = defaultdict(lambda: [0, 0.0])
     for month_end, status, count, share in rows:
-        delta = deltas[period_end_of(interval, month_end), status]
+        period = month_end if interval == "month" else period_end_of(interval, month_end)
+        delta = deltas[period, status]
         delta[0] += count
         delta[1] += share / roots if roots else 0.0
-    return _accumulate(ends, deltas, member_count=totals["members"])
+    return _accumulate(ends, deltas, member_count=members)
 
 
 def status_recorded(sender, change, **kwargs):
@@ -413,8 +440,10 @@ def agency_saved(sender, instance, created, raw=False, **kwargs):
 
 
 def theme_deleted(sender, instance, **kwargs):
-    ProgressShare.objects.filter(scope__endswith=f":theme:{instance.pk}").delete()
-    ProgressDelta.objects.filter(scope__endswith=f":theme:{instance.pk}").delete()
+    """A deleted theme's scopes can no longer be asked for: drop them."""
+    scopes = [f"{visibility}:theme:{instance.pk}" for visibility in VISIBILITIES]
+    for model in (ProgressShare, ProgressDelta, ProgressScope):
+        model.objects.filter(scope__in=scopes).delete()
 
 
 def connect_ledger():

@@ -1168,6 +1168,18 @@ class ProgressDelta(models.Model):
         return f"{self.scope} {self.month_end} {self.status}: {self.count:+}"
 
 
+class ProgressScope(models.Model):
+    """How many recommendations one scope of the progress series counts, and how many roots
+    its progress averages, as the structure stands (ProgressShare, summed)."""
+
+    scope = models.CharField(max_length=60, unique=True)
+    members = models.IntegerField(default=0)
+    roots = models.IntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.scope}: {self.members} recommendations"
+
+
 class ProgressStale(models.Model):
     """A document whose structure (parents, weights, publication, owners, themes) changed
     since its recommendations' shares were computed; the next read refreshes it."""
