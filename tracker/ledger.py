@@ -316,7 +316,8 @@ def rebuild_ledger():
 def record_change(change):
     """Add a newly recorded status change to the ledger (inside record_status's
     transaction): the recommendation's events with it, less its events without it, times
-    each of its stored shares. Three queries and one INSERT."""
+    each of its stored shares. Two queries: the history, and one INSERT ... SELECT that
+    multiplies the events by the shares in the database."""
     history = list(
         StatusChange.objects.filter(recommendation_id=change.recommendation_id)
         .order_by("effective_on", "recorded_at", "pk")
@@ -324,15 +325,27 @@ def record_change(change):
     )
     after = status_events([(day, status) for _pk, day, status in history])
     before = status_events([(day, status) for pk, day, status in history if pk != change.pk])
-    events = {key: after.get(key, 0) - before.get(key, 0) for key in after.keys() | before.keys()}
-    events = {key: step for key, step in events.items() if step}
-    if not events:
+    steps = defaultdict(int)
+    for key in after.keys() | before.keys():
+        day, status = key
+        steps[period_end_of("month", day), status] += after.get(key, 0) - before.get(key, 0)
+    steps = [(month_end, status, step) for (month_end, status), step in steps.items() if step]
+    if not steps:
         return
-    shares = ProgressShare.objects.filter(recommendation_id=change.recommendation_id)
-    deltas = defaultdict(lambda: [0, 0.0])
-    for scope, counted, share in shares.values_list("scope", "counted", "share"):
-        _add_deltas(deltas, scope, events, int(counted), share)
-    _write_deltas(deltas)
+    delta, share = ProgressDelta._meta.db_table, ProgressShare._meta.db_table
+    values = ", ".join(["(%s, %s, %s)"] * len(steps))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH steps (month_end, status, step) AS (VALUES {values}) "
+            f"INSERT INTO {delta} (scope, month_end, status, count, share) "
+            "SELECT held.scope, steps.month_end, steps.status, "
+            "SUM(CASE WHEN held.counted THEN steps.step ELSE 0 END), SUM(held.share * steps.step) "
+            f"FROM {share} AS held, steps WHERE held.recommendation_id = %s "
+            "GROUP BY held.scope, steps.month_end, steps.status "
+            "ON CONFLICT (scope, month_end, status) DO UPDATE SET "
+            f"count = {delta}.count + excluded.count, share = {delta}.share + excluded.share",
+            [value for row in steps for value in row] + [change.recommendation_id],
+        )
 
 
 def mark_stale(document_ids):
