@@ -349,15 +349,11 @@ def record_change(change):
 
 
 def mark_stale(document_ids):
-    """Note that these documents' structure changed: the next read refreshes their shares."""
+    """Note that these documents' structure changed: the next read refreshes their shares.
+    One query."""
     document_ids = {pk for pk in document_ids if pk is not None}
-    known = set(
-        ProgressStale.objects.filter(document_id__in=document_ids).values_list(
-            "document_id", flat=True
-        )
-    )
     ProgressStale.objects.bulk_create(
-        (ProgressStale(document_id=pk) for pk in document_ids - known), ignore_conflicts=True
+        (ProgressStale(document_id=pk) for pk in document_ids), ignore_conflicts=True
     )
 
 
@@ -412,6 +408,12 @@ def recommendation_saved(sender, instance, created, update_fields=None, raw=Fals
     mark_stale([instance.document_id])
 
 
+def recommendations_updated(sender, rows, fields, **kwargs):
+    """Mark stale the documents of recommendations an admin action updated in bulk."""
+    if sender is Recommendation and STRUCTURE_FIELDS & set(fields):
+        mark_stale({row.document_id for row in rows})
+
+
 def recommendation_deleted(sender, instance, **kwargs):
     mark_stale([instance.document_id])
 
@@ -463,10 +465,12 @@ def connect_ledger():
     """Keep the ledger in step with every write (from TrackerConfig.ready)."""
     from django.db.models.signals import m2m_changed, post_delete, post_save
 
+    from .audit import rows_updated
     from .models import status_changed
 
     status_changed.connect(status_recorded, dispatch_uid="ledger-status-change")
     post_save.connect(recommendation_saved, sender=Recommendation, dispatch_uid="ledger-rec")
+    rows_updated.connect(recommendations_updated, dispatch_uid="ledger-rec-bulk")
     post_delete.connect(
         recommendation_deleted, sender=Recommendation, dispatch_uid="ledger-rec-del"
     )
