@@ -215,7 +215,7 @@ def _write_deltas(deltas):
 
 def refresh_documents(document_ids):
     """Bring the shares of `document_ids`' recommendations in line with the structure, and
-    the monthly rows with them; clear the documents' stale marks.
+    the monthly rows with them; clear the documents' stale marks. Inside a transaction.
 
     1. Compute the shares as the structure stands; read the stored ones (those of the
        documents, and those of their recommendations filed under another document before a
@@ -227,6 +227,10 @@ def refresh_documents(document_ids):
     document_ids = list(document_ids)
     if not document_ids:
         return
+    # Wait for writers of these recommendations (record_status locks its row; a structural
+    # save holds it too), so no change lands between the history read and the commit.
+    recommendations = Recommendation.objects.filter(document_id__in=document_ids)
+    list(recommendations.select_for_update().values_list("pk", flat=True))
     new = document_shares(document_ids)
     stored = ProgressShare.objects.filter(
         Q(document_id__in=document_ids)
