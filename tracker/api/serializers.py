@@ -115,6 +115,10 @@ class RollupSerializer(serializers.Serializer):
     from_sub_recommendations = serializers.BooleanField(source="from_children")
 
 
+# One for every row: a serializer built per row copies its declared fields each time.
+ROLLUP = RollupSerializer()
+
+
 class LatestChangeSerializer(serializers.Serializer):
     status = serializers.CharField()
     effective_on = serializers.DateField()
@@ -179,7 +183,7 @@ class RecommendationSerializer(serializers.ModelSerializer):
     def get_rollup(self, recommendation):
         """Its sub-recommendations' roll-up (null without any), as the viewset attached it."""
         rollup = getattr(recommendation, "rollup", None)
-        return RollupSerializer(rollup).data if rollup else None
+        return ROLLUP.to_representation(rollup) if rollup else None
 
     def validate(self, attrs):
         if self.instance and "document" in attrs and attrs["document"] != self.instance.document:
