@@ -202,10 +202,12 @@ class RecommendationSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        request = self.context.get("request")
-        parent = instance.parent
-        user = getattr(request, "user", None)
-        if parent is not None and not parent.is_public and not sees_drafts(user):
+        hidden = getattr(instance, "parent_hidden", None)  # a listed page says (with_rollups)
+        if hidden is None:
+            parent = instance.parent
+            user = getattr(self.context.get("request"), "user", None)
+            hidden = parent is not None and not parent.is_public and not sees_drafts(user)
+        if hidden:
             data["parent"] = None  # a draft's id is not public
         return data
 

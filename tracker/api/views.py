@@ -37,7 +37,7 @@ from ..progress import (
     progress_by_agency,
     progress_by_document,
     progress_series,
-    rollups_of,
+    rollups_of_tree,
 )
 from ..triage import AlreadyHandled, review_alert
 from ..webhooks import announce_evidence
@@ -193,15 +193,30 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
 
     def with_rollups(self, recommendations):
         """Give each listed or retrieved recommendation its sub-recommendations' roll-up over
-        what the asker may see, per page: one query."""
-        within = Recommendation.objects.visible_to(self.request.user)
-        rollups = rollups_of(recommendations, within=within)
+        what the asker may see, and whether its parent is hidden from the asker (a draft's
+        id is not public), per page: one query."""
+        user = self.request.user
+        documents = {recommendation.document_id for recommendation in recommendations}
+        rows = list(
+            Recommendation.objects.visible_to(user)
+            .filter(document_id__in=documents)
+            .values_list("pk", "parent_id", "status")
+        )
+        rollups = rollups_of_tree(rows)
+        visible = {pk for pk, _parent, _status in rows}
+        staff = sees_drafts(user)
         for recommendation in recommendations:
             recommendation.rollup = rollups.get(recommendation.pk)
+            parent_id = recommendation.parent_id
+            recommendation.parent_hidden = (
+                not staff and parent_id is not None and parent_id not in visible
+            )
         return recommendations
 
     def paginate_queryset(self, queryset):
-        page = super().paginate_queryset(queryset)
+        # A page needs no joined parent (with_rollups says whether it may be named), so the
+        # rows a page skips are not joined to theirs.
+        page = super().paginate_queryset(queryset.select_related(None).select_related("document"))
         return self.with_rollups(list(page if page is not None else queryset))
 
     def get_object(self):
