@@ -373,17 +373,31 @@ def refresh_stale():
         refresh_documents(stale)
 
 
+def _scope_totals(scope):
+    """Return (whether any document is stale, members, roots) of `scope`, in one query."""
+    stale, scopes = ProgressStale._meta.db_table, ProgressScope._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {stale}), "
+            f"(SELECT members FROM {scopes} WHERE scope = %s), "
+            f"(SELECT roots FROM {scopes} WHERE scope = %s)",
+            [scope, scope],
+        )
+        is_stale, members, roots = cursor.fetchone()
+    return bool(is_stale), members or 0, roots or 0
+
+
 def ledger_series(scope, *, interval, start, end):
     """Return the progress series of `scope` (see scope_key) as progress.progress_series
-    would for the same recommendations, from the ledger: three queries after any refresh,
+    would for the same recommendations, from the ledger: two queries when nothing is stale,
     and rows in the number of months, not of changes."""
     if interval not in LEDGER_INTERVALS:
         raise ValueError(f"the ledger keeps months and years, not {interval}s")
-    refresh_stale()
+    stale, members, roots = _scope_totals(scope)
+    if stale:
+        refresh_stale()
+        stale, members, roots = _scope_totals(scope)
     ends = period_ends(interval, start, end)
-    members, roots = (
-        ProgressScope.objects.filter(scope=scope).values_list("members", "roots").first()
-    ) or (0, 0)
     rows = (
         ProgressDelta.objects.filter(scope=scope, month_end__lte=ends[-1])
         .values_list("month_end", "status", "count", "share")

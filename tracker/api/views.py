@@ -369,7 +369,7 @@ class ProgressView(APIView):
                     end=end,
                     within=Recommendation.objects.visible_to(request.user),
                 )
-            return api.ProgressSeriesSerializer({"series": series}).data
+            return api.progress_series_data(series)
 
         # Keyed by the resolved dates: a series "to today" changes at midnight.
         return Response(cached(cache_key(request, "progress", start, end), read))
