@@ -19,7 +19,7 @@ class TrackerConfig(AppConfig):
 
         register_audited_models()
         watch_tracked_models()
-        connect_ledger()
+        connect_ledger(self)
         models.status_changed.connect(
             webhooks.announce_recorded_status, dispatch_uid="announce-status-change"
         )

@@ -28,7 +28,7 @@ progress.progress_series stays the reference: the ledger must say exactly what i
 
 from collections import defaultdict
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import Count, Q
 
 from .models import (
@@ -479,9 +479,19 @@ def theme_deleted(sender, instance, **kwargs):
         model.objects.filter(scope__in=scopes).delete()
 
 
-def connect_ledger():
+def fill_after_migrate(sender, using=DEFAULT_DB_ALIAS, **kwargs):
+    """Refresh the documents a migration marked stale (the ledger's own migration marks them
+    all), so an upgraded database has its ledger before the first read asks for it."""
+    if using != DEFAULT_DB_ALIAS:
+        return
+    if ProgressStale._meta.db_table not in connection.introspection.table_names():
+        return  # migrated back to before the ledger
+    refresh_stale()
+
+
+def connect_ledger(app_config):
     """Keep the ledger in step with every write (from TrackerConfig.ready)."""
-    from django.db.models.signals import m2m_changed, post_delete, post_save
+    from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
 
     from .audit import rows_updated
     from .models import status_changed
@@ -499,3 +509,4 @@ def connect_ledger():
     )
     post_save.connect(agency_saved, sender=Agency, dispatch_uid="ledger-agency")
     post_delete.connect(theme_deleted, sender=Theme, dispatch_uid="ledger-theme-del")
+    post_migrate.connect(fill_after_migrate, sender=app_config, dispatch_uid="ledger-migrate")
