@@ -25,7 +25,9 @@ def postgres_url_or_none():
 def fill_history(recommendations, agencies, *, changes, evidence, evidence_title="News {}"):
     """Give each recommendation a random lead among `agencies`, and the set `changes` random
     status changes from 2015 to 2024 and `evidence` pieces of evidence, each on a random
-    recommendation (seed `random` first). Statuses stay to be set from the history."""
+    recommendation (seed `random` first). Statuses stay to be set from the history; the
+    progress ledger is rebuilt from it."""
+    from django.core.management import call_command
     from django.utils import timezone
 
     from tracker.models import ASSESSMENTS, Evidence, Ownership, StatusChange
@@ -64,3 +66,5 @@ def fill_history(recommendations, agencies, *, changes, evidence, evidence_title
         (links(evidence=item, recommendation=random.choice(recommendations)) for item in items),
         batch_size=5000,
     )
+    # Bulk history skips record_status, which keeps the progress ledger: compute it whole.
+    call_command("rebuild_progress")

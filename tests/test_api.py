@@ -543,6 +543,8 @@ def test_a_draft_parent_stays_private(public_client, world, draft_family):
     orphan, draft_parent = draft_family["orphan"], draft_family["draft_parent"]
     body = public_client.get(url("recommendation-detail", orphan.pk)).json()
     assert body["parent"] is None
+    page = public_client.get(url("recommendation-list"), {"page_size": 100}).json()
+    assert [row["parent"] for row in page["results"] if row["id"] == orphan.pk] == [None]
     export = public_client.get(url("recommendation-export")).content.decode()
     assert "WRC-2024-8.1," in export and "WRC-2024-8," not in export
     listed = public_client.get(url("recommendation-list"), {"parent": draft_parent.pk})

@@ -16,9 +16,11 @@ class TrackerConfig(AppConfig):
         )
         from .audit import register_audited_models
         from .caching import watch_tracked_models
+        from .ledger import connect_ledger
 
         register_audited_models()
         watch_tracked_models()
+        connect_ledger(self)
         models.status_changed.connect(
             webhooks.announce_recorded_status, dispatch_uid="announce-status-change"
         )

@@ -16,6 +16,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db.models.signals import pre_save
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.encoding import smart_str
 from django.utils.functional import SimpleLazyObject
@@ -82,6 +83,12 @@ def reverse_relations(model):
     ]
 
 
+# Sent by update_with_audit with the model as sender, `rows` the rows changed (as they were)
+# and `fields` the names set: what post_save receivers would have seen (the progress ledger
+# listens).
+rows_updated = Signal()
+
+
 def update_with_audit(queryset, values, *, actor, unlogged=None):
     """Set `values` on the rows of `queryset` that differ, and log each changed row.
 
@@ -98,6 +105,7 @@ def update_with_audit(queryset, values, *, actor, unlogged=None):
         **values, **(unlogged or {})
     )
     note_data_changed()  # cached reads: an update() sends no save signals either
+    rows_updated.send(sender=queryset.model, rows=rows, fields=set(values))
     write_entries(
         [
             entry(

@@ -35,6 +35,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from .caching import note_data_changed
+from .ledger import rebuild_ledger
 from .models import Subscription
 
 FORMAT = "tracker-backup"
@@ -59,9 +60,16 @@ class Encoder(DjangoJSONEncoder):
         return super().default(o)
 
 
-# Work in flight, not data: a claim restored from a backup would hold a check that is not
-# queued anywhere.
-NOT_BACKED_UP = {"tracker.sourceclaim"}
+# Not data, so never backed up: work in flight (a claim restored from a backup would hold a
+# check that is queued nowhere) and what is derived from the rest (tracker.ledger, rebuilt
+# after a restore).
+NOT_BACKED_UP = {
+    "tracker.sourceclaim",
+    "tracker.progressshare",
+    "tracker.progressdelta",
+    "tracker.progressscope",
+    "tracker.progressstale",
+}
 
 
 # The audit trail of tracked rows travels with them (django-auditlog's entries).
@@ -286,9 +294,10 @@ def restore_data(data, *, replace=False, allow_empty=False, progress=None):
        empties the tracker's tables (user accounts are kept).
     3. Rows are saved raw, as loaddata does: no save() rules run, so the append-only
        history is restored as it was, not re-recorded; foreign keys are checked at the end.
-    4. The primary key sequences are moved past the restored rows.
-    5. A backup with nothing in it never empties a database, unless `allow_empty`.
-    6. Accounts are never taken from the file (see unlink_foreign_subscriptions).
+    4. The progress ledger is rebuilt from the restored history.
+    5. The primary key sequences are moved past the restored rows.
+    6. A backup with nothing in it never empties a database, unless `allow_empty`.
+    7. Accounts are never taken from the file (see unlink_foreign_subscriptions).
 
     Returns the counts by model, and the number of subscriptions unlinked from accounts.
     """
@@ -330,6 +339,7 @@ def restore_data(data, *, replace=False, allow_empty=False, progress=None):
             connection.check_constraints(table_names=tracked_tables())
             unlinked = unlink_foreign_subscriptions(existing_users)
             note_data_changed()  # a flush sends no signals: cached pages must not outlive it
+            rebuild_ledger()  # raw saves wrote history past record_status
             with connection.cursor() as cursor:
                 for sql in connection.ops.sequence_reset_sql(no_style(), tracked_models()):
                     cursor.execute(sql)

@@ -27,6 +27,7 @@ from django.utils import timezone, translation
 from . import reading
 from .caching import note_data_changed
 from .directory import CONGRESS, SHORT_NAMES, WHITE_HOUSE, ensure_agency_directory
+from .ledger import mark_stale
 from .models import (
     Agency,
     Document,
@@ -1899,6 +1900,7 @@ def set_owners(recommendation, owners):
         for agency_id, role in roles.items()
     )
     note_data_changed()  # bulk_create sends no signals
+    mark_stale([recommendation.document_id])  # nor does the progress ledger hear of it
     return True
 
 

@@ -1202,3 +1202,82 @@ class ImportProposal(models.Model):
 
     def __str__(self):
         return f"Import of {self.code} ({self.get_state_display().lower()})"
+
+
+# Progress ledger: what the progress series needs, kept up to date as history is written
+# (tracker.ledger). Derived data: plain ids rather than foreign keys, left out of backups and
+# rebuilt from the history by `manage.py rebuild_progress`.
+
+
+class ProgressShare(models.Model):
+    """How one recommendation counts in one scope of the progress series: whether it is a
+    member (counted by status), a root (progress averages the roots) and its share of its
+    roots' progress (the sum over its roots of the product of weight fractions down to it)."""
+
+    scope = models.CharField(max_length=60)
+    recommendation_id = models.BigIntegerField()
+    document_id = models.BigIntegerField()
+    counted = models.BooleanField()
+    root = models.BooleanField()
+    share = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "recommendation_id"], name="progressshare_unique"
+            ),
+        ]
+        indexes = [
+            # ledger.record_change(): the scopes a recommendation counts in.
+            models.Index(fields=["recommendation_id"], name="progressshare_rec_idx"),
+            # ledger.refresh_documents(): what a document's recommendations count for.
+            models.Index(fields=["document_id"], name="progressshare_doc_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.scope}: {self.recommendation_id}"
+
+
+class ProgressDelta(models.Model):
+    """The change, in the month ending `month_end`, of one scope's count in a status and of
+    the shares of its roots' progress held in that status."""
+
+    scope = models.CharField(max_length=60)
+    month_end = models.DateField()
+    status = models.CharField(max_length=20, choices=Recommendation.Status.choices)
+    count = models.IntegerField(default=0)
+    share = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            # ledger's upserts add to the row of (scope, month, status); the series reads
+            # one scope's rows up to a date through it.
+            models.UniqueConstraint(
+                fields=["scope", "month_end", "status"], name="progressdelta_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.scope} {self.month_end} {self.status}: {self.count:+}"
+
+
+class ProgressScope(models.Model):
+    """How many recommendations one scope of the progress series counts, and how many roots
+    its progress averages, as the structure stands (ProgressShare, summed)."""
+
+    scope = models.CharField(max_length=60, unique=True)
+    members = models.IntegerField(default=0)
+    roots = models.IntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.scope}: {self.members} recommendations"
+
+
+class ProgressStale(models.Model):
+    """A document whose structure (parents, weights, publication, owners, themes) changed
+    since its recommendations' shares were computed; the next read refreshes it."""
+
+    document_id = models.BigIntegerField(unique=True)
+
+    def __str__(self):
+        return f"document {self.document_id}"

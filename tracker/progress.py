@@ -464,6 +464,10 @@ def _period_deltas_in_sql(tracked, members, factors, *, interval, end):
         return {(period, status): [count, share] for period, status, count, share in cursor}
 
 
+# Far above the error of summing floats in another order, far below a 4-digit step.
+ROUNDING_NUDGE = 1e-9
+
+
 def _accumulate(ends, deltas, *, member_count):
     """Turn per-period deltas into the state at each of `ends` (earlier ones carried in)."""
     held = {status.value: 0 for status in Status}
@@ -480,11 +484,15 @@ def _accumulate(ends, deltas, *, member_count):
         counts = dict(held)
         counts[Status.NOT_ASSESSED.value] += member_count - sum(held.values())
         progress = sum(share * STATUS_WEIGHTS[status] for status, share in share_by_status.items())
+        progress = min(max(progress, 0.0), 1.0)
         series.append(
             {
                 "period_end": period_end,
                 "counts": counts,
-                "progress": round(min(max(progress, 0.0), 1.0), 4),
+                # Shares are fractions like 23/160, often exactly halfway between two
+                # 4-digit values; the nudge rounds them up whatever order the floats were
+                # summed in (the database's, the replay's, the ledger's).
+                "progress": round(progress + ROUNDING_NUDGE, 4),
             }
         )
     return series

@@ -32,6 +32,7 @@ from . import changes, charts, digests, public, reports
 from .caching import cached
 from .clients import client_ip
 from .forms import ChangesForm, PreferencesForm, ReportForm, SubscribeForm
+from .ledger import ledger_series, scope_key
 from .models import (
     STATUS_WEIGHTS,
     Agency,
@@ -45,7 +46,6 @@ from .models import (
 from .progress import (
     progress_by_agency,
     progress_by_document,
-    progress_series,
     rollups_of,
     rollups_of_tree,
 )
@@ -135,20 +135,15 @@ def home(request):
     return with_last_modified(response)
 
 
-def chart_of(recommendations, *, start, chart_id, title):
-    """Return (svg, table rows) for the progress of `recommendations` from `start` to today,
-    by month (or by year over long spans)."""
+def chart_of(scope, *, start, chart_id, title):
+    """Return (svg, table rows) for the public progress of a document or an agency (a ledger
+    scope, see ledger.scope_key) from `start` to today, by month (or by year over long
+    spans)."""
     today = timezone.localdate()
     start = min(start, today)
     months = (today.year - start.year) * 12 + today.month - start.month
     interval = "month" if months <= MAX_MONTHS_IN_CHART else "year"
-    series = progress_series(
-        recommendations,
-        interval=interval,
-        start=start,
-        end=today,
-        within=Recommendation.objects.public(),
-    )
+    series = ledger_series(scope, interval=interval, start=start, end=today)
     first, last = series[0], series[-1]
     figures = {
         "start": round(first["progress"] * 100),
@@ -184,7 +179,7 @@ def document(request, code):
     first_change = min((changed for *_, changed in rows if changed), default=None)
     start = document.published_on or first_change or timezone.localdate()
     chart, chart_rows = chart_of(
-        public_recommendations,
+        scope_key(staff=False, document=document.pk),
         start=start,
         chart_id="progress-chart",
         title=_("Progress of %(document)s over time") % {"document": document.code},
@@ -359,9 +354,7 @@ def agency(request, slug):
             filter(None, changed), default=timezone.localdate()
         )
         chart, chart_rows = chart_of(
-            Recommendation.objects.public().filter(
-                pk__in=Ownership.objects.filter(agency__in=family).values("recommendation")
-            ),
+            scope_key(staff=False, agency=agency.pk),
             start=start,
             chart_id="progress-chart",
             title=_("Progress of %(agency)s over time") % {"agency": agency.display_name},

@@ -2,7 +2,7 @@ import django_filters
 from django import forms
 from django.db.models import Exists, OuterRef, Q
 
-from ..models import Agency, Document, Evidence, Ownership, Recommendation, StatusChange
+from ..models import Agency, Document, Evidence, Ownership, Recommendation, StatusChange, Theme
 
 
 def is_id(value):
@@ -31,11 +31,21 @@ class DocumentFilter(django_filters.ModelChoiceFilter):
     field_class = DocumentField
 
 
-def agency_and_descendants(value):
-    """Return the agency named by `value` (id, acronym or slug) and all agencies under it."""
+def named_agencies(value):
+    """Return the agencies named by `value` (id, acronym or slug)."""
     value = str(value)
     lookup = Q(pk=value) if is_id(value) else Q(acronym__iexact=value) | Q(slug=value)
-    return Agency.objects.filter(lookup).with_descendants()
+    return Agency.objects.filter(lookup)
+
+
+def agency_and_descendants(value):
+    """Return the agency named by `value` (id, acronym or slug) and all agencies under it."""
+    return named_agencies(value).with_descendants()
+
+
+def named_themes(value):
+    """Return the themes named by `value` (slug or name), as filter_by_theme matches them."""
+    return Theme.objects.filter(Q(slug=value) | Q(name__iexact=value))
 
 
 def visible_recommendations(request):

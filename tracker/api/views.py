@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from ..caching import cached
 from ..changes import with_previous_status
 from ..importing import export_csv
+from ..ledger import LEDGER_INTERVALS, ledger_series, scope_key
 from ..models import (
     Agency,
     ChangeAlert,
@@ -36,7 +37,7 @@ from ..progress import (
     progress_by_agency,
     progress_by_document,
     progress_series,
-    rollups_of,
+    rollups_of_tree,
 )
 from ..triage import AlreadyHandled, review_alert
 from ..webhooks import announce_evidence
@@ -47,6 +48,8 @@ from .filters import (
     StatusChangeFilter,
     filter_by_agency,
     filter_by_theme,
+    named_agencies,
+    named_themes,
 )
 from .permissions import (
     CanRecordStatus,
@@ -191,15 +194,30 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
 
     def with_rollups(self, recommendations):
         """Give each listed or retrieved recommendation its sub-recommendations' roll-up over
-        what the asker may see, per page: one query."""
-        within = Recommendation.objects.visible_to(self.request.user)
-        rollups = rollups_of(recommendations, within=within)
+        what the asker may see, and whether its parent is hidden from the asker (a draft's
+        id is not public), per page: one query."""
+        user = self.request.user
+        documents = {recommendation.document_id for recommendation in recommendations}
+        rows = list(
+            Recommendation.objects.visible_to(user)
+            .filter(document_id__in=documents)
+            .values_list("pk", "parent_id", "status")
+        )
+        rollups = rollups_of_tree(rows)
+        visible = {pk for pk, _parent, _status in rows}
+        staff = sees_drafts(user)
         for recommendation in recommendations:
             recommendation.rollup = rollups.get(recommendation.pk)
+            parent_id = recommendation.parent_id
+            recommendation.parent_hidden = (
+                not staff and parent_id is not None and parent_id not in visible
+            )
         return recommendations
 
     def paginate_queryset(self, queryset):
-        page = super().paginate_queryset(queryset)
+        # A page needs no joined parent (with_rollups says whether it may be named), so the
+        # rows a page skips are not joined to theirs.
+        page = super().paginate_queryset(queryset.select_related(None).select_related("document"))
         return self.with_rollups(list(page if page is not None else queryset))
 
     def get_object(self):
@@ -341,14 +359,18 @@ class ProgressView(APIView):
             )
 
         def read():
-            series = progress_series(
-                recommendations,
-                interval=params["interval"],
-                start=start,
-                end=end,
-                within=Recommendation.objects.visible_to(request.user),
-            )
-            return api.ProgressSeriesSerializer({"series": series}).data
+            scope = ledger_scope(request, params)
+            if scope is not None:
+                series = ledger_series(scope, interval=params["interval"], start=start, end=end)
+            else:  # days, weeks, or filters combined: replayed from the history
+                series = progress_series(
+                    recommendations,
+                    interval=params["interval"],
+                    start=start,
+                    end=end,
+                    within=Recommendation.objects.visible_to(request.user),
+                )
+            return api.progress_series_data(series)
 
         # Keyed by the resolved dates: a series "to today" changes at midnight.
         return Response(cached(cache_key(request, "progress", start, end), read))
@@ -372,6 +394,34 @@ def filtered_recommendations(request, params):
     if "theme" in params:
         recommendations = filter_by_theme(recommendations, params["theme"])
     return recommendations
+
+
+def ledger_scope(request, params):
+    """The progress ledger's scope for the series `params` ask for (as filtered_recommendations
+    filters), or None when the ledger does not keep it: days and weeks, filters combined,
+    or a name that matches no single document, agency or theme."""
+    if params["interval"] not in LEDGER_INTERVALS:
+        return None
+    named = {}
+    document = params.get("document")
+    if document is not None:
+        named["document"] = (
+            document
+            if isinstance(document, int)
+            else single_id(Document.objects.filter(code=document))
+        )
+    if "agency" in params:
+        named["agency"] = single_id(named_agencies(params["agency"]))
+    if "theme" in params:
+        named["theme"] = single_id(named_themes(params["theme"]))
+    if None in named.values():
+        return None
+    return scope_key(staff=sees_drafts(request.user), **named)
+
+
+def single_id(queryset):
+    ids = list(queryset.values_list("pk", flat=True)[:2])
+    return ids[0] if len(ids) == 1 else None
 
 
 class ImplementationCurveView(APIView):
