@@ -328,8 +328,9 @@ def record_feed_entries(source, entries, *, suggestions, now):
 # (a purge, an eviction) after this, as long as Redis takes to hand out a dead worker's task.
 QUEUED_LEASE = datetime.timedelta(hours=1)
 # How long a running check's claim lasts: longer than a check may run (tasks.CHECK_TIME_LIMIT),
-# so a check whose process died is queued again within a few minutes.
-RUNNING_LEASE = datetime.timedelta(minutes=3)
+# so a check whose worker died is queued again by the next dispatcher run after it: at most
+# two minutes late, one interval plus a minute for a source checked every minute.
+RUNNING_LEASE = datetime.timedelta(minutes=1)
 # A check started this many times without finishing (each start killed its process: a parser
 # crash, the OOM killer) is recorded as a failure instead of being started again.
 MAX_STARTS = 3

@@ -18,8 +18,9 @@ from .queueing import enqueue, is_final_attempt, retry_later
 CHECK_RETRIES = 3
 # A check put off because its host is busy waits this long for the next dispatch.
 HOST_BUSY_DELAY = datetime.timedelta(minutes=1)
-# A check's hard time limit; its host slot's lease (monitoring.HOST_SLOT_LEASE) outlives it.
-CHECK_TIME_LIMIT = 150
+# A check's hard time limit: a fetch's whole deadline (30 s) and reading what it fetched. Its
+# claim (monitoring.RUNNING_LEASE) and its host slot's lease (HOST_SLOT_LEASE) outlive it.
+CHECK_TIME_LIMIT = 55
 
 
 @shared_task(acks_late=True)
@@ -35,7 +36,7 @@ def dispatch_due_sources():
     bind=True,
     acks_late=True,
     max_retries=CHECK_RETRIES,
-    soft_time_limit=CHECK_TIME_LIMIT - 30,
+    soft_time_limit=CHECK_TIME_LIMIT - 10,
     time_limit=CHECK_TIME_LIMIT,
 )
 def check_source_task(self, source_id):
