@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from tests.factories import EvidenceFactory, RecommendationFactory
 from tests.support.pages import local_url
-from tests.support.staff import api_as, change_form_data
+from tests.support.staff import api_as, change_form_data, source_form_data
 from tracker.models import Evidence, Ownership, Recommendation, Source, StatusChange
 from tracker.monitoring import check_source
 
@@ -146,24 +146,6 @@ def test_routine_source_checks_leave_no_audit_entries(allow_local):
     source.consecutive_failures = 2
     source.save()
     assert LogEntry.objects.count() == before
-
-
-def source_form_data(source, **changes):
-    local = timezone.localtime(source.next_check_at)
-    return {
-        "url": source.url,
-        "kind": source.kind,
-        "title": source.title,
-        "check_interval": "86400",
-        "is_active": "on",
-        "next_check_at_0": local.date().isoformat(),
-        "next_check_at_1": local.time().replace(microsecond=0).isoformat(),
-        "versions-TOTAL_FORMS": "0",
-        "versions-INITIAL_FORMS": "0",
-        "versions-MIN_NUM_FORMS": "0",
-        "versions-MAX_NUM_FORMS": "1000",
-        **changes,
-    }
 
 
 def test_a_staff_edit_of_a_source_url_is_logged(client, admin_user):

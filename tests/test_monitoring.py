@@ -496,7 +496,7 @@ def test_an_interval_out_of_bounds_is_refused_in_the_admin_and_the_api(
 ):
     from rest_framework.test import APIClient
 
-    from tests.test_audit import source_form_data
+    from tests.support.staff import source_form_data
 
     source = Source.objects.create(url="https://www.uscis.gov/chnv")
     client.force_login(admin_user)

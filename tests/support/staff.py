@@ -1,5 +1,5 @@
-"""Staff: their roles (groups), the admin's recommendation form as a browser posts it, and an
-API client signed in as scripts are."""
+"""Staff: their roles (groups), the admin's recommendation and source forms as a browser posts
+them, and an API client signed in as scripts are."""
 
 import importlib
 from pathlib import Path
@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from django.apps import apps as global_apps
 from django.contrib.auth.models import Group
 from django.db import connection
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -79,3 +80,22 @@ def api_as(user):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client
+
+
+def source_form_data(source, **changes):
+    """The admin's source form for `source`, as a browser posts it, with `changes`."""
+    local = timezone.localtime(source.next_check_at)
+    return {
+        "url": source.url,
+        "kind": source.kind,
+        "title": source.title,
+        "check_interval": "86400",
+        "is_active": "on",
+        "next_check_at_0": local.date().isoformat(),
+        "next_check_at_1": local.time().replace(microsecond=0).isoformat(),
+        "versions-TOTAL_FORMS": "0",
+        "versions-INITIAL_FORMS": "0",
+        "versions-MIN_NUM_FORMS": "0",
+        "versions-MAX_NUM_FORMS": "1000",
+        **changes,
+    }
