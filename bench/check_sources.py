@@ -203,8 +203,7 @@ def run(n, concurrency, processes):
     bare_s, _ = timed("bare httpx loop", lambda: bare_loop(urls, concurrency))
     alerts = ChangeAlert.objects.count()
 
-    command = command_passes(n)
-    urlwatch = urlwatch_passes(urls)
+    side_by_side = compare_with_urlwatch(urls, revisions)
 
     Source.objects.all().delete()
     Source.objects.bulk_create(Source(url=url) for url in slow_urls)
@@ -246,8 +245,7 @@ def run(n, concurrency, processes):
         "one_site_first_pass_s": round(one_site_s, 2),
         # Goal: at most 1.2 (one site uses every core as eight sites do).
         "one_site_vs_eight_sites": round(one_site_s / first_s, 2),
-        **command,
-        **urlwatch,
+        **side_by_side,
         "alerts": alerts,
         "peak_rss_mb": round(peak_rss_mb, 1),
         "observing_process_peak_rss_mb": round(process_peak_mb, 1),
@@ -274,63 +272,71 @@ def run_command(*args):
     return wall, cpu, done.stdout
 
 
-def command_passes(n):
-    """The whole command, start-up included: with nothing due (its start-up alone), then an
-    all-304 pass over the `n` pages."""
-    startup_wall, startup_cpu, _ = min(run_command("--due") for _ in range(3))
-    wall, cpu, _ = run_command("--all")
-    print(
-        f"manage.py check_sources: start-up {startup_wall:.2f} s wall, {startup_cpu:.2f} s CPU; "
-        f"all-304 pass of {n} pages {wall:.2f} s wall, {cpu / n * 1000:.2f} ms CPU a check "
-        "(start-up included)",
-        flush=True,
-    )
-    return {
-        "command_startup_s": round(startup_wall, 2),
-        "command_startup_cpu_s": round(startup_cpu, 2),
-        "command_not_modified_pass_s": round(wall, 2),
-        "command_cpu_ms_per_check": round(cpu / n * 1000, 2),
-    }
-
-
-def urlwatch_passes(urls):
-    """urlwatch over the same pages, if installed (`pip install -e '.[bench]'`): its first
-    run keeps the pages, its second is the unchanged pass; wall and CPU of the second."""
+def urlwatch_runner(urls):
+    """Return a function running urlwatch once over `urls` (wall s, CPU s), or None when it
+    is not installed (`pip install -e '.[bench]'`)."""
     import shutil
     import subprocess
 
     binary = shutil.which("urlwatch", path=str(Path(sys.executable).parent))
     if not binary:
-        print("urlwatch: not installed (pip install -e '.[bench]'), not compared", flush=True)
-        return {}
+        return None
     folder = Path(tempfile.mkdtemp())
     (folder / "urls.yaml").write_text(
         "\n---\n".join(f"name: p{i}\nurl: {url}" for i, url in enumerate(urls)) + "\n"
     )
-    runs = []
-    for _ in range(2):
+    command = [
+        binary, "--urls", folder / "urls.yaml", "--config", folder / "urlwatch.yaml",
+        "--hooks", folder / "hooks.py", "--cache", folder / "cache.db",
+    ]  # fmt: skip
+
+    def run():
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        subprocess.run(
-            [binary, "--urls", folder / "urls.yaml", "--config", folder / "urlwatch.yaml",
-             "--hooks", folder / "hooks.py", "--cache", folder / "cache.db"],
-            capture_output=True,
-            check=True,
-            env={**os.environ, "EDITOR": "true", "VISUAL": "true"},
-        )  # fmt: skip
+        env = {**os.environ, "EDITOR": "true", "VISUAL": "true"}
+        subprocess.run(command, capture_output=True, check=True, env=env)
+        wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        runs.append((time.perf_counter() - started, cpu))
-    wall, cpu = runs[1]
-    print(
-        f"urlwatch 2nd (unchanged) pass of {len(urls)} pages: {wall:.2f} s wall, "
-        f"{cpu / len(urls) * 1000:.2f} ms CPU a check",
-        flush=True,
-    )
-    return {
-        "urlwatch_unchanged_pass_s": round(wall, 2),
-        "urlwatch_cpu_ms_per_check": round(cpu / len(urls) * 1000, 2),
+        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+    return run
+
+
+def compare_with_urlwatch(urls, revisions):
+    """The whole command as a user runs it, start-up included, side by side with urlwatch
+    over the same pages, passes interleaved: with nothing due (the command's start-up
+    alone), every page unchanged, then a tenth of them changed."""
+    n = len(urls)
+    startup_wall, startup_cpu, _ = min(run_command("--due") for _ in range(3))
+    print(f"manage.py check_sources start-up: {startup_wall:.2f} s wall, {startup_cpu:.2f} s CPU")
+    figures = {
+        "command_startup_s": round(startup_wall, 2),
+        "command_startup_cpu_s": round(startup_cpu, 2),
     }
+    urlwatch = urlwatch_runner(urls)
+    if urlwatch is None:
+        print("urlwatch: not installed (pip install -e '.[bench]'), not compared", flush=True)
+    else:
+        urlwatch()  # its first run keeps every page
+    for name in ("unchanged", "changed"):
+        if name == "changed":
+            for index in range(0, n, 10):
+                revisions[index] += 1
+        wall, cpu, _ = run_command("--all")
+        line = f"{name} pass of {n} pages: check_sources {wall:.2f} s, {cpu / n * 1000:.2f} ms CPU"
+        figures[f"command_{name}_pass_s"] = round(wall, 2)
+        figures[f"command_{name}_cpu_ms_per_check"] = round(cpu / n * 1000, 2)
+        if urlwatch:
+            their_wall, their_cpu = urlwatch()
+            line += (
+                f" a check; urlwatch {their_wall:.2f} s, {their_cpu / n * 1000:.2f} ms CPU a "
+                f"check; wall ratio {wall / their_wall:.2f} (goal: at most 0.6)"
+            )
+            figures[f"urlwatch_{name}_pass_s"] = round(their_wall, 2)
+            figures[f"urlwatch_{name}_cpu_ms_per_check"] = round(their_cpu / n * 1000, 2)
+            figures[f"command_vs_urlwatch_{name}"] = round(wall / their_wall, 2)
+        print(line, flush=True)
+    return figures
 
 
 def main():
