@@ -46,8 +46,8 @@ class Command(BaseCommand):
         if summary.sources:
             self.stdout.write(
                 f"Watching {summary.sources} pages the demo serves at "
-                f"{settings.TRACKER_BASE_URL}/demo-sources/: versions, a change alert and feed "
-                "entries show in the admin within a minute of the server starting."
+                f"{settings.TRACKER_BASE_URL}/demo-sources/: versions and feed entries show in "
+                "the admin as soon as the server answers, a change alert a minute or so later."
             )
         if demo_user:
             self.create_demo_user()
