@@ -332,7 +332,7 @@ def run(args):
     result = {
         "recommendations": paths["recommendations"],
         "large_document_recommendations": args.recommendations,
-        "peak_rss_mb": workers_peak_mb,  # the gunicorn workers' largest,
+        "peak_rss_mb": workers_peak_mb,  # the gunicorn workers' largest
         "requests": len(everything),
         "rps": round(rps, 1),
         "p50_ms": round(p50, 1),
