@@ -10,6 +10,10 @@ previous one.
 Then, from scratch again, `--workers` processes run it at the same time, as Celery workers
 would: the sink must receive every digest exactly once.
 
+All of it runs twice, each time in a fresh process: at a quarter of the subscribers and at
+all of them. Each prints its peak memory (RSS) over the sending, set-up left out: memory
+should stay flat in the number of subscribers, as the digests go out in batches.
+
 Usage: .venv/bin/python bench/digests.py [--subscribers 10000] [--changes 60]
 Uses a scratch database: `<name>_bench_digests` next to a PostgreSQL DATABASE_URL, else a
 temporary SQLite file. The last line printed is one JSON object of the figures.
@@ -31,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.memory import at_two_sizes, peak_rss_mb, start_peak  # noqa: E402
 from bench.scratch import postgres_url_or_none, recreate_postgres_database  # noqa: E402
 
 # Shares of subscribers who read Spanish, follow an agency, and are staff.
@@ -249,6 +254,7 @@ def run(subscribers, changes, workers):
     print(f"setup: {subscribers} subscribers, {changes} synthetic changes in "
           f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
 
+    start_peak()  # the sending's peak, not the set-up's
     tenth = subscribers // 10
     away = datetime.datetime.now(datetime.UTC)
     Subscription.objects.filter(pk__in=ids[tenth:]).update(unsubscribed_at=away)
@@ -267,6 +273,8 @@ def run(subscribers, changes, workers):
         DigestDelivery.objects.all().delete()
         parallel = parallel_run(workers, subscribers, accepted)
 
+    peak_mb = peak_rss_mb()
+    print(f"peak RSS while sending to {subscribers} subscribers: {peak_mb} MB", flush=True)
     return {
         "subscribers": subscribers,
         "digests_per_s": round(full["sent"] / full["seconds"], 1),
@@ -283,6 +291,7 @@ def run(subscribers, changes, workers):
         "synthetic_changes": changes,
         "workers": workers,
         "digests_per_s_with_workers": parallel and round(parallel["per_s"], 1),
+        "peak_rss_mb": peak_mb,
         "database": os.environ["DATABASE_URL"].split(":", 1)[0],
     }
 
@@ -297,8 +306,15 @@ def main():
         default=2,
         help="Processes running send_due_digests at once, as Celery workers would (1: skip).",
     )
+    parser.add_argument(
+        "--child", action="store_true", help=argparse.SUPPRESS
+    )  # one measured run, in a fresh process so its peak memory is its own
     args = parser.parse_args()
-    print(json.dumps(run(args.subscribers, args.changes, args.workers)))
+    if args.child:
+        print(json.dumps(run(args.subscribers, args.changes, args.workers)))
+        return
+    options = ["--changes", args.changes, "--workers", args.workers]
+    print(json.dumps(at_two_sizes(__file__, "--subscribers", args.subscribers, options)))
 
 
 if __name__ == "__main__":

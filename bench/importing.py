@@ -19,6 +19,13 @@ truth (tests/corpus/<name>.truth.json):
 A document the importer refuses counts as nothing found, and the refusal is printed. The PDF,
 the Word file and the long report are made on the fly by tests/corpus/make.py.
 
+Memory: no second size is run here. What grows for a user is the number of documents
+imported over a process's life, and that is measured already: the whole corpus is imported
+again MEMORY_ROUNDS times under new codes, printing the Python heap after each round (flat
+means nothing is kept from one import to the next). Each document is read whole (a user's
+upload, within the upload limit) and the corpus documents are of fixed sizes, so a second
+size would only time a larger file. The run's peak memory (RSS) is printed as well.
+
 Usage: .venv/bin/python bench/importing.py [--only NAME]
 The last line printed is one JSON object of the figures.
 """
@@ -29,6 +36,7 @@ import inspect
 import json
 import os
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -442,6 +450,7 @@ def main():
         matched=total.matched,
         pdf_seconds=round(timings.get("long-report-pdf", 0.0), 2),
         memory_mb_by_round=heap,
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         per_document={name: score.figures() for name, _shape, score in rows},
     )
     print(json.dumps(figures))

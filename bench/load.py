@@ -1,22 +1,31 @@
 """Benchmark a mixed read load on the public pages and the API while sources are checked.
 
 Fills a scratch database (`<name>_loadbench` next to DATABASE_URL's) with the demo documents
-and history plus SOURCES watched pages, serves the app with gunicorn on 127.0.0.1, and
+and history, a large document of `--recommendations` recommendations (five status changes
+and two evidence items each, at random; its page is the document page loaded) plus SOURCES
+watched pages, serves the app with gunicorn on 127.0.0.1, and
 keeps a checker process busy (`manage.py check_sources --all`, in a loop) against a local
 site whose pages change every second, so versions and alerts are written during the load.
 A second process (this one) then sends a bounded number of GETs, spread over the public
 pages and the API. Public pages that answer 404 at startup (not built on this branch yet)
 are skipped with a note.
 
+All of it runs twice, each time in a fresh process: with a quarter of the large document's
+recommendations and with all of them. Each prints the largest peak memory (RSS) of the
+gunicorn workers, which should stay flat in the amount of data served.
+
 Usage: DATABASE_URL=postgres://postgres@127.0.0.1:5432/tracker .venv/bin/python bench/load.py
+    [--recommendations 2000] [--requests 4000]
 Needs gunicorn (pip install -e '.[server]'). The last line printed is one JSON object:
 throughput, p50/p99 latency and errors (the goal is zero), and the checks done meanwhile.
 """
 
 import argparse
+import datetime
 import http.server
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -31,7 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.api import free_port, fresh_cache_url, percentile, start_gunicorn  # noqa: E402
-from bench.scratch import postgres_url_or_none, recreate_postgres_database  # noqa: E402
+from bench.memory import at_two_sizes, children_of, peak_rss_mb  # noqa: E402
+from bench.scratch import (  # noqa: E402
+    fill_history,
+    postgres_url_or_none,
+    recreate_postgres_database,
+)
 
 SOURCES = 200
 # A watched page; its revision changes every second, so checks keep finding changes.
@@ -43,7 +57,7 @@ offices, more staff and partners to identify people in need of protection.</p>
 </article></main></body></html>"""
 
 
-def fill(database_url, site_port):
+def fill(database_url, site_port, recommendations):
     """Migrate and fill the scratch database; return the paths to load, by kind."""
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -57,6 +71,7 @@ def fill(database_url, site_port):
 
     call_command("migrate", verbosity=0)
     load_demo()
+    add_large_document(recommendations)
     Source.objects.bulk_create(
         Source(url=f"http://127.0.0.1:{site_port}/page-{n}", title=f"Page {n}")
         for n in range(SOURCES)
@@ -82,6 +97,40 @@ def fill(database_url, site_port):
         ],
         "recommendations": Recommendation.objects.count(),
     }
+
+
+def add_large_document(count):
+    """A document of `count` published recommendations with a random history, coded to come
+    last (the document page the load reads)."""
+    from tracker.models import Agency, Document, Publisher, Recommendation
+
+    random.seed(17)
+    publisher = Publisher.objects.create(name="Load benchmark publisher", acronym="LBP")
+    document = Document.objects.create(
+        code="ZZ-LOAD", title="A large report", publisher=publisher,
+        published_on=datetime.date(2015, 1, 1),
+    )  # fmt: skip
+    recommendations = Recommendation.objects.bulk_create(
+        (
+            Recommendation(
+                document=document,
+                code=f"ZZ-{n}",
+                section_title=f"Section {n // 100}",
+                title=f"Recommendation {n} on asylum processing",
+                text=f"The administration should act on matter {n}.",
+                position=n,
+                is_published=True,
+            )
+            for n in range(count)
+        ),
+        batch_size=5000,
+    )
+    fill_history(recommendations, list(Agency.objects.all()), changes=count * 5, evidence=count * 2)
+    for recommendation in Recommendation.objects.filter(document=document):
+        status, since = recommendation.current_status()
+        Recommendation.objects.filter(pk=recommendation.pk).update(
+            status=status, status_changed_on=since
+        )
 
 
 def serve_site(port):
@@ -191,6 +240,7 @@ def count_checks(database_url):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recommendations", type=int, default=2000)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
@@ -202,15 +252,32 @@ def main():
         default="redis://127.0.0.1:6379/15",
         help="a Redis database the benchmark may empty, for the shared cache",
     )
+    parser.add_argument(
+        "--child", action="store_true", help=argparse.SUPPRESS
+    )  # one measured run, in a fresh process so its peak memory is its own
     args = parser.parse_args()
+    if args.child:
+        run(args)
+        return
+    options = ["--requests", args.requests, "--threads", args.threads, "--workers", args.workers,
+               "--cache-url", args.cache_url]  # fmt: skip
+    if args.without_checker:
+        options.append("--without-checker")
+    figures = at_two_sizes(
+        __file__, "--recommendations", args.recommendations, options,
+        keys=("peak_rss_mb", "p50_ms"),
+    )  # fmt: skip
+    print(json.dumps(figures))
 
+
+def run(args):
     url = postgres_url_or_none()
     if url is None:
         raise SystemExit("Set DATABASE_URL to a PostgreSQL server (the bench uses a scratch copy).")
     database_url = recreate_postgres_database(url, "loadbench")
     site_port, app_port = free_port(), free_port()
     site = serve_site(site_port)
-    paths = fill(database_url, site_port)
+    paths = fill(database_url, site_port, args.recommendations)
     env = app_environment(database_url, site_port, fresh_cache_url(args.cache_url))
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
@@ -228,6 +295,10 @@ def main():
         versions_before, _ = count_checks(database_url)
         rps, latencies, errors = load(base, mix, requests=args.requests, threads=args.threads)
         versions_after, checked = count_checks(database_url)
+        # Each worker's peak over its whole life: start-up, warm-up and the load.
+        workers_peak_mb = max(
+            (peak for pid in children_of(server.pid) if (peak := peak_rss_mb(pid))), default=None
+        )
     finally:
         if checker is not None:
             os.killpg(checker.pid, 15)
@@ -251,12 +322,17 @@ def main():
     print(
         f"{len(everything)} requests over {len(mix)} URLs, {args.threads} clients: "
         f"{rps:.1f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms, {len(errors)} errors; "
-        f"{versions_after - versions_before} new page versions kept meanwhile",
+        f"{versions_after - versions_before} new page versions kept meanwhile; "
+        f"gunicorn workers' peak RSS {workers_peak_mb} MB at most "
+        f"({args.recommendations} recommendations in the large document)",
         flush=True,
     )
     for path, status in errors[:5]:
         print(f"error: {path}: {status}", flush=True)
     result = {
+        "recommendations": paths["recommendations"],
+        "large_document_recommendations": args.recommendations,
+        "peak_rss_mb": workers_peak_mb,  # the gunicorn workers' largest
         "requests": len(everything),
         "rps": round(rps, 1),
         "p50_ms": round(p50, 1),

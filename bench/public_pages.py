@@ -6,8 +6,13 @@ in 20 sections, 30 agencies, 10,000 status changes since 2015 and 4,000 evidence
 renders each public page through Django's test client: median and 95th percentile time, the
 number of queries (the same whatever the size) and the page's size.
 
+All of it runs twice, each time in a fresh process: with a quarter of the recommendations
+(drafts, changes and evidence scaled alike) and with all of them (`--recommendations`). Each
+prints the peak memory (RSS) over the rendering, set-up left out; it should stay flat in the
+number of recommendations on the document page.
+
 Usage: DATABASE_URL=postgres://postgres@127.0.0.1:5432/tracker \
-    .venv/bin/python bench/public_pages.py
+    .venv/bin/python bench/public_pages.py [--recommendations 2000] [--repeat 20]
 The last line printed is one JSON object.
 """
 
@@ -26,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.memory import at_two_sizes, peak_rss_mb, start_peak  # noqa: E402
 from bench.scratch import (  # noqa: E402
     fill_history,
     postgres_url_or_none,
@@ -33,9 +39,10 @@ from bench.scratch import (  # noqa: E402
 )
 
 RECOMMENDATIONS = 2_000
-DRAFTS = 200
-STATUS_CHANGES = 10_000
-EVIDENCE = 4_000
+# For each published recommendation: drafts, status changes and evidence items.
+DRAFTS_EACH = 0.1
+STATUS_CHANGES_EACH = 5
+EVIDENCE_EACH = 2
 SECTIONS = 20
 
 
@@ -48,7 +55,7 @@ def scratch_database():
     return f"sqlite:///{path}"
 
 
-def fill():
+def fill(published):
     from django.core.management import call_command
     from django.db import connection
 
@@ -61,6 +68,7 @@ def fill():
 
     call_command("migrate", verbosity=0)
     random.seed(7)
+    total = published + round(published * DRAFTS_EACH)
     publisher = Publisher.objects.create(name="Benchmark publisher", acronym="BP")
     agencies = Agency.objects.bulk_create(
         Agency(name=f"Agency {i}", acronym=f"AG{i}", slug=f"ag{i}") for i in range(30)
@@ -73,19 +81,19 @@ def fill():
         Recommendation(
             document=document,
             code=f"BP-{n}",
-            section_title=f"Section {n * SECTIONS // (RECOMMENDATIONS + DRAFTS)}",
+            section_title=f"Section {n * SECTIONS // total}",
             title=f"Recommendation {n} on protection pathways",
             text=f"The administration should act on matter {n}.",
             position=n,
             is_published=n % 11 != 10,
         )
-        for n in range(RECOMMENDATIONS + DRAFTS)
+        for n in range(total)
     )
     fill_history(
         recommendations,
         agencies,
-        changes=STATUS_CHANGES,
-        evidence=EVIDENCE,
+        changes=published * STATUS_CHANGES_EACH,
+        evidence=published * EVIDENCE_EACH,
         evidence_title="News {} on pathways",
     )
     for recommendation in Recommendation.objects.all():
@@ -130,8 +138,22 @@ def measure(client, url, *, repeat):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recommendations", type=int, default=RECOMMENDATIONS)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument(
+        "--child", action="store_true", help=argparse.SUPPRESS
+    )  # one measured run, in a fresh process so its peak memory is its own
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run(args.recommendations, args.repeat)))
+    else:
+        figures = at_two_sizes(
+            __file__, "--recommendations", args.recommendations, ["--repeat", args.repeat]
+        )
+        print(json.dumps(figures))
+
+
+def run(recommendations, repeat):
     os.environ["DATABASE_URL"] = scratch_database()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["DEBUG"] = "false"
@@ -147,7 +169,7 @@ def main():
     call_command("collectstatic", interactive=False, verbosity=0)
 
     started = time.perf_counter()
-    busiest = fill()
+    busiest = fill(recommendations)
     print(f"filled in {time.perf_counter() - started:.1f} s", flush=True)
     client = Client(HTTP_HOST="127.0.0.1")
     urls = [
@@ -158,13 +180,21 @@ def main():
         "/agencies/ag1/",
         "/search/?q=pathways+1",
     ]
-    results = [measure(client, url, repeat=args.repeat) for url in urls]
+    start_peak()  # the rendering's peak, not the set-up's
+    results = [measure(client, url, repeat=repeat) for url in urls]
+    peak_mb = peak_rss_mb()
     for result in results:
         print(
             f"{result['url']:<45} median {result['median_ms']:>7} ms  p95 {result['p95_ms']:>7}"
             f" ms  {result['queries']:>2} queries  {result['kilobytes']:>7} KiB"
         )
-    print(json.dumps({"vendor": django.db.connection.vendor, "pages": results}))
+    print(f"peak RSS over the pages, {recommendations} recommendations: {peak_mb} MB")
+    return {
+        "recommendations": recommendations,
+        "vendor": django.db.connection.vendor,
+        "peak_rss_mb": peak_mb,
+        "pages": results,
+    }
 
 
 if __name__ == "__main__":

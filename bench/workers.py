@@ -8,20 +8,23 @@ real `celery worker` (the default prefork pool, `--concurrency P`) consumes from
 of the benchmark's own while the dispatcher (`monitoring.queue_due_checks`, what beat runs
 every minute) queues every due source; the figure is the checks recorded in a fixed window.
 
-Then 90,000 more sources are added, due times spread over an hour (a one-hour interval), and
-the dispatcher is timed as beat runs it: a minute's worth of due sources claimed and queued,
-and a run with nothing due (the scan alone).
+Then the dispatcher is timed as beat runs it, with 100,000 sources (`--dispatcher-sources`)
+due over an hour (a one-hour interval): a minute's worth of due sources claimed and queued,
+and a run with nothing due (the scan alone). It runs twice, each time in a fresh process of
+its own database: with a quarter of those sources and with all of them, printing the
+dispatcher's peak memory (RSS, set-up left out) at each; a minute's worth of due sources
+grows with the sources, but the dispatcher claims and queues them a batch at a time, so its
+memory should stay flat.
 
 Usage: .venv/bin/python bench/workers.py [--n 10000] [--window 30] [--workers 1,2,4]
-Needs a PostgreSQL DATABASE_URL (it uses `<name>_workers` next to it) and redis-server on the
-PATH. The last line printed is one JSON object of the figures.
+Needs a PostgreSQL DATABASE_URL (it uses `<name>_workers` and `<name>_dispatcher` next to
+it) and redis-server on the PATH. The last line printed is one JSON object of the figures.
 """
 
 import argparse
 import datetime
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -33,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.check_sources import free_port, setup_django, start_server  # noqa: E402
+from bench.memory import at_two_sizes, peak_rss_mb, start_peak  # noqa: E402
 from bench.scratch import postgres_url_or_none, recreate_postgres_database  # noqa: E402
 
 
@@ -140,18 +144,36 @@ def measure_dispatcher(total, urls):
             [now, 3600 / count],
         )
     minute_later = now + datetime.timedelta(minutes=1)
+    start_peak()  # the dispatcher's peak, not the set-up's
     started = time.perf_counter()
     queued = monitoring.queue_due_checks(now=minute_later)
     busy_s = time.perf_counter() - started
     started = time.perf_counter()
     assert monitoring.queue_due_checks(now=minute_later) == 0
     idle_s = time.perf_counter() - started
+    peak_mb = peak_rss_mb()
     print(
         f"dispatcher at {count:,} sources: a minute's {queued:,} due sources claimed and "
-        f"queued in {busy_s * 1000:.0f} ms; a run with none due {idle_s * 1000:.0f} ms",
+        f"queued in {busy_s * 1000:.0f} ms; a run with none due {idle_s * 1000:.0f} ms; "
+        f"peak RSS {peak_mb} MB",
         flush=True,
     )
-    return queued, round(busy_s * 1000), round(idle_s * 1000)
+    return {
+        "dispatcher_sources": count,
+        "dispatcher_due_per_min": queued,
+        "dispatcher_ms_per_min": round(busy_s * 1000),
+        "dispatcher_idle_ms": round(idle_s * 1000),
+        "peak_rss_mb": peak_mb,
+    }
+
+
+def dispatcher_run(database, broker, total):
+    """The dispatcher alone at `total` sources, in a database of its own (a child process)."""
+    os.environ["DATABASE_URL"] = recreate_postgres_database(database, "dispatcher")
+    os.environ["CELERY_BROKER_URL"] = broker
+    setup_django("127.0.0.1:9")
+    urls = [f"http://127.0.0.1:9/p/{n}" for n in range(1000)]
+    return measure_dispatcher(total, urls)
 
 
 def main():
@@ -160,10 +182,17 @@ def main():
     parser.add_argument("--window", type=float, default=30.0, help="seconds per measurement")
     parser.add_argument("--workers", default="1,2,4", help="worker process counts")
     parser.add_argument("--dispatcher-sources", type=int, default=100_000)
+    parser.add_argument("--broker", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", action="store_true", help=argparse.SUPPRESS
+    )  # the dispatcher alone, in a fresh process so its peak memory is its own
     args = parser.parse_args()
     database = postgres_url_or_none()
     if not database:
         raise SystemExit("bench/workers.py needs a PostgreSQL DATABASE_URL (workers share it)")
+    if args.child:
+        print(json.dumps(dispatcher_run(database, args.broker, args.dispatcher_sources)))
+        return
     if not shutil.which("redis-server"):
         raise SystemExit("bench/workers.py needs redis-server on the PATH")
 
@@ -190,10 +219,12 @@ def main():
             throughput[processes], _ = measure_workers(
                 processes, window=args.window, env=env, redis_client=redis_client
             )
-        due, busy_ms, idle_ms = measure_dispatcher(args.dispatcher_sources, urls)
+        redis_client.flushdb()
+        dispatcher = at_two_sizes(
+            __file__, "--dispatcher-sources", args.dispatcher_sources, ["--broker", broker]
+        )
     finally:
         stop(redis_process)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         json.dumps(
             {
@@ -201,11 +232,7 @@ def main():
                 "cpus": os.cpu_count(),
                 "load_1min": round(os.getloadavg()[0], 2),
                 "checks_per_min_by_worker_processes": throughput,
-                "dispatcher_sources": args.dispatcher_sources,
-                "dispatcher_due_per_min": due,
-                "dispatcher_ms_per_min": busy_ms,
-                "dispatcher_idle_ms": idle_ms,
-                "dispatcher_peak_rss_mb": round(peak_mb),
+                **dispatcher,
             }
         )
     )

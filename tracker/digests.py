@@ -749,6 +749,18 @@ def send_digest(subscription, period, *, now=None, connection=None):
     ]
 
 
+# What a batch reads of each subscription, besides its own row.
+FOLLOWED = ("documents", "agencies")
+
+
+def forget_followed(pairs):
+    """Drop the documents and agencies read for the subscriptions of `pairs` (no query):
+    once their digests are done nothing needs them, and a run keeps every due subscription
+    until it ends, so memory would otherwise grow with the number of subscribers."""
+    for subscription, _period in pairs:
+        subscription.refresh_from_db(fields=FOLLOWED)
+
+
 def send_due_digests(
     *, now=None, current=False, dry_run=False, batch_size=BATCH_SIZE, progress=None
 ):
@@ -774,17 +786,19 @@ def send_due_digests(
             for future in futures:
                 future.result()
             outcomes.update(finish_batch(batch, now=now).values())
+            forget_followed(batch.pairs)
             if progress is not None:
                 progress(done, len(pairs), outcomes)
 
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start : start + batch_size]
-            prefetch_related_objects([s for s, _p in chunk], "documents", "agencies")
+            prefetch_related_objects([s for s, _p in chunk], *FOLLOWED)
             if dry_run:
                 for subscription, period in chunk:
                     digest = build_digest(subscription, period, data=data, now=now)
                     empty = digest.is_empty and not settings.TRACKER_DIGEST_SEND_EMPTY
                     outcomes["would skip" if empty else "would send"] += 1
+                forget_followed(chunk)
                 if progress is not None:
                     progress(start + len(chunk), len(pairs), outcomes)
                 continue
