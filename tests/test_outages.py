@@ -1,6 +1,7 @@
 """Redis down: the site and API keep serving, nothing queued is lost, and the dispatcher
 catches up when Redis is back. Each test runs its own redis-server and stops it for real."""
 
+import ast
 import datetime
 import socket
 import threading
@@ -20,8 +21,20 @@ from tracker.models import DigestDelivery, Source, SourceClaim, Webhook, Webhook
 from tracker.monitoring import Outcome, claim_due_sources, release_claims
 
 CHECK = "tracker.tasks.check_source_task"
+QUEUE_CHECKS = "tracker.tasks.queue_checks_task"
 DELIVER = "tracker.tasks.deliver_webhook_task"
 SEND_DIGEST = "tracker.tasks.send_digest_task"
+
+
+def queued_checks(server):
+    """The ids of the sources whose checks wait in `server`'s queue: one message a check, or
+    one message a part of a dispatcher run (monitoring.FAN_OUT sources)."""
+    ids = []
+    for name, args in queued_tasks(server):
+        assert name in (CHECK, QUEUE_CHECKS), name
+        value = ast.literal_eval(args)[0]
+        ids += value if name == QUEUE_CHECKS else [value]
+    return sorted(ids)
 
 
 def cache_at(server):
@@ -100,7 +113,7 @@ def test_the_dispatcher_leaves_sources_due_while_the_queue_is_down_then_catches_
         own_redis.start()
         assert tasks.dispatch_due_sources() == 3
         assert tasks.dispatch_due_sources() == 0  # nothing is sent twice
-    assert sorted(queued_tasks(own_redis)) == sorted((CHECK, f"({s.pk},)") for s in sources)
+    assert queued_checks(own_redis) == sorted(s.pk for s in sources)
     assert not any(is_due(source) for source in sources)  # claimed now
     assert not is_due(later)
 
@@ -112,7 +125,7 @@ def test_checks_lost_with_a_redis_restarted_empty_are_queued_again_at_the_next_d
     sources = due_sources(3)
     with celery_broker(own_redis.url(0)):
         assert tasks.dispatch_due_sources() == 3
-        assert len(queued_tasks(own_redis)) == 3
+        assert len(queued_checks(own_redis)) == 3
         assert tasks.dispatch_due_sources() == 0  # queued, and the queue kept them
 
         own_redis.stop()  # no append-only file: the queued checks die with it
@@ -121,7 +134,7 @@ def test_checks_lost_with_a_redis_restarted_empty_are_queued_again_at_the_next_d
         # The queue's new life says the old claims will never be run: not 15 minutes later.
         assert tasks.dispatch_due_sources() == 3
         assert tasks.dispatch_due_sources() == 0
-    assert sorted(queued_tasks(own_redis)) == sorted((CHECK, f"({s.pk},)") for s in sources)
+    assert queued_checks(own_redis) == sorted(s.pk for s in sources)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -151,7 +164,7 @@ def test_a_prefork_worker_checks_each_source_once_after_redis_restarted_empty(
             timeout=60,
             message="every source checked",
         )
-        wait_until(lambda: worker.succeeded() >= 3, message="the checks' end")
+        wait_until(lambda: worker.succeeded() >= 4, message="the part's and the checks' end")
         assert tasks.dispatch_due_sources() == 0
     fetched = sorted(entry.path for entry, _ in allow_local.log)
     assert fetched == sorted(pages)  # each once: nothing lost, nothing twice
@@ -168,8 +181,12 @@ def test_one_dispatch_queues_every_due_source_once_however_many_batches_that_tak
     with celery_broker(own_redis.url(0)):
         assert tasks.dispatch_due_sources() == count  # not a batch a minute
         assert tasks.dispatch_due_sources() == 0  # each waits in the queue once
-    queued = queued_tasks(own_redis)
+    queued = queued_checks(own_redis)
     assert len(queued) == len(set(queued)) == count
+    # The dispatcher's own messages: one a hundred sources, for a worker to fan out.
+    assert len(queued_tasks(own_redis)) == sum(
+        -(-part // monitoring.FAN_OUT) for part in (monitoring.DISPATCH_BATCH,) * 2 + (7,)
+    )
 
 
 @pytest.mark.django_db
@@ -217,7 +234,7 @@ def failed_digest():
 @pytest.mark.parametrize(
     ("make", "noun", "sent_later", "task"),
     [
-        (source_to_check, "source check(s)", tasks.dispatch_due_sources, CHECK),
+        (source_to_check, "source check(s)", tasks.dispatch_due_sources, QUEUE_CHECKS),
         (failed_delivery, "delivery(ies)", webhooks.resend_unqueued_deliveries, DELIVER),
         (failed_digest, "digest(s)", tasks.send_due_digests_task, SEND_DIGEST),
     ],

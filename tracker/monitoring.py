@@ -412,22 +412,33 @@ def claim_due_sources(*, now=None, limit=DISPATCH_BATCH, queued=True):
 
 
 def queue_due_checks(*, now=None):
-    """Claim every due source, a batch at a time, and queue one check each; return how
-    many were queued.
+    """Claim every due source, a batch at a time, and queue their checks; return how many
+    sources were queued.
 
     All of them, not a batch a minute: the workers, not the dispatcher, set the pace, and a
-    source is claimed once however long its check waits. When the queue stops answering,
-    the claims not sent are given back and the sources stay due for the next run.
+    source is claimed once however long its check waits. The dispatcher sends one message a
+    FAN_OUT sources, which a worker turns into one check each (`queue_checks`): its own work
+    stays a fraction of a second a minute at 100,000 sources, and sending the checks grows
+    with the workers. When the queue stops answering, the claims not sent are given back and
+    the sources stay due for the next run.
     """
     now = now or timezone.now()
     queued = 0
     while claimed := claim_due_sources(now=now):
-        sent = enqueue_each(CHECK_SOURCE_TASK, [(source_id,) for source_id in claimed])
-        queued += sent
-        if sent < len(claimed):
-            release_claims(claimed[sent:], claimed_at=now)
+        parts = [claimed[start : start + FAN_OUT] for start in range(0, len(claimed), FAN_OUT)]
+        sent = enqueue_each(QUEUE_CHECKS_TASK, [(part,) for part in parts])
+        queued += sum(len(part) for part in parts[:sent])
+        if sent < len(parts):
+            release_claims([pk for part in parts[sent:] for pk in part], claimed_at=now)
             break
     return queued
+
+
+def queue_checks(source_ids):
+    """Queue one check of each of `source_ids` (a part of a dispatcher run); return how many
+    were sent. A part sent twice (its worker died as it sent) queues a check twice, which
+    records once."""
+    return enqueue_each(CHECK_SOURCE_TASK, [(source_id,) for source_id in source_ids])
 
 
 def release_claims(source_ids, *, claimed_at):
@@ -473,8 +484,12 @@ def mark_due(source_ids, *, now=None):
     )
 
 
-# The Celery task checking one source, named as it is registered (tasks.py builds on this module).
+# The Celery tasks checking one source and queueing a part of a dispatcher run, named as they
+# are registered (tasks.py builds on this module).
 CHECK_SOURCE_TASK = "tracker.tasks.check_source_task"
+QUEUE_CHECKS_TASK = "tracker.tasks.queue_checks_task"
+# Sources in one message of the dispatcher's (see queue_due_checks).
+FAN_OUT = 100
 
 
 def check_now(source_ids):

@@ -32,6 +32,12 @@ def dispatch_due_sources():
     return queued
 
 
+@shared_task(acks_late=True)
+def queue_checks_task(source_ids):
+    """Queue the checks of a part of a dispatcher run (see monitoring.queue_due_checks)."""
+    return monitoring.queue_checks(source_ids)
+
+
 @shared_task(
     bind=True,
     acks_late=True,
