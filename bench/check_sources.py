@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.memory import at_two_sizes  # noqa: E402
 from bench.scratch import postgres_url_or_none, recreate_postgres_database  # noqa: E402
 
 SLOW_DELAY = 0.2
@@ -357,37 +358,17 @@ def main():
         print(json.dumps(run(args.n, args.concurrency, args.processes)))
         return
 
-    figures = {}
-    for n in (args.n // 4, args.n):
-        print(f"== {n} pages ==", flush=True)
-        output = subprocess_run(n, args.concurrency, args.processes)
-        figures[n] = output
-    result = dict(figures[args.n])
-    quarter = figures[args.n // 4]
-    result["peak_rss_mb_at_quarter_n"] = quarter["peak_rss_mb"]
-    result["observing_process_peak_rss_mb_at_quarter_n"] = quarter["observing_process_peak_rss_mb"]
-    print(json.dumps(result))
-
-
-def subprocess_run(n, concurrency, processes):
-    import subprocess
-
-    options = ["--n", str(n), "--concurrency", str(concurrency)]
-    if processes is not None:
-        options += ["--processes", str(processes)]
-    process = subprocess.run(
-        [sys.executable, __file__, "--child", *options],
-        capture_output=True,
-        text=True,
-        check=False,
+    options = ["--concurrency", args.concurrency]
+    if args.processes is not None:
+        options += ["--processes", args.processes]
+    result = at_two_sizes(
+        __file__,
+        "--n",
+        args.n,
+        options,
+        keys=("peak_rss_mb", "observing_process_peak_rss_mb"),
     )
-    lines = process.stdout.strip().splitlines()
-    for line in lines[:-1]:
-        print(f"  {line}", flush=True)
-    if process.returncode or not lines:
-        sys.stderr.write(process.stderr)
-        raise SystemExit(f"the {n}-page run failed")
-    return json.loads(lines[-1])
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
