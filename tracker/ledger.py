@@ -42,7 +42,7 @@ from .models import (
     StatusChange,
     Theme,
 )
-from .progress import _accumulate, period_end_of, period_ends
+from .progress import _accumulate, leaf_shares, period_end_of, period_ends
 
 # Who a scope's series is for: the public, or staff who see drafts (models.sees_drafts).
 VISIBILITIES = ("public", "staff")
@@ -117,17 +117,7 @@ def _shares_in_tree(members, parent_of, weight_of, children):
     roots are members whose parent is not a member), as progress.leaf_factors computes them
     without dividing by the number of roots; and the set of roots."""
     roots = [pk for pk in members if parent_of.get(pk) not in members]
-    shares = {}
-    stack = [(root, 1.0) for root in roots]
-    while stack:
-        pk, share = stack.pop()
-        kids = children.get(pk)
-        if not kids:
-            shares[pk] = shares.get(pk, 0.0) + share
-            continue
-        total = sum(weight_of[kid] for kid in kids)
-        stack.extend((kid, share * weight_of[kid] / total) for kid in kids if total)
-    return shares, set(roots)
+    return leaf_shares(roots, children, weight_of, root_share=1.0), set(roots)
 
 
 def document_shares(document_ids):

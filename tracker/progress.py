@@ -346,19 +346,25 @@ def leaf_factors(recommendations, members, *, within=None):
         if parent_id is not None:
             children[parent_id].append(pk)
     roots = [pk for pk in members if parent_of.get(pk) not in members]
-    factors = {}
-    stack = [(root, 1 / len(roots)) for root in roots]
+    return leaf_shares(roots, children, weight_of, root_share=1 / len(roots))
+
+
+def leaf_shares(roots, children, weight_of, *, root_share):
+    """Return {leaf id: share}: each root's `root_share` handed down its tree, each child
+    taking its weight's part of its parent's."""
+    shares = {}
+    stack = [(root, root_share) for root in roots]
     while stack:
         pk, share = stack.pop()
         kids = children.get(pk)
         if not kids:
             # A leaf under two roots (a filter chose a grandparent and its grandchild) counts
             # for both.
-            factors[pk] = factors.get(pk, 0.0) + share
+            shares[pk] = shares.get(pk, 0.0) + share
             continue
         total = sum(weight_of[kid] for kid in kids)
         stack.extend((kid, share * weight_of[kid] / total) for kid in kids if total)
-    return factors
+    return shares
 
 
 def progress_series(recommendations, *, interval, start, end, within=None):
