@@ -376,20 +376,32 @@ def claim_due_sources(*, now=None, limit=DISPATCH_BATCH, queued=True):
     """Return the ids of up to `limit` due sources, claimed for one check each, most
     overdue first.
 
-    1. Claims that ran out are dropped: their checks were lost, and the sources are due.
-       So are the claims of checks queued to an earlier life of the queue (Redis restarted
-       empty): `queued` claims record the queue's epoch.
-    2. The due sources without a claim are locked with `SELECT ... FOR UPDATE SKIP LOCKED`
-       on PostgreSQL, so that two dispatchers never claim the same source, and claimed in
-       the same transaction. The source rows themselves are not written.
+    1. Claims that ran out are dropped (see drop_lost_claims): `queued` claims record the
+       queue's epoch.
+    2. The due sources without a claim are claimed (see _claim_due).
     """
     now = now or timezone.now()
     epoch = queue_epoch() if queued else ""
+    drop_lost_claims(now=now, epoch=epoch)
+    return _claim_due(now=now, limit=limit, epoch=epoch)
+
+
+def drop_lost_claims(*, now, epoch):
+    """Drop the claims of checks that were lost, so that their sources are due again: claims
+    that ran out, and those of checks queued to an earlier life of the queue than `epoch`
+    (Redis restarted empty)."""
+    lost = Q(expires_at__lte=now)
+    if epoch:
+        lost |= Q(queue_epoch__gt="") & ~Q(queue_epoch=epoch)
+    SourceClaim.objects.filter(lost).delete()
+
+
+def _claim_due(*, now, limit, epoch):
+    """Claim up to `limit` due sources without a claim, most overdue first, and return their
+    ids. They are locked with `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL, so that two
+    dispatchers never claim the same source, and claimed in the same transaction. The
+    source rows themselves are not written."""
     with transaction.atomic():
-        lost = Q(expires_at__lte=now)
-        if epoch:
-            lost |= Q(queue_epoch__gt="") & ~Q(queue_epoch=epoch)
-        SourceClaim.objects.filter(lost).delete()
         due = list(
             Source.objects.filter(is_active=True, next_check_at__lte=now)
             .exclude(Exists(SourceClaim.objects.filter(source=OuterRef("pk"))))
@@ -423,8 +435,10 @@ def queue_due_checks(*, now=None):
     the sources stay due for the next run.
     """
     now = now or timezone.now()
+    epoch = queue_epoch()  # once a run, as the lost claims are dropped once
+    drop_lost_claims(now=now, epoch=epoch)
     queued = 0
-    while claimed := claim_due_sources(now=now):
+    while claimed := _claim_due(now=now, limit=DISPATCH_BATCH, epoch=epoch):
         parts = [claimed[start : start + FAN_OUT] for start in range(0, len(claimed), FAN_OUT)]
         sent = enqueue_each(QUEUE_CHECKS_TASK, [(part,) for part in parts])
         queued += sum(len(part) for part in parts[:sent])
