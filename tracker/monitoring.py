@@ -35,7 +35,7 @@ from .models import (
     SourceClaim,
     SourceVersion,
 )
-from .queueing import Queued, enqueue, enqueue_each, queue_epoch
+from .queueing import Queued, enqueue_each, queue_epoch
 from .suggesting import suggest_for_new_entries
 
 logger = logging.getLogger(__name__)
@@ -515,11 +515,10 @@ def check_now(source_ids):
     source_ids = list(
         Source.objects.filter(pk__in=source_ids, is_active=True).values_list("pk", flat=True)
     )
-    for sent, source_id in enumerate(source_ids):
-        if not enqueue(CHECK_SOURCE_TASK, source_id):
-            mark_due(source_ids[sent:])
-            return Queued(sent=sent, kept=len(source_ids) - sent)
-    return Queued(sent=len(source_ids))
+    sent = enqueue_each(CHECK_SOURCE_TASK, [(source_id,) for source_id in source_ids])
+    if sent < len(source_ids):
+        mark_due(source_ids[sent:])
+    return Queued(sent=sent, kept=len(source_ids) - sent)
 
 
 def defer_check(source, *, delay, now=None):

@@ -51,19 +51,13 @@ def enqueue(task, *args):
     A name lets a flow queue a task defined above it (tasks.py) without importing it: the
     name is already the contract with queued messages, so it never changes.
     """
-    if isinstance(task, str):
-        task = current_app.tasks[task]
-    try:
-        task.delay(*args)
-    except QueueUnreachable as error:
-        logger.warning("task queue unreachable, %s%r not sent: %s", task.name, args, error)
-        return False
-    return True
+    return enqueue_each(task, [args]) == 1
 
 
 def enqueue_each(task, arguments):
-    """Send `task` once for each tuple of `arguments`, all through one broker connection;
-    return how many were sent: fewer, and logged, when the broker stopped answering."""
+    """Send `task` once for each tuple of `arguments` (a list), all through one broker
+    connection; return how many were sent: fewer, and logged, when the broker stopped
+    answering."""
     if isinstance(task, str):
         task = current_app.tasks[task]
     sent = 0
@@ -73,7 +67,13 @@ def enqueue_each(task, arguments):
                 task.apply_async(args, producer=producer)
                 sent += 1
     except QueueUnreachable as error:
-        logger.warning("task queue unreachable after %d %s sent: %s", sent, task.name, error)
+        logger.warning(
+            "task queue unreachable, %s%r not sent (%d sent before it): %s",
+            task.name,
+            tuple(arguments[sent]),
+            sent,
+            error,
+        )
     return sent
 
 
