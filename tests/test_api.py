@@ -8,7 +8,9 @@ import pytest
 import time_machine
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework import serializers
 from rest_framework.authtoken.models import Token
+from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
 from tests.factories import (
@@ -19,6 +21,7 @@ from tests.factories import (
     ThemeFactory,
     UserFactory,
 )
+from tracker.api import serializers as api_serializers
 from tracker.models import Agency, Evidence, Ownership, Recommendation, Source, StatusChange
 
 Status = Recommendation.Status
@@ -242,6 +245,61 @@ def test_list_queries_do_not_grow_with_the_page(
     with django_assert_max_num_queries(len(small.captured_queries)):
         body = api.get(path, {"page_size": 40}).json()
     assert len(body["results"]) == 40
+
+
+@pytest.mark.parametrize("asker", ["public", "staff"])
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_a_recommendation_reads_as_drf_field_by_field_would_give_it(
+    api, world, draft_family, uscis, admin_user, monkeypatch, asker, language
+):
+    """RecommendationSerializer builds its rows directly; every list and detail row here is
+    also built by DRF's generic path and must match it, types and key order included."""
+    child, parent = world["child"], world["parent"]
+    child.title_es, child.note_es = "Abrir vías legales", "Solo en español."
+    child.save()
+    uscis.name_es = "Servicio de Ciudadanía e Inmigración"
+    uscis.save()
+    child.themes.add(ThemeFactory(name="Asylum", name_es="Asilo"))
+    parent.last_reviewed_on = datetime.date(2024, 10, 2)
+    parent.save()
+    early = RecommendationFactory(document=world["document"], code="WRC-2024-3", is_priority=True)
+    early.record_status(
+        Status.IN_PROGRESS, effective_on=datetime.date(2023, 5, 1), rationale="Before the report."
+    )
+    if asker == "staff":
+        api.force_authenticate(admin_user)
+    generic_representation = serializers.ModelSerializer.to_representation
+    direct_representation = api_serializers.RecommendationSerializer.to_representation
+    compared = []
+
+    def both(serializer, recommendation):
+        direct = direct_representation(serializer, recommendation)
+        generic = generic_representation(serializer, recommendation)
+        if serializer.hides_parent_of(recommendation):
+            generic["parent"] = None
+        assert direct == generic
+        assert JSONRenderer().render(direct) == JSONRenderer().render(generic)
+        compared.append(recommendation.code)
+        return direct
+
+    monkeypatch.setattr(api_serializers.RecommendationSerializer, "to_representation", both)
+    listed = api.get(url("recommendation-list"), {"lang": language, "page_size": 100}).json()
+    for pk in (child.pk, draft_family["orphan"].pk):
+        api.get(url("recommendation-detail", pk), {"lang": language})
+
+    assert sorted(compared) == sorted([row["code"] for row in listed["results"]] + [
+        "WRC-2024-1.1", "WRC-2024-8.1"
+    ])  # fmt: skip
+    rows = {row["code"]: row for row in listed["results"]}
+    staff = asker == "staff"
+    assert rows["WRC-2024-8.1"]["parent"] == (draft_family["draft_parent"].pk if staff else None)
+    assert ("WRC-2024-9" in rows) == staff
+    assert rows["WRC-2024-1"]["latest_change"] is None
+    assert rows["WRC-2024-3"]["status_since"] == "2024-07-01"  # the document's publication
+    expected_languages = {"title": "es", "text": "en", "note": "es"}
+    if language == "en":
+        expected_languages = {"title": "en", "text": "en", "note": "es"}
+    assert rows["WRC-2024-1.1"]["languages"] == expected_languages
 
 
 def test_agencies_report_counts_by_status(api, world, uscis):

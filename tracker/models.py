@@ -352,6 +352,14 @@ class Recommendation(models.Model):
         indexes = [
             # The admin's and the public lists' filter by status.
             models.Index(fields=["status"], name="recommendation_status_idx"),
+            # The API list in its default order (document, position, code, id), for staff and
+            # the public (is_published is in it): a page skips the earlier rows and the count
+            # counts them in this index alone, without reading the table.
+            models.Index(
+                fields=["document", "position", "code", "id", "is_published"],
+                condition=models.Q(withdrawn_at__isnull=True),
+                name="recommendation_list_idx",
+            ),
         ]
 
     def __str__(self):
