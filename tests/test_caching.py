@@ -48,6 +48,22 @@ def test_a_status_change_shows_at_once(api, published):
     assert api.get(path).json()["status"] == Status.IN_PROGRESS
 
 
+def test_a_list_page_built_after_a_write_counts_and_rolls_up_anew(api, published):
+    """Every page of a list shares its count and its documents' roll-ups until a write."""
+    child = RecommendationFactory(
+        document=published.document, code="WRC-2024-1.1", parent=published
+    )
+    path = reverse("api:recommendation-list")
+    first = api.get(path, {"page_size": 1, "page": 1}).json()
+    assert first["count"] == 2 and first["results"][0]["rollup"]["moving"] == 0
+    child.record_status(Status.IN_PROGRESS, effective_on=datetime.date(2024, 9, 1), rationale="Go.")
+    RecommendationFactory(document=published.document, code="WRC-2024-2")
+    second = api.get(path, {"page_size": 1, "page": 2}).json()
+    assert second["count"] == 3
+    again = api.get(path, {"page_size": 1, "page": 1, "lang": "en"}).json()
+    assert again["results"][0]["rollup"]["moving"] == 1
+
+
 def test_edits_to_owners_themes_and_text_show_at_once(api, published, uscis, congress):
     path = reverse("api:recommendation-detail", args=[published.pk])
     api.get(path)

@@ -77,6 +77,14 @@ def cache_key(request, *parts):
     )
 
 
+def count_key(request, *parts):
+    """What a list's count depends on: its URL but the page, and who may see drafts."""
+    query = request.GET.copy()
+    for name in ("page", "page_size", "lang"):
+        query.pop(name, None)
+    return (*parts, request.path, query.urlencode(), sees_drafts(request.user))
+
+
 class CachedReadsMixin:
     """Serve lists and details from the cache until the tracked data next changes; the
     permission and throttling checks still run on every request."""
@@ -202,19 +210,13 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
     def with_rollups(self, recommendations):
         """Give each listed or retrieved recommendation its sub-recommendations' roll-up over
         what the asker may see, and whether its parent is hidden from the asker (a draft's
-        id is not public), per page: one query."""
-        user = self.request.user
-        documents = {recommendation.document_id for recommendation in recommendations}
-        rows = list(
-            Recommendation.objects.visible_to(user)
-            .filter(document_id__in=documents)
-            .order_by()  # any order: no join to the documents to sort by
-            .rewrite(False)  # no translated text read: skip modeltranslation's rows (x2 slower)
-            .values_list("pk", "parent_id", "status")
+        id is not public). The trees of the page's documents are kept until the data next
+        changes: the other pages of those documents read them too."""
+        staff = sees_drafts(self.request.user)
+        documents = sorted({recommendation.document_id for recommendation in recommendations})
+        rollups, visible = cached(
+            ("recommendation-trees", staff, *documents), lambda: self.trees_of(documents)
         )
-        rollups = rollups_of_tree(rows)
-        visible = {pk for pk, _parent, _status in rows}
-        staff = sees_drafts(user)
         for recommendation in recommendations:
             recommendation.rollup = rollups.get(recommendation.pk)
             parent_id = recommendation.parent_id
@@ -223,7 +225,21 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
             )
         return recommendations
 
+    def trees_of(self, documents):
+        """Return ({id: Rollup}, {visible id}) over what the asker may see in `documents`:
+        one query."""
+        rows = list(
+            Recommendation.objects.visible_to(self.request.user)
+            .filter(document_id__in=documents)
+            .order_by()  # any order: no join to the documents to sort by
+            .rewrite(False)  # no translated text read: skip modeltranslation's rows (x2 slower)
+            .values_list("pk", "parent_id", "status")
+        )
+        return rollups_of_tree(rows), {pk for pk, _parent, _status in rows}
+
     def paginate_queryset(self, queryset):
+        # Every page of one list has the same count.
+        self.paginator.count_key = count_key(self.request, self.basename, "count")
         # A page needs no joined parent (with_rollups says whether it may be named), so the
         # rows a page skips are not joined to theirs.
         page = super().paginate_queryset(queryset.select_related(None).select_related("document"))
