@@ -8,7 +8,15 @@ Reads are cached until the next write (tracker.caching), in the benchmark's own 
 database; the "cold" runs ask for pages and series nobody asked for before, to show what a
 read costs when it is built.
 
+All of it runs twice, each time in a fresh process with a fresh gunicorn: at a quarter of
+`--recommendations` (status changes and evidence scaled alike) and at all of them. Each
+prints the largest peak memory (RSS) of the gunicorn workers, which should stay flat in the
+amount of data; the other figures are the full size's. The goals checked at the end: a cold
+list page costs at most 3x a cached one; a cold progress series answers in under 50 ms at
+the median and costs at most 3x a cached one.
+
 Usage: DATABASE_URL=postgres://postgres@127.0.0.1:5432/tracker .venv/bin/python bench/api.py
+    [--recommendations 10000]
 Needs gunicorn (pip install -e '.[server]'). The last line printed is one JSON object.
 """
 
@@ -31,6 +39,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.memory import at_two_sizes, children_of, peak_rss_mb  # noqa: E402
 from bench.scratch import (  # noqa: E402
     fill_history,
     postgres_url_or_none,
@@ -38,9 +47,14 @@ from bench.scratch import (  # noqa: E402
 )
 
 RECOMMENDATIONS = 10_000
-STATUS_CHANGES = 100_000
-EVIDENCE = 50_000
+# Per recommendation: status changes and evidence items (100,000 and 50,000 at full size).
+CHANGES_EACH = 10
+EVIDENCE_EACH = 5
 DOCUMENTS = 20
+PAGE_SIZE = 50
+# The goals: a cold read at most this many times a cached one; a cold series under this.
+COLD_OVER_WARM_AT_MOST = 3
+COLD_PROGRESS_P50_UNDER_MS = 50
 
 
 def scratch_database():
@@ -50,7 +64,7 @@ def scratch_database():
     return recreate_postgres_database(url, "apibench")
 
 
-def fill(database_url):
+def fill(database_url, recommendations_wanted):
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
@@ -72,7 +86,7 @@ def fill(database_url):
     agencies = Agency.objects.bulk_create(
         Agency(name=f"Agency {i}", acronym=f"AG{i}", slug=f"ag{i}") for i in range(30)
     )
-    per_document = RECOMMENDATIONS // DOCUMENTS
+    per_document = recommendations_wanted // DOCUMENTS
     recommendations = []
     for d in range(DOCUMENTS):
         document = Document.objects.create(
@@ -105,7 +119,12 @@ def fill(database_url):
             )
             for c in range(per_document - len(parents))
         )
-    fill_history(recommendations, agencies, changes=STATUS_CHANGES, evidence=EVIDENCE)
+    fill_history(
+        recommendations,
+        agencies,
+        changes=CHANGES_EACH * len(recommendations),
+        evidence=EVIDENCE_EACH * len(recommendations),
+    )
     from django.db import connection
 
     # Bulk history skips record_status: set each current status as it would have.
@@ -120,7 +139,9 @@ def fill(database_url):
                     ) AS latest
                WHERE latest.recommendation_id = r.id"""
         )
-        cursor.execute("ANALYZE")
+        # As autovacuum leaves a table soon after a bulk write: statistics, and the visibility
+        # map that lets index-only scans skip the table.
+        cursor.execute("VACUUM ANALYZE")
     print(f"filled in {time.perf_counter() - started:.1f} s", flush=True)
     return recommendations[len(recommendations) // 2].pk
 
@@ -217,6 +238,7 @@ def percentile(values, fraction):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recommendations", type=int, default=RECOMMENDATIONS)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
@@ -225,23 +247,59 @@ def main():
         default="redis://127.0.0.1:6379/15",
         help="a Redis database the benchmark may empty, for the response cache",
     )
+    parser.add_argument(
+        "--child", action="store_true", help=argparse.SUPPRESS
+    )  # one measured run, in a fresh process so its peak memory is its own
     args = parser.parse_args()
+    if args.child:
+        run(args)
+        return
+    options = ["--requests", args.requests, "--threads", args.threads, "--workers", args.workers,
+               "--cache-url", args.cache_url]  # fmt: skip
+    result = at_two_sizes(__file__, "--recommendations", args.recommendations, options)
+    print_goals(result)
+    print(json.dumps(result))
 
+
+def print_goals(result):
+    """Say whether the full size's figures meet the goals for cold reads."""
+    list_ratio, progress_ratio = result["list_cold_vs_warm"], result["progress_cold_vs_warm"]
+    cold_progress = result["progress_cold_p50_ms"]
+    goals = [
+        (
+            f"cold list p50 at most {COLD_OVER_WARM_AT_MOST}x warm",
+            f"{result['list_cold_p50_ms']} ms vs {result['list_p50_ms']} ms: {list_ratio}x",
+            list_ratio <= COLD_OVER_WARM_AT_MOST,
+        ),
+        (
+            f"cold progress p50 under {COLD_PROGRESS_P50_UNDER_MS} ms and at most "
+            f"{COLD_OVER_WARM_AT_MOST}x warm",
+            f"{cold_progress} ms vs {result['progress_p50_ms']} ms: {progress_ratio}x",
+            cold_progress < COLD_PROGRESS_P50_UNDER_MS and progress_ratio <= COLD_OVER_WARM_AT_MOST,
+        ),
+    ]
+    for goal, figures, met in goals:
+        print(f"goal: {goal}: {figures}: {'met' if met else 'NOT met'}", flush=True)
+
+
+def run(args):
+    """Fill, serve and measure at `args.recommendations`; print the figures as JSON last."""
     database_url = scratch_database()
-    detail_id = fill(database_url)
+    detail_id = fill(database_url, args.recommendations)
     port = free_port()
     server = serve(database_url, port, args.workers, fresh_cache_url(args.cache_url))
     base = f"http://127.0.0.1:{port}"
-    pages = RECOMMENDATIONS // 50
+    pages = args.recommendations // PAGE_SIZE
     series = f"{base}/api/v1/progress/?interval=month&from=2015-01-01"
     progress = f"{series}&to=2024-12-31"
     # The cold runs ask for what nobody asked before: each page once, each series once.
     targets = {
         "trivial": f"{base}/bench/trivial/",
         "list_cold": [
-            f"{base}/api/v1/recommendations/?page_size=50&page={n}" for n in range(1, pages + 1)
+            f"{base}/api/v1/recommendations/?page_size={PAGE_SIZE}&page={n}"
+            for n in range(1, pages + 1)
         ],
-        "list": f"{base}/api/v1/recommendations/?page_size=50",
+        "list": f"{base}/api/v1/recommendations/?page_size={PAGE_SIZE}",
         "detail": f"{base}/api/v1/recommendations/{detail_id}/",
         "progress_cold": [f"{series}&to=2024-12-{day:02}" for day in range(1, 25)],
         "progress": progress,
@@ -259,19 +317,34 @@ def main():
             p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
             figures[name] = (rps, p50, p99)
             print(f"{name:9} {rps:8.1f} req/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms", flush=True)
+        # Each worker's peak over its whole life: start-up, warm-ups and every load above.
+        workers_peak_mb = max(
+            (peak for pid in children_of(server.pid) if (peak := peak_rss_mb(pid))), default=None
+        )
     finally:
         server.terminate()
         server.wait(10)
+    print(
+        f"gunicorn workers' peak RSS {workers_peak_mb} MB at most "
+        f"({args.recommendations} recommendations)",
+        flush=True,
+    )
     result = {
+        "recommendations": args.recommendations,
+        "peak_rss_mb": workers_peak_mb,  # the gunicorn workers' largest
         "list_rps": round(figures["list"][0], 1),
         "trivial_rps": round(figures["trivial"][0], 1),
         "list_ratio": round(figures["list"][0] / figures["trivial"][0], 2),
+        "list_p50_ms": round(figures["list"][1], 1),
         "list_p99_ms": round(figures["list"][2], 1),
         "detail_rps": round(figures["detail"][0], 1),
         "progress_p50_ms": round(figures["progress"][1], 1),
         "list_cold_rps": round(figures["list_cold"][0], 1),
+        "list_cold_p50_ms": round(figures["list_cold"][1], 1),
         "progress_cold_p50_ms": round(figures["progress_cold"][1], 1),
         "progress_rps": round(figures["progress"][0], 1),
+        "list_cold_vs_warm": round(figures["list_cold"][1] / figures["list"][1], 2),
+        "progress_cold_vs_warm": round(figures["progress_cold"][1] / figures["progress"][1], 2),
     }
     print(json.dumps(result))
 
