@@ -237,13 +237,22 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         )
         return rollups_of_tree(rows), {pk for pk, _parent, _status in rows}
 
+    def with_documents(self, recommendations):
+        """Give each recommendation its document (status_since reads it), one copy for all of
+        a page's rows, kept until the data next changes: the other pages share them."""
+        ids = sorted({recommendation.document_id for recommendation in recommendations})
+        documents = cached(("documents", *ids), lambda: Document.objects.in_bulk(ids))
+        for recommendation in recommendations:
+            recommendation.document = documents[recommendation.document_id]
+        return recommendations
+
     def paginate_queryset(self, queryset):
         # Every page of one list has the same count.
         self.paginator.count_key = count_key(self.request, self.basename, "count")
-        # A page needs no joined parent (with_rollups says whether it may be named), so the
-        # rows a page skips are not joined to theirs.
-        page = super().paginate_queryset(queryset.select_related(None).select_related("document"))
-        return self.with_rollups(list(page if page is not None else queryset))
+        # A page joins neither parents (with_rollups says whether one may be named) nor
+        # documents (with_documents gives the rows theirs).
+        page = super().paginate_queryset(queryset.select_related(None))
+        return self.with_rollups(self.with_documents(list(page if page is not None else queryset)))
 
     def get_object(self):
         return self.with_rollups([super().get_object()])[0]
