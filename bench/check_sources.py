@@ -220,7 +220,8 @@ def run(n, concurrency, processes):
     process_peak_mb = max(process_peaks_kb, default=0) / 1024
     print(
         f"observing processes: {len(observing.last_process_peaks_kb)}, "
-        f"peak RSS {process_peak_mb:.1f} MB each at most; this process {peak_rss_mb:.1f} MB"
+        f"peak RSS {process_peak_mb:.1f} MB each at most (forked from this process: its pages"
+        f" count in theirs until written); this process {peak_rss_mb:.1f} MB"
     )
     print(f"outcomes: first {dict(first)}, changed {dict(changed)}, 304 {dict(not_modified)}")
     print(f"alerts raised by the changed pass: {alerts} (expected {len(range(0, n, 10))})")
