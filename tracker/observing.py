@@ -7,6 +7,7 @@ that `HostSlots` keeps for every check.
 """
 
 import contextlib
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -461,16 +462,23 @@ def _observe_in_processes(watches, *, concurrency, slots, per_host, processes):
     threads_each = max(1, concurrency // len(shares))
     allow = os.environ.get(fetching.ALLOW_ENV_VAR, "")
     channels = {}
-    for share, turns in shares:
-        receiver, sender = context.Pipe(duplex=False)
-        worker = context.Process(
-            target=_observe_share,
-            args=(share, turns, threads_each, slots, per_host, allow, sender),
-            daemon=True,
-        )
-        worker.start()
-        sender.close()  # the worker's end: once it exits, reading this end says so
-        channels[receiver] = worker
+    # Forked children would otherwise copy most of the caller's memory as their collector
+    # walks its objects; frozen, the collector leaves them alone (in the caller too, until
+    # unfrozen once the children are started).
+    gc.freeze()
+    try:
+        for share, turns in shares:
+            receiver, sender = context.Pipe(duplex=False)
+            worker = context.Process(
+                target=_observe_share,
+                args=(share, turns, threads_each, slots, per_host, allow, sender),
+                daemon=True,
+            )
+            worker.start()
+            sender.close()  # the worker's end: once it exits, reading this end says so
+            channels[receiver] = worker
+    finally:
+        gc.unfreeze()
     workers = list(channels.values())
     unseen = {watch.source_id: watch for watch in watches}
     peaks = []
