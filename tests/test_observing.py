@@ -162,10 +162,11 @@ def test_processes_and_threads_observe_alike(sites):
 
 def pid_of_client(port):
     """Return the pid of the process whose TCP socket on 127.0.0.1 has local port `port`."""
+    # A closed connection that used the port before lingers in TIME_WAIT, with no inode.
     inode = next(
         fields[9]
         for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
-        if int(fields[1].split(":")[1], 16) == port
+        if int(fields[1].split(":")[1], 16) == port and fields[9] != "0"
     )
     for fd_dir in Path("/proc").glob("[0-9]*/fd"):
         try:
