@@ -827,8 +827,14 @@ class KeepAliveHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.client_ports.append(self.client_address[1])
+        if self.headers.get("If-None-Match") == '"v1"':
+            self.send_response(304)
+            self.send_header("ETag", '"v1"')
+            self.end_headers()
+            return
         body = b"<p>hello</p>"
         self.send_response(200)
+        self.send_header("ETag", '"v1"')
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -865,3 +871,14 @@ def test_pooled_fetches_of_a_host_share_a_connection_and_unpooled_ones_do_not(
     for _ in range(2):
         fetch(url)
     assert len(set(ports)) == 2
+
+
+def test_pooled_304s_keep_their_connection(keep_alive_server):
+    """An unchanged page is most of a watch list's checks: each must not cost a new
+    connection (a 304's end has to be read before its connection can serve the next)."""
+    url, ports = keep_alive_server
+    with HostClients() as clients:
+        etag = fetch(url, clients=clients).etag
+        results = [fetch(url, etag=etag, clients=clients) for _ in range(3)]
+    assert all(result.not_modified for result in results)
+    assert len(ports) == 4 and len(set(ports)) == 1

@@ -162,10 +162,11 @@ def test_processes_and_threads_observe_alike(sites):
 
 def pid_of_client(port):
     """Return the pid of the process whose TCP socket on 127.0.0.1 has local port `port`."""
+    # A closed connection that used the port before lingers in TIME_WAIT, with no inode.
     inode = next(
         fields[9]
         for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
-        if int(fields[1].split(":")[1], 16) == port
+        if int(fields[1].split(":")[1], 16) == port and fields[9] != "0"
     )
     for fd_dir in Path("/proc").glob("[0-9]*/fd"):
         try:
@@ -227,6 +228,48 @@ def test_command_checks_from_processes_when_told(sites, capsys):
     out = capsys.readouterr().out
     assert "Checked 6 source(s)" in out and "6 first version" in out
     assert observing.last_process_peaks_kb  # the processes ran and reported
+
+
+def parent_of(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+
+
+def test_a_command_forks_its_observing_processes_so_their_cpu_counts_as_its_own(sites, tmp_path):
+    """A command runs its main thread only, so it forks its observing processes: they start
+    at once with everything loaded, and as its children their CPU time is the command's (a
+    fork server's children are the server's, unseen by whoever times the command)."""
+    import subprocess
+    import sys
+
+    site = sites[0]
+    parents = set()
+    probe = site.handler
+
+    def handler(request):
+        parents.add(parent_of(pid_of_client(int(request.environ["REMOTE_PORT"]))))
+        return probe(request)
+
+    site.server.clear()
+    site.server.expect_request("/p").respond_with_handler(handler)
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/fork.sqlite3"}
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True)
+    urls = [site.url(n) for n in range(6)]
+    create = f"from tracker.models import Source; [Source.objects.create(url=u) for u in {urls!r}]"
+    subprocess.run([*manage, "shell", "-c", create], env=env, check=True)
+
+    command = subprocess.Popen(
+        [*manage, "check_sources", "--all", "--processes", "2", "--concurrency", "4"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    out, _ = command.communicate(timeout=120)
+
+    assert command.returncode == 0
+    assert "Checked 6 source(s)" in out and "6 first version" in out
+    assert parents == {command.pid}
 
 
 @pytest.fixture

@@ -716,6 +716,8 @@ def _read_result(
 ) -> FetchResult:
     media_type, charset = _parse_content_type(response.headers.get("content-type", ""))
     if response.status_code == 304:
+        # Read its (empty) end, or the pool drops the connection instead of reusing it.
+        _read_body(response, max_bytes=max_bytes, timer=timer)
         return FetchResult(
             url=url,
             status_code=304,

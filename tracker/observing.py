@@ -7,6 +7,7 @@ that `HostSlots` keeps for every check.
 """
 
 import contextlib
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -433,28 +434,51 @@ def _observe_share(watches, turns, concurrency, slots, per_host, allow, channel)
 last_process_peaks_kb = []
 
 
+def _process_context(slots):
+    """How observing processes start.
+
+    A caller running its main thread only (a command such as check_sources) forks itself:
+    the processes start at once with everything already loaded, and, being its children,
+    their CPU time counts as the command's. They never touch its database connection, and
+    leave with os._exit, which closes nothing of the caller's.
+
+    A caller with other threads (a server, a test with local sites) would copy those
+    threads' locks mid-use, so its processes fork from a server that loaded this module and
+    the slots' cache backend.
+    """
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__, "httpcore", "h11", slots.backend_module])
+    return context
+
+
 def _observe_in_processes(watches, *, concurrency, slots, per_host, processes):
     """Observe `watches` from processes, one pipe each: a process that dies (killed, or a
     parser that crashed it) takes nothing down with it, and its unreported watches come
     back as failures."""
-    context = multiprocessing.get_context("forkserver")
-    # Forked from a server that has loaded this module and the slots' cache backend: forking
-    # the caller itself would copy its threads' locks and its database connections mid-use.
-    context.set_forkserver_preload([__name__, "httpcore", "h11", slots.backend_module])
+    context = _process_context(slots)
     shares = share_out(watches, processes, per_host=per_host)
     threads_each = max(1, concurrency // len(shares))
     allow = os.environ.get(fetching.ALLOW_ENV_VAR, "")
     channels = {}
-    for share, turns in shares:
-        receiver, sender = context.Pipe(duplex=False)
-        worker = context.Process(
-            target=_observe_share,
-            args=(share, turns, threads_each, slots, per_host, allow, sender),
-            daemon=True,
-        )
-        worker.start()
-        sender.close()  # the worker's end: once it exits, reading this end says so
-        channels[receiver] = worker
+    # Forked children would otherwise copy most of the caller's memory as their collector
+    # walks its objects; frozen, the collector leaves them alone (in the caller too, until
+    # unfrozen once the children are started).
+    gc.freeze()
+    try:
+        for share, turns in shares:
+            receiver, sender = context.Pipe(duplex=False)
+            worker = context.Process(
+                target=_observe_share,
+                args=(share, turns, threads_each, slots, per_host, allow, sender),
+                daemon=True,
+            )
+            worker.start()
+            sender.close()  # the worker's end: once it exits, reading this end says so
+            channels[receiver] = worker
+    finally:
+        gc.unfreeze()
     workers = list(channels.values())
     unseen = {watch.source_id: watch for watch in watches}
     peaks = []

@@ -1,3 +1,6 @@
+import logging
+import os
+import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -19,6 +22,16 @@ class Command(BaseCommand):
         "Check watched sources now, in this process: what the Celery dispatcher does every "
         "minute. With --watch, keep checking due sources (for setups without Celery)."
     )
+
+    def run_from_argv(self, argv):
+        super().run_from_argv(argv)  # the command has run, and closed its connections
+        # Run from a shell or cron, the process ends here: leave without tearing down its
+        # objects one by one, a tenth of a second of a run that takes about one. Errors
+        # still exit the usual way (run_from_argv raises SystemExit).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
     def add_arguments(self, parser):
         which = parser.add_mutually_exclusive_group()
