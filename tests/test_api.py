@@ -22,7 +22,15 @@ from tests.factories import (
     UserFactory,
 )
 from tracker.api import serializers as api_serializers
-from tracker.models import Agency, Evidence, Ownership, Recommendation, Source, StatusChange
+from tracker.models import (
+    Agency,
+    Evidence,
+    Ownership,
+    Recommendation,
+    Source,
+    StatusChange,
+    Theme,
+)
 
 Status = Recommendation.Status
 pytestmark = pytest.mark.django_db
@@ -259,7 +267,11 @@ def test_a_recommendation_reads_as_drf_field_by_field_would_give_it(
     child.save()
     uscis.name_es = "Servicio de Ciudadanía e Inmigración"
     uscis.save()
-    child.themes.add(ThemeFactory(name="Asylum", name_es="Asilo"))
+    # Themes sort by name in the reader's language: these two swap places in Spanish.
+    Theme.objects.filter(name="Legal pathways").update(name_es="Vías legales")
+    child.themes.add(
+        ThemeFactory(name="Asylum", name_es="Zonas de asilo"), ThemeFactory(name="Detention")
+    )
     parent.last_reviewed_on = datetime.date(2024, 10, 2)
     parent.save()
     early = RecommendationFactory(document=world["document"], code="WRC-2024-3", is_priority=True)
@@ -300,6 +312,10 @@ def test_a_recommendation_reads_as_drf_field_by_field_would_give_it(
     if language == "en":
         expected_languages = {"title": "en", "text": "en", "note": "es"}
     assert rows["WRC-2024-1.1"]["languages"] == expected_languages
+    themes = [theme for theme in rows["WRC-2024-1.1"]["themes"] if theme != "Detention"]
+    assert themes == (
+        ["Asylum", "Legal pathways"] if language == "en" else ["Vías legales", "Zonas de asilo"]
+    )
 
 
 def test_agencies_report_counts_by_status(api, world, uscis):

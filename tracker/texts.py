@@ -25,9 +25,16 @@ def text_in(obj, field, language=None):
     """Return (text, language it is in) for `obj.field` read in `language` (the active
     one by default): the reader's language if given, else the first other language that has
     it; ("", reader's language) when no language has it."""
+    return text_among(
+        {code: getattr(obj, f"{field}_{code}", None) for code in CONTENT_LANGUAGES}, language
+    )
+
+
+def text_among(versions, language=None):
+    """text_in for a text read as values, not from a model: `versions` is {language: text}."""
     wanted = reader_language(language)
     for code in [wanted, *(c for c in CONTENT_LANGUAGES if c != wanted)]:
-        value = getattr(obj, f"{field}_{code}", None)
+        value = versions.get(code)
         if value:
             return value, code
     return "", wanted

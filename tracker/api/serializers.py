@@ -1,4 +1,5 @@
 import copy
+from collections import defaultdict
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
@@ -254,18 +255,8 @@ class RecommendationSerializer(serializers.ModelSerializer):
             "note": shown["note"][0],
             "languages": {name: code for name, (text, code) in shown.items() if text},
             "addressed_to": str(instance.addressed_to),
-            "owners": [
-                {
-                    "agency": {
-                        "id": ownership.agency.pk,
-                        "name": ownership.agency.name,
-                        "acronym": ownership.agency.acronym,
-                    },
-                    "role": str(ownership.role),
-                }
-                for ownership in owners_of(instance)
-            ],
-            "themes": [theme.name for theme in themes_of(instance)],
+            "owners": owners_of(instance),
+            "themes": themes_of(instance),
             "status": status,
             "progress_weight": STATUS_WEIGHTS[status],
             "latest_change": self.get_latest_change(instance),
@@ -288,14 +279,54 @@ class RecommendationSerializer(serializers.ModelSerializer):
 
 
 def owners_of(recommendation):
-    """Its ownerships, lead first: as the view prefetched them (`listed_owners`), else read."""
+    """Its owners as the API shows them: as the view read them for the page
+    (`listed_owners`), else read now."""
     owners = getattr(recommendation, "listed_owners", None)
-    return recommendation.ownerships.all() if owners is None else owners
+    return (
+        owners_and_themes([recommendation.pk])[0][recommendation.pk] if owners is None else owners
+    )
 
 
 def themes_of(recommendation):
     themes = getattr(recommendation, "listed_themes", None)
-    return recommendation.themes.all() if themes is None else themes
+    return (
+        owners_and_themes([recommendation.pk])[1][recommendation.pk] if themes is None else themes
+    )
+
+
+def owners_and_themes(recommendation_ids):
+    """Return ({id: owners}, {id: theme names}) of the recommendations of `ids` as the API
+    shows them: owners lead first, then by agency name, themes by name, names in the
+    reader's language as modeltranslation gives them (texts.text_among). Two queries of
+    values: a page's model instances for them would cost more than the queries."""
+    language = texts.reader_language()
+    languages = texts.CONTENT_LANGUAGES
+    owners, themes = defaultdict(list), defaultdict(list)
+    rows = (
+        Ownership.objects.filter(recommendation_id__in=recommendation_ids)
+        .order_by("role", "agency__name")
+        .values_list(
+            "recommendation_id",
+            "role",
+            "agency_id",
+            "agency__acronym",
+            *(f"agency__name_{code}" for code in languages),
+        )
+    )
+    for recommendation_id, role, agency_id, acronym, *names in rows:
+        name = texts.text_among(dict(zip(languages, names, strict=True)), language)[0]
+        agency = {"id": agency_id, "name": name, "acronym": acronym}
+        owners[recommendation_id].append({"agency": agency, "role": str(role)})
+    links = (
+        Recommendation.themes.through.objects.filter(recommendation_id__in=recommendation_ids)
+        # Theme's own order (by name), in the reader's language as modeltranslation sorts it.
+        .order_by(f"theme__name_{language}")
+        .values_list("recommendation_id", *(f"theme__name_{code}" for code in languages))
+    )
+    for recommendation_id, *names in links:
+        name = texts.text_among(dict(zip(languages, names, strict=True)), language)[0]
+        themes[recommendation_id].append(name)
+    return owners, themes
 
 
 def date_or_none(field, value):

@@ -192,16 +192,9 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
     ordering = ["document_id", "position", "code", "pk"]
 
     def get_queryset(self):
-        # Owners and themes as plain lists (to_attr, which the serializer reads): Django's
-        # prefetch then builds no related manager and queryset for each row of a page.
-        owners = Ownership.objects.select_related("agency").order_by("role", "agency__name")
-        return (
-            Recommendation.objects.visible_to(self.request.user)
-            .select_related("document", "parent")
-            .prefetch_related(
-                Prefetch("ownerships", queryset=owners, to_attr="listed_owners"),
-                Prefetch("themes", to_attr="listed_themes"),
-            )
+        # Owners and themes come per page or object (with_owners_and_themes), as values.
+        return Recommendation.objects.visible_to(self.request.user).select_related(
+            "document", "parent"
         )
 
     def last_modified_of(self, recommendation):
@@ -237,6 +230,14 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         )
         return rollups_of_tree(rows), {pk for pk, _parent, _status in rows}
 
+    def with_owners_and_themes(self, recommendations):
+        """Give each recommendation the owners and themes the serializer shows: two queries."""
+        owners, themes = api.owners_and_themes([r.pk for r in recommendations])
+        for recommendation in recommendations:
+            recommendation.listed_owners = owners[recommendation.pk]
+            recommendation.listed_themes = themes[recommendation.pk]
+        return recommendations
+
     def with_documents(self, recommendations):
         """Give each recommendation its document (status_since reads it), one copy for all of
         a page's rows, kept until the data next changes: the other pages share them."""
@@ -252,17 +253,17 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         # A page joins neither parents (with_rollups says whether one may be named) nor
         # documents (with_documents gives the rows theirs).
         page = super().paginate_queryset(queryset.select_related(None))
-        return self.with_rollups(self.with_documents(list(page if page is not None else queryset)))
+        rows = list(page if page is not None else queryset)
+        return self.with_rollups(self.with_documents(self.with_owners_and_themes(rows)))
 
     def get_object(self):
-        return self.with_rollups([super().get_object()])[0]
+        return self.with_rollups(self.with_owners_and_themes([super().get_object()]))[0]
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=False, pagination_class=None)
     def export(self, request):
         """The filtered recommendations as CSV, in the format the importer reads."""
-        # export_csv reads the owners and themes its own way.
-        recommendations = self.filter_queryset(self.get_queryset().prefetch_related(None))
+        recommendations = self.filter_queryset(self.get_queryset())
         csv_text = export_csv(recommendations, drafts_visible=sees_drafts(request.user))
         response = HttpResponse(csv_text, content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="recommendations.csv"'
