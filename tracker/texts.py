@@ -11,6 +11,11 @@ from django.utils import translation
 
 # The content languages, in the order a missing text falls back through.
 CONTENT_LANGUAGES = [code for code, _name in settings.LANGUAGES]
+# For each reader's language, the languages a text is looked for in: theirs, then the others.
+READING_ORDER = {
+    wanted: [wanted, *(code for code in CONTENT_LANGUAGES if code != wanted)]
+    for wanted in CONTENT_LANGUAGES
+}
 # The most rows of each kind the "Texts to translate" page lists.
 TO_TRANSLATE_LIMIT = 200
 
@@ -25,15 +30,18 @@ def text_in(obj, field, language=None):
     """Return (text, language it is in) for `obj.field` read in `language` (the active
     one by default): the reader's language if given, else the first other language that has
     it; ("", reader's language) when no language has it."""
-    return text_among(
-        {code: getattr(obj, f"{field}_{code}", None) for code in CONTENT_LANGUAGES}, language
-    )
+    wanted = reader_language(language)
+    for code in READING_ORDER[wanted]:
+        value = getattr(obj, f"{field}_{code}", None)
+        if value:
+            return value, code
+    return "", wanted
 
 
 def text_among(versions, language=None):
     """text_in for a text read as values, not from a model: `versions` is {language: text}."""
     wanted = reader_language(language)
-    for code in [wanted, *(c for c in CONTENT_LANGUAGES if c != wanted)]:
+    for code in READING_ORDER[wanted]:
         value = versions.get(code)
         if value:
             return value, code
