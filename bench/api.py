@@ -6,14 +6,17 @@ gunicorn, and loads it from another process: the recommendation list (pages of 5
 detail, a 10-year monthly progress series, and a trivial Django JSON view as the ceiling.
 Reads are cached until the next write (tracker.caching), in the benchmark's own Redis
 database; the "cold" runs ask for pages and series nobody asked for before, to show what a
-read costs when it is built.
+read costs when it is built. Last, one client reads a list page and the series warm and then
+right after a write (nothing left cached), one request at a time: what staff see after they
+record something.
 
 All of it runs twice, each time in a fresh process with a fresh gunicorn: at a quarter of
 `--recommendations` (status changes and evidence scaled alike) and at all of them. Each
 prints the largest peak memory (RSS) of the gunicorn workers, which should stay flat in the
 amount of data; the other figures are the full size's. The goals checked at the end: a cold
 list page costs at most 3x a cached one; a cold progress series answers in under 50 ms at
-the median and costs at most 3x a cached one.
+the median and costs at most 3x a cached one; and each read right after a write at most 3x
+its warm read.
 
 Usage: DATABASE_URL=postgres://postgres@127.0.0.1:5432/tracker .venv/bin/python bench/api.py
     [--recommendations 10000]
