@@ -898,3 +898,34 @@ def test_progress_and_the_curve_take_a_document_code_too(api, demo, name):
     assert by_code.status_code == 200, by_code.json()
     assert by_code.json() == api.get(url(name), {**query, "document": hill.pk}).json()
     assert by_code.json() != api.get(url(name), query).json()  # the document narrowed it
+
+
+def test_the_filter_backend_filters_by_a_range_filters_parameters():
+    """The backend skips a FilterSet that no parameter names; a range filter's parameters
+    (`<name>_after`, `<name>_before`) name it too."""
+    import django_filters
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from tracker.api.filters import FilterBackend
+
+    class ByPosition(django_filters.FilterSet):
+        position = django_filters.RangeFilter()
+
+        class Meta:
+            model = Recommendation
+            fields = []
+
+    class View:
+        filterset_class = ByPosition
+
+    first, second = RecommendationFactory(position=1), RecommendationFactory(position=5)
+
+    def filtered(query):
+        request = Request(APIRequestFactory().get("/", query))
+        queryset = Recommendation.objects.order_by("position")
+        return list(FilterBackend().filter_queryset(request, queryset, View()))
+
+    assert filtered({"position_min": 3}) == [second]
+    assert filtered({"position_max": 3}) == [first]
+    assert filtered({"page": 2}) == [first, second]

@@ -9,12 +9,17 @@ from ..models import Agency, Document, Evidence, Ownership, Recommendation, Stat
 class FilterBackend(DjangoFilterBackend):
     """django-filter's backend, but a request naming none of the FilterSet's parameters gets
     the list whole without building the FilterSet: its form, and the querysets its choices
-    read, cost more than a cached page. A filter whose parameter is absent never filters."""
+    read, cost more than a cached page. A filter whose parameter is absent never filters.
+
+    A parameter counts as named when it starts with a filter's name, as a range filter's
+    `<name>_after` does: naming one too many only builds the FilterSet."""
 
     def filter_queryset(self, request, queryset, view):
         filterset_class = self.get_filterset_class(view, queryset)
-        if filterset_class is not None and request.query_params.keys().isdisjoint(
-            filterset_class.base_filters
+        if filterset_class is not None and not any(
+            parameter.startswith(name)
+            for parameter in request.query_params
+            for name in filterset_class.base_filters
         ):
             return queryset
         return super().filter_queryset(request, queryset, view)
