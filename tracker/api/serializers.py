@@ -264,9 +264,15 @@ class RecommendationSerializer(serializers.ModelSerializer):
             "status_since": date_or_none(DATE, instance.status_since),
             "rollup": self.get_rollup(instance),
             "is_priority": instance.is_priority,
-            "is_published": instance.is_published,
+            # Shown as its field shows it: only the models read the flag (tests/test_rules.py).
+            "is_published": self.shown_field(instance, "is_published"),
             "updated_at": date_or_none(DATE_TIME, instance.updated_at),
         }
+
+    def shown_field(self, instance, name):
+        """`name` of `instance` as its declared field gives it, DRF's way."""
+        field = self.fields[name]
+        return field.to_representation(field.get_attribute(instance))
 
     def hides_parent_of(self, recommendation):
         """Whether the asker may not see the parent (a draft's id is not public)."""
