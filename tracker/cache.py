@@ -37,6 +37,10 @@ def pause_after(error):
 
 
 class FailSoftRedisCache(RedisCache):
+    def validate_key(self, key):
+        """Accept any key, as Redis does: Django's check for memcached's limits reads every
+        character of every key, a cost on each page of kept rows (tracker.caching)."""
+
     def _or(self, fallback, operation, *args):
         if cache_is_paused():
             return fallback

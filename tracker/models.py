@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from .audit import diff_entry, m2m_entry, write_entries
-from .caching import note_data_changed
+from .caching import note_data_changed, status_writes
 
 # How often staff should re-verify a recommendation unless it says otherwise.
 DEFAULT_REVIEW_INTERVAL_DAYS = 90
@@ -449,7 +449,8 @@ class Recommendation(models.Model):
         3. The current status is re-derived from the whole history (current_status's rule),
            so a change dated before the latest one is recorded without overriding it.
         4. It costs what it must (bench/status_change.py): one save of the recommendation,
-           the audit entries in one query, one new cache version at commit. The links go
+           the audit entries in one query, one new cache version at commit (the list keeps
+           its other rows: one query per ancestor finds those to build anew). The links go
            in by bulk_create and the saves under disable_auditlog, so no signal writes an
            entry of its own.
         """
@@ -461,7 +462,9 @@ class Recommendation(models.Model):
         )
         if problems:
             raise ValidationError(list(problems.values()))
-        with transaction.atomic(), disable_auditlog():
+        # Only this recommendation's status and its ancestors' roll-ups change: the list's
+        # other kept rows stay valid (tracker.caching).
+        with transaction.atomic(), disable_auditlog(), status_writes(self.lineage_ids()):
             # Serialise recordings on this recommendation, so the status follows all of them;
             # the row read is what the audit entry compares against.
             before = Recommendation.objects.select_for_update().get(pk=self.pk)
@@ -488,6 +491,19 @@ class Recommendation(models.Model):
             )
             status_changed.send(sender=Recommendation, change=change, evidence=evidence)
         return change
+
+    def lineage_ids(self):
+        """Return the ids of this recommendation and of its ancestors, nearest first: those
+        whose roll-ups its status feeds. One query per ancestor."""
+        ids, parent_id = [self.pk], self.parent_id
+        while parent_id is not None and parent_id not in ids:
+            ids.append(parent_id)
+            parent_id = (
+                Recommendation.objects.filter(pk=parent_id)
+                .values_list("parent_id", flat=True)
+                .first()
+            )
+        return ids
 
     def _link_evidence(self, change, evidence):
         """Cite `evidence` in `change` and link it to this recommendation; return the items

@@ -2,6 +2,8 @@ import copy
 from collections import defaultdict
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
+from django.utils.functional import cached_property
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -148,7 +150,18 @@ class RollupSerializer(serializers.Serializer):
 ROLLUP = RollupSerializer()
 # What RecommendationSerializer.to_representation formats dates with, as its fields would.
 DATE = serializers.DateField()
-DATE_TIME = serializers.DateTimeField()
+
+
+def flag_field(name):
+    """A read-only boolean field bound to the model field `name` on its own, to show a flag
+    the way DRF shows it without building a serializer's every field for it."""
+    field = serializers.BooleanField(read_only=True)
+    field.bind(name, serializers.Serializer())
+    return field
+
+
+# Shown as DRF shows it; only the models read the flag to decide anything (tests/test_rules.py).
+PUBLICATION_FLAG = flag_field("is_published")
 
 
 class LatestChangeSerializer(serializers.Serializer):
@@ -264,15 +277,17 @@ class RecommendationSerializer(serializers.ModelSerializer):
             "status_since": date_or_none(DATE, instance.status_since),
             "rollup": self.get_rollup(instance),
             "is_priority": instance.is_priority,
-            # Shown as its field shows it: only the models read the flag (tests/test_rules.py).
-            "is_published": self.shown_field(instance, "is_published"),
-            "updated_at": date_or_none(DATE_TIME, instance.updated_at),
+            "is_published": PUBLICATION_FLAG.to_representation(
+                PUBLICATION_FLAG.get_attribute(instance)
+            ),
+            "updated_at": date_or_none(self.date_time_field, instance.updated_at),
         }
 
-    def shown_field(self, instance, name):
-        """`name` of `instance` as its declared field gives it, DRF's way."""
-        field = self.fields[name]
-        return field.to_representation(field.get_attribute(instance))
+    @cached_property
+    def date_time_field(self):
+        """DRF's date-time field in the time zone of this request, found once for all rows
+        (the field would look it up for each)."""
+        return serializers.DateTimeField(default_timezone=timezone.get_current_timezone())
 
     def hides_parent_of(self, recommendation):
         """Whether the asker may not see the parent (a draft's id is not public)."""

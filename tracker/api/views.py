@@ -3,7 +3,7 @@
 import datetime
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Min, Prefetch
+from django.db.models import Min, Prefetch, Q
 from django.http import HttpResponse
 from django.utils import timezone, translation
 from django.utils.http import http_date
@@ -14,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..caching import cached
+from ..caching import cached, cached_rows
 from ..changes import with_previous_status
 from ..importing import export_csv
 from ..ledger import LEDGER_INTERVALS, ledger_series, scope_key
@@ -63,6 +63,23 @@ from .permissions import (
 MAX_PERIODS = 3660
 # The fewest days in each interval, to bound a series' length before building it.
 DAYS_PER_PERIOD = {"day": 1, "week": 7, "month": 28, "year": 365}
+
+
+# Up to this many rows read their own subtrees for their roll-ups, not their documents' trees.
+FEW_ROWS = 5
+# List parameters that never make its rows or their order depend on statuses.
+STATUS_BLIND_PARAMETERS = {"page", "page_size", "lang", "format", "ordering", "search"}
+STATUS_BLIND_ORDERINGS = {"code", "position"}
+
+
+def is_status_blind(parameters):
+    """Whether no recorded status can move a row into, out of or around the list asked for
+    by `parameters`: no filter (by status, date of change…), no ordering by status or date."""
+    ordering = parameters.get("ordering")
+    return parameters.keys() <= STATUS_BLIND_PARAMETERS and (
+        not ordering
+        or all(term.strip().lstrip("-") in STATUS_BLIND_ORDERINGS for term in ordering.split(","))
+    )
 
 
 def cache_key(request, *parts):
@@ -203,18 +220,23 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
     def with_rollups(self, recommendations):
         """Give each listed or retrieved recommendation its sub-recommendations' roll-up over
         what the asker may see, and whether its parent is hidden from the asker (a draft's
-        id is not public). The trees of the page's documents are kept until the data next
-        changes: the other pages of those documents read them too."""
+        id is not public). A few rows (built again after a recorded status) read their own
+        subtrees; more read their documents' trees, kept until the data next changes: the
+        other pages of those documents read them too."""
         staff = sees_drafts(self.request.user)
-        documents = sorted({recommendation.document_id for recommendation in recommendations})
-        rollups, visible = cached(
-            ("recommendation-trees", staff, *documents), lambda: self.trees_of(documents)
-        )
+        if len(recommendations) <= FEW_ROWS:
+            rows, visible_parents = self.subtrees_of(recommendations)
+            rollups = rollups_of_tree(rows)
+        else:
+            documents = sorted({recommendation.document_id for recommendation in recommendations})
+            rollups, visible_parents = cached(
+                ("recommendation-trees", staff, *documents), lambda: self.trees_of(documents)
+            )
         for recommendation in recommendations:
             recommendation.rollup = rollups.get(recommendation.pk)
             parent_id = recommendation.parent_id
             recommendation.parent_hidden = (
-                not staff and parent_id is not None and parent_id not in visible
+                not staff and parent_id is not None and parent_id not in visible_parents
             )
         return recommendations
 
@@ -230,8 +252,37 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         )
         return rollups_of_tree(rows), {pk for pk, _parent, _status in rows}
 
+    def subtrees_of(self, recommendations):
+        """Return the (id, parent id, status) of `recommendations` and of what the asker may
+        see below them, and which of their parents the asker may see: one query per level
+        below the rows (two for most pages), whatever the size of their documents."""
+        visible = (
+            Recommendation.objects.visible_to(self.request.user)
+            .order_by()
+            .rewrite(False)  # no translated text read: skip modeltranslation's rows (x2 slower)
+        )
+        rows = {r.pk: (r.pk, r.parent_id, r.status) for r in recommendations}
+        outside_parents = {r.parent_id for r in recommendations} - rows.keys() - {None}
+        visible_parents = set(rows)
+        level = Q(parent_id__in=list(rows)) | Q(pk__in=outside_parents)
+        while level is not None:
+            below = []
+            for row in visible.filter(level).values_list("pk", "parent_id", "status"):
+                pk, parent_id, _status = row
+                if pk in outside_parents:
+                    visible_parents.add(pk)
+                # A parent outside the page may also sit below one of its rows.
+                if parent_id in rows and pk not in rows:
+                    rows[pk] = row
+                    below.append(pk)
+            level = Q(parent_id__in=below) if below else None
+        return list(rows.values()), visible_parents
+
     def with_owners_and_themes(self, recommendations):
-        """Give each recommendation the owners and themes the serializer shows: two queries."""
+        """Give each recommendation the owners and themes the serializer shows: two queries
+        (none for no recommendation)."""
+        if not recommendations:
+            return recommendations
         owners, themes = api.owners_and_themes([r.pk for r in recommendations])
         for recommendation in recommendations:
             recommendation.listed_owners = owners[recommendation.pk]
@@ -240,21 +291,56 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
 
     def with_documents(self, recommendations):
         """Give each recommendation its document (status_since reads it), one copy for all of
-        a page's rows, kept until the data next changes: the other pages share them."""
+        a page's rows, kept until a write other than a status: the other pages share them."""
         ids = sorted({recommendation.document_id for recommendation in recommendations})
-        documents = cached(("documents", *ids), lambda: Document.objects.in_bulk(ids))
+        documents = cached(
+            ("documents", *ids), lambda: Document.objects.in_bulk(ids), through_status_writes=True
+        )
         for recommendation in recommendations:
             recommendation.document = documents[recommendation.document_id]
         return recommendations
 
+    def list(self, request, *args, **kwargs):
+        """A page's ids come from the database; its rows are kept one by one (a status
+        recorded makes only its recommendation's and ancestors' rows stale)."""
+
+        def read():
+            ids = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+            return self.get_paginated_response(self.rows_of(ids)).data
+
+        return Response(cached(cache_key(request, self.basename, "list"), read))
+
     def paginate_queryset(self, queryset):
         # Every page of one list has the same count.
         self.paginator.count_key = count_key(self.request, self.basename, "count")
-        # A page joins neither parents (with_rollups says whether one may be named) nor
-        # documents (with_documents gives the rows theirs).
-        page = super().paginate_queryset(queryset.select_related(None))
-        rows = list(page if page is not None else queryset)
-        return self.with_rollups(self.with_documents(self.with_owners_and_themes(rows)))
+        self.paginator.status_blind = is_status_blind(self.request.query_params)
+        self.paginator.ids_only = True
+        # Ids alone: no translated field read (modeltranslation's fallbacks are per row).
+        return super().paginate_queryset(queryset.select_related(None).rewrite(False))
+
+    def rows_of(self, ids):
+        """The rows of `ids` as the serializer shows them to this asker."""
+        audience = (
+            "recommendation-row",
+            sees_drafts(self.request.user),
+            translation.get_language(),
+            timezone.get_current_timezone_name(),
+        )
+        return cached_rows(ids, audience, self.build_rows)
+
+    def build_rows(self, ids, earlier):
+        """Return {id: row} for those of `ids` the asker may see. A page joins neither
+        parents (with_rollups says whether one may be named) nor documents (with_documents
+        gives the rows theirs). Owners and themes are read again only for rows not in
+        `earlier` (rows only a recorded status made stale)."""
+        rows = list(self.get_queryset().select_related(None).filter(pk__in=ids))
+        self.with_owners_and_themes([row for row in rows if row.pk not in earlier])
+        for row in rows:
+            if row.pk in earlier:
+                row.listed_owners = earlier[row.pk]["owners"]
+                row.listed_themes = earlier[row.pk]["themes"]
+        rows = self.with_rollups(self.with_documents(rows))
+        return {row["id"]: row for row in self.get_serializer(rows, many=True).data}
 
     def get_object(self):
         return self.with_rollups(self.with_owners_and_themes([super().get_object()]))[0]
