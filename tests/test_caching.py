@@ -255,15 +255,15 @@ def test_a_list_asked_by_status_follows_a_recorded_status(api, family, settings)
     """Filters and orderings that read statuses keep neither their count nor their order
     through a recorded status."""
     assert list_as(api, status=Status.IN_PROGRESS)["count"] == 0
-    by_change = [row["code"] for row in list_as(api, ordering="-status_changed_on")["results"]]
-    family["stranger"].record_status(
+    by_change = [row["code"] for row in list_as(api, ordering="-updated_at")["results"]]
+    family["parent"].record_status(
         Status.IN_PROGRESS, effective_on=datetime.date(2024, 9, 1), rationale="Announced."
     )
     assert list_as(api, status=Status.IN_PROGRESS)["count"] == 1
-    after = [row["code"] for row in list_as(api, ordering="-status_changed_on")["results"]]
-    assert after[0] == "S-1" and by_change[0] != "S-1"
-    assert list_as(api, ordering="-status_changed_on") == fresh_list_as(
-        api, settings, ordering="-status_changed_on"
+    after = [row["code"] for row in list_as(api, ordering="-updated_at")["results"]]
+    assert after[0] == "F-1" and by_change[0] != "F-1"
+    assert list_as(api, ordering="-updated_at") == fresh_list_as(
+        api, settings, ordering="-updated_at"
     )
 
 

@@ -18,20 +18,21 @@ class KeysFirstPaginator(Paginator):
     """Find a page's ids first, then read those rows: the database skips the rows before the
     page (OFFSET) in an index instead of reading each of them whole. With a `count_key`, the
     count is kept until the data next changes (tracker.caching): every page of one list has
-    the same count. With `ids_only`, a page holds its ids alone, kept likewise. A list whose
-    rows no status can move in, out or around (`status_blind`) keeps its count and ids
-    through recorded statuses.
+    the same count. With `keep_ids`, a page's ids are kept likewise, and a page holds them
+    alone when they were kept (its rows when they were read). A list whose rows no status
+    can move in, out or around (`status_blind`) keeps its count and ids through recorded
+    statuses.
 
     Only for lists without annotations over other rows (a window over the page alone would
     differ) and not DISTINCT (whose subquery would carry the ordering columns)."""
 
     def __init__(
-        self, object_list, per_page, *, count_key=None, status_blind=False, ids_only=False, **kw
+        self, object_list, per_page, *, count_key=None, status_blind=False, keep_ids=False, **kw
     ):
         super().__init__(object_list, per_page, **kw)
         self.count_key = count_key
         self.status_blind = status_blind
-        self.ids_only = ids_only
+        self.keep_ids = keep_ids
 
     @cached_property
     def count(self):
@@ -43,33 +44,37 @@ class KeysFirstPaginator(Paginator):
     def page(self, number):
         page = super().page(number)
         rows = page.object_list
-        if self.ids_only:
-
-            def read_ids():
-                return list(rows.values_list("pk", flat=True))
-
-            page.object_list = (
-                read_ids()
-                if self.count_key is None
-                else cached(
-                    (*self.count_key, "ids", number, self.per_page),
-                    read_ids,
-                    through_status_writes=self.status_blind,
-                )
-            )
-        elif isinstance(rows, QuerySet) and not rows.query.distinct:
-            page.object_list = self.object_list.filter(pk__in=rows.values("pk"))
+        if isinstance(rows, QuerySet) and not rows.query.distinct:
+            rows = self.object_list.filter(pk__in=rows.values("pk"))
+        if self.keep_ids and self.count_key is not None:
+            rows = self.kept_ids_or_rows(rows, number)
+        page.object_list = rows
         return page
+
+    def kept_ids_or_rows(self, rows, number):
+        """Return the page's ids as kept, else its rows, read now (and their ids kept)."""
+        read = []
+
+        def read_ids():
+            read.extend(rows)
+            return [row.pk for row in read]
+
+        ids = cached(
+            (*self.count_key, "ids", number, self.per_page),
+            read_ids,
+            through_status_writes=self.status_blind,
+        )
+        return read or ids
 
 
 class KeysFirstPagination(Pagination):
     """Pages from KeysFirstPaginator; the view sets `count_key` (what the count depends on)
-    and `status_blind`, and may ask for the page's ids only (`ids_only`), to read its rows
-    its own way."""
+    and `status_blind`, and may ask for a page's ids to be kept (`keep_ids`), to keep its
+    rows its own way."""
 
     count_key = None
     status_blind = False
-    ids_only = False
+    keep_ids = False
 
     def django_paginator_class(self, object_list, per_page):
         return KeysFirstPaginator(
@@ -77,5 +82,5 @@ class KeysFirstPagination(Pagination):
             per_page,
             count_key=self.count_key,
             status_blind=self.status_blind,
-            ids_only=self.ids_only,
+            keep_ids=self.keep_ids,
         )

@@ -305,8 +305,8 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         recorded makes only its recommendation's and ancestors' rows stale)."""
 
         def read():
-            ids = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-            return self.get_paginated_response(self.rows_of(ids)).data
+            page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+            return self.get_paginated_response(self.rows_of(page)).data
 
         return Response(cached(cache_key(request, self.basename, "list"), read))
 
@@ -314,26 +314,35 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         # Every page of one list has the same count.
         self.paginator.count_key = count_key(self.request, self.basename, "count")
         self.paginator.status_blind = is_status_blind(self.request.query_params)
-        self.paginator.ids_only = True
-        # Ids alone: no translated field read (modeltranslation's fallbacks are per row).
-        return super().paginate_queryset(queryset.select_related(None).rewrite(False))
+        self.paginator.keep_ids = True
+        # A page joins neither parents (with_rollups says whether one may be named) nor
+        # documents (with_documents gives the rows theirs).
+        return super().paginate_queryset(queryset.select_related(None))
 
-    def rows_of(self, ids):
-        """The rows of `ids` as the serializer shows them to this asker."""
+    def rows_of(self, page):
+        """The rows of a page (its ids as kept, or its recommendations as read) as the
+        serializer shows them to this asker."""
+        read = {item.pk: item for item in page if isinstance(item, Recommendation)}
         audience = (
             "recommendation-row",
             sees_drafts(self.request.user),
             translation.get_language(),
             timezone.get_current_timezone_name(),
         )
-        return cached_rows(ids, audience, self.build_rows)
+        return cached_rows(
+            [getattr(item, "pk", item) for item in page],
+            audience,
+            lambda ids, earlier: self.build_rows(ids, earlier, read),
+        )
 
-    def build_rows(self, ids, earlier):
-        """Return {id: row} for those of `ids` the asker may see. A page joins neither
-        parents (with_rollups says whether one may be named) nor documents (with_documents
-        gives the rows theirs). Owners and themes are read again only for rows not in
-        `earlier` (rows only a recorded status made stale)."""
-        rows = list(self.get_queryset().select_related(None).filter(pk__in=ids))
+    def build_rows(self, ids, earlier, read):
+        """Return {id: row} for those of `ids` the asker may see, from the recommendations
+        `read` already, else from a query. Owners and themes are read again only for rows
+        not in `earlier` (rows only a recorded status made stale)."""
+        if read:
+            rows = [read[pk] for pk in ids]
+        else:
+            rows = list(self.get_queryset().select_related(None).filter(pk__in=ids))
         self.with_owners_and_themes([row for row in rows if row.pk not in earlier])
         for row in rows:
             if row.pk in earlier:
