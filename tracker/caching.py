@@ -187,10 +187,10 @@ def cached(key_parts, compute, *, through_status_writes=False):
 
 def cached_rows(ids, key_parts, build):
     """Return the rows of `ids` (those that `build` still finds), each kept until the
-    structure or its own version moves on. `build(ids, earlier)` returns {id: row} for those
-    missing; `earlier` holds the kept rows that only a recorded status made stale (so all
-    but their statuses still hold). One cache round trip when all are kept, and one more to
-    keep those built."""
+    structure or its own version moves on. `build(ids, kept)` returns {id: row} for those
+    missing; `kept` holds the rows kept under the current structure, with those that only a
+    recorded status made stale (all but their statuses still hold). One cache round trip
+    when all are kept, and one more to keep those built."""
     if not responses_are_cached():
         return _in_order(ids, build(ids, {}))
     if writes_unseen_by_the_cache():
@@ -203,17 +203,17 @@ def cached_rows(ids, key_parts, build):
     if structure is None:  # the cache is down: build every row
         return _in_order(ids, build(ids, {}))
     stamps = {pk: (structure, found.get(key)) for pk, key in zip(ids, version_keys, strict=True)}
-    rows, missing, earlier = {}, [], {}
+    rows, missing, kept = {}, [], {}
     for pk, key in zip(ids, entry_keys, strict=True):
         entry = found.get(key)
+        if entry is not None and entry[0][0] == structure:
+            kept[pk] = entry[1]
         if entry is not None and entry[0] == stamps[pk]:
             rows[pk] = entry[1]
-            continue
-        missing.append(pk)
-        if entry is not None and entry[0][0] == structure:
-            earlier[pk] = entry[1]
+        else:
+            missing.append(pk)
     if missing:
-        built = build(missing, earlier)
+        built = build(missing, kept)
         # Stamped with the versions read before building: a write in between makes the row
         # look stale at the next read, never fresher than it is.
         keys = dict(zip(ids, entry_keys, strict=True))

@@ -42,29 +42,35 @@ class KeysFirstPaginator(Paginator):
         return cached(self.count_key, count_rows, through_status_writes=self.status_blind)
 
     def page(self, number):
+        if self.keep_ids and self.count_key is not None:
+            return self.kept_page(number)
+        return self.page_read(number)
+
+    def page_read(self, number):
         page = super().page(number)
         rows = page.object_list
         if isinstance(rows, QuerySet) and not rows.query.distinct:
-            rows = self.object_list.filter(pk__in=rows.values("pk"))
-        if self.keep_ids and self.count_key is not None:
-            rows = self.kept_ids_or_rows(rows, number)
-        page.object_list = rows
+            page.object_list = self.object_list.filter(pk__in=rows.values("pk"))
         return page
 
-    def kept_ids_or_rows(self, rows, number):
-        """Return the page's ids as kept, else its rows, read now (and their ids kept)."""
+    def kept_page(self, number):
+        """A page whose count and ids are kept together, one cache read when kept: it holds
+        its ids alone when they were kept, else its rows, read now."""
         read = []
 
-        def read_ids():
-            read.extend(rows)
-            return [row.pk for row in read]
+        def read_page():
+            read.extend(self.page_read(number))
+            return self.count, [row.pk for row in read]
 
-        ids = cached(
-            (*self.count_key, "ids", number, self.per_page),
-            read_ids,
+        count, ids = cached(
+            (*self.count_key, "page", number, self.per_page),
+            read_page,
             through_status_writes=self.status_blind,
         )
-        return read or ids
+        self.__dict__["count"] = count  # the count the ids were read with
+        page = super().page(number)
+        page.object_list = read or ids
+        return page
 
 
 class KeysFirstPagination(Pagination):

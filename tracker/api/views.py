@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Min, Prefetch, Q
 from django.http import HttpResponse
 from django.utils import timezone, translation
+from django.utils.functional import cached_property
 from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -210,14 +211,17 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
 
     def get_queryset(self):
         # Owners and themes come per page or object (with_owners_and_themes), as values.
-        return Recommendation.objects.visible_to(self.request.user).select_related(
-            "document", "parent"
-        )
+        return self.visible.select_related("document", "parent")
+
+    @cached_property
+    def visible(self):
+        """What the asker may see, built once for the request (a view serves one)."""
+        return Recommendation.objects.visible_to(self.request.user)
 
     def last_modified_of(self, recommendation):
         return recommendation.updated_at
 
-    def with_rollups(self, recommendations):
+    def with_rollups(self, recommendations, *, childless=frozenset()):
         """Give each listed or retrieved recommendation its sub-recommendations' roll-up over
         what the asker may see, and whether its parent is hidden from the asker (a draft's
         id is not public). A few rows (built again after a recorded status) read their own
@@ -225,7 +229,7 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         other pages of those documents read them too."""
         staff = sees_drafts(self.request.user)
         if len(recommendations) <= FEW_ROWS:
-            rows, visible_parents = self.subtrees_of(recommendations)
+            rows, visible_parents = self.subtrees_of(recommendations, childless)
             rollups = rollups_of_tree(rows)
         else:
             documents = sorted({recommendation.document_id for recommendation in recommendations})
@@ -244,28 +248,29 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         """Return ({id: Rollup}, {visible id}) over what the asker may see in `documents`:
         one query."""
         rows = list(
-            Recommendation.objects.visible_to(self.request.user)
-            .filter(document_id__in=documents)
+            self.visible.filter(document_id__in=documents)
             .order_by()  # any order: no join to the documents to sort by
             .rewrite(False)  # no translated text read: skip modeltranslation's rows (x2 slower)
             .values_list("pk", "parent_id", "status")
         )
         return rollups_of_tree(rows), {pk for pk, _parent, _status in rows}
 
-    def subtrees_of(self, recommendations):
+    def subtrees_of(self, recommendations, childless=frozenset()):
         """Return the (id, parent id, status) of `recommendations` and of what the asker may
         see below them, and which of their parents the asker may see: one query per level
-        below the rows (two for most pages), whatever the size of their documents."""
+        below the rows, whatever the size of their documents. Those known to be `childless`
+        (to the asker) are not looked under."""
         visible = (
-            Recommendation.objects.visible_to(self.request.user)
-            .order_by()
-            .rewrite(False)  # no translated text read: skip modeltranslation's rows (x2 slower)
+            self.visible.order_by().rewrite(
+                False
+            )  # no translated text read: skip modeltranslation's rows (x2 slower)
         )
         rows = {r.pk: (r.pk, r.parent_id, r.status) for r in recommendations}
         outside_parents = {r.parent_id for r in recommendations} - rows.keys() - {None}
         visible_parents = set(rows)
-        level = Q(parent_id__in=list(rows)) | Q(pk__in=outside_parents)
-        while level is not None:
+        parents = [pk for pk in rows if pk not in childless]
+        level = Q(parent_id__in=parents) | Q(pk__in=outside_parents)
+        while parents or outside_parents:
             below = []
             for row in visible.filter(level).values_list("pk", "parent_id", "status"):
                 pk, parent_id, _status = row
@@ -275,7 +280,8 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
                 if parent_id in rows and pk not in rows:
                     rows[pk] = row
                     below.append(pk)
-            level = Q(parent_id__in=below) if below else None
+            parents, outside_parents = [pk for pk in below if pk not in childless], ()
+            level = Q(parent_id__in=parents)
         return list(rows.values()), visible_parents
 
     def with_owners_and_themes(self, recommendations):
@@ -332,23 +338,28 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         return cached_rows(
             [getattr(item, "pk", item) for item in page],
             audience,
-            lambda ids, earlier: self.build_rows(ids, earlier, read),
+            lambda ids, kept: self.build_rows(ids, kept, read),
         )
 
-    def build_rows(self, ids, earlier, read):
+    def build_rows(self, ids, kept, read):
         """Return {id: row} for those of `ids` the asker may see, from the recommendations
-        `read` already, else from a query. Owners and themes are read again only for rows
-        not in `earlier` (rows only a recorded status made stale)."""
+        `read` already, else from a query. Rows `kept` under the current structure say what
+        no recorded status changes: owners and themes, and who has no sub-recommendation."""
         if read:
-            rows = [read[pk] for pk in ids]
+            rows = self.with_documents([read[pk] for pk in ids])
+        elif len(ids) <= FEW_ROWS:  # their documents joined: no cache round trip for them
+            queryset = self.get_queryset().select_related(None).select_related("document")
+            rows = list(queryset.filter(pk__in=ids))
         else:
-            rows = list(self.get_queryset().select_related(None).filter(pk__in=ids))
-        self.with_owners_and_themes([row for row in rows if row.pk not in earlier])
+            queryset = self.get_queryset().select_related(None).filter(pk__in=ids)
+            rows = self.with_documents(list(queryset))
+        self.with_owners_and_themes([row for row in rows if row.pk not in kept])
         for row in rows:
-            if row.pk in earlier:
-                row.listed_owners = earlier[row.pk]["owners"]
-                row.listed_themes = earlier[row.pk]["themes"]
-        rows = self.with_rollups(self.with_documents(rows))
+            if row.pk in kept:
+                row.listed_owners = kept[row.pk]["owners"]
+                row.listed_themes = kept[row.pk]["themes"]
+        childless = {pk for pk, row in kept.items() if row["rollup"] is None}
+        rows = self.with_rollups(rows, childless=childless)
         return {row["id"]: row for row in self.get_serializer(rows, many=True).data}
 
     def get_object(self):
