@@ -15,8 +15,8 @@ All of it runs twice, each time in a fresh process with a fresh gunicorn: at a q
 prints the largest peak memory (RSS) of the gunicorn workers, which should stay flat in the
 amount of data; the other figures are the full size's. The goals checked at the end: a cold
 list page costs at most 3x a cached one; a cold progress series answers in under 50 ms at
-the median and costs at most 3x a cached one; and each read right after a write at most 3x
-its warm read.
+the median and costs at most 3x a cached one; and each read right after a recorded status,
+and right after any other write, at most 3x its warm read.
 
 Usage: DATABASE_URL=postgres://postgres@127.0.0.1:5432/tracker .venv/bin/python bench/api.py
     [--recommendations 10000]
