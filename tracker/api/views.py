@@ -218,6 +218,13 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         """What the asker may see, built once for the request (a view serves one)."""
         return Recommendation.objects.visible_to(self.request.user)
 
+    @cached_property
+    def visible_tree(self):
+        """What the asker may see, in any order (no join to the documents to sort by), for
+        reading (id, parent id, status) rows: no translated text read, so modeltranslation's
+        fallbacks are skipped (twice as fast)."""
+        return self.visible.order_by().rewrite(False)
+
     def last_modified_of(self, recommendation):
         return recommendation.updated_at
 
@@ -248,10 +255,9 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         """Return ({id: Rollup}, {visible id}) over what the asker may see in `documents`:
         one query."""
         rows = list(
-            self.visible.filter(document_id__in=documents)
-            .order_by()  # any order: no join to the documents to sort by
-            .rewrite(False)  # no translated text read: skip modeltranslation's rows (x2 slower)
-            .values_list("pk", "parent_id", "status")
+            self.visible_tree.filter(document_id__in=documents).values_list(
+                "pk", "parent_id", "status"
+            )
         )
         return rollups_of_tree(rows), {pk for pk, _parent, _status in rows}
 
@@ -260,11 +266,6 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         see below them, and which of their parents the asker may see: one query per level
         below the rows, whatever the size of their documents. Those known to be `childless`
         (to the asker) are not looked under."""
-        visible = (
-            self.visible.order_by().rewrite(
-                False
-            )  # no translated text read: skip modeltranslation's rows (x2 slower)
-        )
         rows = {r.pk: (r.pk, r.parent_id, r.status) for r in recommendations}
         outside_parents = {r.parent_id for r in recommendations} - rows.keys() - {None}
         visible_parents = set(rows)
@@ -272,7 +273,7 @@ class RecommendationViewSet(CachedReadsMixin, viewsets.ModelViewSet):
         level = Q(parent_id__in=parents) | Q(pk__in=outside_parents)
         while parents or outside_parents:
             below = []
-            for row in visible.filter(level).values_list("pk", "parent_id", "status"):
+            for row in self.visible_tree.filter(level).values_list("pk", "parent_id", "status"):
                 pk, parent_id, _status = row
                 if pk in outside_parents:
                     visible_parents.add(pk)
